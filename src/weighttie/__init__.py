@@ -1,0 +1,98 @@
+"""weighttie: inspect and verify weight sharing in Keras 3 models.
+
+Importing ``weighttie`` does not import Keras; the functions that need a live
+model import it when called.
+
+Example:
+    >>> import weighttie
+    >>> report = weighttie.analyze(model)          # doctest: +SKIP
+    >>> print(weighttie.render(report))            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from weighttie.errors import (
+    FileFormatError,
+    LayerNotFoundError,
+    MissingFileError,
+    ModelNotBuiltError,
+    ReportFormatError,
+    UnsafeModelError,
+    WeighttieError,
+)
+from weighttie.graph import to_networkx, write_graph
+from weighttie.render import Format, render
+from weighttie.report import (
+    CallNode,
+    Finding,
+    GroupKind,
+    InboundRef,
+    LayerInfo,
+    LayerParams,
+    ModelInfo,
+    Params,
+    Report,
+    SharingGroup,
+    Tie,
+    VariableInfo,
+)
+
+if TYPE_CHECKING:
+    from weighttie.walk import analyze, node_input, node_output
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CallNode",
+    "FileFormatError",
+    "Finding",
+    "Format",
+    "GroupKind",
+    "InboundRef",
+    "LayerInfo",
+    "LayerNotFoundError",
+    "LayerParams",
+    "MissingFileError",
+    "ModelInfo",
+    "ModelNotBuiltError",
+    "Params",
+    "Report",
+    "ReportFormatError",
+    "SharingGroup",
+    "Tie",
+    "UnsafeModelError",
+    "VariableInfo",
+    "WeighttieError",
+    "__version__",
+    "analyze",
+    "node_input",
+    "node_output",
+    "render",
+    "to_networkx",
+    "write_graph",
+]
+
+# Names whose modules import Keras: loaded on first use, so that the static
+# reader and the command line can run without a deep-learning backend.
+_LAZY = {
+    "analyze": "weighttie.walk",
+    "node_input": "weighttie.walk",
+    "node_output": "weighttie.walk",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'weighttie' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

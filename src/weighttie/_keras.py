@@ -1,0 +1,108 @@
+"""Every access to private Keras API, and nothing else.
+
+Keras 3 removed the per-call accessors weighttie needs (``get_output_at`` …) and
+offers no supported way to make two layers hold one variable. What we read or
+write instead is private, so it lives here, each access in one small function with
+its own test (tests/test_keras_internals.py). A Keras upgrade that moves any of
+it breaks this file, loudly, and nothing else.
+
+Verified against Keras 3.15 (see ../shared/DESIGN.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import keras
+
+__all__ = [
+    "graph_of",
+    "history_of",
+    "inbound_nodes",
+    "is_own_node",
+    "own_variables",
+    "replace_own_variable",
+    "sublayers",
+]
+
+
+def own_variables(layer: Any) -> list[Any]:
+    """Return the weights ``layer`` holds itself, not through sublayers.
+
+    These are the variables ``layer.weights`` starts with (``_trainable_variables``
+    then ``_non_trainable_variables``), in the order ``save_own_variables`` numbers
+    them. Seed-generator state and metric variables are not weights and are left
+    out, as ``count_params`` leaves them out.
+    """
+    trainable = getattr(layer, "_trainable_variables", None)
+    non_trainable = getattr(layer, "_non_trainable_variables", None)
+    if trainable is None or non_trainable is None:
+        return []  # a plain Operation (keras.ops.add in a functional graph)
+    return list(trainable) + list(non_trainable)
+
+
+def sublayers(layer: Any) -> list[Any]:
+    """Return the layers ``layer`` tracks directly (``Layer._layers``), without repeats."""
+    seen: set[int] = set()
+    result = []
+    for sub in getattr(layer, "_layers", None) or ():
+        if id(sub) not in seen:
+            seen.add(id(sub))
+            result.append(sub)
+    return result
+
+
+def graph_of(layer: Any) -> Any | None:
+    """Return the functional graph that runs ``layer``'s calls, or None.
+
+    A functional model is its own graph; a built Sequential model keeps one in
+    ``_functional``; subclassed models and plain layers have none.
+    """
+    from keras.src.ops.function import Function
+
+    if isinstance(layer, Function):
+        return layer
+    if isinstance(layer, keras.Sequential):
+        functional = getattr(layer, "_functional", None)
+        if isinstance(functional, Function):
+            return functional
+    return None
+
+
+def graph_operations(graph: Any) -> Sequence[Any]:
+    """Return the operations of a functional graph, in graph order."""
+    return list(graph.operations)
+
+
+def inbound_nodes(op: Any) -> Sequence[Any]:
+    """Return every ``Node`` (call) recorded on ``op``, including other models' calls."""
+    return list(getattr(op, "_inbound_nodes", None) or ())
+
+
+def is_own_node(graph: Any, op: Any, index: int) -> bool:
+    """Whether call ``index`` of ``op`` belongs to ``graph`` (not to another model)."""
+    return f"{id(op)}_ib-{index}" in graph._nodes
+
+
+def history_of(tensor: Any) -> tuple[Any, int, int] | None:
+    """Return ``(operation, node_index, tensor_index)`` that produced a symbolic tensor."""
+    history = getattr(tensor, "_keras_history", None)
+    if history is None:
+        return None
+    return history.operation, int(history.node_index), int(history.tensor_index)
+
+
+def replace_own_variable(layer: Any, old: Any, new: Any) -> None:
+    """Make ``layer`` hold ``new`` wherever it held ``old`` (attribute and tracker lists).
+
+    Used by ``tie_weights``; the caller checks shape and dtype first.
+    """
+    for store in ("_trainable_variables", "_non_trainable_variables"):
+        items = getattr(layer, store)
+        for i, v in enumerate(items):
+            if v is old:
+                items[i] = new
+    for attr, value in list(vars(layer).items()):
+        if value is old:
+            object.__setattr__(layer, attr, new)

@@ -1,0 +1,53 @@
+"""The exceptions weighttie raises.
+
+Every error weighttie raises on purpose derives from :class:`WeighttieError`, and
+also from the built-in exception a caller would naturally catch (``ValueError``,
+``FileNotFoundError`` …). The command line turns any ``WeighttieError`` into one
+line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FileFormatError",
+    "LayerNotFoundError",
+    "MissingFileError",
+    "ModelNotBuiltError",
+    "ReportFormatError",
+    "UnsafeModelError",
+    "WeighttieError",
+]
+
+
+class WeighttieError(Exception):
+    """Root of every error weighttie raises on purpose."""
+
+
+class LayerNotFoundError(WeighttieError, KeyError):
+    """A layer name or path matches no layer, or matches several."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class ModelNotBuiltError(WeighttieError, ValueError):
+    """The model has no variables yet: it was never built or called."""
+
+
+class ReportFormatError(WeighttieError, ValueError):
+    """A report document does not follow the ``weighttie.report/1`` contract."""
+
+
+class FileFormatError(WeighttieError, ValueError):
+    """A file is not a readable Keras model (missing, corrupt or of another kind)."""
+
+
+class MissingFileError(WeighttieError, FileNotFoundError):
+    """The path names no file."""
+
+    def __str__(self) -> str:  # OSError would format (errno, strerror)
+        return str(self.args[0]) if self.args else ""
+
+
+class UnsafeModelError(WeighttieError, ValueError):
+    """A model file needs code execution (e.g. a Lambda layer) and ``--unsafe`` was not given."""

@@ -1,0 +1,407 @@
+"""The variable-identity graph: from raw layer and variable facts to a Report.
+
+Both front ends (the live walker in ``walk.py`` and the static reader in
+``archive.py``) describe a model with the same raw facts: one :class:`RawLayer` per
+layer *occurrence* (a path), and one :class:`RawVariable` per variable *object*,
+keyed by identity. :func:`build_report` turns those facts into a
+:class:`~weighttie.report.Report`; all counting rules live here, once, so the two
+front ends cannot disagree about what sharing means.
+
+The counting rules (docs/concepts.md):
+
+* ``uses(row) = calls(row) × uses(parent)``; the analyzed model runs once.
+* ``uses(variable) = Σ uses(row)`` over the rows that hold it directly.
+* ``unique = Σ size``; ``per_use = Σ size × uses``; ``duplicated = per_use − unique``.
+
+This module imports no Keras.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from weighttie.errors import WeighttieError
+from weighttie.report import (
+    CallNode,
+    Finding,
+    GroupKind,
+    LayerInfo,
+    LayerParams,
+    ModelInfo,
+    Params,
+    Report,
+    SharingGroup,
+    Tie,
+    VariableInfo,
+)
+
+__all__ = [
+    "ROOT",
+    "RawLayer",
+    "RawVariable",
+    "build_report",
+    "to_networkx",
+    "write_graph",
+]
+
+#: Path of the analyzed model itself. Its row appears in a report only when the
+#: model holds variables of its own (a subclassed model calling ``add_weight``).
+ROOT = ""
+
+
+@dataclass(frozen=True)
+class RawLayer:
+    """One layer occurrence as a front end saw it.
+
+    ``identity`` is equal for two rows that are the same layer object (a layer can
+    sit at two paths). ``nodes`` lists the calls in the parent's functional graph,
+    or is None where there is no graph (subclassed models, a layer's own
+    sublayers). ``variables`` are the keys of the variables the layer holds itself,
+    not through sublayers.
+    """
+
+    path: str
+    name: str
+    class_name: str
+    parent: str | None
+    identity: Hashable
+    is_model: bool
+    nodes: tuple[CallNode, ...] | None
+    variables: tuple[Hashable, ...]
+
+
+@dataclass(frozen=True)
+class RawVariable:
+    """One variable object: ``key`` is its identity."""
+
+    key: Hashable
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    trainable: bool
+
+
+def join_path(parent: str | None, name: str) -> str:
+    """Return the path of ``name`` inside ``parent`` (``ROOT`` or None at the top)."""
+    return name if not parent else f"{parent}/{name}"
+
+
+def build_report(
+    model: ModelInfo,
+    layers: Sequence[RawLayer],
+    variables: Iterable[RawVariable],
+    *,
+    ties: Sequence[Tie] = (),
+    findings: Sequence[Finding] = (),
+) -> Report:
+    """Derive uses, counts and sharing groups from raw facts.
+
+    ``layers`` must list every parent before its children (pre-order), and may
+    include a row at :data:`ROOT` for the model itself.
+    """
+    rows = {row.path: row for row in layers}
+    var_by_key = {v.key: v for v in variables}
+    calls = _resolve_calls(layers)
+
+    uses: dict[str, int] = {ROOT: 1}
+    for row in layers:
+        base = 1 if row.parent is None else uses[row.parent]
+        uses[row.path] = calls[row.path] * base if row.path != ROOT else 1
+
+    holders: dict[Hashable, list[str]] = defaultdict(list)
+    for row in layers:
+        for key in dict.fromkeys(row.variables):  # one holding per row
+            holders[key].append(row.path)
+
+    var_path = _variable_paths(holders, var_by_key)
+    size = {key: math.prod(var_by_key[key].shape) for key in holders}
+    var_uses = {key: sum(uses[p] for p in paths) for key, paths in holders.items()}
+
+    unique = sum(size.values())
+    per_use = sum(size[k] * var_uses[k] for k in holders)
+    trainable = sum(size[k] for k in holders if var_by_key[k].trainable)
+
+    owner = {key: min(paths) for key, paths in holders.items()}
+    owned: dict[str, int] = defaultdict(int)
+    for key, path in owner.items():
+        owned[path] += size[key]
+
+    layer_infos = []
+    for row in layers:
+        held_keys = list(dict.fromkeys(row.variables))
+        if row.path == ROOT and not held_keys:
+            continue
+        held = sum(size[k] for k in held_keys)
+        layer_infos.append(
+            LayerInfo(
+                name=row.name,
+                path=row.path,
+                class_name=row.class_name,
+                uses=uses[row.path],
+                params=LayerParams(held=held, unique=owned[row.path], per_use=held * uses[row.path]),
+                variables=tuple(sorted(var_path[k] for k in held_keys)),
+                nodes=row.nodes,
+            )
+        )
+
+    variable_infos = [
+        VariableInfo(
+            path=var_path[key],
+            shape=var_by_key[key].shape,
+            dtype=var_by_key[key].dtype,
+            trainable=var_by_key[key].trainable,
+            size=size[key],
+            layers=tuple(sorted(paths)),
+            uses=var_uses[key],
+        )
+        for key, paths in holders.items()
+    ]
+
+    groups = _call_groups(layers, rows, calls, uses, size, var_path) + _tied_groups(
+        rows, holders, uses, size, var_path
+    )
+    groups.sort(key=lambda g: (g.layers, g.kind.value))
+
+    return Report(
+        model=model,
+        params=Params(
+            unique=unique,
+            per_use=per_use,
+            duplicated=per_use - unique,
+            trainable_unique=trainable,
+            non_trainable_unique=unique - trainable,
+        ),
+        layers=tuple(sorted(layer_infos, key=lambda r: r.path)),
+        variables=tuple(sorted(variable_infos, key=lambda v: v.path)),
+        groups=tuple(groups),
+        ties=tuple(sorted(ties, key=lambda t: (t.target, t.source))),
+        findings=tuple(findings),
+    )
+
+
+def _resolve_calls(layers: Sequence[RawLayer]) -> dict[str, int]:
+    """How many times each row runs per run of its parent.
+
+    A row in a functional graph runs once per call (node) in that graph. A row
+    with no graph (a sublayer found by tracking) is assumed to run once, unless the
+    same layer object is called in a graph elsewhere in the model or was already
+    reached by tracking: then this row is a reference to it (``TiedOutput`` keeping
+    the ``Embedding`` it reuses the matrix of) and runs 0 times.
+    """
+    in_graph = {row.identity for row in layers if row.nodes is not None}
+    counted: set[Hashable] = set()
+    calls: dict[str, int] = {}
+    for row in layers:
+        if row.nodes is not None:
+            calls[row.path] = len(row.nodes)
+        elif row.identity in in_graph or row.identity in counted:
+            calls[row.path] = 0
+        else:
+            counted.add(row.identity)
+            calls[row.path] = 1
+    return calls
+
+
+def _variable_paths(
+    holders: dict[Hashable, list[str]], var_by_key: dict[Hashable, RawVariable]
+) -> dict[Hashable, str]:
+    """Name each variable after its first holder (smallest path) and its own name."""
+    taken: set[str] = set()
+    result: dict[Hashable, str] = {}
+    # Visit in a deterministic order: by owner path, then by holding order.
+    ordered = sorted(holders.items(), key=lambda item: min(item[1]))
+    for key, paths in ordered:
+        candidate = join_path(min(paths), var_by_key[key].name)
+        path, n = candidate, 1
+        while path in taken:
+            n += 1
+            path = f"{candidate}#{n}"
+        taken.add(path)
+        result[key] = path
+    return result
+
+
+def _subtree_variables(start: str, children: dict[str, list[str]], rows: dict[str, RawLayer]) -> set[Hashable]:
+    found: set[Hashable] = set()
+    stack = [start]
+    while stack:
+        path = stack.pop()
+        found.update(rows[path].variables)
+        stack.extend(children.get(path, ()))
+    return found
+
+
+def _call_groups(
+    layers: Sequence[RawLayer],
+    rows: dict[str, RawLayer],
+    calls: dict[str, int],
+    uses: dict[str, int],
+    size: dict[Hashable, int],
+    var_path: dict[Hashable, str],
+) -> list[SharingGroup]:
+    """One group per layer object called more than once (shared-layer / shared-model)."""
+    children: dict[str, list[str]] = defaultdict(list)
+    by_identity: dict[Hashable, list[RawLayer]] = defaultdict(list)
+    for row in layers:
+        if row.path == ROOT:
+            continue
+        children[row.parent or ROOT].append(row.path)
+        by_identity[row.identity].append(row)
+
+    groups = []
+    for occurrences in by_identity.values():
+        total_calls = sum(calls[r.path] for r in occurrences)
+        if total_calls < 2:
+            continue
+        occurrences = [r for r in occurrences if calls[r.path] > 0]
+        keys = _subtree_variables(occurrences[0].path, children, rows)
+        if not keys:
+            continue  # a weightless layer (Concatenate, Activation) shares nothing
+        params = sum(size[k] for k in keys)
+        base = max(uses[r.parent or ROOT] for r in occurrences)
+        run = sum(uses[r.path] for r in occurrences)
+        groups.append(
+            SharingGroup(
+                kind=GroupKind.SHARED_MODEL if occurrences[0].is_model else GroupKind.SHARED_LAYER,
+                layers=tuple(sorted(r.path for r in occurrences)),
+                variables=tuple(sorted(var_path[k] for k in keys)),
+                params=params,
+                calls=total_calls,
+                duplicated=params * (run - base),
+            )
+        )
+    return groups
+
+
+def _tied_groups(
+    rows: dict[str, RawLayer],
+    holders: dict[Hashable, list[str]],
+    uses: dict[str, int],
+    size: dict[Hashable, int],
+    var_path: dict[Hashable, str],
+) -> list[SharingGroup]:
+    """One group per set of distinct layers linked by variables they both hold.
+
+    The graph has a node per layer object and per shared variable; its connected
+    components are the tie groups (a→b on the kernel, b→c on the bias: one group).
+    """
+    graph = nx.Graph()
+    for key, paths in holders.items():
+        identities = {rows[p].identity for p in paths}
+        if len(identities) < 2:
+            continue
+        for ident in identities:
+            graph.add_edge(("variable", key), ("layer", ident))
+
+    groups = []
+    for component in nx.connected_components(graph):
+        keys = [node[1] for node in component if node[0] == "variable"]
+        identities = {node[1] for node in component if node[0] == "layer"}
+        # Rows that only reference a layer called elsewhere (uses 0) are not listed.
+        paths = sorted({p for k in keys for p in holders[k] if uses[p] > 0})
+        duplicated = 0
+        for key in keys:
+            per_identity: dict[Hashable, int] = defaultdict(int)
+            for p in holders[key]:
+                per_identity[rows[p].identity] += uses[p]
+            duplicated += size[key] * (sum(per_identity.values()) - max(per_identity.values()))
+        groups.append(
+            SharingGroup(
+                kind=GroupKind.TIED,
+                layers=tuple(paths),
+                variables=tuple(sorted(var_path[k] for k in keys)),
+                params=sum(size[k] for k in keys),
+                calls=len(identities),
+                duplicated=duplicated,
+            )
+        )
+    return groups
+
+
+# -- export -------------------------------------------------------------------
+
+
+def to_networkx(report: Report) -> nx.DiGraph:
+    """Return the report's variable-identity graph.
+
+    Nodes are ``layer:<path>``, ``variable:<path>`` and ``group:<n>``; edges are
+    ``contains`` (parent layer → sublayer), ``holds`` (layer → variable) and
+    ``member`` (group → layer). Attribute values are strings, integers or booleans
+    so that GraphML can carry them.
+
+    Example:
+        >>> graph = to_networkx(report)                       # doctest: +SKIP
+        >>> sorted(graph.successors("layer:lstm/lstm_cell"))  # doctest: +SKIP
+        ['variable:lstm/lstm_cell/bias', ...]
+    """
+    graph = nx.DiGraph(name=report.model.name, schema="weighttie.graph/1")
+    paths = {row.path for row in report.layers}
+    for row in report.layers:
+        graph.add_node(
+            f"layer:{row.path}",
+            kind="layer",
+            path=row.path,
+            name=row.name,
+            class_name=row.class_name,
+            uses=row.uses,
+            params_held=row.params.held,
+            calls=-1 if row.nodes is None else len(row.nodes),
+        )
+    for row in report.layers:
+        parent = row.path.rpartition("/")[0]
+        if row.path and parent in paths:
+            graph.add_edge(f"layer:{parent}", f"layer:{row.path}", kind="contains")
+    for v in report.variables:
+        graph.add_node(
+            f"variable:{v.path}",
+            kind="variable",
+            path=v.path,
+            shape=json.dumps(list(v.shape)),
+            dtype=v.dtype,
+            size=v.size,
+            trainable=v.trainable,
+            uses=v.uses,
+        )
+        for holder in v.layers:
+            graph.add_edge(f"layer:{holder}", f"variable:{v.path}", kind="holds")
+    for n, group in enumerate(report.groups):
+        node = f"group:{n}"
+        graph.add_node(
+            node,
+            kind="group",
+            group_kind=group.kind.value,
+            params=group.params,
+            calls=group.calls,
+            duplicated=group.duplicated,
+        )
+        for layer in group.layers:
+            graph.add_edge(node, f"layer:{layer}", kind="member")
+    return graph
+
+
+def write_graph(report: Report, path: str | Path) -> None:
+    """Write the variable-identity graph: ``.graphml`` as GraphML, ``.json`` as node-link JSON.
+
+    Raises:
+        WeighttieError: the extension is neither.
+    """
+    path = Path(path)
+    graph = to_networkx(report)
+    suffix = path.suffix.lower()
+    if suffix == ".graphml":
+        nx.write_graphml(graph, path)
+    elif suffix == ".json":
+        data: dict[str, Any] = nx.node_link_data(graph, edges="edges")
+        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    else:
+        raise WeighttieError(
+            f"--graph expects a file ending in .graphml or .json; received: {path.name!r}"
+        )

@@ -1,0 +1,507 @@
+"""The Report: frozen, plain data describing a model's weight sharing.
+
+This module imports no Keras. Everything downstream of the walker and the static
+reader (renderers, graph export, checks) reads only these classes. A Report
+round-trips through the versioned JSON contract ``weighttie.report/1``
+(docs/json-contract.md)::
+
+    >>> report = Report.from_json(text)          # doctest: +SKIP
+    >>> report.layer("lstm").nodes[1].output_shapes
+    ((None, 32),)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from weighttie.errors import LayerNotFoundError, ReportFormatError
+
+__all__ = [
+    "SCHEMA",
+    "CallNode",
+    "Finding",
+    "GroupKind",
+    "InboundRef",
+    "LayerInfo",
+    "LayerParams",
+    "ModelInfo",
+    "Params",
+    "Report",
+    "Shape",
+    "SharingGroup",
+    "Tie",
+    "VariableInfo",
+]
+
+SCHEMA = "weighttie.report/1"
+
+#: A tensor shape; ``None`` marks a dimension that is not known (e.g. the batch).
+Shape = tuple[int | None, ...]
+
+
+class GroupKind(StrEnum):
+    """Why a set of variables is shared."""
+
+    SHARED_LAYER = "shared-layer"
+    """One layer called several times."""
+    SHARED_MODEL = "shared-model"
+    """One nested model called several times."""
+    TIED = "tied"
+    """Distinct layers holding the same variable objects."""
+
+
+@dataclass(frozen=True)
+class InboundRef:
+    """One input of a call: tensor ``tensor_index`` of call ``node_index`` of ``layer``."""
+
+    layer: str
+    node_index: int
+    tensor_index: int
+
+
+@dataclass(frozen=True)
+class CallNode:
+    """One call of a layer inside the graph that holds it (Keras's ``Node``).
+
+    ``index`` counts only the calls that belong to the analyzed model's graph, in
+    call order, so it matches the node indices a saved ``.keras`` file uses.
+    """
+
+    index: int
+    inbound: tuple[InboundRef, ...]
+    input_shapes: tuple[Shape, ...]
+    output_shapes: tuple[Shape, ...]
+
+
+@dataclass(frozen=True)
+class LayerParams:
+    """Parameter counts of one layer row.
+
+    ``held``: sizes of the variables the layer holds itself (not via sublayers).
+    ``unique``: sizes of the variables this row is the first holder of (rows sum to
+    ``Params.unique``). ``per_use``: ``held`` × the layer's uses (rows sum to
+    ``Params.per_use``).
+    """
+
+    held: int
+    unique: int
+    per_use: int
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One layer (or nested model, or graph operation) at one path in the model.
+
+    ``nodes`` is ``None`` when the calls are unknown: inside a subclassed model and
+    for sublayers a layer calls itself (an LSTM's cell).
+    """
+
+    name: str
+    path: str
+    class_name: str
+    uses: int
+    params: LayerParams
+    variables: tuple[str, ...]
+    nodes: tuple[CallNode, ...] | None
+
+
+@dataclass(frozen=True)
+class VariableInfo:
+    """One variable object. ``path`` is its first holder's path plus its name."""
+
+    path: str
+    shape: tuple[int, ...]
+    dtype: str
+    trainable: bool
+    size: int
+    layers: tuple[str, ...]
+    uses: int
+
+
+@dataclass(frozen=True)
+class SharingGroup:
+    """One reason for sharing.
+
+    ``params``: unique parameters of the group's variables. ``calls``: how often the
+    layer/model is called (shared-layer, shared-model) or how many distinct layers
+    hold the variables (tied). ``duplicated``: the part of ``Params.duplicated``
+    this sharing accounts for.
+    """
+
+    kind: GroupKind
+    layers: tuple[str, ...]
+    variables: tuple[str, ...]
+    params: int
+    calls: int
+    duplicated: int
+
+
+@dataclass(frozen=True)
+class Tie:
+    """A tie declared with ``tie_weights``: ``bound`` while both layers hold one variable."""
+
+    source: str
+    target: str
+    variables: tuple[str, ...]
+    bound: bool
+
+
+@dataclass(frozen=True)
+class Finding:
+    """Something suspicious the analyzer noticed (``broken-tie``, ``twin-branches``)."""
+
+    kind: str
+    layers: tuple[str, ...]
+    params: int
+    message: str
+
+
+@dataclass(frozen=True)
+class Params:
+    """Model-wide parameter counts (see docs/concepts.md).
+
+    ``unique`` counts each variable once and equals ``model.count_params()``;
+    ``per_use`` counts each variable once per use in a forward pass;
+    ``duplicated = per_use - unique``.
+    """
+
+    unique: int
+    per_use: int
+    duplicated: int
+    trainable_unique: int
+    non_trainable_unique: int
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What was analyzed and how: ``source`` is ``live``, ``loaded`` or ``static``."""
+
+    name: str
+    class_name: str
+    source: str
+    file: str | None = None
+    keras_version: str | None = None
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything weighttie knows about one model's weight sharing."""
+
+    model: ModelInfo
+    params: Params
+    layers: tuple[LayerInfo, ...]
+    variables: tuple[VariableInfo, ...]
+    groups: tuple[SharingGroup, ...]
+    ties: tuple[Tie, ...] = ()
+    findings: tuple[Finding, ...] = ()
+    _by_path: Mapping[str, LayerInfo] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_path", {row.path: row for row in self.layers})
+
+    # -- lookup -------------------------------------------------------------
+
+    def layer(self, name_or_path: str) -> LayerInfo:
+        """Return the layer row at ``name_or_path`` (a path, or a name that is unique).
+
+        Raises:
+            LayerNotFoundError: no layer matches, or a bare name matches several.
+        """
+        row = self._by_path.get(name_or_path)
+        if row is not None:
+            return row
+        matches = [r for r in self.layers if r.name == name_or_path]
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            paths = ", ".join(r.path for r in matches)
+            raise LayerNotFoundError(
+                f"layer name {name_or_path!r} is ambiguous: it matches {paths}; "
+                "pass the full path instead"
+            )
+        raise LayerNotFoundError(
+            f"no layer named {name_or_path!r} in model {self.model.name!r}; "
+            f"known paths: {_preview(sorted(self._by_path))}"
+        )
+
+    def variable(self, path: str) -> VariableInfo:
+        """Return the variable row at ``path``."""
+        for v in self.variables:
+            if v.path == path:
+                return v
+        raise LayerNotFoundError(f"no variable {path!r} in model {self.model.name!r}")
+
+    def groups_of(self, kind: GroupKind | str) -> tuple[SharingGroup, ...]:
+        """Return the sharing groups of one kind."""
+        kind = GroupKind(kind)
+        return tuple(g for g in self.groups if g.kind is kind)
+
+    # -- JSON contract ------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the report as plain JSON-ready data (``weighttie.report/1``)."""
+        return {
+            "schema": SCHEMA,
+            "model": {
+                "name": self.model.name,
+                "class": self.model.class_name,
+                "source": self.model.source,
+                "file": self.model.file,
+                "keras_version": self.model.keras_version,
+            },
+            "params": {
+                "unique": self.params.unique,
+                "per_use": self.params.per_use,
+                "duplicated": self.params.duplicated,
+                "trainable_unique": self.params.trainable_unique,
+                "non_trainable_unique": self.params.non_trainable_unique,
+            },
+            "layers": [_layer_to_dict(row) for row in self.layers],
+            "variables": [
+                {
+                    "path": v.path,
+                    "shape": list(v.shape),
+                    "dtype": v.dtype,
+                    "trainable": v.trainable,
+                    "size": v.size,
+                    "layers": list(v.layers),
+                    "uses": v.uses,
+                }
+                for v in self.variables
+            ],
+            "groups": [
+                {
+                    "kind": g.kind.value,
+                    "layers": list(g.layers),
+                    "variables": list(g.variables),
+                    "params": g.params,
+                    "calls": g.calls,
+                    "duplicated": g.duplicated,
+                }
+                for g in self.groups
+            ],
+            "ties": [
+                {
+                    "source": t.source,
+                    "target": t.target,
+                    "variables": list(t.variables),
+                    "bound": t.bound,
+                }
+                for t in self.ties
+            ],
+            "findings": [
+                {
+                    "kind": f.kind,
+                    "layers": list(f.layers),
+                    "params": f.params,
+                    "message": f.message,
+                }
+                for f in self.findings
+            ],
+        }
+
+    def to_json(self, *, indent: int | None = 2) -> str:
+        """Return the report as JSON text; the same report always gives the same text."""
+        return json.dumps(self.to_dict(), indent=indent, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> Report:
+        """Build a report from :meth:`to_dict` output.
+
+        Raises:
+            ReportFormatError: the document is not a ``weighttie.report/1`` report.
+        """
+        if not isinstance(doc, Mapping):
+            raise ReportFormatError(
+                f"expected a JSON object with schema {SCHEMA!r}; "
+                f"received: {type(doc).__name__}"
+            )
+        schema = doc.get("schema")
+        if schema != SCHEMA:
+            raise ReportFormatError(
+                f"expected a report with schema {SCHEMA!r}; received: schema={schema!r}"
+            )
+        try:
+            return _report_from_dict(doc)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ReportFormatError(
+                f"report document does not follow {SCHEMA}: {type(exc).__name__}: {exc}"
+            ) from None
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Report:
+        """Build a report from :meth:`to_json` output."""
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ReportFormatError(f"report is not valid JSON: {exc}") from None
+        return cls.from_dict(doc)
+
+
+# -- helpers for the JSON contract -------------------------------------------
+
+
+def _preview(names: Sequence[str], limit: int = 8) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f", … ({len(names) - limit} more)" if len(names) > limit else "")
+
+
+def _shape_to_json(shape: Shape) -> list[int | None]:
+    return list(shape)
+
+
+def _shape_from_json(value: Any) -> Shape:
+    if not isinstance(value, list):
+        raise TypeError(f"a shape must be a list, got {type(value).__name__}")
+    for d in value:
+        if d is not None and (not isinstance(d, int) or isinstance(d, bool)):
+            raise TypeError(f"a shape dimension must be an integer or null, got {d!r}")
+    return tuple(value)
+
+
+def _layer_to_dict(row: LayerInfo) -> dict[str, Any]:
+    return {
+        "name": row.name,
+        "path": row.path,
+        "class": row.class_name,
+        "uses": row.uses,
+        "params": {
+            "held": row.params.held,
+            "unique": row.params.unique,
+            "per_use": row.params.per_use,
+        },
+        "variables": list(row.variables),
+        "nodes": None
+        if row.nodes is None
+        else [
+            {
+                "index": n.index,
+                "inbound": [[r.layer, r.node_index, r.tensor_index] for r in n.inbound],
+                "input_shapes": [_shape_to_json(s) for s in n.input_shapes],
+                "output_shapes": [_shape_to_json(s) for s in n.output_shapes],
+            }
+            for n in row.nodes
+        ],
+    }
+
+
+def _int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {value!r}")
+    return value
+
+
+def _strs(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise TypeError(f"expected a list of strings, got {value!r}")
+    return tuple(_str(v) for v in value)
+
+
+def _node_from_dict(doc: Mapping[str, Any]) -> CallNode:
+    inbound = []
+    for ref in doc["inbound"]:
+        layer, node_index, tensor_index = ref
+        inbound.append(InboundRef(_str(layer), _int(node_index), _int(tensor_index)))
+    return CallNode(
+        index=_int(doc["index"]),
+        inbound=tuple(inbound),
+        input_shapes=tuple(_shape_from_json(s) for s in doc["input_shapes"]),
+        output_shapes=tuple(_shape_from_json(s) for s in doc["output_shapes"]),
+    )
+
+
+def _report_from_dict(doc: Mapping[str, Any]) -> Report:
+    m = doc["model"]
+    p = doc["params"]
+    layers = tuple(
+        LayerInfo(
+            name=_str(row["name"]),
+            path=_str(row["path"]),
+            class_name=_str(row["class"]),
+            uses=_int(row["uses"]),
+            params=LayerParams(
+                held=_int(row["params"]["held"]),
+                unique=_int(row["params"]["unique"]),
+                per_use=_int(row["params"]["per_use"]),
+            ),
+            variables=_strs(row["variables"]),
+            nodes=None
+            if row["nodes"] is None
+            else tuple(_node_from_dict(n) for n in row["nodes"]),
+        )
+        for row in doc["layers"]
+    )
+    variables = tuple(
+        VariableInfo(
+            path=_str(v["path"]),
+            shape=tuple(_int(d) for d in v["shape"]),
+            dtype=_str(v["dtype"]),
+            trainable=bool(v["trainable"]),
+            size=_int(v["size"]),
+            layers=_strs(v["layers"]),
+            uses=_int(v["uses"]),
+        )
+        for v in doc["variables"]
+    )
+    groups = tuple(
+        SharingGroup(
+            kind=GroupKind(g["kind"]),
+            layers=_strs(g["layers"]),
+            variables=_strs(g["variables"]),
+            params=_int(g["params"]),
+            calls=_int(g["calls"]),
+            duplicated=_int(g["duplicated"]),
+        )
+        for g in doc["groups"]
+    )
+    ties = tuple(
+        Tie(
+            source=_str(t["source"]),
+            target=_str(t["target"]),
+            variables=_strs(t["variables"]),
+            bound=bool(t["bound"]),
+        )
+        for t in doc.get("ties", [])
+    )
+    findings = tuple(
+        Finding(
+            kind=_str(f["kind"]),
+            layers=_strs(f["layers"]),
+            params=_int(f["params"]),
+            message=_str(f["message"]),
+        )
+        for f in doc.get("findings", [])
+    )
+    return Report(
+        model=ModelInfo(
+            name=_str(m["name"]),
+            class_name=_str(m["class"]),
+            source=_str(m["source"]),
+            file=m.get("file"),
+            keras_version=m.get("keras_version"),
+        ),
+        params=Params(
+            unique=_int(p["unique"]),
+            per_use=_int(p["per_use"]),
+            duplicated=_int(p["duplicated"]),
+            trainable_unique=_int(p["trainable_unique"]),
+            non_trainable_unique=_int(p["non_trainable_unique"]),
+        ),
+        layers=layers,
+        variables=variables,
+        groups=groups,
+        ties=ties,
+        findings=findings,
+    )

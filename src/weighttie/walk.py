@@ -1,0 +1,267 @@
+"""The live walker: a built ``keras.Model`` → raw facts → :class:`Report`.
+
+It visits the model's layers in pre-order: the operations of a functional graph
+(Sequential models included), the tracked sublayers of everything else (an LSTM's
+cell, the layers of a subclassed model). For layers in a functional graph it lists
+only the calls (nodes) that belong to *that* graph, so a layer also used by another
+model does not bring that model's calls along.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+
+from weighttie import _keras
+from weighttie.errors import ModelNotBuiltError, WeighttieError
+from weighttie.graph import ROOT, RawLayer, RawVariable, build_report, join_path
+from weighttie.report import CallNode, InboundRef, ModelInfo, Report, Shape, Tie
+
+__all__ = ["analyze", "node_input", "node_output"]
+
+
+@dataclass
+class _Visited:
+    layer: Any
+    nodes: list[Any] | None  # the Keras Node objects of this occurrence's own calls
+
+
+class _Walk:
+    """One walk over one model; keeps the layer objects by path for the helpers."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.rows: list[RawLayer] = []
+        self.variables: dict[int, RawVariable] = {}
+        self.visited: dict[str, _Visited] = {}
+        self._keep_alive: list[Any] = []  # ids are keys: the objects must outlive the walk
+        trainable_model = bool(getattr(model, "trainable", True))
+        self._trainable_model = trainable_model
+
+    def run(self) -> None:
+        self.rows.append(
+            RawLayer(
+                path=ROOT,
+                name=self.model.name,
+                class_name=type(self.model).__name__,
+                parent=None,
+                identity=id(self.model),
+                is_model=isinstance(self.model, keras.Model),
+                nodes=None,
+                variables=self._hold(self.model),
+            )
+        )
+        self._children(self.model, ROOT, ancestors={id(self.model)})
+
+    def _hold(self, layer: Any) -> tuple[Hashable, ...]:
+        keys = []
+        for v in _keras.own_variables(layer):
+            key = id(v)
+            if key not in self.variables:
+                self._keep_alive.append(v)
+                self.variables[key] = RawVariable(
+                    key=key,
+                    name=str(v.name),
+                    shape=tuple(int(d) for d in v.shape),
+                    dtype=str(v.dtype),
+                    trainable=bool(v.trainable) and self._trainable_model,
+                )
+            keys.append(key)
+        return tuple(keys)
+
+    def _children(self, layer: Any, path: str, ancestors: set[int]) -> None:
+        graph = _keras.graph_of(layer)
+        taken: set[str] = set()
+
+        def child_path(name: str) -> str:
+            candidate, n = join_path(path, name), 1
+            result = candidate
+            while result in taken:
+                n += 1
+                result = f"{candidate}#{n}"
+            taken.add(result)
+            return result
+
+        if graph is None:
+            for sub in _keras.sublayers(layer):
+                if id(sub) in ancestors:
+                    continue
+                self._visit(sub, child_path(sub.name), path, None, ancestors)
+            return
+
+        operations = _keras.graph_operations(graph)
+        own: dict[int, list[int]] = {}
+        for op in operations:
+            own[id(op)] = [
+                i
+                for i in range(len(_keras.inbound_nodes(op)))
+                if _keras.is_own_node(graph, op, i)
+            ]
+        paths = {id(op): child_path(op.name) for op in operations}
+        renumber = {id(op): {old: new for new, old in enumerate(own[id(op)])} for op in operations}
+        for op in operations:
+            if id(op) in ancestors:
+                continue
+            all_nodes = _keras.inbound_nodes(op)
+            nodes = [all_nodes[i] for i in own[id(op)]]
+            call_nodes = tuple(
+                _call_node(n, index, paths, renumber) for index, n in enumerate(nodes)
+            )
+            self._visit(op, paths[id(op)], path, (nodes, call_nodes), ancestors)
+
+    def _visit(
+        self,
+        layer: Any,
+        path: str,
+        parent: str,
+        calls: tuple[list[Any], tuple[CallNode, ...]] | None,
+        ancestors: set[int],
+    ) -> None:
+        self.rows.append(
+            RawLayer(
+                path=path,
+                name=str(layer.name),
+                class_name=type(layer).__name__,
+                parent=parent,
+                identity=id(layer),
+                is_model=isinstance(layer, keras.Model),
+                nodes=None if calls is None else calls[1],
+                variables=self._hold(layer),
+            )
+        )
+        self.visited[path] = _Visited(layer, None if calls is None else calls[0])
+        self._children(layer, path, ancestors | {id(layer)})
+
+
+def _shape(tensor: Any) -> Shape:
+    return tuple(None if d is None else int(d) for d in tensor.shape)
+
+
+def _call_node(
+    node: Any,
+    index: int,
+    paths: dict[int, str],
+    renumber: dict[int, dict[int, int]],
+) -> CallNode:
+    inbound = []
+    for tensor in node.input_tensors:
+        history = _keras.history_of(tensor)
+        if history is None:
+            continue
+        op, node_index, tensor_index = history
+        layer = paths.get(id(op), str(getattr(op, "name", "?")))
+        node_index = renumber.get(id(op), {}).get(node_index, node_index)
+        inbound.append(InboundRef(layer, node_index, tensor_index))
+    return CallNode(
+        index=index,
+        inbound=tuple(inbound),
+        input_shapes=tuple(_shape(t) for t in node.input_tensors),
+        output_shapes=tuple(_shape(t) for t in node.output_tensors),
+    )
+
+
+def _walk(model: Any) -> _Walk:
+    if not isinstance(model, keras.Layer):
+        raise WeighttieError(
+            f"analyze() expects a keras.Model or keras.Layer; received: {type(model).__name__}"
+        )
+    if not model.built:
+        raise ModelNotBuiltError(
+            f"model {model.name!r} is not built, so it has no variables yet; call it on "
+            "data, call model.build(input_shape), or give it a keras.Input first"
+        )
+    walk = _Walk(model)
+    walk.run()
+    return walk
+
+
+def analyze(model: Any, *, ties: Sequence[Tie] | None = None) -> Report:
+    """Analyze a built Keras model's weight sharing.
+
+    Args:
+        model: a built ``keras.Model`` (functional, Sequential or subclassed) or layer.
+        ties: the ties to show in the report; by default the ties declared on the
+            model with :func:`weighttie.tie_weights`.
+
+    Returns:
+        A frozen :class:`~weighttie.Report`: layers with their calls and shapes,
+        variables with their holders and uses, sharing groups and counts.
+
+    Raises:
+        ModelNotBuiltError: the model has no variables yet.
+
+    Example:
+        >>> import keras, weighttie
+        >>> lstm = keras.layers.LSTM(4)
+        >>> a, b = keras.Input((None, 8)), keras.Input((None, 8))
+        >>> model = keras.Model([a, b], keras.layers.concatenate([lstm(a), lstm(b)]))
+        >>> report = weighttie.analyze(model)
+        >>> [g.kind.value for g in report.groups]
+        ['shared-layer']
+        >>> report.params.unique == model.count_params(), report.params.duplicated
+        (True, 208)
+    """
+    walk = _walk(model)
+    info = ModelInfo(
+        name=str(model.name),
+        class_name=type(model).__name__,
+        source="live",
+        keras_version=keras.__version__,
+    )
+    return build_report(info, walk.rows, walk.variables.values(), ties=ties or ())
+
+
+def _find(walk: _Walk, layer: str) -> _Visited:
+    if layer in walk.visited:
+        return walk.visited[layer]
+    matches = [path for path, v in walk.visited.items() if v.layer.name == layer]
+    if len(matches) == 1:
+        return walk.visited[matches[0]]
+    from weighttie.errors import LayerNotFoundError
+
+    if matches:
+        raise LayerNotFoundError(
+            f"layer name {layer!r} is ambiguous: it matches {', '.join(sorted(matches))}; "
+            "pass the full path instead"
+        )
+    raise LayerNotFoundError(f"no layer named {layer!r} in model {walk.model.name!r}")
+
+
+def _node(model: Any, layer: str, index: int) -> Any:
+    visited = _find(_walk(model), layer)
+    if visited.nodes is None:
+        raise WeighttieError(
+            f"layer {layer!r} has no recorded calls: it is not part of a functional graph "
+            "(subclassed model or a layer's own sublayer)"
+        )
+    if not 0 <= index < len(visited.nodes):
+        raise WeighttieError(
+            f"layer {layer!r} has {len(visited.nodes)} call(s) in model {model.name!r} "
+            f"(node indices 0 to {len(visited.nodes) - 1}); received: index={index}"
+        )
+    return visited.nodes[index]
+
+
+def _unwrap(tensors: Sequence[Any]) -> Any:
+    return tensors[0] if len(tensors) == 1 else list(tensors)
+
+
+def node_output(model: Any, layer: str, index: int = 0) -> Any:
+    """Return the symbolic output of call ``index`` of ``layer`` in ``model``.
+
+    The Keras 3 replacement for Keras 2's ``layer.get_output_at(index)``. Node
+    indices count the calls inside ``model``'s graph, as in the report.
+
+    Example:
+        >>> out_b = weighttie.node_output(model, "lstm", 1)   # doctest: +SKIP
+        >>> encoder_b = keras.Model(model.inputs[1], out_b)   # doctest: +SKIP
+    """
+    return _unwrap(_node(model, layer, index).output_tensors)
+
+
+def node_input(model: Any, layer: str, index: int = 0) -> Any:
+    """Return the symbolic input of call ``index`` of ``layer`` (Keras 2's ``get_input_at``)."""
+    return _unwrap(_node(model, layer, index).input_tensors)
