@@ -110,9 +110,11 @@ def _emit(text: str, output: str | None) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from weighttie.graph import write_graph
+    from weighttie.graph import check_graph_path, write_graph
     from weighttie.render import render
 
+    if args.graph:
+        check_graph_path(args.graph)
     report = _report_for(args.path, unsafe=args.unsafe)
     _emit(render(report, args.format), args.output)
     if args.graph:

@@ -387,6 +387,20 @@ def to_networkx(report: Report) -> nx.DiGraph:
     return graph
 
 
+def check_graph_path(path: str | Path) -> str:
+    """Return the graph format a path asks for (``graphml`` or ``json``).
+
+    Raises:
+        WeighttieError: the extension is neither.
+    """
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".graphml", ".json"):
+        raise WeighttieError(
+            f"--graph expects a file ending in .graphml or .json; received: {Path(path).name!r}"
+        )
+    return suffix[1:]
+
+
 def write_graph(report: Report, path: str | Path) -> None:
     """Write the variable-identity graph: ``.graphml`` as GraphML, ``.json`` as node-link JSON.
 
@@ -394,14 +408,10 @@ def write_graph(report: Report, path: str | Path) -> None:
         WeighttieError: the extension is neither.
     """
     path = Path(path)
+    fmt = check_graph_path(path)
     graph = to_networkx(report)
-    suffix = path.suffix.lower()
-    if suffix == ".graphml":
+    if fmt == "graphml":
         nx.write_graphml(graph, path)
-    elif suffix == ".json":
+    else:
         data: dict[str, Any] = nx.node_link_data(graph, edges="edges")
         path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    else:
-        raise WeighttieError(
-            f"--graph expects a file ending in .graphml or .json; received: {path.name!r}"
-        )

@@ -96,7 +96,7 @@ def load_keras_model(
             return keras.saving.load_model(os.fspath(path), safe_mode=not unsafe, compile=compile)
     except Exception as exc:
         message = str(exc)
-        if "safe_mode" in message or "unsafe" in message.lower():
+        if not unsafe and "safe_mode=False" in message:
             raise UnsafeModelError(
                 f"{os.fspath(path)!r} contains Python code (e.g. a Lambda layer) that Keras "
                 "does not run in safe mode; pass --unsafe (Python: unsafe=True) only if you "

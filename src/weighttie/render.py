@@ -83,7 +83,7 @@ class _Human:
 
     def calls(self, nodes: tuple[CallNode, ...] | None) -> str:
         if nodes is None:
-            return "?"
+            return "unknown"
         return self.newline.join(f"#{n.index} {_shapes(n.output_shapes)}" for n in nodes)
 
     def layer_table(self) -> str:

@@ -220,7 +220,7 @@ class Report:
         if len(matches) == 1:
             return matches[0]
         if matches:
-            paths = ", ".join(r.path for r in matches)
+            paths = ", ".join(sorted(r.path for r in matches))
             raise LayerNotFoundError(
                 f"layer name {name_or_path!r} is ambiguous: it matches {paths}; "
                 "pass the full path instead"

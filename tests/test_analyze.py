@@ -1,0 +1,302 @@
+"""analyze(model) on the zoo: counts, uses, groups and per-call facts."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+import zoo
+
+import weighttie
+from weighttie import GroupKind, InboundRef
+
+
+def _weight_size(variables: list[keras.Variable]) -> int:
+    return sum(math.prod(v.shape) for v in variables)
+
+
+def check_invariants(model: keras.Model, report: weighttie.Report) -> None:
+    """What must hold for every model, whatever it is."""
+    p = report.params
+    assert p.unique == model.count_params()
+    assert p.trainable_unique == _weight_size(model.trainable_weights)
+    assert p.non_trainable_unique == _weight_size(model.non_trainable_weights)
+    assert p.duplicated == p.per_use - p.unique >= 0
+    # per-layer rows add up to the totals
+    assert sum(r.params.unique for r in report.layers) == p.unique
+    assert sum(r.params.per_use for r in report.layers) == p.per_use
+    # every variable of the model once, each with its size and at least one holder
+    assert len(report.variables) == len(model.weights)
+    assert sum(v.size for v in report.variables) == p.unique
+    assert sum(v.size * v.uses for v in report.variables) == p.per_use
+    assert all(v.layers for v in report.variables)
+    # deterministic order
+    assert [r.path for r in report.layers] == sorted(r.path for r in report.layers)
+    assert [v.path for v in report.variables] == sorted(v.path for v in report.variables)
+    # node indices count 0, 1, 2 … per layer
+    for row in report.layers:
+        if row.nodes is not None:
+            assert [n.index for n in row.nodes] == list(range(len(row.nodes)))
+
+
+@pytest.mark.parametrize("name", sorted(zoo.ZOO))
+def test_invariants_hold_on_every_zoo_model(name: str) -> None:
+    model = zoo.ZOO[name]()
+    check_invariants(model, weighttie.analyze(model))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(zoo.APPLICATIONS))
+def test_invariants_hold_on_keras_applications(name: str) -> None:
+    model = zoo.APPLICATIONS[name]()
+    report = weighttie.analyze(model)
+    check_invariants(model, report)
+    assert report.groups == ()
+    assert report.params.duplicated == 0
+    assert len(report.layers) == len(model.layers)
+
+
+def test_siamese_lstm_has_one_shared_layer_group() -> None:
+    model = zoo.siamese_lstm()
+    report = weighttie.analyze(model)
+    lstm = model.get_layer("lstm")
+    (group,) = report.groups
+    assert group.kind is GroupKind.SHARED_LAYER
+    assert group.layers == ("lstm",)
+    assert group.calls == 2
+    assert group.params == lstm.count_params()
+    assert group.duplicated == lstm.count_params()
+    assert group.variables == (
+        "lstm/lstm_cell/bias",
+        "lstm/lstm_cell/kernel",
+        "lstm/lstm_cell/recurrent_kernel",
+    )
+    assert report.params.duplicated == lstm.count_params()
+    row = report.layer("lstm")
+    assert row.uses == 2
+    assert [n.inbound for n in row.nodes] == [
+        (InboundRef("left", 0, 0),),
+        (InboundRef("right", 0, 0),),
+    ]
+    assert [n.output_shapes for n in row.nodes] == [((None, 8),), ((None, 8),)]
+    assert [n.input_shapes for n in row.nodes] == [((None, None, 6),), ((None, None, 6),)]
+    # the cell is a sublayer: its calls are unknown, its variables run twice
+    cell = report.layer("lstm/lstm_cell")
+    assert cell.nodes is None
+    assert cell.uses == 2
+    assert {v.uses for v in report.variables if v.path.startswith("lstm/")} == {2}
+
+
+def test_siamese_tower_has_one_group_for_the_model_not_per_layer() -> None:
+    model = zoo.siamese_tower()
+    report = weighttie.analyze(model)
+    tower = model.get_layer("tower")
+    (group,) = report.groups
+    assert group.kind is GroupKind.SHARED_MODEL
+    assert group.layers == ("tower",)
+    assert group.params == tower.count_params()
+    assert group.duplicated == tower.count_params()
+    assert len(group.variables) == len(tower.weights)
+    assert report.layer("tower/tower_conv").uses == 2
+    assert report.params.per_use == model.count_params() + tower.count_params()
+    # BatchNormalization's moving statistics are non-trainable but still shared
+    bn = model.get_layer("tower").get_layer("tower_bn")
+    assert report.params.non_trainable_unique == _weight_size(bn.non_trainable_weights)
+
+
+def test_twin_towers_share_nothing() -> None:
+    model = zoo.twin_towers()
+    report = weighttie.analyze(model)
+    assert report.groups == ()
+    assert report.params.duplicated == 0
+    towers = model.get_layer("tower_a").count_params() + model.get_layer("tower_b").count_params()
+    assert towers == 2 * model.get_layer("tower_a").count_params()
+    assert report.params.unique == towers + model.get_layer("score").count_params()
+
+
+def test_cloned_tower_with_equal_values_is_not_shared() -> None:
+    report = weighttie.analyze(zoo.cloned_tower())
+    assert report.groups == ()
+    assert report.params.duplicated == 0
+
+
+def test_one_conv_on_two_input_sizes_reports_both_calls() -> None:
+    model = zoo.conv_two_sizes()
+    row = weighttie.analyze(model).layer("conv")
+    assert [n.input_shapes for n in row.nodes] == [((None, 32, 32, 3),), ((None, 64, 64, 3),)]
+    assert [n.output_shapes for n in row.nodes] == [((None, 30, 30, 5),), ((None, 62, 62, 5),)]
+    assert [n.inbound for n in row.nodes] == [
+        (InboundRef("small", 0, 0),),
+        (InboundRef("large", 0, 0),),
+    ]
+    # downstream layers point at the right call of conv
+    report = weighttie.analyze(model)
+    assert report.layer("pool_1").nodes[0].inbound == (InboundRef("conv", 1, 0),)
+
+
+def test_multi_io_shares_nothing_and_lists_every_layer() -> None:
+    model = zoo.multi_io()
+    report = weighttie.analyze(model)
+    assert report.groups == ()
+    assert report.params.duplicated == 0
+    assert {r.path for r in report.layers if r.nodes is not None} == {
+        layer.name for layer in model.layers
+    }
+    assert report.layer("merge").nodes[0].inbound == (
+        InboundRef("lstm", 0, 0),
+        InboundRef("meta", 0, 0),
+    )
+
+
+def test_sequential_counts_and_nodes() -> None:
+    model = zoo.sequential()
+    report = weighttie.analyze(model)
+    assert report.groups == ()
+    assert report.layer("out").nodes[0].output_shapes == ((None, 2),)
+    assert report.layer("lstm").nodes[0].input_shapes == ((None, 7, 3),)
+    assert report.layer("dropout").params.held == 0  # seed state is not a weight
+
+
+def test_subclassed_model_has_counts_but_unknown_calls() -> None:
+    model = zoo.subclassed()
+    report = weighttie.analyze(model)
+    assert {r.path for r in report.layers} == {"hidden", "norm", "out"}
+    assert all(r.nodes is None for r in report.layers)
+    assert all(r.uses == 1 for r in report.layers)
+    assert report.groups == ()
+    assert report.to_dict()["layers"][0]["nodes"] is None
+
+
+def test_nested_model_inside_nested_model_both_called_twice() -> None:
+    model = zoo.nested_twice()
+    report = weighttie.analyze(model)
+    dense = model.get_layer("outer").get_layer("inner").get_layer("dense")
+    size = dense.count_params()
+    assert report.layer("outer/inner/dense").uses == 4
+    assert report.params.per_use == 4 * size
+    assert report.params.duplicated == 3 * size
+    outer, inner = report.groups
+    assert (outer.kind, outer.layers, outer.calls, outer.duplicated) == (
+        GroupKind.SHARED_MODEL,
+        ("outer",),
+        2,
+        size,
+    )
+    assert (inner.kind, inner.layers, inner.calls, inner.duplicated) == (
+        GroupKind.SHARED_MODEL,
+        ("outer/inner",),
+        2,
+        2 * size,
+    )
+    assert sum(g.duplicated for g in report.groups) == report.params.duplicated
+    # node indices inside the nested graph are that graph's own
+    assert report.layer("outer/add").nodes[0].inbound == (
+        InboundRef("outer/inner", 0, 0),
+        InboundRef("outer/inner", 1, 0),
+    )
+
+
+def test_layer_shared_with_another_model_brings_only_this_models_call() -> None:
+    model = zoo.shared_with_other_model()
+    dense = model.get_layer("shared_dense")
+    assert len(dense._inbound_nodes) == 2  # one call belongs to the other model
+    row = weighttie.analyze(model).layer("shared_dense")
+    assert len(row.nodes) == 1
+    assert row.nodes[0].inbound == (InboundRef("x", 0, 0),)
+    assert row.uses == 1
+    assert weighttie.analyze(model).groups == ()
+
+
+def test_tied_embeddings_form_a_tied_group() -> None:
+    model = zoo.tied_embeddings()
+    report = weighttie.analyze(model)
+    (group,) = report.groups
+    embedding = model.get_layer("embedding").embeddings
+    assert group.kind is GroupKind.TIED
+    assert group.layers == ("embedding", "logits")
+    assert group.variables == ("embedding/embeddings",)
+    assert group.params == math.prod(embedding.shape)
+    assert group.duplicated == math.prod(embedding.shape)
+    assert report.variable("embedding/embeddings").uses == 2
+    # TiedOutput tracks the Embedding it borrows from: a reference, not a call
+    assert report.layer("logits/embedding").uses == 0
+
+
+def test_weightless_reuse_and_raw_ops_share_nothing() -> None:
+    model = zoo.weightless_reuse()
+    report = weighttie.analyze(model)
+    assert report.groups == ()
+    assert len(report.layer("relu").nodes) == 2
+    op_rows = [r for r in report.layers if r.class_name == "Add"]
+    assert len(op_rows) == 1
+    assert op_rows[0].nodes[0].inbound == (InboundRef("relu", 0, 0), InboundRef("relu", 1, 0))
+
+
+def test_unbuilt_model_is_a_clear_error() -> None:
+    model = keras.Sequential([keras.layers.Dense(2)])
+    with pytest.raises(weighttie.ModelNotBuiltError, match="not built"):
+        weighttie.analyze(model)
+
+
+def test_analyze_rejects_what_is_not_a_layer() -> None:
+    with pytest.raises(weighttie.WeighttieError, match="expects a keras.Model"):
+        weighttie.analyze("model.keras")
+
+
+def test_non_trainable_model_counts_no_trainable_params() -> None:
+    model = zoo.siamese_lstm()
+    model.trainable = False
+    report = weighttie.analyze(model)
+    assert report.params.trainable_unique == 0
+    assert report.params.non_trainable_unique == model.count_params()
+
+
+def test_node_output_returns_the_symbolic_output_of_that_call() -> None:
+    model = zoo.siamese_lstm()
+    right = weighttie.node_output(model, "lstm", 1)
+    assert weighttie.node_input(model, "lstm", 1) is model.inputs[1]
+    encoder = keras.Model(model.inputs[1], right)
+    x = np.random.default_rng(0).normal(size=(2, 5, 6)).astype("float32")
+    np.testing.assert_allclose(
+        encoder.predict(x, verbose=0), model.get_layer("lstm")(x).numpy(), rtol=1e-6
+    )
+    assert weighttie.node_output(model, "lstm", 0) is not right
+
+
+def test_node_output_errors_name_the_valid_indices() -> None:
+    model = zoo.siamese_lstm()
+    with pytest.raises(weighttie.WeighttieError, match=r"2 call\(s\).*0 to 1.*index=2"):
+        weighttie.node_output(model, "lstm", 2)
+    with pytest.raises(weighttie.LayerNotFoundError, match="no layer named 'nope'"):
+        weighttie.node_output(model, "nope")
+    with pytest.raises(weighttie.WeighttieError, match="no recorded calls"):
+        weighttie.node_output(model, "lstm/lstm_cell")
+
+
+def test_report_layer_lookup_by_name_path_and_errors() -> None:
+    report = weighttie.analyze(zoo.twin_towers())
+    assert report.layer("tower_a/tower_a_conv").class_name == "Conv2D"
+    assert report.layer("tower_a_conv").path == "tower_a/tower_a_conv"
+    with pytest.raises(weighttie.LayerNotFoundError, match="no layer named 'missing'"):
+        report.layer("missing")
+
+
+def test_ambiguous_name_asks_for_the_path() -> None:
+    # Two nested models may each hold a layer named "proj": a bare name is ambiguous.
+    keras.utils.set_random_seed(0)
+    towers = []
+    for tower_name in ("right_tower", "left_tower"):
+        x = keras.Input((3,), name=f"{tower_name}_in")
+        towers.append(keras.Model(x, keras.layers.Dense(2, name="proj")(x), name=tower_name))
+    a = keras.Input((3,), name="a")
+    model = keras.Model(a, keras.layers.Add()([towers[0](a), towers[1](a)]))
+    report = weighttie.analyze(model)
+    assert report.layer("left_tower/proj").class_name == "Dense"
+    with pytest.raises(
+        weighttie.LayerNotFoundError, match="'proj' is ambiguous: it matches left_tower/proj, right_tower/proj;"
+    ):
+        report.layer("proj")
+    with pytest.raises(weighttie.LayerNotFoundError, match="ambiguous"):
+        weighttie.node_output(model, "proj")

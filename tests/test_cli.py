@@ -1,0 +1,204 @@
+"""The command line: `weighttie report` on real saved files, and every error path."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import keras
+import pytest
+import zoo
+
+import weighttie
+from weighttie.cli import main
+
+# Plain Keras cannot save a layer that keeps a reference to another layer.
+UNSAVEABLE = {"tied_embeddings"}
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("name", sorted(set(zoo.ZOO) - UNSAVEABLE))
+def test_report_json_states_groups_counts_and_calls(
+    name: str, save, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = zoo.ZOO[name]()
+    path = save(model)
+    code, out, err = run(capsys, "report", str(path), "--format", "json")
+    assert (code, err) == (0, "")
+    from_file = weighttie.Report.from_json(out)
+    live = weighttie.analyze(model)
+    assert from_file.params == live.params
+    assert from_file.groups == live.groups
+    assert from_file.layers == live.layers
+    assert from_file.variables == live.variables
+    assert from_file.model.file == str(path)
+    assert from_file.params.unique == model.count_params()
+
+
+def test_table_is_the_default_and_ends_with_the_summary(save, capsys) -> None:
+    path = save(zoo.siamese_lstm())
+    code, out, err = run(capsys, "report", str(path))
+    assert code == 0 and err == ""
+    assert "G1 shared-layer" in out
+    last = out.rstrip("\n").splitlines()[-1]
+    assert last.startswith("Params: ")
+    assert "1 sharing group" in last
+
+
+def test_output_file_and_graph_file(save, tmp_path: Path, capsys) -> None:
+    path = save(zoo.siamese_tower())
+    out_file, graph_file = tmp_path / "r.md", tmp_path / "g.graphml"
+    code, out, err = run(
+        capsys, "report", str(path), "-f", "markdown", "-o", str(out_file), "--graph", str(graph_file)
+    )
+    assert (code, out, err) == (0, "", "")
+    assert out_file.read_text().startswith("# Model 'siamese_tower'")
+    assert "<graphml" in graph_file.read_text()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def _one_line_error(code: int, out: str, err: str) -> str:
+    assert code == 2
+    assert out == ""
+    assert err.count("\n") == 1 and err.startswith("weighttie: error: ")
+    assert "Traceback" not in err
+    return err
+
+
+def test_missing_file(capsys, tmp_path: Path) -> None:
+    err = _one_line_error(*run(capsys, "report", str(tmp_path / "nope.keras")))
+    assert "no such file" in err and "nope.keras" in err
+
+
+def test_directory(capsys, tmp_path: Path) -> None:
+    err = _one_line_error(*run(capsys, "report", str(tmp_path)))
+    assert "is a directory" in err
+
+
+def test_empty_file(capsys, tmp_path: Path) -> None:
+    path = tmp_path / "empty.keras"
+    path.write_bytes(b"")
+    assert "is empty" in _one_line_error(*run(capsys, "report", str(path)))
+
+
+def test_random_bytes(capsys, tmp_path: Path) -> None:
+    path = tmp_path / "noise.keras"
+    path.write_bytes(os.urandom(4096).replace(b"PK", b"pk"))
+    err = _one_line_error(*run(capsys, "report", str(path)))
+    assert "not a Keras model file" in err
+
+
+def test_zip_that_is_not_a_model(capsys, tmp_path: Path) -> None:
+    path = tmp_path / "notes.keras"
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("notes.txt", "hello")
+    err = _one_line_error(*run(capsys, "report", str(path)))
+    assert "could not load" in err
+
+
+def test_truncated_archive(capsys, save, tmp_path: Path) -> None:
+    path = save(zoo.siamese_lstm())
+    cut = tmp_path / "cut.keras"
+    cut.write_bytes(path.read_bytes()[:2000])
+    assert "could not load" in _one_line_error(*run(capsys, "report", str(cut)))
+
+
+def test_zip_with_the_wrong_extension(capsys, save, tmp_path: Path) -> None:
+    path = save(zoo.siamese_lstm())
+    renamed = path.rename(tmp_path / "model.zip")
+    err = _one_line_error(*run(capsys, "report", str(renamed)))
+    assert "rename it to .keras" in err
+
+
+def test_unknown_class(capsys, tmp_path: Path, save) -> None:
+    path = save(zoo.siamese_lstm())
+    broken = tmp_path / "unknown.keras"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(broken, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "config.json":
+                data = data.replace(b'"class_name": "LSTM"', b'"class_name": "NoSuchLayer"')
+            dst.writestr(item, data)
+    err = _one_line_error(*run(capsys, "report", str(broken)))
+    assert "NoSuchLayer" in err
+
+
+def _lambda_model() -> keras.Model:
+    """A Lambda whose code touches the file named by $WEIGHTTIE_TEST_MARKER when it runs."""
+    x = keras.Input((3,), name="x")
+    hook = keras.layers.Lambda(
+        lambda t: (
+            __import__("pathlib").Path(__import__("os").environ["WEIGHTTIE_TEST_MARKER"]).touch(),
+            t,
+        )[1],
+        name="hook",
+    )
+    return keras.Model(x, keras.layers.Dense(1, name="out")(hook(x)))
+
+
+def test_lambda_needs_unsafe_and_never_runs_without_it(
+    capsys, save, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    marker = tmp_path / "lambda-ran"
+    monkeypatch.setenv("WEIGHTTIE_TEST_MARKER", str(marker))
+    path = save(_lambda_model())
+    marker.unlink()  # building the model ran it once; the file must not run it again
+    err = _one_line_error(*run(capsys, "report", str(path)))
+    assert "--unsafe" in err
+    assert not marker.exists()
+    code, out, err = run(capsys, "report", str(path), "--unsafe", "-f", "json")
+    assert (code, err) == (0, "")
+    assert json.loads(out)["model"]["source"] == "loaded"
+    assert marker.exists()  # with --unsafe the code did run: the flag means what it says
+
+
+def test_output_into_a_missing_directory(capsys, save, tmp_path: Path) -> None:
+    path = save(zoo.siamese_lstm())
+    err = _one_line_error(*run(capsys, "report", str(path), "-o", str(tmp_path / "no" / "r.txt")))
+    assert "does not exist" in err
+
+
+def test_bad_graph_extension_writes_nothing(capsys, save, tmp_path: Path) -> None:
+    path = save(zoo.siamese_lstm())
+    err = _one_line_error(*run(capsys, "report", str(path), "--graph", str(tmp_path / "g.png")))
+    assert ".graphml or .json" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["report"], ["report", "x.keras", "--format", "yaml"], ["frobnicate"]],
+)
+def test_usage_errors_are_one_line_and_exit_2(argv: list[str], capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    assert exc.value.code == 2
+    assert err.count("\n") == 1 and err.startswith("weighttie")
+    assert ": error: " in err and err.rstrip().endswith("(see --help)")
+
+
+def test_help_has_examples(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "--help"])
+    assert exc.value.code == 0
+    assert "weighttie report siamese.keras --format json" in capsys.readouterr().out
+
+
+def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
+    exe = Path(sys.executable).with_name("weighttie")
+    result = subprocess.run(
+        [str(exe), "report", str(tmp_path / "missing.keras")], capture_output=True, text=True
+    )
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith("weighttie: error: no such file")
+    assert result.stderr.count("\n") == 1

@@ -1,0 +1,61 @@
+"""The public surface is small and pinned: changing it is a deliberate act."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import weighttie
+
+EXPECTED = {
+    "CallNode",
+    "FileFormatError",
+    "Finding",
+    "Format",
+    "GroupKind",
+    "InboundRef",
+    "LayerInfo",
+    "LayerNotFoundError",
+    "LayerParams",
+    "MissingFileError",
+    "ModelInfo",
+    "ModelNotBuiltError",
+    "Params",
+    "Report",
+    "ReportFormatError",
+    "SharingGroup",
+    "Tie",
+    "UnsafeModelError",
+    "VariableInfo",
+    "WeighttieError",
+    "__version__",
+    "analyze",
+    "node_input",
+    "node_output",
+    "render",
+    "to_networkx",
+    "write_graph",
+}
+
+
+def test_all_is_pinned() -> None:
+    assert set(weighttie.__all__) == EXPECTED
+
+
+def test_every_exported_name_exists() -> None:
+    for name in weighttie.__all__:
+        assert getattr(weighttie, name) is not None
+
+
+def test_errors_subclass_the_matching_builtins() -> None:
+    assert issubclass(weighttie.MissingFileError, FileNotFoundError)
+    assert issubclass(weighttie.FileFormatError, ValueError)
+    assert issubclass(weighttie.LayerNotFoundError, KeyError)
+    for name in ("FileFormatError", "LayerNotFoundError", "ModelNotBuiltError", "UnsafeModelError"):
+        assert issubclass(getattr(weighttie, name), weighttie.WeighttieError)
+
+
+def test_importing_weighttie_does_not_import_keras() -> None:
+    code = "import sys, weighttie; print('keras' in sys.modules, 'tensorflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

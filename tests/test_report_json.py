@@ -1,0 +1,77 @@
+"""The Report data model and its JSON contract (weighttie.report/1)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+import zoo
+
+import weighttie
+from weighttie import Report, ReportFormatError
+
+
+@pytest.mark.parametrize("name", ["siamese_lstm", "nested_twice", "subclassed", "tied_embeddings"])
+def test_report_round_trips_through_json(name: str) -> None:
+    report = weighttie.analyze(zoo.ZOO[name]())
+    again = Report.from_json(report.to_json())
+    assert again == report
+    assert again.to_json() == report.to_json()
+
+
+def test_json_has_the_documented_keys() -> None:
+    doc = json.loads(weighttie.analyze(zoo.siamese_lstm()).to_json())
+    assert doc["schema"] == "weighttie.report/1"
+    assert list(doc) == ["schema", "model", "params", "layers", "variables", "groups", "ties", "findings"]
+    assert set(doc["params"]) == {
+        "unique", "per_use", "duplicated", "trainable_unique", "non_trainable_unique"
+    }
+    lstm = next(row for row in doc["layers"] if row["path"] == "lstm")
+    assert set(lstm) == {"name", "path", "class", "uses", "params", "variables", "nodes"}
+    assert lstm["nodes"][1] == {
+        "index": 1,
+        "inbound": [["right", 0, 0]],
+        "input_shapes": [[None, None, 6]],
+        "output_shapes": [[None, 8]],
+    }
+    variable = doc["variables"][0]
+    assert set(variable) == {"path", "shape", "dtype", "trainable", "size", "layers", "uses"}
+    group = doc["groups"][0]
+    assert set(group) == {"kind", "layers", "variables", "params", "calls", "duplicated"}
+    assert group["kind"] == "shared-layer"
+
+
+def test_same_model_gives_the_same_bytes() -> None:
+    assert weighttie.analyze(zoo.multi_io()).to_json() == weighttie.analyze(zoo.multi_io()).to_json()
+
+
+def test_report_is_frozen() -> None:
+    report = weighttie.analyze(zoo.siamese_lstm())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.params = None  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("not json", "not valid JSON"),
+        ("[1, 2]", "expected a JSON object"),
+        ('{"schema": "other/2"}', "schema='other/2'"),
+        ('{"schema": "weighttie.report/1"}', "KeyError"),
+    ],
+)
+def test_bad_report_documents_are_clear_errors(text: str, message: str) -> None:
+    with pytest.raises(ReportFormatError, match=message):
+        Report.from_json(text)
+
+
+def test_wrongly_typed_fields_are_rejected() -> None:
+    doc = weighttie.analyze(zoo.siamese_lstm()).to_dict()
+    doc["layers"][0]["nodes"][0]["output_shapes"] = [["a"]]
+    with pytest.raises(ReportFormatError, match="shape dimension"):
+        Report.from_dict(doc)
+    doc = weighttie.analyze(zoo.siamese_lstm()).to_dict()
+    doc["params"]["unique"] = "12"
+    with pytest.raises(ReportFormatError, match="expected an integer"):
+        Report.from_dict(doc)

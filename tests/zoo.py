@@ -1,0 +1,231 @@
+"""The test zoo: small real Keras models, each saying what it exercises.
+
+Every builder seeds Keras's random generators, so the same builder gives the same
+weights, and returns a built model. Models that must *not* be reported as shared
+are here too (twin towers, clones, weightless layers called twice).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+from keras import layers, ops
+
+__all__ = ["ZOO", "APPLICATIONS"]
+
+
+def _tower(name: str = "tower") -> keras.Model:
+    image = keras.Input((12, 12, 3), name=f"{name}_in")
+    x = layers.Conv2D(4, 3, name=f"{name}_conv")(image)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.GlobalAveragePooling2D(name=f"{name}_pool")(x)
+    x = layers.Dense(8, name=f"{name}_embed")(x)
+    return keras.Model(image, x, name=name)
+
+
+def siamese_lstm() -> keras.Model:
+    """The shared-LSTM siamese model: two sequences, one LSTM, concat, Dense.
+
+    One shared-layer group (the LSTM, 2 calls, variables on its cell).
+    """
+    keras.utils.set_random_seed(1)
+    lstm = layers.LSTM(8, name="lstm")
+    a = keras.Input((None, 6), name="left")
+    b = keras.Input((None, 6), name="right")
+    merged = layers.concatenate([lstm(a), lstm(b)], name="merge")
+    return keras.Model([a, b], layers.Dense(1, name="score")(merged), name="siamese_lstm")
+
+
+def siamese_tower() -> keras.Model:
+    """A tower model called on two inputs: one shared-model group for the tower."""
+    keras.utils.set_random_seed(2)
+    tower = _tower()
+    a = keras.Input((12, 12, 3), name="left")
+    b = keras.Input((12, 12, 3), name="right")
+    merged = layers.Concatenate(name="merge")([tower(a), tower(b)])
+    return keras.Model([a, b], layers.Dense(1, name="score")(merged), name="siamese_tower")
+
+
+def twin_towers() -> keras.Model:
+    """The same tower built twice: no sharing, duplicated 0, twice the tower's parameters."""
+    keras.utils.set_random_seed(2)
+    left_tower, right_tower = _tower("tower_a"), _tower("tower_b")
+    a = keras.Input((12, 12, 3), name="left")
+    b = keras.Input((12, 12, 3), name="right")
+    merged = layers.Concatenate(name="merge")([left_tower(a), right_tower(b)])
+    return keras.Model([a, b], layers.Dense(1, name="score")(merged), name="twin_towers")
+
+
+def conv_two_sizes() -> keras.Model:
+    """One Conv2D called on (32, 32, 3) and on (64, 64, 3): its two calls have different shapes."""
+    keras.utils.set_random_seed(3)
+    conv = layers.Conv2D(5, 3, name="conv")
+    small = keras.Input((32, 32, 3), name="small")
+    large = keras.Input((64, 64, 3), name="large")
+    pooled = [layers.GlobalMaxPooling2D(name=f"pool_{i}")(conv(x)) for i, x in enumerate((small, large))]
+    return keras.Model([small, large], layers.Add(name="add")(pooled), name="conv_two_sizes")
+
+
+def multi_io() -> keras.Model:
+    """Two inputs, two outputs, nothing shared (the Keras functional-API guide's model)."""
+    keras.utils.set_random_seed(4)
+    title = keras.Input((10,), dtype="int32", name="title")
+    meta = keras.Input((5,), name="meta")
+    x = layers.Embedding(50, 8, name="embed")(title)
+    x = layers.LSTM(6, name="lstm")(x)
+    aux = layers.Dense(1, name="aux_out")(x)
+    x = layers.concatenate([x, meta], name="merge")
+    x = layers.Dense(16, activation="relu", name="hidden")(x)
+    main = layers.Dense(1, name="main_out")(x)
+    return keras.Model([title, meta], [main, aux], name="multi_io")
+
+
+def sequential() -> keras.Model:
+    """A Sequential model with an LSTM, Dropout (seed state is not a weight) and BatchNormalization."""
+    keras.utils.set_random_seed(5)
+    return keras.Sequential(
+        [
+            keras.Input((7, 3), name="steps"),
+            layers.LSTM(4, name="lstm"),
+            layers.Dropout(0.2, name="dropout"),
+            layers.BatchNormalization(name="bn"),
+            layers.Dense(2, name="out"),
+        ],
+        name="sequential",
+    )
+
+
+@keras.saving.register_keras_serializable(package="weighttie_zoo")
+class Encoder(keras.Model):
+    """A subclassed model: no functional graph, so calls are unknown."""
+
+    def __init__(self, units: int = 6, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.units = units
+        self.hidden = layers.Dense(units, name="hidden")
+        self.norm = layers.BatchNormalization(name="norm")
+        self.out = layers.Dense(2, name="out")
+
+    def call(self, x: object) -> object:
+        return self.out(self.norm(self.hidden(x)))
+
+    def get_config(self) -> dict[str, object]:
+        return {**super().get_config(), "units": self.units}
+
+
+def subclassed() -> keras.Model:
+    """A subclassed model: layers, variables and counts, node facts unknown (null)."""
+    keras.utils.set_random_seed(6)
+    model = Encoder(name="encoder")
+    model(ops.zeros((1, 4)))
+    return model
+
+
+def nested_twice() -> keras.Model:
+    """A nested model inside a nested model, both called twice: the inner Dense runs four times."""
+    keras.utils.set_random_seed(7)
+    x = keras.Input((6,), name="inner_in")
+    inner = keras.Model(x, layers.Dense(3, name="dense")(x), name="inner")
+    y = keras.Input((6,), name="outer_in")
+    outer = keras.Model(
+        y, layers.Add(name="add")([inner(y), inner(y)]), name="outer"
+    )
+    a = keras.Input((6,), name="a")
+    b = keras.Input((6,), name="b")
+    merged = layers.Concatenate(name="merge")([outer(a), outer(b)])
+    return keras.Model([a, b], merged, name="nested_twice")
+
+
+def shared_with_other_model() -> keras.Model:
+    """A Dense also used by a second model: the other model's call must not show up."""
+    keras.utils.set_random_seed(8)
+    dense = layers.Dense(4, name="shared_dense")
+    other_in = keras.Input((3,), name="other_in")
+    keras.Model(other_in, dense(other_in), name="other")  # a foreign call on `dense`
+    x = keras.Input((3,), name="x")
+    return keras.Model(x, layers.Dense(1, name="head")(dense(x)), name="main")
+
+
+@keras.saving.register_keras_serializable(package="weighttie_zoo")
+class TiedOutput(layers.Layer):
+    """Projects onto the vocabulary with an Embedding's own matrix (tied embeddings)."""
+
+    def __init__(self, embedding: layers.Embedding, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.embedding = embedding
+
+    def build(self, input_shape: object) -> None:
+        self.embeddings = self.embedding.embeddings
+        self.bias = self.add_weight(
+            shape=(self.embedding.input_dim,), initializer="zeros", name="bias"
+        )
+
+    def call(self, x: object) -> object:
+        return ops.matmul(x, ops.transpose(self.embeddings)) + self.bias
+
+
+def tied_embeddings() -> keras.Model:
+    """Tied input/output embeddings: a `tied` group of Embedding and TiedOutput, no shared layer."""
+    keras.utils.set_random_seed(9)
+    embedding = layers.Embedding(30, 8, name="embedding")
+    tokens = keras.Input((5,), dtype="int32", name="tokens")
+    h = layers.Dense(8, name="mix")(embedding(tokens))
+    return keras.Model(tokens, TiedOutput(embedding, name="logits")(h), name="tied_lm")
+
+
+def weightless_reuse() -> keras.Model:
+    """Weightless layers called twice and raw keras.ops in the graph: nothing is shared."""
+    keras.utils.set_random_seed(10)
+    act = layers.Activation("relu", name="relu")
+    a = keras.Input((4,), name="a")
+    b = keras.Input((4,), name="b")
+    summed = ops.add(act(a), act(b))
+    return keras.Model([a, b], layers.Dense(2, name="out")(summed), name="weightless_reuse")
+
+
+def cloned_tower() -> keras.Model:
+    """A tower and its copy holding equal values: separate variables, no group."""
+    keras.utils.set_random_seed(11)
+    tower = _tower("tower")
+    config = tower.get_config()
+    config["name"] = "tower_copy"
+    clone = keras.Model.from_config(config)
+    clone.set_weights(tower.get_weights())
+    a = keras.Input((12, 12, 3), name="left")
+    b = keras.Input((12, 12, 3), name="right")
+    return keras.Model([a, b], layers.Add(name="add")([tower(a), clone(b)]), name="cloned")
+
+
+#: name → builder; every model here is analyzed, saved, reloaded and reported.
+ZOO: dict[str, Callable[[], keras.Model]] = {
+    "siamese_lstm": siamese_lstm,
+    "siamese_tower": siamese_tower,
+    "twin_towers": twin_towers,
+    "conv_two_sizes": conv_two_sizes,
+    "multi_io": multi_io,
+    "sequential": sequential,
+    "subclassed": subclassed,
+    "nested_twice": nested_twice,
+    "shared_with_other_model": shared_with_other_model,
+    "tied_embeddings": tied_embeddings,
+    "weightless_reuse": weightless_reuse,
+    "cloned_tower": cloned_tower,
+}
+
+
+def _application(name: str, shape: tuple[int, int, int]) -> Callable[[], keras.Model]:
+    def build() -> keras.Model:
+        keras.utils.set_random_seed(12)
+        return getattr(keras.applications, name)(weights=None, input_shape=shape, classes=10)
+
+    build.__doc__ = f"keras.applications.{name} with random weights (a real-world graph)."
+    return build
+
+
+#: Real-world graphs, built offline with random weights.
+APPLICATIONS: dict[str, Callable[[], keras.Model]] = {
+    "MobileNetV2": _application("MobileNetV2", (96, 96, 3)),
+    "ResNet50": _application("ResNet50", (64, 64, 3)),
+    "DenseNet121": _application("DenseNet121", (64, 64, 3)),
+}
