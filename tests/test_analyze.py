@@ -7,9 +7,9 @@ import math
 import keras
 import numpy as np
 import pytest
-import zoo
 
 import weighttie
+import zoo
 from weighttie import GroupKind, InboundRef
 
 
@@ -236,12 +236,12 @@ def test_weightless_reuse_and_raw_ops_share_nothing() -> None:
 
 def test_unbuilt_model_is_a_clear_error() -> None:
     model = keras.Sequential([keras.layers.Dense(2)])
-    with pytest.raises(weighttie.ModelNotBuiltError, match="not built"):
+    with pytest.raises(weighttie.ModelNotBuiltError, match=r"not built"):
         weighttie.analyze(model)
 
 
 def test_analyze_rejects_what_is_not_a_layer() -> None:
-    with pytest.raises(weighttie.WeighttieError, match="expects a keras.Model"):
+    with pytest.raises(weighttie.WeighttieError, match=r"expects a keras\.Model"):
         weighttie.analyze("model.keras")
 
 
@@ -295,7 +295,8 @@ def test_ambiguous_name_asks_for_the_path() -> None:
     report = weighttie.analyze(model)
     assert report.layer("left_tower/proj").class_name == "Dense"
     with pytest.raises(
-        weighttie.LayerNotFoundError, match="'proj' is ambiguous: it matches left_tower/proj, right_tower/proj;"
+        weighttie.LayerNotFoundError,
+        match="'proj' is ambiguous: it matches left_tower/proj, right_tower/proj;",
     ):
         report.layer("proj")
     with pytest.raises(weighttie.LayerNotFoundError, match="ambiguous"):

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import keras
 import pytest
-import zoo
 
 import weighttie
+import zoo
 from weighttie.cli import main
 
 # Plain Keras cannot save a layer that keeps a reference to another layer.
@@ -58,7 +58,15 @@ def test_output_file_and_graph_file(save, tmp_path: Path, capsys) -> None:
     path = save(zoo.siamese_tower())
     out_file, graph_file = tmp_path / "r.md", tmp_path / "g.graphml"
     code, out, err = run(
-        capsys, "report", str(path), "-f", "markdown", "-o", str(out_file), "--graph", str(graph_file)
+        capsys,
+        "report",
+        str(path),
+        "-f",
+        "markdown",
+        "-o",
+        str(out_file),
+        "--graph",
+        str(graph_file),
     )
     assert (code, out, err) == (0, "", "")
     assert out_file.read_text().startswith("# Model 'siamese_tower'")
@@ -180,7 +188,7 @@ def test_bad_graph_extension_writes_nothing(capsys, save, tmp_path: Path) -> Non
 def test_usage_errors_are_one_line_and_exit_2(argv: list[str], capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         main(argv)
-    out, err = capsys.readouterr()
+    _, err = capsys.readouterr()
     assert exc.value.code == 2
     assert err.count("\n") == 1 and err.startswith("weighttie")
     assert ": error: " in err and err.rstrip().endswith("(see --help)")

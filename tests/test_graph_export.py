@@ -7,9 +7,9 @@ from pathlib import Path
 
 import networkx as nx
 import pytest
-import zoo
 
 import weighttie
+import zoo
 
 
 def test_graph_links_layers_to_the_variables_they_hold() -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-import zoo
 
 import weighttie
+import zoo
 
 GOLDEN_MODELS = ["siamese_lstm", "siamese_tower", "nested_twice", "tied_embeddings", "subclassed"]
 

@@ -6,9 +6,9 @@ import dataclasses
 import json
 
 import pytest
-import zoo
 
 import weighttie
+import zoo
 from weighttie import Report, ReportFormatError
 
 
@@ -23,9 +23,22 @@ def test_report_round_trips_through_json(name: str) -> None:
 def test_json_has_the_documented_keys() -> None:
     doc = json.loads(weighttie.analyze(zoo.siamese_lstm()).to_json())
     assert doc["schema"] == "weighttie.report/1"
-    assert list(doc) == ["schema", "model", "params", "layers", "variables", "groups", "ties", "findings"]
+    assert list(doc) == [
+        "schema",
+        "model",
+        "params",
+        "layers",
+        "variables",
+        "groups",
+        "ties",
+        "findings",
+    ]
     assert set(doc["params"]) == {
-        "unique", "per_use", "duplicated", "trainable_unique", "non_trainable_unique"
+        "unique",
+        "per_use",
+        "duplicated",
+        "trainable_unique",
+        "non_trainable_unique",
     }
     lstm = next(row for row in doc["layers"] if row["path"] == "lstm")
     assert set(lstm) == {"name", "path", "class", "uses", "params", "variables", "nodes"}
@@ -43,7 +56,9 @@ def test_json_has_the_documented_keys() -> None:
 
 
 def test_same_model_gives_the_same_bytes() -> None:
-    assert weighttie.analyze(zoo.multi_io()).to_json() == weighttie.analyze(zoo.multi_io()).to_json()
+    assert (
+        weighttie.analyze(zoo.multi_io()).to_json() == weighttie.analyze(zoo.multi_io()).to_json()
+    )
 
 
 def test_report_is_frozen() -> None:
@@ -75,3 +90,19 @@ def test_wrongly_typed_fields_are_rejected() -> None:
     doc["params"]["unique"] = "12"
     with pytest.raises(ReportFormatError, match="expected an integer"):
         Report.from_dict(doc)
+
+
+def test_the_documented_example_is_what_the_zoo_model_gives() -> None:
+    """docs/json-contract.md shows siamese_lstm's report, trimmed: keep it true."""
+    from pathlib import Path
+
+    text = (Path(__file__).parents[1] / "docs" / "json-contract.md").read_text()
+    example = json.loads(text.split("```json\n", 1)[1].split("```", 1)[0])
+    actual = weighttie.analyze(zoo.siamese_lstm()).to_dict()
+    assert example["schema"] == actual["schema"]
+    assert example["params"] == actual["params"]
+    assert example["groups"] == actual["groups"]
+    documented_lstm = example["layers"][0]
+    assert documented_lstm == next(r for r in actual["layers"] if r["path"] == "lstm")
+    documented_kernel = example["variables"][0]
+    assert documented_kernel in actual["variables"]

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import keras
 from keras import layers, ops
 
-__all__ = ["ZOO", "APPLICATIONS"]
+__all__ = ["APPLICATIONS", "ZOO"]
 
 
 def _tower(name: str = "tower") -> keras.Model:
@@ -63,7 +63,9 @@ def conv_two_sizes() -> keras.Model:
     conv = layers.Conv2D(5, 3, name="conv")
     small = keras.Input((32, 32, 3), name="small")
     large = keras.Input((64, 64, 3), name="large")
-    pooled = [layers.GlobalMaxPooling2D(name=f"pool_{i}")(conv(x)) for i, x in enumerate((small, large))]
+    pooled = [
+        layers.GlobalMaxPooling2D(name=f"pool_{i}")(conv(x)) for i, x in enumerate((small, large))
+    ]
     return keras.Model([small, large], layers.Add(name="add")(pooled), name="conv_two_sizes")
 
 
@@ -82,7 +84,7 @@ def multi_io() -> keras.Model:
 
 
 def sequential() -> keras.Model:
-    """A Sequential model with an LSTM, Dropout (seed state is not a weight) and BatchNormalization."""
+    """Sequential with LSTM, Dropout (its seed state is not a weight) and BatchNormalization."""
     keras.utils.set_random_seed(5)
     return keras.Sequential(
         [
@@ -128,9 +130,7 @@ def nested_twice() -> keras.Model:
     x = keras.Input((6,), name="inner_in")
     inner = keras.Model(x, layers.Dense(3, name="dense")(x), name="inner")
     y = keras.Input((6,), name="outer_in")
-    outer = keras.Model(
-        y, layers.Add(name="add")([inner(y), inner(y)]), name="outer"
-    )
+    outer = keras.Model(y, layers.Add(name="add")([inner(y), inner(y)]), name="outer")
     a = keras.Input((6,), name="a")
     b = keras.Input((6,), name="b")
     merged = layers.Concatenate(name="merge")([outer(a), outer(b)])

@@ -19,10 +19,10 @@ import keras
 __all__ = [
     "graph_of",
     "history_of",
+    "graph_operations",
     "inbound_nodes",
     "is_own_node",
     "own_variables",
-    "replace_own_variable",
     "sublayers",
 ]
 
@@ -91,18 +91,3 @@ def history_of(tensor: Any) -> tuple[Any, int, int] | None:
     if history is None:
         return None
     return history.operation, int(history.node_index), int(history.tensor_index)
-
-
-def replace_own_variable(layer: Any, old: Any, new: Any) -> None:
-    """Make ``layer`` hold ``new`` wherever it held ``old`` (attribute and tracker lists).
-
-    Used by ``tie_weights``; the caller checks shape and dtype first.
-    """
-    for store in ("_trainable_variables", "_non_trainable_variables"):
-        items = getattr(layer, store)
-        for i, v in enumerate(items):
-            if v is old:
-                items[i] = new
-    for attr, value in list(vars(layer).items()):
-        if value is old:
-            object.__setattr__(layer, attr, new)

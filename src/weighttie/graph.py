@@ -146,7 +146,9 @@ def build_report(
                 path=row.path,
                 class_name=row.class_name,
                 uses=uses[row.path],
-                params=LayerParams(held=held, unique=owned[row.path], per_use=held * uses[row.path]),
+                params=LayerParams(
+                    held=held, unique=owned[row.path], per_use=held * uses[row.path]
+                ),
                 variables=tuple(sorted(var_path[k] for k in held_keys)),
                 nodes=row.nodes,
             )
@@ -229,7 +231,9 @@ def _variable_paths(
     return result
 
 
-def _subtree_variables(start: str, children: dict[str, list[str]], rows: dict[str, RawLayer]) -> set[Hashable]:
+def _subtree_variables(
+    start: str, children: dict[str, list[str]], rows: dict[str, RawLayer]
+) -> set[Hashable]:
     found: set[Hashable] = set()
     stack = [start]
     while stack:

@@ -101,7 +101,7 @@ class _Human:
             for row in self.report.layers
         ]
         headers = ["Layer", "Class", "Calls: output shape", "Params", "Uses", "Per use", "Sharing"]
-        return tabulate(rows, headers=headers, tablefmt=self.tablefmt, disable_numparse=True)
+        return str(tabulate(rows, headers=headers, tablefmt=self.tablefmt, disable_numparse=True))
 
     def row_path(self, row: LayerInfo) -> str:
         return row.path or f"({row.name})"
@@ -119,7 +119,7 @@ class _Human:
             for n, g in enumerate(self.report.groups, start=1)
         ]
         headers = ["Group", "Kind", "Layers", "Params", "Calls", "Duplicated"]
-        return tabulate(rows, headers=headers, tablefmt=self.tablefmt, disable_numparse=True)
+        return str(tabulate(rows, headers=headers, tablefmt=self.tablefmt, disable_numparse=True))
 
     def tie_table(self) -> str:
         rows = [
@@ -127,7 +127,7 @@ class _Human:
             for t in self.report.ties
         ]
         headers = ["Target", "Source", "Variables", "State"]
-        return tabulate(rows, headers=headers, tablefmt=self.tablefmt, disable_numparse=True)
+        return str(tabulate(rows, headers=headers, tablefmt=self.tablefmt, disable_numparse=True))
 
     def finding_lines(self) -> str:
         bullet = "- " if self.markdown else "  "

@@ -319,8 +319,7 @@ class Report:
         """
         if not isinstance(doc, Mapping):
             raise ReportFormatError(
-                f"expected a JSON object with schema {SCHEMA!r}; "
-                f"received: {type(doc).__name__}"
+                f"expected a JSON object with schema {SCHEMA!r}; received: {type(doc).__name__}"
             )
         schema = doc.get("schema")
         if schema != SCHEMA:
@@ -437,9 +436,7 @@ def _report_from_dict(doc: Mapping[str, Any]) -> Report:
                 per_use=_int(row["params"]["per_use"]),
             ),
             variables=_strs(row["variables"]),
-            nodes=None
-            if row["nodes"] is None
-            else tuple(_node_from_dict(n) for n in row["nodes"]),
+            nodes=None if row["nodes"] is None else tuple(_node_from_dict(n) for n in row["nodes"]),
         )
         for row in doc["layers"]
     )

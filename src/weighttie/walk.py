@@ -96,9 +96,7 @@ class _Walk:
         own: dict[int, list[int]] = {}
         for op in operations:
             own[id(op)] = [
-                i
-                for i in range(len(_keras.inbound_nodes(op)))
-                if _keras.is_own_node(graph, op, i)
+                i for i in range(len(_keras.inbound_nodes(op))) if _keras.is_own_node(graph, op, i)
             ]
         paths = {id(op): child_path(op.name) for op in operations}
         renumber = {id(op): {old: new for new, old in enumerate(own[id(op)])} for op in operations}

@@ -1,0 +1,82 @@
+"""One test per private Keras access in weighttie/_keras.py.
+
+When a Keras upgrade moves one of these, the failure lands here, named.
+"""
+
+from __future__ import annotations
+
+import keras
+import zoo
+
+from weighttie import _keras
+
+
+def test_own_variables_are_the_layers_own_weights_in_save_order() -> None:
+    bn = keras.layers.BatchNormalization()
+    bn.build((None, 3))
+    assert [v.name for v in _keras.own_variables(bn)] == [
+        "gamma",
+        "beta",
+        "moving_mean",
+        "moving_variance",
+    ]
+    lstm = keras.layers.LSTM(2)
+    lstm.build((None, 4, 3))
+    assert _keras.own_variables(lstm) == []  # held by the cell
+    assert [v.name for v in _keras.own_variables(lstm.cell)] == [
+        "kernel",
+        "recurrent_kernel",
+        "bias",
+    ]
+
+
+def test_own_variables_leave_out_seed_state() -> None:
+    dropout = keras.layers.Dropout(0.5)
+    assert dropout.variables  # it has a seed generator state …
+    assert _keras.own_variables(dropout) == []  # … which is not a weight
+
+
+def test_own_variables_of_a_plain_operation_is_empty() -> None:
+    model = zoo.weightless_reuse()
+    ops = [op for op in model.operations if not isinstance(op, keras.Layer)]
+    assert ops and _keras.own_variables(ops[0]) == []
+
+
+def test_sublayers_lists_tracked_layers_once() -> None:
+    lstm = keras.layers.LSTM(2)
+    assert _keras.sublayers(lstm) == [lstm.cell]
+    model = zoo.subclassed()
+    assert [layer.name for layer in _keras.sublayers(model)] == ["hidden", "norm", "out"]
+
+
+def test_graph_of_functional_sequential_and_subclassed() -> None:
+    functional = zoo.siamese_lstm()
+    assert _keras.graph_of(functional) is functional
+    sequential = zoo.sequential()
+    assert _keras.graph_of(sequential) is sequential._functional
+    assert _keras.graph_of(zoo.subclassed()) is None
+    assert _keras.graph_of(keras.layers.Dense(2)) is None
+
+
+def test_graph_operations_in_graph_order() -> None:
+    model = zoo.siamese_lstm()
+    names = [op.name for op in _keras.graph_operations(model)]
+    assert names[-1] == "score"
+    assert set(names) == {"left", "right", "lstm", "merge", "score"}
+
+
+def test_inbound_nodes_and_node_ownership() -> None:
+    model = zoo.shared_with_other_model()
+    dense = model.get_layer("shared_dense")
+    nodes = _keras.inbound_nodes(dense)
+    assert len(nodes) == 2
+    assert [_keras.is_own_node(model, dense, i) for i in range(2)] == [False, True]
+
+
+def test_history_of_a_symbolic_tensor() -> None:
+    model = zoo.siamese_lstm()
+    lstm = model.get_layer("lstm")
+    second_call = _keras.inbound_nodes(lstm)[1]
+    op, node_index, tensor_index = _keras.history_of(second_call.output_tensors[0])
+    assert (op, node_index, tensor_index) == (lstm, 1, 0)
+    assert _keras.history_of(object()) is None
