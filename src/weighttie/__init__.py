@@ -18,7 +18,11 @@ from weighttie.errors import (
     LayerNotFoundError,
     MissingFileError,
     ModelNotBuiltError,
+    OptimizerStateWarning,
     ReportFormatError,
+    TieError,
+    TieShapeError,
+    TieValueError,
     UnsafeModelError,
     WeighttieError,
 )
@@ -40,6 +44,7 @@ from weighttie.report import (
 )
 
 if TYPE_CHECKING:
+    from weighttie.ties import load_model, retie, tie_weights, untie
     from weighttie.walk import analyze, node_input, node_output
 
 __version__ = "0.1.0"
@@ -57,20 +62,28 @@ __all__ = [
     "MissingFileError",
     "ModelInfo",
     "ModelNotBuiltError",
+    "OptimizerStateWarning",
     "Params",
     "Report",
     "ReportFormatError",
     "SharingGroup",
     "Tie",
+    "TieError",
+    "TieShapeError",
+    "TieValueError",
     "UnsafeModelError",
     "VariableInfo",
     "WeighttieError",
     "__version__",
     "analyze",
+    "load_model",
     "node_input",
     "node_output",
     "render",
+    "retie",
+    "tie_weights",
     "to_networkx",
+    "untie",
     "write_graph",
 ]
 
@@ -80,6 +93,10 @@ _LAZY = {
     "analyze": "weighttie.walk",
     "node_input": "weighttie.walk",
     "node_output": "weighttie.walk",
+    "load_model": "weighttie.ties",
+    "retie": "weighttie.ties",
+    "tie_weights": "weighttie.ties",
+    "untie": "weighttie.ties",
 }
 
 

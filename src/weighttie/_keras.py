@@ -17,12 +17,16 @@ from typing import Any
 import keras
 
 __all__ = [
+    "after_build",
+    "extend_build_config",
     "graph_of",
-    "history_of",
     "graph_operations",
+    "history_of",
     "inbound_nodes",
     "is_own_node",
     "own_variables",
+    "replace_own_variable",
+    "set_private",
     "sublayers",
 ]
 
@@ -91,3 +95,77 @@ def history_of(tensor: Any) -> tuple[Any, int, int] | None:
     if history is None:
         return None
     return history.operation, int(history.node_index), int(history.tensor_index)
+
+
+def replace_own_variable(layer: Any, old: Any, new: Any) -> bool:
+    """Make ``layer`` hold ``new`` wherever it holds ``old`` itself; return whether it did.
+
+    Keras 3 has no public way to do this: a built layer's tracker is locked and
+    ``Dense.kernel`` / ``Conv.kernel`` are read-only properties over ``_kernel``.
+    Three places hold a layer's variable: the tracker's lists
+    (``_trainable_variables`` / ``_non_trainable_variables``, which ``weights``,
+    saving and the optimizer read), the tracker's id sets, and the attribute the
+    layer's ``call`` reads (``_kernel``, ``bias``, ``embeddings`` …). The caller
+    checks shape and dtype first.
+    """
+    found = False
+    for store in ("_trainable_variables", "_non_trainable_variables"):
+        items = getattr(layer, store, None)
+        if items is None:
+            continue
+        for i, v in enumerate(items):
+            if v is old:
+                items[i] = new
+                found = True
+    tracker = getattr(layer, "_tracker", None)
+    stored_ids = getattr(tracker, "stored_ids", None)
+    if found and isinstance(stored_ids, dict):
+        for ids in stored_ids.values():
+            if id(old) in ids:
+                ids.discard(id(old))
+                ids.add(id(new))
+    for attr, value in list(vars(layer).items()):
+        if value is old:
+            object.__setattr__(layer, attr, new)  # bypass the locked tracker
+            found = True
+    return found
+
+
+def after_build(layer: Any, callback: Any) -> None:
+    """Run ``callback(layer)`` each time ``layer`` finishes building.
+
+    Keras wraps ``build`` per instance (``Layer.__new__``); this wraps that wrapper,
+    so the callback sees the layer built and its state locked.
+    """
+    original = layer.build
+
+    def build(*args: Any, **kwargs: Any) -> None:
+        original(*args, **kwargs)
+        callback(layer)
+
+    object.__setattr__(layer, "build", build)
+
+
+def extend_build_config(layer: Any, extra: Any) -> None:
+    """Add ``extra()``'s keys to what ``layer.get_build_config()`` returns (what ``save`` writes).
+
+    Keras ignores unknown ``build_config`` keys on load, so a plain-Keras reader is
+    unaffected.
+    """
+    if getattr(layer, "_weighttie_build_config_extended", False):
+        return
+    original = layer.get_build_config
+
+    def get_build_config() -> Any:
+        config = original()
+        config = dict(config) if config else {}
+        config.update(extra())
+        return config
+
+    object.__setattr__(layer, "get_build_config", get_build_config)
+    object.__setattr__(layer, "_weighttie_build_config_extended", True)
+
+
+def set_private(layer: Any, name: str, value: Any) -> None:
+    """Set a weighttie attribute on a layer without Keras tracking it."""
+    object.__setattr__(layer, name, value)

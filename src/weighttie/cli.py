@@ -10,6 +10,7 @@ import argparse
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -125,10 +126,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _report_for(path: str, *, unsafe: bool):  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
-    from weighttie.loading import load_keras_model
+    from weighttie.ties import load_model
     from weighttie.walk import analyze
 
-    model = load_keras_model(path, unsafe=unsafe)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one line per error: Keras's warnings stay out
+        model = load_model(path, unsafe=unsafe, compile=False)
     report = analyze(model)
     return replace(report, model=replace(report.model, source="loaded", file=str(path)))
 

@@ -13,7 +13,11 @@ __all__ = [
     "LayerNotFoundError",
     "MissingFileError",
     "ModelNotBuiltError",
+    "OptimizerStateWarning",
     "ReportFormatError",
+    "TieError",
+    "TieShapeError",
+    "TieValueError",
     "UnsafeModelError",
     "WeighttieError",
 ]
@@ -51,3 +55,19 @@ class MissingFileError(WeighttieError, FileNotFoundError):
 
 class UnsafeModelError(WeighttieError, ValueError):
     """A model file needs code execution (e.g. a Lambda layer) and ``--unsafe`` was not given."""
+
+
+class TieError(WeighttieError, ValueError):
+    """A tie cannot be made, bound or undone as asked."""
+
+
+class TieShapeError(TieError):
+    """The variables to tie differ in shape or dtype."""
+
+
+class TieValueError(TieError):
+    """The variables to tie hold different values and the caller did not say which to keep."""
+
+
+class OptimizerStateWarning(UserWarning):
+    """The optimizer state in a file could not be restored (training resumes from a fresh one)."""

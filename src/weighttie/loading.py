@@ -77,9 +77,17 @@ def _first_line(exc: BaseException, limit: int = 300) -> str:
 
 
 def load_keras_model(
-    path: str | os.PathLike[str], *, unsafe: bool = False, compile: bool = False
+    path: str | os.PathLike[str],
+    *,
+    unsafe: bool = False,
+    compile: bool = False,
+    custom_objects: dict[str, Any] | None = None,
+    quiet: bool = True,
 ) -> Any:
     """Load a model file through Keras, with ``safe_mode`` on unless ``unsafe``.
+
+    ``quiet`` silences Keras's Python warnings during the load (the command line
+    wants one line per error); library callers get them.
 
     Raises:
         MissingFileError, FileFormatError: see :func:`check_model_file`; also when
@@ -92,8 +100,14 @@ def load_keras_model(
 
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return keras.saving.load_model(os.fspath(path), safe_mode=not unsafe, compile=compile)
+            if quiet:
+                warnings.simplefilter("ignore")
+            return keras.saving.load_model(
+                os.fspath(path),
+                safe_mode=not unsafe,
+                compile=compile,
+                custom_objects=custom_objects,
+            )
     except Exception as exc:
         message = str(exc)
         if not unsafe and "safe_mode=False" in message:

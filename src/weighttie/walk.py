@@ -203,13 +203,17 @@ def analyze(model: Any, *, ties: Sequence[Tie] | None = None) -> Report:
         (True, 208)
     """
     walk = _walk(model)
+    if ties is None:
+        from weighttie.ties import declared_ties
+
+        ties = declared_ties(model, walk.visited)
     info = ModelInfo(
         name=str(model.name),
         class_name=type(model).__name__,
         source="live",
         keras_version=keras.__version__,
     )
-    return build_report(info, walk.rows, walk.variables.values(), ties=ties or ())
+    return build_report(info, walk.rows, walk.variables.values(), ties=ties)
 
 
 def _find(walk: _Walk, layer: str) -> _Visited:

@@ -1,0 +1,283 @@
+"""Reading ``.keras`` archives without Keras: config, metadata, weights.
+
+The archive is untrusted input. Members are read by name only, never extracted
+to disk; JSON members are size-bounded before they are parsed; the weights member
+(stored uncompressed by Keras) is opened in place through a read-only window onto
+the archive file, so its size costs nothing until values are read.
+
+This module imports no Keras and no backend.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from weighttie.errors import FileFormatError
+from weighttie.graph import join_path
+
+__all__ = [
+    "MAX_JSON_BYTES",
+    "RECORD_KEY",
+    "RECORD_VERSION",
+    "FileTie",
+    "KerasArchive",
+    "file_ties",
+    "iter_layer_configs",
+]
+
+#: The key weighttie adds to a tied layer's ``build_config`` (see docs/ties.md).
+RECORD_KEY = "weighttie"
+RECORD_VERSION = 1
+
+#: Largest config.json / metadata.json weighttie parses (the config of a model
+#: with 100k layers is far below this).
+MAX_JSON_BYTES = 256 * 1024 * 1024
+
+CONFIG = "config.json"
+METADATA = "metadata.json"
+WEIGHTS = "model.weights.h5"
+
+
+class _Window(io.RawIOBase):
+    """A read-only, seekable view of ``length`` bytes of a file starting at ``offset``."""
+
+    def __init__(self, path: str, offset: int, length: int) -> None:
+        self._file = open(path, "rb")  # noqa: SIM115 - closed in close()
+        self._offset = offset
+        self._length = length
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            new = pos
+        elif whence == io.SEEK_CUR:
+            new = self._pos + pos
+        elif whence == io.SEEK_END:
+            new = self._length + pos
+        else:  # pragma: no cover - io contract
+            raise ValueError(f"invalid whence {whence}")
+        if new < 0:
+            raise OSError("negative seek position")
+        self._pos = new
+        return new
+
+    def readinto(self, buffer: Any) -> int:
+        remaining = self._length - self._pos
+        if remaining <= 0:
+            return 0
+        view = memoryview(buffer)
+        want = min(len(view), remaining)
+        self._file.seek(self._offset + self._pos)
+        got = self._file.readinto(view[:want])
+        self._pos += got or 0
+        return got or 0
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+class KerasArchive:
+    """An open ``.keras`` file.
+
+    Example:
+        >>> with KerasArchive("model.keras") as archive:     # doctest: +SKIP
+        ...     config = archive.config()
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = os.fspath(path)
+        try:
+            self._zip = zipfile.ZipFile(self.path)
+        except zipfile.BadZipFile as exc:
+            raise FileFormatError(
+                f"{self.path!r} is not a valid .keras archive (a zip file): {exc}"
+            ) from None
+        except OSError as exc:
+            raise FileFormatError(f"cannot read {self.path!r}: {exc.strerror or exc}") from None
+        self._members = {info.filename: info for info in self._zip.infolist()}
+
+    def __enter__(self) -> KerasArchive:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._zip.close()
+
+    def has(self, name: str) -> bool:
+        return name in self._members
+
+    def _json(self, name: str) -> Any:
+        info = self._members.get(name)
+        if info is None:
+            raise FileFormatError(
+                f"{self.path!r} has no {name}; expected a .keras archive written by "
+                "Keras 3 (config.json, metadata.json, model.weights.h5)"
+            )
+        if info.file_size > MAX_JSON_BYTES:
+            raise FileFormatError(
+                f"{self.path!r}: {name} declares {info.file_size:,} bytes, more than the "
+                f"{MAX_JSON_BYTES:,} weighttie reads"
+            )
+        try:
+            with self._zip.open(info) as f:
+                data = f.read(MAX_JSON_BYTES + 1)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+            raise FileFormatError(f"{self.path!r}: cannot read {name}: {exc}") from None
+        if len(data) > MAX_JSON_BYTES:
+            raise FileFormatError(
+                f"{self.path!r}: {name} inflates past {MAX_JSON_BYTES:,} bytes; refusing it"
+            )
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError) as exc:
+            raise FileFormatError(f"{self.path!r}: {name} is not valid JSON: {exc}") from None
+
+    def config(self) -> dict[str, Any]:
+        """Return config.json (the model's serialized config)."""
+        config = self._json(CONFIG)
+        if not isinstance(config, dict):
+            raise FileFormatError(
+                f"{self.path!r}: config.json must hold a JSON object; "
+                f"found {type(config).__name__}"
+            )
+        return config
+
+    def metadata(self) -> dict[str, Any]:
+        """Return metadata.json, or an empty dict when the archive has none."""
+        if not self.has(METADATA):
+            return {}
+        meta = self._json(METADATA)
+        return meta if isinstance(meta, dict) else {}
+
+    @contextmanager
+    def weights(self) -> Iterator[Any]:
+        """Open model.weights.h5 read-only with h5py, in place (no copy, no extraction)."""
+        import h5py
+
+        info = self._members.get(WEIGHTS)
+        if info is None:
+            raise FileFormatError(f"{self.path!r} has no {WEIGHTS}")
+        stream: IO[bytes]
+        if info.compress_type == zipfile.ZIP_STORED:
+            stream = _Window(self.path, _data_offset(self.path, info), info.file_size)
+        else:  # not what Keras writes; read through zipfile (slower, still bounded)
+            stream = self._zip.open(info)
+        try:
+            try:
+                handle = h5py.File(stream, "r")
+            except (OSError, ValueError) as exc:
+                raise FileFormatError(
+                    f"{self.path!r}: {WEIGHTS} is not a readable HDF5 file: {exc}"
+                ) from None
+            with handle:
+                yield handle
+        finally:
+            stream.close()
+
+
+def _data_offset(path: str, info: zipfile.ZipInfo) -> int:
+    """Where a stored member's bytes start: after its local header, name and extra field."""
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        header = f.read(30)
+    if len(header) < 30 or header[:4] != b"PK\x03\x04":
+        raise FileFormatError(f"{path!r}: the zip entry of {info.filename} is damaged")
+    name_length = int.from_bytes(header[26:28], "little")
+    extra_length = int.from_bytes(header[28:30], "little")
+    offset = info.header_offset + 30 + name_length + extra_length
+    if offset + info.file_size > Path(path).stat().st_size:
+        raise FileFormatError(f"{path!r} is truncated: {info.filename} runs past the end")
+    return offset
+
+
+_MODEL_CLASSES = {"Functional", "Sequential", "Model"}
+
+
+def iter_layer_configs(
+    config: dict[str, Any], parent: str = ""
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(path, layer entry)`` for every layer in a model config, pre-order.
+
+    Paths are built as the live walker builds them: a nested model's layers sit
+    below the model's path (``tower/conv``).
+    """
+    inner = config.get("config")
+    layers = inner.get("layers") if isinstance(inner, dict) else None
+    if not isinstance(layers, list):
+        return
+    for entry in layers:
+        if not isinstance(entry, dict):
+            continue
+        layer_config = entry.get("config")
+        name = entry.get("name")
+        if isinstance(layer_config, dict) and isinstance(layer_config.get("name"), str):
+            name = layer_config["name"]
+        if not isinstance(name, str):
+            continue
+        path = join_path(parent, name)
+        yield path, entry
+        yield from iter_layer_configs(entry, path)
+
+
+@dataclass(frozen=True)
+class FileTie:
+    """A tie a saved file declares: layer paths inside the file's model."""
+
+    source: str
+    target: str
+    variables: tuple[str, ...] | None
+
+
+def file_ties(config: dict[str, Any]) -> list[FileTie]:
+    """Read the ties declared in a model config (config.json of a .keras file).
+
+    Raises:
+        FileFormatError: a tie names a source that is not in the file.
+    """
+    by_token: dict[str, str] = {}
+    declared: list[tuple[str, dict[str, Any]]] = []
+    for path, entry in iter_layer_configs(config):
+        build = entry.get("build_config")
+        record = build.get(RECORD_KEY) if isinstance(build, dict) else None
+        if not isinstance(record, dict):
+            continue
+        token = record.get("id")
+        if isinstance(token, str):
+            by_token.setdefault(token, path)
+        for tie in record.get("ties") or ():
+            if isinstance(tie, dict):
+                declared.append((path, tie))
+    result = []
+    for target, tie in declared:
+        source = by_token.get(str(tie.get("source")))
+        if source is None:
+            raise FileFormatError(
+                f"layer {target!r} declares a tie to a layer that is not in the file "
+                f"(id {tie.get('source')!r})"
+            )
+        names = tie.get("variables")
+        variables = (
+            tuple(str(n) for n in names) if isinstance(names, list) and names else None
+        )
+        result.append(FileTie(source=source, target=target, variables=variables))
+    return result
