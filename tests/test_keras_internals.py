@@ -6,8 +6,8 @@ When a Keras upgrade moves one of these, the failure lands here, named.
 from __future__ import annotations
 
 import keras
-import zoo
 
+import zoo
 from weighttie import _keras
 
 

@@ -11,6 +11,7 @@ Verified against Keras 3.15 (see ../shared/DESIGN.md).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -139,6 +140,7 @@ def after_build(layer: Any, callback: Any) -> None:
     """
     original = layer.build
 
+    @functools.wraps(original)  # Keras reads build's signature to pass shapes
     def build(*args: Any, **kwargs: Any) -> None:
         original(*args, **kwargs)
         callback(layer)

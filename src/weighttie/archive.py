@@ -108,7 +108,8 @@ class KerasArchive:
             self._zip = zipfile.ZipFile(self.path)
         except zipfile.BadZipFile as exc:
             raise FileFormatError(
-                f"{self.path!r} is not a valid .keras archive (a zip file): {exc}"
+                f"{self.path!r} is not a readable .keras archive (zip: {exc}); "
+                "the file is truncated or damaged"
             ) from None
         except OSError as exc:
             raise FileFormatError(f"cannot read {self.path!r}: {exc.strerror or exc}") from None
@@ -157,8 +158,7 @@ class KerasArchive:
         config = self._json(CONFIG)
         if not isinstance(config, dict):
             raise FileFormatError(
-                f"{self.path!r}: config.json must hold a JSON object; "
-                f"found {type(config).__name__}"
+                f"{self.path!r}: config.json must hold a JSON object; found {type(config).__name__}"
             )
         return config
 
@@ -177,7 +177,7 @@ class KerasArchive:
         info = self._members.get(WEIGHTS)
         if info is None:
             raise FileFormatError(f"{self.path!r} has no {WEIGHTS}")
-        stream: IO[bytes]
+        stream: IO[bytes] | _Window
         if info.compress_type == zipfile.ZIP_STORED:
             stream = _Window(self.path, _data_offset(self.path, info), info.file_size)
         else:  # not what Keras writes; read through zipfile (slower, still bounded)
@@ -276,8 +276,6 @@ def file_ties(config: dict[str, Any]) -> list[FileTie]:
                 f"(id {tie.get('source')!r})"
             )
         names = tie.get("variables")
-        variables = (
-            tuple(str(n) for n in names) if isinstance(names, list) and names else None
-        )
+        variables = tuple(str(n) for n in names) if isinstance(names, list) and names else None
         result.append(FileTie(source=source, target=target, variables=variables))
     return result
