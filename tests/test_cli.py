@@ -27,12 +27,13 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 
 @pytest.mark.parametrize("name", sorted(set(zoo.ZOO) - UNSAVEABLE))
-def test_report_json_states_groups_counts_and_calls(
+def test_report_load_states_groups_counts_and_calls(
     name: str, save, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Through Keras (--load) the report is exactly the live one."""
     model = zoo.ZOO[name]()
     path = save(model)
-    code, out, err = run(capsys, "report", str(path), "--format", "json")
+    code, out, err = run(capsys, "report", str(path), "--format", "json", "--load")
     assert (code, err) == (0, "")
     from_file = weighttie.Report.from_json(out)
     live = weighttie.analyze(model)
@@ -41,6 +42,7 @@ def test_report_json_states_groups_counts_and_calls(
     assert from_file.layers == live.layers
     assert from_file.variables == live.variables
     assert from_file.model.file == str(path)
+    assert from_file.model.source == "loaded"
     assert from_file.params.unique == model.count_params()
 
 
@@ -136,8 +138,13 @@ def test_unknown_class(capsys, tmp_path: Path, save) -> None:
             if item.filename == "config.json":
                 data = data.replace(b'"class_name": "LSTM"', b'"class_name": "NoSuchLayer"')
             dst.writestr(item, data)
-    err = _one_line_error(*run(capsys, "report", str(broken)))
+    err = _one_line_error(*run(capsys, "report", str(broken), "--load"))
     assert "NoSuchLayer" in err
+    # the static reader reads the graph of a class it does not know
+    code, out, err = run(capsys, "report", str(broken), "-f", "json")
+    assert (code, err) == (0, "")
+    (lstm,) = [r for r in json.loads(out)["layers"] if r["path"] == "lstm"]
+    assert lstm["class"] == "NoSuchLayer" and len(lstm["nodes"]) == 2
 
 
 def _lambda_model() -> keras.Model:
@@ -160,10 +167,16 @@ def test_lambda_needs_unsafe_and_never_runs_without_it(
     monkeypatch.setenv("WEIGHTTIE_TEST_MARKER", str(marker))
     path = save(_lambda_model())
     marker.unlink()  # building the model ran it once; the file must not run it again
-    err = _one_line_error(*run(capsys, "report", str(path)))
+    # the static reader reads the graph without running anything
+    code, out, err = run(capsys, "report", str(path), "-f", "json")
+    assert (code, err) == (0, "")
+    assert json.loads(out)["model"]["source"] == "static"
+    assert not marker.exists()
+    # through Keras, safe mode refuses it
+    err = _one_line_error(*run(capsys, "report", str(path), "--load"))
     assert "--unsafe" in err
     assert not marker.exists()
-    code, out, err = run(capsys, "report", str(path), "--unsafe", "-f", "json")
+    code, out, err = run(capsys, "report", str(path), "--load", "--unsafe", "-f", "json")
     assert (code, err) == (0, "")
     assert json.loads(out)["model"]["source"] == "loaded"
     assert marker.exists()  # with --unsafe the code did run: the flag means what it says

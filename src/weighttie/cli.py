@@ -13,9 +13,12 @@ import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from weighttie.errors import WeighttieError
+
+if TYPE_CHECKING:
+    from weighttie.report import Report
 
 __all__ = ["main"]
 
@@ -28,6 +31,7 @@ examples:
   weighttie report siamese.keras
   weighttie report siamese.keras --format json -o report.json
   weighttie report siamese.keras --graph sharing.graphml
+  weighttie report siamese.keras --load          # through Keras instead of the file alone
 
 exit codes: 0 success, 1 a check or diff found a violation, 2 bad input or usage.
 docs: docs/cli.md
@@ -78,9 +82,15 @@ def _parser() -> argparse.ArgumentParser:
         help="also write the variable-identity graph (.graphml or node-link .json)",
     )
     report.add_argument(
+        "--load",
+        action="store_true",
+        help="load the model through Keras instead of reading the file statically",
+    )
+    report.add_argument(
         "--unsafe",
         action="store_true",
-        help="allow code from the file to run (Lambda layers); only for files you trust",
+        help="with --load: allow code from the file to run (Lambda layers); only for "
+        "files you trust",
     )
     return parser
 
@@ -116,14 +126,45 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if args.graph:
         check_graph_path(args.graph)
-    report = _report_for(args.path, unsafe=args.unsafe)
+    report = _report_for(args.path, load=args.load, unsafe=args.unsafe)
     _emit(render(report, args.format), args.output)
     if args.graph:
         write_graph(report, args.graph)
     return EXIT_OK
 
 
-def _report_for(path: str, *, unsafe: bool):  # type: ignore[no-untyped-def]
+def _note(message: str) -> None:
+    print(f"weighttie: note: {message}", file=sys.stderr)
+
+
+def _report_for(path: str, *, load: bool, unsafe: bool) -> Report:
+    """The report of a model file: static unless asked to load (or the file needs it)."""
+    from weighttie.static import MODEL_CLASSES, read_report
+
+    if load:
+        return _loaded_report(path, unsafe=unsafe)
+    report = read_report(path)
+    if report.model.class_name in MODEL_CLASSES:
+        return report
+    # A subclassed model: the file has no graph, only its weights. Loading is safe
+    # (safe_mode never runs code from the file) but needs the class registered.
+    try:
+        loaded = _loaded_report(path, unsafe=False)
+    except WeighttieError:
+        _note(
+            f"{report.model.class_name} is a subclassed model and its class is not "
+            "available here: layer classes, calls and the trainable split are not in "
+            "the file (static report)"
+        )
+        return report
+    _note(
+        f"{report.model.class_name} is a subclassed model: its file has no graph, "
+        "so it was loaded through Keras (safe mode)"
+    )
+    return loaded
+
+
+def _loaded_report(path: str, *, unsafe: bool) -> Report:
     from dataclasses import replace
 
     from weighttie.ties import load_model

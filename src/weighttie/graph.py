@@ -24,11 +24,12 @@ from collections import defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from weighttie.errors import WeighttieError
+
+if TYPE_CHECKING:
+    import networkx as nx
 from weighttie.report import (
     CallNode,
     Finding,
@@ -296,12 +297,20 @@ def _tied_groups(
 
     The graph has a node per layer object and per shared variable; its connected
     components are the tie groups (a→b on the kernel, b→c on the bias: one group).
+    networkx is imported only when some variable has two holders: importing it
+    costs a third of a second, more than the static reader's whole budget.
     """
-    graph = nx.Graph()
+    shared = {}
     for key, paths in holders.items():
         identities = {rows[p].identity for p in paths}
-        if len(identities) < 2:
-            continue
+        if len(identities) >= 2:
+            shared[key] = identities
+    if not shared:
+        return []
+    import networkx as nx
+
+    graph = nx.Graph()
+    for key, identities in shared.items():
         for ident in identities:
             graph.add_edge(("variable", key), ("layer", ident))
 
@@ -346,6 +355,8 @@ def to_networkx(report: Report) -> nx.DiGraph:
         >>> sorted(graph.successors("layer:lstm/lstm_cell"))  # doctest: +SKIP
         ['variable:lstm/lstm_cell/bias', ...]
     """
+    import networkx as nx
+
     graph = nx.DiGraph(name=report.model.name, schema="weighttie.graph/1")
     paths = {row.path for row in report.layers}
     for row in report.layers:
@@ -415,7 +426,11 @@ def write_graph(report: Report, path: str | Path) -> None:
     fmt = check_graph_path(path)
     graph = to_networkx(report)
     if fmt == "graphml":
+        import networkx as nx
+
         nx.write_graphml(graph, path)
     else:
+        import networkx as nx
+
         data: dict[str, Any] = nx.node_link_data(graph, edges="edges")
         path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")

@@ -5,9 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from enum import StrEnum
 
-from tabulate import tabulate
-
 from weighttie.report import CallNode, LayerInfo, Report, Shape
+
+
+def tabulate(rows: Sequence[Sequence[object]], **kwargs: object) -> str:
+    """tabulate, imported on first use (it costs 0.1 s of start-up)."""
+    from tabulate import tabulate as _tabulate
+
+    return str(_tabulate(rows, **kwargs))
+
 
 __all__ = ["Format", "render"]
 
@@ -37,8 +43,10 @@ def _shape(shape: Shape) -> str:
     return f"({dims},)" if len(shape) == 1 else f"({dims})"
 
 
-def _shapes(shapes: Sequence[Shape]) -> str:
-    return ", ".join(_shape(s) for s in shapes) if shapes else "-"
+def _shapes(shapes: Sequence[Shape | None]) -> str:
+    if not shapes:
+        return "-"
+    return ", ".join("unknown" if s is None else _shape(s) for s in shapes)
 
 
 def _num(n: int) -> str:

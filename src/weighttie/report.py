@@ -73,8 +73,8 @@ class CallNode:
 
     index: int
     inbound: tuple[InboundRef, ...]
-    input_shapes: tuple[Shape, ...]
-    output_shapes: tuple[Shape, ...]
+    input_shapes: tuple[Shape | None, ...]
+    output_shapes: tuple[Shape | None, ...]
 
 
 @dataclass(frozen=True)
@@ -351,11 +351,13 @@ def _preview(names: Sequence[str], limit: int = 8) -> str:
     return shown + (f", … ({len(names) - limit} more)" if len(names) > limit else "")
 
 
-def _shape_to_json(shape: Shape) -> list[int | None]:
-    return list(shape)
+def _shape_to_json(shape: Shape | None) -> list[int | None] | None:
+    return None if shape is None else list(shape)
 
 
-def _shape_from_json(value: Any) -> Shape:
+def _shape_from_json(value: Any) -> Shape | None:
+    if value is None:
+        return None
     if not isinstance(value, list):
         raise TypeError(f"a shape must be a list, got {type(value).__name__}")
     for d in value:

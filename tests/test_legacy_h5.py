@@ -1,0 +1,84 @@
+"""Legacy .h5: Keras 2 (tf_keras) files Keras 3 cannot load, and Keras 3's legacy format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import pytest
+import tf_keras as k2
+
+import weighttie
+import zoo
+from weighttie.cli import main
+from weighttie.report import Report
+from weighttie.static import read_report
+
+
+def keras2_shared_lstm(path: Path) -> int:
+    """A tf.keras siamese LSTM (with Keras 2's `time_major`) plus a nested model called twice."""
+    k2.utils.set_random_seed(0)
+    lstm = k2.layers.LSTM(8, time_major=False, name="lstm")
+    left = k2.Input((5, 6), name="left")
+    right = k2.Input((5, 6), name="right")
+    meta_in = k2.Input((4,), name="meta_in")
+    tower = k2.Model(meta_in, k2.layers.Dense(3, name="td")(meta_in), name="tower")
+    meta = k2.Input((4,), name="meta")
+    merged = k2.layers.concatenate(
+        [lstm(left), lstm(right), tower(meta), tower(meta)], name="merge"
+    )
+    model = k2.Model([left, right, meta], k2.layers.Dense(1, name="score")(merged))
+    model.save(path)
+    return int(model.count_params())
+
+
+def test_keras2_file_that_keras3_cannot_load_is_reported(tmp_path: Path, capsys) -> None:
+    path = tmp_path / "keras2.h5"
+    count = keras2_shared_lstm(path)
+    with pytest.raises(ValueError, match="time_major"):
+        keras.saving.load_model(path)
+    report = read_report(path)
+    lstm_group, tower_group = report.groups
+    assert (lstm_group.kind.value, lstm_group.layers, lstm_group.calls) == (
+        "shared-layer",
+        ("lstm",),
+        2,
+    )
+    assert lstm_group.params == 4 * (8 * (6 + 8) + 8)
+    assert lstm_group.variables == (
+        "lstm/lstm_cell/bias",
+        "lstm/lstm_cell/kernel",
+        "lstm/lstm_cell/recurrent_kernel",
+    )
+    assert (tower_group.kind.value, tower_group.layers) == ("shared-model", ("tower",))
+    assert tower_group.params == 4 * 3 + 3
+    assert report.params.unique == count
+    assert report.params.duplicated == lstm_group.params + tower_group.params
+    assert report.model.keras_version.startswith("2.")
+    assert report.layer("lstm").nodes[1].inbound[0].layer == "right"
+    # the command line gives the same, and says the file was read statically
+    assert main(["report", str(path), "-f", "json"]) == 0
+    assert Report.from_json(capsys.readouterr().out).groups == report.groups
+    # --load fails cleanly where Keras 3 cannot read the file
+    assert main(["report", str(path), "--load"]) == 2
+    assert "time_major" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["siamese_lstm", "nested_twice", "multi_io", "siamese_tower"])
+def test_keras3_legacy_h5_equals_live(name: str, tmp_path: Path) -> None:
+    model = zoo.ZOO[name]()
+    model.save(tmp_path / "m.h5")
+    static = read_report(tmp_path / "m.h5")
+    live = weighttie.analyze(model)
+    assert static.params == live.params
+    assert static.groups == live.groups
+    assert [v.path for v in static.variables] == [v.path for v in live.variables]
+
+
+def test_h5_weights_only_file_is_a_clear_error(tmp_path: Path, capsys) -> None:
+    model = zoo.siamese_lstm()
+    model.save_weights(tmp_path / "w.weights.h5")
+    path = (tmp_path / "w.weights.h5").rename(tmp_path / "w.h5")
+    assert main(["report", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "without a model_config attribute" in err and err.count("\n") == 1

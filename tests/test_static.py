@@ -1,0 +1,191 @@
+"""The static reader: the same Report from the file alone, without Keras."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import pytest
+
+import weighttie
+import zoo
+from weighttie.report import Report
+from weighttie.static import UNKNOWN_CLASS, read_report, variable_names
+
+UNSAVEABLE = {"tied_embeddings"}  # plain Keras cannot save a layer that keeps another layer
+NO_GRAPH = {"subclassed"}  # no functional graph in the file: the CLI loads it instead
+
+
+def assert_parity(static: Report, live: Report) -> None:
+    """Identical groups, counts, layers and variables; shapes where the file states them."""
+    assert static.params == live.params
+    assert static.groups == live.groups
+    assert [v.path for v in static.variables] == [v.path for v in live.variables]
+    assert [(v.shape, v.dtype, v.trainable, v.layers, v.uses) for v in static.variables] == [
+        (v.shape, v.dtype, v.trainable, v.layers, v.uses) for v in live.variables
+    ]
+    assert [r.path for r in static.layers] == [r.path for r in live.layers]
+    for s, lv in zip(static.layers, live.layers, strict=True):
+        assert (s.uses, s.params, s.variables) == (lv.uses, lv.params, lv.variables), s.path
+        assert s.class_name in (lv.class_name, UNKNOWN_CLASS), s.path
+        assert (s.nodes is None) == (lv.nodes is None), s.path
+        for sn, ln in zip(s.nodes or (), lv.nodes or (), strict=True):
+            assert sn.inbound == ln.inbound, s.path
+            assert all(
+                a is None or a == b for a, b in zip(sn.input_shapes, ln.input_shapes, strict=True)
+            )
+            assert all(
+                a is None or a == b
+                for a, b in zip(sn.output_shapes, ln.output_shapes, strict=False)
+            )
+
+
+@pytest.mark.parametrize("name", sorted(set(zoo.ZOO) - UNSAVEABLE - NO_GRAPH))
+def test_static_equals_live_on_the_zoo(name: str, save) -> None:
+    model = zoo.ZOO[name]()
+    static = read_report(save(model))
+    assert static.model.source == "static"
+    assert_parity(static, weighttie.analyze(model))
+
+
+@pytest.mark.parametrize("name", sorted(set(zoo.ZOO) - UNSAVEABLE))
+def test_cli_default_and_load_agree_on_groups_and_counts(name: str, save, capsys) -> None:
+    from weighttie.cli import main
+
+    path = save(zoo.ZOO[name]())
+    assert main(["report", str(path), "-f", "json"]) == 0
+    default = Report.from_json(capsys.readouterr().out)
+    assert main(["report", str(path), "-f", "json", "--load"]) == 0
+    loaded = Report.from_json(capsys.readouterr().out)
+    assert default.params == loaded.params
+    assert default.groups == loaded.groups
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(zoo.APPLICATIONS))
+def test_static_equals_live_on_keras_applications(name: str, save) -> None:
+    model = zoo.APPLICATIONS[name]()
+    assert_parity(read_report(save(model)), weighttie.analyze(model))
+
+
+def test_static_reads_declared_ties(tmp_path: Path) -> None:
+    from test_ties import same_valid_model
+
+    model = same_valid_model()
+    model.save(tmp_path / "m.keras")
+    static = read_report(tmp_path / "m.keras")
+    assert_parity(static, weighttie.analyze(weighttie.load_model(tmp_path / "m.keras")))
+    (tie,) = static.ties
+    assert (tie.source, tie.target, tie.variables, tie.bound) == (
+        "same",
+        "valid",
+        ("bias", "kernel"),
+        True,
+    )
+
+
+def test_sequential_shapes_come_from_build_configs(save) -> None:
+    static = read_report(save(zoo.sequential()))
+    assert static.layer("lstm").nodes[0].input_shapes == ((None, 7, 3),)
+    assert static.layer("out").nodes[0].input_shapes == ((None, 4),)
+    assert static.layer("steps").nodes[0].output_shapes == ((None, 7, 3),)
+
+
+def test_output_shapes_nothing_consumes_are_unknown(save) -> None:
+    static = read_report(save(zoo.siamese_lstm()))
+    assert static.layer("score").nodes[0].output_shapes == (None,)
+    doc = json.loads(static.to_json())
+    score = next(r for r in doc["layers"] if r["path"] == "score")
+    assert score["nodes"][0]["output_shapes"] == [None]
+
+
+def test_subclassed_file_is_read_from_its_weights_alone(save) -> None:
+    static = read_report(save(zoo.subclassed()))
+    assert [r.path for r in static.layers] == ["hidden", "norm", "out"]
+    assert {r.class_name for r in static.layers} == {UNKNOWN_CLASS}
+    assert static.params.unique == zoo.subclassed().count_params()
+
+
+# -- the variable-name table stays true to Keras -------------------------------------
+
+TABLE_LAYERS = {
+    "Dense": (lambda: keras.layers.Dense(3), (None, 4)),
+    "Dense-nobias": (lambda: keras.layers.Dense(3, use_bias=False), (None, 4)),
+    "Conv1D": (lambda: keras.layers.Conv1D(2, 3), (None, 8, 2)),
+    "Conv2D": (lambda: keras.layers.Conv2D(2, 3), (None, 8, 8, 2)),
+    "Conv3D": (lambda: keras.layers.Conv3D(2, 2), (None, 4, 4, 4, 1)),
+    "Conv2DTranspose": (lambda: keras.layers.Conv2DTranspose(2, 3), (None, 5, 5, 2)),
+    "DepthwiseConv2D": (lambda: keras.layers.DepthwiseConv2D(3), (None, 8, 8, 2)),
+    "SeparableConv2D": (lambda: keras.layers.SeparableConv2D(4, 3), (None, 8, 8, 2)),
+    "Embedding": (lambda: keras.layers.Embedding(10, 3), (None, 5)),
+    "BatchNormalization": (lambda: keras.layers.BatchNormalization(), (None, 3)),
+    "BatchNormalization-noscale": (
+        lambda: keras.layers.BatchNormalization(scale=False),
+        (None, 3),
+    ),
+    "LayerNormalization": (lambda: keras.layers.LayerNormalization(), (None, 3)),
+    "EinsumDense": (
+        lambda: keras.layers.EinsumDense("ab,bc->ac", output_shape=4, bias_axes="c"),
+        (None, 3),
+    ),
+    "PReLU": (lambda: keras.layers.PReLU(), (None, 3)),
+}
+
+
+@pytest.mark.parametrize("key", sorted(TABLE_LAYERS))
+def test_variable_name_table_matches_keras(key: str) -> None:
+    make, shape = TABLE_LAYERS[key]
+    layer = make()
+    layer.build(shape)
+    own = [v.name for v in layer.weights]
+    config = json.loads(json.dumps(keras.saving.serialize_keras_object(layer)))["config"]
+    assert variable_names(type(layer).__name__, config, len(own)) == own
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "SimpleRNN"])
+def test_variable_name_table_matches_keras_rnn_cells(cell: str) -> None:
+    layer = getattr(keras.layers, cell)(3)
+    layer.build((None, 4, 2))
+    config = keras.saving.serialize_keras_object(layer)["config"]
+    names = [v.name for v in layer.cell.weights]
+    assert variable_names(f"{cell}Cell", config, len(names)) == names
+
+
+def test_unknown_class_variables_are_numbered() -> None:
+    assert variable_names("MyLayer", {}, 2) == ["0", "1"]
+    assert variable_names("Dense", {"use_bias": True}, 1) == ["0"]  # does not fit: numbered
+
+
+# -- no backend -------------------------------------------------------------------------
+
+BLOCKER = textwrap.dedent(
+    """
+    import sys
+    class Block:
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in {"tensorflow", "jax", "torch", "keras"}:
+                raise ImportError(f"blocked: {name}")
+    sys.meta_path.insert(0, Block())
+    from weighttie.cli import main
+    code = main(sys.argv[1:])
+    assert not {"tensorflow", "jax", "torch", "keras"} & set(sys.modules), sorted(sys.modules)
+    sys.exit(code)
+    """
+)
+
+
+def test_static_report_runs_with_backends_unimportable(save, tmp_path: Path) -> None:
+    path = save(zoo.siamese_tower())
+    result = subprocess.run(
+        [sys.executable, "-c", BLOCKER, "report", str(path), "-f", "json"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["model"]["source"] == "static"
+    assert [g["kind"] for g in doc["groups"]] == ["shared-model"]
