@@ -47,13 +47,23 @@ WEIGHTS = "model.weights.h5"
 
 
 class _Window(io.RawIOBase):
-    """A read-only, seekable view of ``length`` bytes of a file starting at ``offset``."""
+    """A read-only, seekable view of ``length`` bytes of a file starting at ``offset``.
+
+    HDF5 reads its metadata in many small pieces; each piece would be a Python call
+    and a system call. Small reads are served from a bounded cache of aligned
+    blocks (at most ``_BLOCK * _BLOCKS`` bytes); large reads (variable values) go
+    straight to the file.
+    """
+
+    _BLOCK = 64 * 1024
+    _BLOCKS = 256  # 16 MiB at most
 
     def __init__(self, path: str, offset: int, length: int) -> None:
-        self._file = open(path, "rb")  # noqa: SIM115 - closed in close()
+        self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed in close()
         self._offset = offset
         self._length = length
         self._pos = 0
+        self._cache: dict[int, bytes] = {}
 
     def readable(self) -> bool:
         return True
@@ -78,16 +88,39 @@ class _Window(io.RawIOBase):
         self._pos = new
         return new
 
+    def _block(self, index: int) -> bytes:
+        block = self._cache.get(index)
+        if block is None:
+            if len(self._cache) >= self._BLOCKS:
+                self._cache.pop(next(iter(self._cache)))
+            start = index * self._BLOCK
+            self._file.seek(self._offset + start)
+            block = self._file.read(min(self._BLOCK, self._length - start))
+            self._cache[index] = block
+        return block
+
     def readinto(self, buffer: Any) -> int:
         remaining = self._length - self._pos
         if remaining <= 0:
             return 0
-        view = memoryview(buffer)
+        view = memoryview(buffer).cast("B")
         want = min(len(view), remaining)
-        self._file.seek(self._offset + self._pos)
-        got = self._file.readinto(view[:want])
-        self._pos += got or 0
-        return got or 0
+        if want >= self._BLOCK:
+            self._file.seek(self._offset + self._pos)
+            got = self._file.readinto(view[:want]) or 0
+            self._pos += got
+            return got
+        done = 0
+        while done < want:
+            index, start = divmod(self._pos + done, self._BLOCK)
+            block = self._block(index)
+            piece = block[start : start + want - done]
+            if not piece:
+                break
+            view[done : done + len(piece)] = piece
+            done += len(piece)
+        self._pos += done
+        return done
 
     def close(self) -> None:
         self._file.close()

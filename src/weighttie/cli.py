@@ -19,6 +19,7 @@ from weighttie.errors import WeighttieError
 
 if TYPE_CHECKING:
     from weighttie.report import Report
+    from weighttie.spec import Result
 
 __all__ = ["main"]
 
@@ -92,7 +93,66 @@ def _parser() -> argparse.ArgumentParser:
         help="with --load: allow code from the file to run (Lambda layers); only for "
         "files you trust",
     )
+    check = commands.add_parser(
+        "check",
+        help="check a model against a spec file (exit 1 on any violation)",
+        description="Check a model's sharing against a weighttie.spec/1 TOML file: one line "
+        "per violation, exit 1 when any, 0 when none.",
+        epilog=_CHECK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _model_arguments(check)
+    check.add_argument("--spec", required=True, metavar="FILE", help="the spec (TOML)")
+    check.add_argument("--format", "-f", choices=["text", "json"], default="text")
+    check.add_argument(
+        "--junit", metavar="FILE", help="also write JUnit XML (one test case per expectation)"
+    )
+    check.add_argument("-o", "--output", metavar="FILE", help="write the result to FILE")
+
+    snap = commands.add_parser(
+        "snapshot",
+        help="print a spec describing the model as it is (commit it, check against it)",
+        description="Print the weighttie.spec/1 spec the model satisfies as it is.",
+        epilog=_CHECK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _model_arguments(snap)
+    snap.add_argument("-o", "--output", metavar="FILE", help="write the spec to FILE")
+
+    compare = commands.add_parser(
+        "diff",
+        help="compare two models' sharing structure and counts (exit 1 when they differ)",
+        description="Compare two models (or saved JSON reports): sharing groups added, "
+        "removed or changed, ties, and parameter counts. Exit 1 when they differ.",
+        epilog=_CHECK_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    compare.add_argument("a", metavar="A", help="model file or JSON report")
+    compare.add_argument("b", metavar="B", help="model file or JSON report")
+    compare.add_argument("--format", "-f", choices=["text", "json"], default="text")
+    compare.add_argument("--load", action="store_true", help="load both models through Keras")
+    compare.add_argument("--unsafe", action="store_true", help="with --load: allow Lambda code")
+    compare.add_argument("-o", "--output", metavar="FILE", help="write the diff to FILE")
     return parser
+
+
+def _model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "model", metavar="MODEL", help="a .keras / .h5 model file, or a JSON report"
+    )
+    parser.add_argument("--load", action="store_true", help="load the model through Keras")
+    parser.add_argument("--unsafe", action="store_true", help="with --load: allow Lambda code")
+
+
+_CHECK_EPILOG = """\
+examples:
+  weighttie snapshot siamese.keras -o weighttie.toml     # commit it
+  weighttie check siamese.keras --spec weighttie.toml --junit weighttie-junit.xml
+  weighttie diff main/siamese.keras siamese.keras
+
+exit codes: 0 success / no difference, 1 a violation or a difference, 2 bad input or usage.
+docs: docs/ci.md, docs/cli.md
+"""
 
 
 def _write_atomic(path: str, text: str) -> None:
@@ -177,7 +237,110 @@ def _loaded_report(path: str, *, unsafe: bool) -> Report:
     return replace(report, model=replace(report.model, source="loaded", file=str(path)))
 
 
-_COMMANDS = {"report": _cmd_report}
+def _model_report(path: str, *, load: bool, unsafe: bool) -> Report:
+    """A model file's report, or a saved JSON report read back."""
+    if path.lower().endswith(".json"):
+        from weighttie.report import Report
+
+        target = Path(path)
+        if not target.is_file():
+            raise WeighttieError(f"no such file: {path!r}; expected a model file or a JSON report")
+        return Report.from_json(target.read_bytes())
+    return _report_for(path, load=load, unsafe=unsafe)
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    import json
+
+    from weighttie.spec import check, load_spec
+
+    spec = load_spec(args.spec)
+    report = _model_report(args.model, load=args.load, unsafe=args.unsafe)
+    results = check(report, spec)
+    failed = [r for r in results if r.failure]
+    if args.junit:
+        _write_atomic(args.junit, _junit(report, results))
+    if args.format == "json":
+        text = (
+            json.dumps(
+                {
+                    "schema": "weighttie.check/1",
+                    "model": report.model.name,
+                    "file": report.model.file,
+                    "passed": not failed,
+                    "results": [
+                        {"name": r.name, "passed": r.passed, "failure": r.failure} for r in results
+                    ],
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+    else:
+        lines = [f"FAIL {r.name}: {r.failure}" for r in failed]
+        lines.append(
+            f"{len(results) - len(failed)} passed, {len(failed)} failed"
+            f" ({report.model.name!r} against {args.spec})"
+        )
+        text = "\n".join(lines) + "\n"
+    _emit(text, args.output)
+    return EXIT_VIOLATION if failed else EXIT_OK
+
+
+def _junit(report: Report, results: Sequence[Result]) -> str:
+    import xml.etree.ElementTree as ET
+
+    failures = [r for r in results if r.failure]
+    suite = ET.Element(
+        "testsuite",
+        name=f"weighttie {report.model.name}",
+        tests=str(len(results)),
+        failures=str(len(failures)),
+        errors="0",
+        skipped="0",
+    )
+    for r in results:
+        case = ET.SubElement(
+            suite, "testcase", classname=f"weighttie.{report.model.name}", name=r.name
+        )
+        failure = r.failure
+        if failure:
+            ET.SubElement(
+                case, "failure", message=failure, type="weighttie.violation"
+            ).text = failure
+    ET.indent(suite)
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    )
+
+
+def _cmd_snapshot(args: argparse.Namespace) -> int:
+    from weighttie.spec import snapshot
+
+    report = _model_report(args.model, load=args.load, unsafe=args.unsafe)
+    _emit(snapshot(report), args.output)
+    return EXIT_OK
+
+
+def _cmd_diff(args: argparse.Namespace) -> int:
+    import json
+
+    from weighttie.spec import diff
+
+    a = _model_report(args.a, load=args.load, unsafe=args.unsafe)
+    b = _model_report(args.b, load=args.load, unsafe=args.unsafe)
+    result = diff(a, b)
+    text = json.dumps(result.to_dict(), indent=2) + "\n" if args.format == "json" else result.text()
+    _emit(text, args.output)
+    return EXIT_OK if result.same else EXIT_VIOLATION
+
+
+_COMMANDS = {
+    "report": _cmd_report,
+    "check": _cmd_check,
+    "snapshot": _cmd_snapshot,
+    "diff": _cmd_diff,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

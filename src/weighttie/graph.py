@@ -50,6 +50,7 @@ __all__ = [
     "RawVariable",
     "build_report",
     "to_networkx",
+    "variable_paths",
     "write_graph",
 ]
 
@@ -188,6 +189,17 @@ def build_report(
         ties=tuple(sorted(ties, key=lambda t: (t.target, t.source))),
         findings=tuple(findings),
     )
+
+
+def variable_paths(
+    layers: Sequence[RawLayer], variables: Iterable[RawVariable]
+) -> dict[Hashable, str]:
+    """The report path of each variable key, as :func:`build_report` names them."""
+    holders: dict[Hashable, list[str]] = defaultdict(list)
+    for row in layers:
+        for key in dict.fromkeys(row.variables):
+            holders[key].append(row.path)
+    return _variable_paths(holders, {v.key: v for v in variables})
 
 
 def _resolve_calls(layers: Sequence[RawLayer]) -> dict[str, int]:

@@ -23,14 +23,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Hashable, Iterator
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from weighttie.archive import KerasArchive, file_ties
 from weighttie.errors import FileFormatError
 from weighttie.graph import ROOT, RawLayer, RawVariable, build_report, join_path
 from weighttie.loading import FileKind, check_model_file
-from weighttie.report import CallNode, InboundRef, ModelInfo, Report, Shape, Tie
+from weighttie.report import CallNode, Finding, InboundRef, ModelInfo, Report, Shape, Tie
 
 __all__ = ["MODEL_CLASSES", "UNKNOWN_CLASS", "read_report", "variable_names"]
 
@@ -298,12 +299,13 @@ def _read_group(h5: Any) -> _Group:
     high-level h5py API costs twice as much per object, which on a large model is
     most of the static reader's time.
     """
+    import numpy as np
     from h5py import h5a, h5d, h5o
 
     root = _Group(name=None)
     groups: dict[str, _Group] = {"": root}
     datasets: list[tuple[str, tuple[int, ...], str]] = []
-    named: list[str] = []
+    named: list[tuple[str, Any]] = []
     fid = h5.id
 
     def visit(raw: bytes, info: Any) -> None:
@@ -316,8 +318,12 @@ def _read_group(h5: Any) -> _Group:
             datasets.append((name, tuple(int(d) for d in ds.shape), str(ds.dtype)))
         elif info.type == h5o.TYPE_GROUP:
             if parts[-1] == "vars":
-                if h5a.exists(h5o.open(fid, raw), b"name"):
-                    named.append(name)
+                obj = h5o.open(fid, raw)
+                if h5a.exists(obj, b"name"):
+                    attr = h5a.open(obj, b"name")
+                    value = np.empty(attr.shape, dtype=attr.dtype)
+                    attr.read(value)
+                    named.append((name, value[()] if value.shape == () else None))
             elif parts[-1] != "layers":
                 groups[name] = _Group(name=None)
 
@@ -336,10 +342,9 @@ def _read_group(h5: Any) -> _Group:
         owner = groups.get(parent)
         if owner is not None:
             owner.attributes[key] = groups[name]
-    for name in named:
+    for name, value in named:
         group = groups.get(name.rpartition("/")[0] if "/" in name else "")
         if group is not None:
-            value = h5[name].attrs["name"]
             if isinstance(value, bytes):
                 value = value.decode("utf-8", "replace")
             group.name = value if isinstance(value, str) else None
@@ -583,7 +588,53 @@ def _apply_ties(reader: _Reader, config: dict[str, Any]) -> list[Tie]:
 # -- entry points ---------------------------------------------------------------------
 
 
-def _read_keras(path: str) -> Report:
+def _dataset_chunks(h5: Any, key: str, budget: int = 1 << 20) -> Iterator[bytes]:
+    """A dataset's values as bytes, about ``budget`` bytes a read (never all at once).
+
+    Small datasets are read through the low-level API: on a model with hundreds
+    of candidate variables h5py's high-level lookup is most of the cost.
+    """
+    import numpy as np
+    from h5py import h5d, h5s
+
+    dataset = h5d.open(h5.id, key.encode())
+    shape, dtype = dataset.shape, dataset.dtype
+    total = int(np.prod(shape)) * dtype.itemsize
+    if total <= budget or not shape:
+        values = np.empty(shape, dtype=dtype)
+        dataset.read(h5s.ALL, h5s.ALL, values)
+        yield values.tobytes()
+        return
+    handle = h5[key]
+    row_bytes = max(1, total // shape[0])
+    step = max(1, budget // row_bytes)
+    for start in range(0, shape[0], step):
+        yield np.ascontiguousarray(handle[start : start + step]).tobytes()
+
+
+def _static_findings(reader: _Reader, report: Report, open_weights: Any) -> tuple[Finding, ...]:
+    from weighttie.findings import config_fingerprint, find_findings
+    from weighttie.graph import variable_paths
+
+    keys = {
+        path: key for key, path in variable_paths(reader.rows, reader.variables.values()).items()
+    }
+
+    def fingerprint(path: str) -> str | None:
+        entry = reader.entries.get(path)
+        if entry is None or not isinstance(entry.get("config"), dict):
+            return None
+        return config_fingerprint(entry["config"])
+
+    with open_weights() as h5:
+
+        def chunks(path: str) -> Iterator[bytes]:
+            return _dataset_chunks(h5, str(keys[path]))
+
+        return find_findings(report, fingerprint=fingerprint, chunks=chunks)
+
+
+def _read_keras(path: str, findings: bool) -> Report:
     with KerasArchive(path) as archive:
         config = archive.config()
         metadata = archive.metadata()
@@ -623,7 +674,16 @@ def _read_keras(path: str) -> Report:
         file=path,
         keras_version=version if isinstance(version, str) else None,
     )
-    return build_report(info, reader.rows, reader.variables.values(), ties=ties)
+    report = build_report(info, reader.rows, reader.variables.values(), ties=ties)
+    if findings:
+
+        @contextmanager
+        def open_weights() -> Iterator[Any]:
+            with KerasArchive(path) as archive, archive.weights() as h5:
+                yield h5
+
+        report = replace(report, findings=_static_findings(reader, report, open_weights))
+    return report
 
 
 def _attr_text(value: Any) -> str | None:
@@ -632,7 +692,7 @@ def _attr_text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _read_legacy_h5(path: str) -> Report:
+def _read_legacy_h5(path: str, findings: bool) -> Report:
     import h5py
 
     try:
@@ -664,7 +724,16 @@ def _read_legacy_h5(path: str) -> Report:
     info = ModelInfo(
         name=name, class_name=class_name, source="static", file=path, keras_version=version
     )
-    return build_report(info, reader.rows, reader.variables.values())
+    report = build_report(info, reader.rows, reader.variables.values())
+    if findings:
+
+        @contextmanager
+        def open_weights() -> Iterator[Any]:
+            with h5py.File(path, "r") as h5:
+                yield h5
+
+        report = replace(report, findings=_static_findings(reader, report, open_weights))
+    return report
 
 
 def _legacy_weights(group: Any) -> list[tuple[str, tuple[int, ...], str, str]]:
@@ -780,8 +849,12 @@ def _all_names(entry: dict[str, Any], depth: int = 0) -> Iterator[tuple[str, dic
             yield from _all_names(child, depth + 1)
 
 
-def read_report(path: str | os.PathLike[str]) -> Report:
+def read_report(path: str | os.PathLike[str], *, findings: bool = True) -> Report:
     """Build a Report from a model file alone, importing neither Keras nor a backend.
+
+    With ``findings`` (the default) the values of same-shaped variables are hashed,
+    streamed from the file in chunks, to find ``broken-tie``; nothing else reads
+    values.
 
     Raises:
         MissingFileError, FileFormatError: the file cannot be read as a Keras model.
@@ -794,5 +867,5 @@ def read_report(path: str | os.PathLike[str]) -> Report:
     file = os.fspath(path)
     kind = check_model_file(file)
     if kind is FileKind.KERAS:
-        return _read_keras(file)
-    return _read_legacy_h5(file)
+        return _read_keras(file, findings)
+    return _read_legacy_h5(file, findings)

@@ -10,7 +10,7 @@ model does not bring that model's calls along.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import keras
@@ -18,7 +18,7 @@ import keras
 from weighttie import _keras
 from weighttie.errors import ModelNotBuiltError, WeighttieError
 from weighttie.graph import ROOT, RawLayer, RawVariable, build_report, join_path
-from weighttie.report import CallNode, InboundRef, ModelInfo, Report, Shape, Tie
+from weighttie.report import CallNode, Finding, InboundRef, ModelInfo, Report, Shape, Tie
 
 __all__ = ["analyze", "node_input", "node_output"]
 
@@ -37,7 +37,7 @@ class _Walk:
         self.rows: list[RawLayer] = []
         self.variables: dict[int, RawVariable] = {}
         self.visited: dict[str, _Visited] = {}
-        self._keep_alive: list[Any] = []  # ids are keys: the objects must outlive the walk
+        self.objects: dict[int, Any] = {}  # variable key (id) → the variable; keeps it alive
         trainable_model = bool(getattr(model, "trainable", True))
         self._trainable_model = trainable_model
 
@@ -61,7 +61,7 @@ class _Walk:
         for v in _keras.own_variables(layer):
             key = id(v)
             if key not in self.variables:
-                self._keep_alive.append(v)
+                self.objects[key] = v
                 self.variables[key] = RawVariable(
                     key=key,
                     name=str(v.name),
@@ -176,13 +176,14 @@ def _walk(model: Any) -> _Walk:
     return walk
 
 
-def analyze(model: Any, *, ties: Sequence[Tie] | None = None) -> Report:
+def analyze(model: Any, *, ties: Sequence[Tie] | None = None, findings: bool = True) -> Report:
     """Analyze a built Keras model's weight sharing.
 
     Args:
         model: a built ``keras.Model`` (functional, Sequential or subclassed) or layer.
         ties: the ties to show in the report; by default the ties declared on the
             model with :func:`weighttie.tie_weights`.
+        findings: look for ``broken-tie`` and ``twin-branches`` (docs/concepts.md).
 
     Returns:
         A frozen :class:`~weighttie.Report`: layers with their calls and shapes,
@@ -213,7 +214,34 @@ def analyze(model: Any, *, ties: Sequence[Tie] | None = None) -> Report:
         source="live",
         keras_version=keras.__version__,
     )
-    return build_report(info, walk.rows, walk.variables.values(), ties=ties)
+    report = build_report(info, walk.rows, walk.variables.values(), ties=ties)
+    if findings:
+        report = replace(report, findings=_live_findings(walk, report))
+    return report
+
+
+def _live_findings(walk: _Walk, report: Report) -> tuple[Finding, ...]:
+    import numpy as np
+
+    from weighttie.findings import config_fingerprint, find_findings
+    from weighttie.graph import variable_paths
+
+    by_path = {
+        path: walk.objects[int(key)]  # type: ignore[call-overload]
+        for key, path in variable_paths(walk.rows, walk.variables.values()).items()
+    }
+
+    def fingerprint(path: str) -> str | None:
+        try:
+            config = keras.saving.serialize_keras_object(walk.visited[path].layer)
+        except Exception:  # a custom layer without get_config: no fingerprint, no finding
+            return None
+        return config_fingerprint(config.get("config") if isinstance(config, dict) else config)
+
+    def chunks(path: str) -> list[bytes]:
+        return [np.ascontiguousarray(by_path[path].numpy()).tobytes()]
+
+    return find_findings(report, fingerprint=fingerprint, chunks=chunks)
 
 
 def _find(walk: _Walk, layer: str) -> _Visited:

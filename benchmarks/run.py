@@ -1,0 +1,254 @@
+"""Speed and memory of weighttie's two paths; prints the tables of docs/performance.md.
+
+Usage (from the repository root, after `make test` or `make bench`):
+
+    .venv/bin/python benchmarks/run.py            # everything (about 10 minutes)
+    .venv/bin/python benchmarks/run.py --quick    # skip the 20k-layer model and the 3 GB archive
+
+Models and archives are cached in build/bench/. Every timing is the median of
+several runs of a whole process (python start-up included) unless it says
+"in-process"; peak RSS is the child's ru_maxrss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "build" / "bench"
+PY = sys.executable
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+BLOCK_BACKENDS = """
+import sys
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in {"tensorflow", "jax", "torch", "keras"}:
+            raise ImportError(f"blocked: {name}")
+sys.meta_path.insert(0, _Block())
+"""
+
+
+def run(argv: list[str], repeat: int = 5) -> tuple[float, float]:
+    """Median wall seconds and max peak RSS (MB) of a whole process."""
+    walls, peaks = [], []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
+        _, status, usage = os.wait4(proc.pid, 0)
+        walls.append(time.perf_counter() - start)
+        peaks.append(usage.ru_maxrss / 1024)
+        stderr = proc.stderr.read().decode() if proc.stderr else ""
+        if os.waitstatus_to_exitcode(status) != 0:
+            raise SystemExit(f"{argv} failed: {stderr}")
+    return statistics.median(walls), max(peaks)
+
+
+def weighttie_static(path: Path) -> list[str]:
+    code = BLOCK_BACKENDS + "from weighttie.cli import main\nsys.exit(main(sys.argv[1:]))"
+    return [PY, "-c", code, "report", str(path), "--format", "json", "-o", os.devnull]
+
+
+def build_siamese_xception(path: Path) -> None:
+    code = textwrap.dedent(
+        f"""
+        import keras
+        keras.utils.set_random_seed(0)
+        tower = keras.applications.Xception(weights=None, include_top=False, pooling="avg",
+                                            input_shape=(299, 299, 3))
+        a = keras.Input((299, 299, 3), name="left")
+        b = keras.Input((299, 299, 3), name="right")
+        merged = keras.layers.Concatenate(name="merge")([tower(a), tower(b)])
+        out = keras.layers.Dense(1, name="score")(merged)
+        keras.Model([a, b], out, name="siamese_xception").save({str(path)!r})
+        """
+    )
+    subprocess.run([PY, "-c", code], check=True, env=ENV)
+
+
+def bench_xception() -> list[str]:
+    path = OUT / "siamese_xception.keras"
+    if not path.exists():
+        build_siamese_xception(path)
+    size = path.stat().st_size / 1e6
+    static_wall, static_rss = run(weighttie_static(path))
+    load_code = (
+        "import sys, time, keras\nt = time.perf_counter()\n"
+        "keras.saving.load_model(sys.argv[1], compile=False)\n"
+        "print(time.perf_counter() - t, file=sys.stderr)"
+    )
+    load_wall, load_rss = run([PY, "-c", load_code, str(path)], repeat=3)
+    inproc = subprocess.run(
+        [PY, "-c", load_code, str(path)], env=ENV, capture_output=True, text=True, check=True
+    )
+    load_only = float(inproc.stderr.strip().splitlines()[-1])
+    live_wall, live_rss = run(
+        [PY, "-m", "weighttie.cli", "report", str(path), "--load", "-f", "json", "-o", os.devnull],
+        repeat=3,
+    )
+    return [
+        f"Siamese Xception archive, {size:.0f} MB (`{path.relative_to(ROOT)}`):",
+        "",
+        "| what (whole process) | wall | peak RSS |",
+        "|---|---|---|",
+        f"| `weighttie report` static, backends unimportable | {static_wall:.2f} s | "
+        f"{static_rss:.0f} MB |",
+        f"| `weighttie report --load` (Keras + TensorFlow) | {live_wall:.2f} s "
+        f"| {live_rss:.0f} MB |",
+        f"| `python -c 'import keras; keras.saving.load_model(...)'` | {load_wall:.2f} s | "
+        f"{load_rss:.0f} MB |",
+        "",
+        f"`keras.saving.load_model` alone, in-process (after `import keras`): {load_only:.2f} s. "
+        f"Static whole process vs. load_model whole process: "
+        f"{load_wall / static_wall:.1f}x faster; "
+        f"vs. load_model alone: {load_only / static_wall:.1f}x.",
+    ]
+
+
+SCALE_CODE = textwrap.dedent(
+    """
+    import sys, time, json, keras
+    from keras import layers
+    n, path = int(sys.argv[1]), sys.argv[2]
+    sys.setrecursionlimit(100000)
+    inp = keras.Input((4,), name="x")
+    shared = layers.Dense(4, name="shared")
+    outs, count, branch = [], 0, 0
+    while count < n:
+        x = inp
+        for i in range(50):
+            x = layers.Dense(4, name=f"b{branch}_d{i}")(x)
+            count += 1
+        outs.append(shared(x))
+        branch += 1
+    model = keras.Model(inp, layers.Concatenate(name="cat")(outs))
+    import weighttie
+    t = time.perf_counter()
+    report = weighttie.analyze(model)
+    live = time.perf_counter() - t
+    model.save(path)
+    from weighttie.static import read_report
+    t = time.perf_counter()
+    static = read_report(path)
+    took = time.perf_counter() - t
+    assert static.params == report.params and static.groups == report.groups
+    nodes = sum(len(r.nodes or ()) for r in report.layers)
+    print(json.dumps({"layers": len(report.layers), "nodes": nodes, "live": live, "static": took}))
+    """
+)
+
+
+def bench_scaling(sizes: list[int]) -> list[str]:
+    lines = [
+        "Analysis time against model size (a wide model: branches of 50 Dense layers, one Dense "
+        "shared by every branch); in-process, not counting model building or imports:",
+        "",
+        "| layers | calls (nodes) | live `analyze` | static `read_report` | static whole process |",
+        "|---|---|---|---|---|",
+    ]
+    for n in sizes:
+        path = OUT / f"wide{n}.keras"
+        result = subprocess.run(
+            [PY, "-c", SCALE_CODE, str(n), str(path)],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        facts = json.loads(result.stdout.strip().splitlines()[-1])
+        wall, _ = run(weighttie_static(path), repeat=3)
+        lines.append(
+            f"| {facts['layers']:,} | {facts['nodes']:,} | {facts['live']:.2f} s | "
+            f"{facts['static']:.2f} s | {wall:.2f} s |"
+        )
+    return lines
+
+
+BIG_CODE = textwrap.dedent(
+    """
+    import json, sys, zipfile, h5py, numpy as np
+    units, path = int(sys.argv[1]), sys.argv[2]
+    names = ["a", "b", "c"]
+    layers = [{"module": "keras.layers", "class_name": "InputLayer", "name": "x",
+               "config": {"name": "x", "batch_shape": [None, units], "dtype": "float32"},
+               "inbound_nodes": []}]
+    previous = "x"
+    for name in names:
+        tensor = {"class_name": "__keras_tensor__",
+                  "config": {"shape": [None, units], "dtype": "float32",
+                             "keras_history": [previous, 0, 0]}}
+        layers.append({"module": "keras.layers", "class_name": "Dense", "name": name,
+                       "config": {"name": name, "units": units, "use_bias": True},
+                       "build_config": {"input_shape": [None, units]},
+                       "inbound_nodes": [{"args": [tensor], "kwargs": {}}]})
+        previous = name
+    config = {"module": "keras.src.models.functional", "class_name": "Functional",
+              "config": {"name": "big", "layers": layers, "input_layers": [["x", 0, 0]],
+                         "output_layers": [[previous, 0, 0]]}}
+    h5_path = path + ".h5"
+    with h5py.File(h5_path, "w") as h5:
+        h5.create_group("vars").attrs["name"] = "big"
+        for i, name in enumerate(names):
+            key = "dense" if i == 0 else f"dense_{i}"
+            g = h5.create_group(f"layers/{key}/vars")
+            g.attrs["name"] = name
+            kernel = g.create_dataset("0", shape=(units, units), dtype="float32")
+            block = np.ones((256, units), "float32")
+            for row in range(0, units, 256):
+                kernel[row:row + 256] = block[: min(256, units - row)]
+            g.create_dataset("1", data=np.zeros(units, "float32"))
+        h5.create_group("layers/input_layer/vars").attrs["name"] = "x"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as z:
+        z.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
+        z.writestr("config.json", json.dumps(config))
+        z.write(h5_path, "model.weights.h5")
+    import os
+    os.remove(h5_path)
+    """
+)
+
+
+def bench_size(big_units: int) -> list[str]:
+    lines = [
+        "Cost against file size: two archives with the same graph (three Dense layers), "
+        "one small and one large; values are never read for a report:",
+        "",
+        "| archive | size | wall | peak RSS |",
+        "|---|---|---|---|",
+    ]
+    for units in (64, big_units):
+        path = OUT / f"dense{units}.keras"
+        if not path.exists():
+            subprocess.run([PY, "-c", BIG_CODE, str(units), str(path)], check=True, env=ENV)
+        wall, rss = run(weighttie_static(path))
+        size = path.stat().st_size
+        shown = f"{size / 1e9:.2f} GB" if size > 1e8 else f"{size / 1e3:.0f} kB"
+        lines.append(f"| `{path.name}` | {shown} | {wall:.2f} s | {rss:.0f} MB |")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="skip the largest cases")
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    sections = [
+        bench_xception(),
+        bench_scaling([1000, 5000] if args.quick else [1000, 5000, 20000]),
+        bench_size(4096 if args.quick else 16384),
+    ]
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores\n")
+    print("\n\n".join("\n".join(s) for s in sections))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

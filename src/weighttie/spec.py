@@ -1,0 +1,486 @@
+"""Spec files, checks and diffs: what a model's sharing must look like, for CI.
+
+A spec (TOML, ``weighttie.spec/1``) lists expectations; :func:`check` turns each
+into a :class:`Result` against a Report. :func:`snapshot` writes the spec a
+model satisfies as it is (commit it, check against it); :func:`diff` compares
+two reports' sharing structure and counts. Everything here reads only Reports.
+
+Example spec::
+
+    schema = "weighttie.spec/1"
+    exact_groups = true            # no sharing groups beyond those listed
+
+    [params]
+    unique = 86785
+    max_per_use = 200000
+
+    [findings]
+    forbid = ["twin-branches", "broken-tie"]
+
+    [[group]]
+    kind = "shared-model"
+    layers = ["tower"]
+    calls = 2
+
+    [[not_shared]]
+    layers = ["left_*", "right_*"]
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from weighttie.errors import WeighttieError
+from weighttie.findings import FindingKind
+from weighttie.report import GroupKind, LayerInfo, Report, SharingGroup
+
+__all__ = [
+    "SPEC_SCHEMA",
+    "Diff",
+    "GroupSpec",
+    "Result",
+    "Spec",
+    "SpecError",
+    "check",
+    "diff",
+    "load_spec",
+    "match_layers",
+    "snapshot",
+]
+
+SPEC_SCHEMA = "weighttie.spec/1"
+
+_PARAM_KEYS = ("unique", "per_use", "duplicated", "trainable_unique", "non_trainable_unique")
+_BOUNDS = {f"{b}_{k}": (b, k) for k in _PARAM_KEYS for b in ("min", "max")}
+
+
+class SpecError(WeighttieError, ValueError):
+    """A spec file or document is not a valid ``weighttie.spec/1`` spec."""
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    """An expected sharing group: its kind and exactly these layers (globs allowed)."""
+
+    kind: GroupKind
+    layers: tuple[str, ...]
+    calls: int | None = None
+    params: int | None = None
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a model's sharing must look like."""
+
+    groups: tuple[GroupSpec, ...] = ()
+    exact_groups: bool = False
+    not_shared: tuple[tuple[str, ...], ...] = ()
+    params: Mapping[str, int] = field(default_factory=dict)
+    forbid_findings: frozenset[str] = frozenset(k.value for k in FindingKind)
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], *, source: str = "spec") -> Spec:
+        """Validate a parsed spec document."""
+        return _spec_from_dict(doc, source)
+
+
+@dataclass(frozen=True)
+class Result:
+    """One expectation checked: ``failure`` is None when it holds."""
+
+    name: str
+    failure: str | None
+
+    @property
+    def passed(self) -> bool:
+        return self.failure is None
+
+
+# -- reading specs ------------------------------------------------------------------
+
+
+def load_spec(path: str | os.PathLike[str]) -> Spec:
+    """Read a TOML spec file.
+
+    Raises:
+        SpecError: the file is missing, not TOML, or not a valid spec.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise SpecError(f"no spec file at {str(p)!r}; write one with `weighttie snapshot MODEL`")
+    try:
+        doc = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{str(p)!r} is not valid TOML: {exc}") from None
+    return _spec_from_dict(doc, str(p))
+
+
+def _strings(value: Any, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise SpecError(f"{where} must be a non-empty list of layer names, paths or globs")
+    return tuple(value)
+
+
+def _int(value: Any, where: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise SpecError(f"{where} must be a non-negative integer; received {value!r}")
+    return value
+
+
+def _spec_from_dict(doc: Mapping[str, Any], source: str) -> Spec:
+    known = {"schema", "exact_groups", "params", "findings", "group", "not_shared"}
+    unknown = sorted(set(doc) - known)
+    if unknown:
+        raise SpecError(
+            f"{source}: unknown key {unknown[0]!r}; a spec has {', '.join(sorted(known))}"
+        )
+    schema = doc.get("schema", SPEC_SCHEMA)
+    if schema != SPEC_SCHEMA:
+        raise SpecError(f"{source}: expected schema = {SPEC_SCHEMA!r}; received {schema!r}")
+    exact = doc.get("exact_groups", False)
+    if not isinstance(exact, bool):
+        raise SpecError(f"{source}: exact_groups must be true or false")
+
+    groups = []
+    raw_groups = doc.get("group", [])
+    if not isinstance(raw_groups, list):
+        raise SpecError(f"{source}: [[group]] must be an array of tables")
+    for i, g in enumerate(raw_groups):
+        where = f"{source}: group {i + 1}"
+        if not isinstance(g, dict):
+            raise SpecError(f"{where} must be a table")
+        extra = sorted(set(g) - {"kind", "layers", "calls", "params"})
+        if extra:
+            raise SpecError(f"{where}: unknown key {extra[0]!r}")
+        try:
+            kind = GroupKind(str(g.get("kind")))
+        except ValueError:
+            names = ", ".join(k.value for k in GroupKind)
+            raise SpecError(
+                f"{where}: kind must be one of {names}; received {g.get('kind')!r}"
+            ) from None
+        groups.append(
+            GroupSpec(
+                kind=kind,
+                layers=_strings(g.get("layers"), f"{where} layers"),
+                calls=None if "calls" not in g else _int(g["calls"], f"{where} calls"),
+                params=None if "params" not in g else _int(g["params"], f"{where} params"),
+            )
+        )
+
+    not_shared = []
+    raw_not_shared = doc.get("not_shared", [])
+    if not isinstance(raw_not_shared, list):
+        raise SpecError(f"{source}: [[not_shared]] must be an array of tables")
+    for i, entry in enumerate(raw_not_shared):
+        if not isinstance(entry, dict) or set(entry) != {"layers"}:
+            raise SpecError(f"{source}: not_shared {i + 1} must be a table with only `layers`")
+        not_shared.append(_strings(entry["layers"], f"{source}: not_shared {i + 1} layers"))
+
+    params: dict[str, int] = {}
+    raw_params = doc.get("params", {})
+    if not isinstance(raw_params, dict):
+        raise SpecError(f"{source}: [params] must be a table")
+    for key, value in raw_params.items():
+        if key not in _PARAM_KEYS and key not in _BOUNDS:
+            raise SpecError(
+                f"{source}: [params] has unknown key {key!r}; use one of "
+                f"{', '.join(_PARAM_KEYS)}, or one with min_ / max_ before it"
+            )
+        params[key] = _int(value, f"{source}: params.{key}")
+
+    kinds = {k.value for k in FindingKind}
+    forbid = set(kinds)
+    raw_findings = doc.get("findings", {})
+    if not isinstance(raw_findings, dict) or set(raw_findings) - {"allow", "forbid"}:
+        raise SpecError(f"{source}: [findings] takes `allow` and/or `forbid` lists")
+    for key in ("allow", "forbid"):
+        values = raw_findings.get(key, [])
+        if not isinstance(values, list) or not all(v in kinds for v in values):
+            raise SpecError(
+                f"{source}: findings.{key} must list finding kinds ({', '.join(sorted(kinds))})"
+            )
+    if "forbid" in raw_findings:
+        forbid = set(raw_findings["forbid"])
+    forbid -= set(raw_findings.get("allow", []))
+    return Spec(
+        groups=tuple(groups),
+        exact_groups=exact,
+        not_shared=tuple(not_shared),
+        params=params,
+        forbid_findings=frozenset(forbid),
+    )
+
+
+# -- matching layers ----------------------------------------------------------------
+
+
+def match_layers(report: Report, patterns: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Resolve names, paths and globs to layer paths: ``(paths, patterns that matched none)``.
+
+    A pattern matches layer paths (``tower/conv``, ``tower_*``); only when no path
+    matches does it match bare layer names (``conv`` for ``tower/conv``).
+    """
+    paths: dict[str, None] = {}
+    unmatched = []
+    for pattern in patterns:
+        found = _match(report.layers, pattern)
+        if not found:
+            unmatched.append(pattern)
+        paths.update(dict.fromkeys(found))
+    return sorted(paths), unmatched
+
+
+def _match(layers: Sequence[LayerInfo], pattern: str) -> list[str]:
+    """Paths first; a layer's bare name only when no path matches."""
+    if any(c in pattern for c in "*?["):
+        depth = pattern.count("/")  # like a shell: * does not cross a /
+        by_path = [
+            r.path
+            for r in layers
+            if r.path.count("/") == depth and fnmatch.fnmatchcase(r.path, pattern)
+        ]
+        return by_path or [r.path for r in layers if fnmatch.fnmatchcase(r.name, pattern)]
+    exact = [r.path for r in layers if r.path == pattern]
+    return exact or [r.path for r in layers if r.name == pattern]
+
+
+def _fmt(paths: Iterable[str]) -> str:
+    return "[" + ", ".join(paths) + "]"
+
+
+# -- checking -------------------------------------------------------------------------
+
+
+def check(report: Report, spec: Spec) -> list[Result]:
+    """Check every expectation of ``spec`` against ``report``, in spec order."""
+    results: list[Result] = []
+    for key, value in spec.params.items():
+        results.append(_check_param(report, key, value))
+    matched_groups: set[int] = set()
+    for g in spec.groups:
+        result, index = _check_group(report, g)
+        results.append(result)
+        if index is not None:
+            matched_groups.add(index)
+    if spec.exact_groups:
+        extra = [grp for i, grp in enumerate(report.groups) if i not in matched_groups]
+        failure = None
+        if extra:
+            failure = "; ".join(
+                f"unexpected {grp.kind.value} group {_fmt(grp.layers)} ({grp.params:,} params)"
+                for grp in extra
+            )
+        results.append(Result("no other sharing groups", failure))
+    for layers in spec.not_shared:
+        results.append(_check_not_shared(report, layers))
+    for kind in sorted(spec.forbid_findings):
+        found = [f for f in report.findings if f.kind == kind]
+        failure = "; ".join(f"{_fmt(f.layers)}: {f.message}" for f in found) or None
+        results.append(Result(f"no {kind} findings", failure))
+    return results
+
+
+def _check_param(report: Report, key: str, expected: int) -> Result:
+    bound, name = _BOUNDS.get(key, (None, key))
+    found = getattr(report.params, name)
+    if bound is None:
+        ok = found == expected
+        text = f"params.{name} == {expected:,}"
+    elif bound == "max":
+        ok = found <= expected
+        text = f"params.{name} <= {expected:,}"
+    else:
+        ok = found >= expected
+        text = f"params.{name} >= {expected:,}"
+    return Result(text, None if ok else f"found {found:,}")
+
+
+def _check_group(report: Report, expected: GroupSpec) -> tuple[Result, int | None]:
+    name = f"{expected.kind.value} group {_fmt(expected.layers)}"
+    paths, unmatched = match_layers(report, expected.layers)
+    if unmatched:
+        return Result(name, f"no layer matches {', '.join(map(repr, unmatched))}"), None
+    for i, grp in enumerate(report.groups):
+        if grp.kind is expected.kind and list(grp.layers) == paths:
+            problems = []
+            if expected.calls is not None and grp.calls != expected.calls:
+                problems.append(f"expected {expected.calls} calls; found {grp.calls}")
+            if expected.params is not None and grp.params != expected.params:
+                problems.append(f"expected {expected.params:,} params; found {grp.params:,}")
+            return Result(name, "; ".join(problems) or None), i
+    near = [grp for grp in report.groups if set(grp.layers) & set(paths)]
+    if near:
+        found = "; ".join(f"{grp.kind.value} group {_fmt(grp.layers)}" for grp in near)
+    else:
+        found = "those layers share no weights"
+    return Result(
+        name, f"expected a {expected.kind.value} group of {_fmt(paths)}; found {found}"
+    ), None
+
+
+def _shared_variables(report: Report, paths: Iterable[str]) -> dict[str, set[str]]:
+    """The variables of each layer's subtree."""
+    result: dict[str, set[str]] = {}
+    for path in paths:
+        prefix = path + "/"
+        result[path] = {
+            v
+            for r in report.layers
+            if r.path == path or r.path.startswith(prefix)
+            for v in r.variables
+        }
+    return result
+
+
+def _check_not_shared(report: Report, patterns: tuple[str, ...]) -> Result:
+    name = f"not shared {_fmt(patterns)}"
+    paths, unmatched = match_layers(report, patterns)
+    if unmatched:
+        return Result(name, f"no layer matches {', '.join(map(repr, unmatched))}")
+    problems = []
+    for grp in report.groups:
+        members = [p for p in paths if p in grp.layers]
+        if members:
+            problems.append(f"{_fmt(members)} in {grp.kind.value} group {_fmt(grp.layers)}")
+    held = _shared_variables(report, paths)
+    for i, a in enumerate(paths):
+        for b in paths[i + 1 :]:
+            both = held[a] & held[b]
+            if both and not (a.startswith(b + "/") or b.startswith(a + "/")):
+                problems.append(f"{a} and {b} share {', '.join(sorted(both))}")
+    return Result(name, "; ".join(problems) or None)
+
+
+# -- snapshot -------------------------------------------------------------------------
+
+
+def _toml_str(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+def _toml_list(values: Iterable[str]) -> str:
+    return "[" + ", ".join(_toml_str(v) for v in values) + "]"
+
+
+def snapshot(report: Report) -> str:
+    """The spec (TOML text) that ``report``'s model satisfies exactly as it is."""
+    kinds_present = sorted({f.kind for f in report.findings})
+    forbid = sorted({k.value for k in FindingKind} - set(kinds_present))
+    lines = [
+        f"# weighttie spec of model {report.model.name!r}: `weighttie check MODEL --spec FILE`",
+        f"schema = {_toml_str(SPEC_SCHEMA)}",
+        "exact_groups = true",
+        "",
+        "[params]",
+        *(f"{k} = {getattr(report.params, k)}" for k in _PARAM_KEYS),
+        "",
+        "[findings]",
+        f"forbid = {_toml_list(forbid)}",
+    ]
+    if kinds_present:
+        lines.append(f"allow = {_toml_list(kinds_present)}  # present when the snapshot was taken")
+    for grp in report.groups:
+        lines += [
+            "",
+            "[[group]]",
+            f"kind = {_toml_str(grp.kind.value)}",
+            f"layers = {_toml_list(grp.layers)}",
+            f"calls = {grp.calls}",
+            f"params = {grp.params}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+# -- diff ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Diff:
+    """How two reports' sharing differs."""
+
+    added: tuple[SharingGroup, ...]
+    removed: tuple[SharingGroup, ...]
+    changed: tuple[tuple[SharingGroup, SharingGroup], ...]
+    params: tuple[tuple[str, int, int], ...]  # (count, in a, in b)
+    ties: tuple[tuple[str, str], ...]  # ("+"|"-", "source -> target")
+
+    @property
+    def same(self) -> bool:
+        return not (self.added or self.removed or self.changed or self.params or self.ties)
+
+    def to_dict(self) -> dict[str, Any]:
+        def group(g: SharingGroup) -> dict[str, Any]:
+            return {
+                "kind": g.kind.value,
+                "layers": list(g.layers),
+                "params": g.params,
+                "calls": g.calls,
+                "duplicated": g.duplicated,
+            }
+
+        return {
+            "schema": "weighttie.diff/1",
+            "same": self.same,
+            "groups": {
+                "added": [group(g) for g in self.added],
+                "removed": [group(g) for g in self.removed],
+                "changed": [{"a": group(a), "b": group(b)} for a, b in self.changed],
+            },
+            "params": [{"count": k, "a": a, "b": b} for k, a, b in self.params],
+            "ties": [{"change": c, "tie": t} for c, t in self.ties],
+        }
+
+    def text(self) -> str:
+        if self.same:
+            return "No differences in sharing groups, ties or parameter counts.\n"
+        lines = []
+        for g in self.removed:
+            lines.append(
+                f"- {g.kind.value} group {_fmt(g.layers)} ({g.params:,} params, {g.calls} calls)"
+            )
+        for g in self.added:
+            lines.append(
+                f"+ {g.kind.value} group {_fmt(g.layers)} ({g.params:,} params, {g.calls} calls)"
+            )
+        for a, b in self.changed:
+            lines.append(
+                f"~ {a.kind.value} group {_fmt(a.layers)}: params {a.params:,} -> {b.params:,}, "
+                f"calls {a.calls} -> {b.calls}"
+            )
+        for change, tie in self.ties:
+            lines.append(f"{change} tie {tie}")
+        for count, before, after in self.params:
+            lines.append(f"~ params.{count}: {before:,} -> {after:,} ({after - before:+,})")
+        return "\n".join(lines) + "\n"
+
+
+def diff(a: Report, b: Report) -> Diff:
+    """Compare two reports: groups (matched by kind and layers), ties and counts."""
+    a_groups = {(g.kind.value, g.layers): g for g in a.groups}
+    b_groups = {(g.kind.value, g.layers): g for g in b.groups}
+    added = tuple(b_groups[k] for k in sorted(set(b_groups) - set(a_groups)))
+    removed = tuple(a_groups[k] for k in sorted(set(a_groups) - set(b_groups)))
+    changed = tuple(
+        (a_groups[k], b_groups[k])
+        for k in sorted(set(a_groups) & set(b_groups))
+        if (a_groups[k].params, a_groups[k].calls) != (b_groups[k].params, b_groups[k].calls)
+    )
+    counts = tuple(
+        (k, int(getattr(a.params, k)), int(getattr(b.params, k)))
+        for k in _PARAM_KEYS
+        if getattr(a.params, k) != getattr(b.params, k)
+    )
+    a_ties = {f"{t.source} -> {t.target}" for t in a.ties if t.bound}
+    b_ties = {f"{t.source} -> {t.target}" for t in b.ties if t.bound}
+    ties = tuple(
+        [("-", t) for t in sorted(a_ties - b_ties)] + [("+", t) for t in sorted(b_ties - a_ties)]
+    )
+    return Diff(added=added, removed=removed, changed=changed, params=counts, ties=ties)

@@ -1,0 +1,350 @@
+"""Findings, weighttie.testing assertions, spec files, and check / snapshot / diff on the CLI."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import keras
+import pytest
+from keras import layers
+
+import weighttie
+import zoo
+from weighttie.cli import main
+from weighttie.spec import Spec, SpecError, check, load_spec, snapshot
+from weighttie.static import read_report
+from weighttie.testing import (
+    assert_matches_spec,
+    assert_no_findings,
+    assert_not_shared,
+    assert_params,
+    assert_shared,
+    assert_tied,
+)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- findings ---------------------------------------------------------------------------
+
+
+def test_twin_towers_are_a_finding_worth_one_tower() -> None:
+    model = zoo.twin_towers()
+    (finding,) = weighttie.analyze(model).findings
+    assert finding.kind == "twin-branches"
+    assert finding.layers == ("tower_a", "tower_b")
+    assert finding.params == model.get_layer("tower_a").count_params()
+    assert "build the branch once and call it" in finding.message
+
+
+def test_one_tower_called_twice_has_no_finding() -> None:
+    assert weighttie.analyze(zoo.siamese_tower()).findings == ()
+
+
+def test_branches_differing_in_one_config_value_are_not_twins() -> None:
+    def tower(name: str, activation: str) -> keras.Model:
+        x = keras.Input((6,), name=f"{name}_in")
+        return keras.Model(
+            x, layers.Dense(4, activation=activation, name=f"{name}_d")(x), name=name
+        )
+
+    a = keras.Input((6,), name="a")
+    model = keras.Model(a, layers.Add()([tower("t1", "relu")(a), tower("t2", "tanh")(a)]))
+    assert weighttie.analyze(model).findings == ()
+    same = keras.Model(a, layers.Add()([tower("t3", "relu")(a), tower("t4", "relu")(a)]))
+    assert [f.kind for f in weighttie.analyze(same).findings] == ["twin-branches"]
+
+
+def test_copied_weights_are_a_broken_tie_and_constants_are_not() -> None:
+    model = zoo.cloned_tower()
+    report = weighttie.analyze(model)
+    broken = [f for f in report.findings if f.kind == "broken-tie"]
+    assert {f.layers for f in broken} == {
+        ("tower/tower_conv", "tower_copy/tower_conv"),
+        ("tower/tower_embed", "tower_copy/tower_embed"),
+    }
+    conv = model.get_layer("tower").get_layer("tower_conv")
+    assert next(f for f in broken if "tower_conv" in f.layers[0]).params == conv.kernel.numpy().size
+    # zero biases and unit gammas are equal everywhere at initialization: not evidence
+    assert not any("bias" in f.message or "gamma" in f.message for f in broken)
+
+
+def test_findings_can_be_switched_off() -> None:
+    assert weighttie.analyze(zoo.twin_towers(), findings=False).findings == ()
+
+
+def test_static_findings_equal_live_findings(save) -> None:
+    for name in ("twin_towers", "cloned_tower"):
+        model = zoo.ZOO[name]()
+        assert (
+            read_report(save(model, f"{name}.keras")).findings == weighttie.analyze(model).findings
+        )
+
+
+def test_tie_lost_in_plain_keras_reload_is_found(tmp_path: Path) -> None:
+    from test_ties import fit, same_valid_model
+
+    model = same_valid_model()
+    fit(model, 1)
+    model.save(tmp_path / "m.keras")
+    plain = keras.saving.load_model(tmp_path / "m.keras", compile=False)
+    (finding,) = weighttie.analyze(plain).findings
+    assert (finding.kind, finding.layers) == ("broken-tie", ("same", "valid"))
+    assert finding.params == plain.get_layer("same").count_params()
+    with pytest.raises(
+        AssertionError,
+        match="expected same and valid tied; found same/bias and valid/bias are separate",
+    ):
+        assert_tied(plain, "same", "valid")
+    restored = weighttie.load_model(tmp_path / "m.keras")
+    assert_tied(restored, "same", "valid")
+    assert_no_findings(restored)
+
+
+# -- assertions ---------------------------------------------------------------------
+
+
+def test_assert_shared_and_not_shared() -> None:
+    model = zoo.siamese_tower()
+    assert_shared(model, "tower")
+    assert_not_shared(model, "score", "left", "right")
+    with pytest.raises(
+        AssertionError, match="expected score to share weights; found no sharing group with score"
+    ):
+        assert_shared(model, "score")
+    with pytest.raises(
+        AssertionError,
+        match=r"expected no sharing among tower; found \[tower\] in shared-model group",
+    ):
+        assert_not_shared(model, "tower")
+    with pytest.raises(AssertionError, match="no layer of model 'siamese_tower' matches 'nope'"):
+        assert_shared(model, "nope")
+
+
+def test_assert_shared_with_globs_and_tied_groups() -> None:
+    model = zoo.tied_embeddings()
+    assert_shared(model, "embedding", "logits")
+    assert_shared(model, "emb*", "log*")
+    twins = zoo.twin_towers()
+    assert_not_shared(twins, "tower_*")
+    with pytest.raises(AssertionError, match="expected tower_a, tower_b to share weights"):
+        assert_shared(twins, "tower_*")
+
+
+def test_assert_tied_on_lstm_cells_and_subsets() -> None:
+    a, b = layers.LSTM(3, name="enc_a"), layers.LSTM(3, go_backwards=True, name="enc_b")
+    x = keras.Input((5, 2), name="x")
+    model = keras.Model(x, layers.Concatenate()([a(x), b(x)]))
+    with pytest.raises(AssertionError, match="separate variables"):
+        assert_tied(model, "enc_a", "enc_b")
+    weighttie.tie_weights(a, b, variables=["kernel"], keep="source")
+    assert_tied(model, "enc_a", "enc_b", variables=["kernel"])
+    with pytest.raises(
+        AssertionError,
+        match="enc_a/lstm_cell/recurrent_kernel and enc_b/lstm_cell/recurrent_kernel",
+    ):
+        assert_tied(model, "enc_a", "enc_b")
+    with pytest.raises(AssertionError, match="neither enc_a nor enc_b has a variable 'gamma'"):
+        assert_tied(model, "enc_a", "enc_b", variables=["gamma"])
+
+
+def test_assert_params_exact_and_bounds() -> None:
+    model = zoo.siamese_tower()
+    tower = model.get_layer("tower").count_params()
+    assert_params(model, unique=model.count_params(), duplicated=tower, max_unique=10**6)
+    with pytest.raises(
+        AssertionError, match=rf"params.unique <= 100: found {model.count_params()}"
+    ):
+        assert_params(model, max_unique=100)
+    with pytest.raises(AssertionError, match=r"params.duplicated == 0: found"):
+        assert_params(model, duplicated=0)
+
+
+def test_assert_no_findings_by_kind() -> None:
+    model = zoo.twin_towers()
+    assert_no_findings(model, kinds=["broken-tie"])
+    with pytest.raises(AssertionError, match=r"twin-branches \[tower_a, tower_b\]"):
+        assert_no_findings(model)
+
+
+def test_assertions_accept_files_and_reports(save) -> None:
+    path = save(zoo.siamese_tower())
+    assert_shared(path, "tower")
+    assert_shared(str(path), "tower")
+    assert_shared(read_report(path), "tower")
+
+
+# -- specs -------------------------------------------------------------------------------
+
+
+def test_snapshot_round_trips_and_catches_the_twin_variant(tmp_path: Path, save, capsys) -> None:
+    good = save(zoo.siamese_tower(), "good.keras")
+    bad = save(zoo.twin_towers(), "bad.keras")
+    code, out, err = run(capsys, "snapshot", str(good), "-o", str(tmp_path / "spec.toml"))
+    assert (code, out, err) == (0, "", "")
+    assert_matches_spec(zoo.siamese_tower(), tmp_path / "spec.toml")
+
+    code, out, _ = run(capsys, "check", str(good), "--spec", str(tmp_path / "spec.toml"))
+    assert code == 0
+    assert out.splitlines()[-1].startswith("9 passed, 0 failed")
+
+    code, out, _ = run(capsys, "check", str(bad), "--spec", str(tmp_path / "spec.toml"))
+    assert code == 1
+    failures = [line for line in out.splitlines() if line.startswith("FAIL ")]
+    assert "FAIL no twin-branches findings: [tower_a, tower_b]: tower_a and tower_b" in "\n".join(
+        failures
+    )
+    assert "FAIL shared-model group [tower]: no layer matches 'tower'" in failures
+    with pytest.raises(AssertionError, match="violates its spec"):
+        assert_matches_spec(zoo.twin_towers(), tmp_path / "spec.toml")
+
+
+def test_check_json_and_junit(tmp_path: Path, save, capsys) -> None:
+    bad = save(zoo.twin_towers(), "bad.keras")
+    (tmp_path / "spec.toml").write_text(
+        'schema = "weighttie.spec/1"\n[params]\nmax_unique = 100\n'
+        '[[group]]\nkind = "tied"\nlayers = ["score"]\n'
+    )
+    code, out, _ = run(
+        capsys,
+        "check",
+        str(bad),
+        "--spec",
+        str(tmp_path / "spec.toml"),
+        "-f",
+        "json",
+        "--junit",
+        str(tmp_path / "junit.xml"),
+    )
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["passed"] is False
+    names = [r["name"] for r in doc["results"]]
+    assert names == [
+        "params.unique <= 100",
+        "tied group [score]",
+        "no broken-tie findings",
+        "no twin-branches findings",
+    ]
+    suite = ET.parse(tmp_path / "junit.xml").getroot()
+    assert suite.tag == "testsuite" and suite.get("tests") == "4" and suite.get("failures") == "3"
+    cases = suite.findall("testcase")
+    assert [c.get("name") for c in cases] == names
+    assert cases[1].find("failure").get("message") == (
+        "expected a tied group of [score]; found those layers share no weights"
+    )
+    assert cases[2].find("failure") is None
+
+
+def test_group_calls_and_params_are_checked() -> None:
+    report = weighttie.analyze(zoo.siamese_tower())
+    spec = Spec.from_dict(
+        {"group": [{"kind": "shared-model", "layers": ["tower"], "calls": 3, "params": 1}]}
+    )
+    (result, *_) = check(report, spec)
+    assert result.failure == "expected 3 calls; found 2; expected 1 params; found 168"
+
+
+def test_exact_groups_reports_unexpected_groups() -> None:
+    report = weighttie.analyze(zoo.nested_twice())
+    spec = Spec.from_dict(
+        {"exact_groups": True, "group": [{"kind": "shared-model", "layers": ["outer"]}]}
+    )
+    results = {r.name: r for r in check(report, spec)}
+    assert results["no other sharing groups"].failure == (
+        "unexpected shared-model group [outer/inner] (21 params)"
+    )
+
+
+def test_snapshot_of_a_model_with_findings_allows_them() -> None:
+    text = snapshot(weighttie.analyze(zoo.twin_towers()))
+    assert 'allow = ["twin-branches"]' in text
+    import tomllib
+
+    spec = Spec.from_dict(tomllib.loads(text))
+    assert all(r.passed for r in check(weighttie.analyze(zoo.twin_towers()), spec))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("schema = 'other/1'", "expected schema = 'weighttie.spec/1'"),
+        ("colour = 1", "unknown key 'colour'"),
+        ("[params]\nuniq = 3", "unknown key 'uniq'"),
+        ("[params]\nunique = -1", "non-negative integer"),
+        ("[[group]]\nkind = 'shared'\nlayers = ['a']", "kind must be one of"),
+        ("[[group]]\nkind = 'tied'\nlayers = []", "non-empty list"),
+        ("[[not_shared]]\nlayers = ['a']\nextra = 1", "only `layers`"),
+        ("[findings]\nforbid = ['bad-kind']", "findings.forbid must list finding kinds"),
+        ("this is = not toml =", "not valid TOML"),
+    ],
+)
+def test_bad_specs_are_clear_errors(text: str, message: str, tmp_path: Path, save, capsys) -> None:
+    path = tmp_path / "spec.toml"
+    path.write_text(text)
+    with pytest.raises(SpecError, match=message):
+        load_spec(path)
+    model = save(zoo.siamese_lstm())
+    code, out, err = run(capsys, "check", str(model), "--spec", str(path))
+    assert code == 2 and out == "" and err.count("\n") == 1
+
+
+def test_missing_spec_file(tmp_path: Path, save, capsys) -> None:
+    code, _, err = run(
+        capsys, "check", str(save(zoo.siamese_lstm())), "--spec", str(tmp_path / "x.toml")
+    )
+    assert code == 2
+    assert "no spec file" in err and "weighttie snapshot" in err
+
+
+def test_unmatched_layer_in_a_spec_is_a_violation() -> None:
+    report = weighttie.analyze(zoo.siamese_lstm())
+    (result, *_) = check(report, Spec.from_dict({"not_shared": [{"layers": ["ghost"]}]}))
+    assert result.failure == "no layer matches 'ghost'"
+
+
+# -- diff --------------------------------------------------------------------------------
+
+
+def test_diff_of_a_model_with_itself_is_empty(save, capsys) -> None:
+    path = save(zoo.siamese_tower())
+    code, out, _ = run(capsys, "diff", str(path), str(path))
+    assert (code, out) == (0, "No differences in sharing groups, ties or parameter counts.\n")
+
+
+def test_diff_names_groups_and_counts(save, capsys, tmp_path: Path) -> None:
+    a = save(zoo.siamese_tower(), "a.keras")
+    b = save(zoo.twin_towers(), "b.keras")
+    code, out, _ = run(capsys, "diff", str(a), str(b))
+    assert code == 1
+    tower = zoo.siamese_tower().get_layer("tower").count_params()
+    assert out.splitlines()[0] == f"- shared-model group [tower] ({tower:,} params, 2 calls)"
+    assert f"~ params.duplicated: {tower:,} -> 0 (-{tower:,})" in out
+    code, out, _ = run(capsys, "diff", str(a), str(b), "-f", "json")
+    doc = json.loads(out)
+    assert doc["same"] is False
+    assert doc["groups"]["removed"][0]["layers"] == ["tower"]
+    # saved JSON reports work as inputs too
+    run(capsys, "report", str(a), "-f", "json", "-o", str(tmp_path / "a.json"))
+    code, out, _ = run(capsys, "diff", str(tmp_path / "a.json"), str(a))
+    assert code == 0
+
+
+def test_diff_sees_a_group_that_changed() -> None:
+    from weighttie.spec import diff
+
+    def model(units: int) -> keras.Model:
+        lstm = layers.LSTM(units, name="lstm")
+        a, b = keras.Input((3, 2), name="a"), keras.Input((3, 2), name="b")
+        return keras.Model([a, b], layers.Concatenate(name="c")([lstm(a), lstm(b)]))
+
+    result = diff(weighttie.analyze(model(3)), weighttie.analyze(model(4)))
+    ((before, after),) = result.changed
+    assert (before.params, after.params) == (4 * 3 * (2 + 3 + 1), 4 * 4 * (2 + 4 + 1))
+    assert "~ shared-layer group [lstm]: params 72 -> 112, calls 2 -> 2" in result.text()
