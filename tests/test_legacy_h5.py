@@ -56,6 +56,10 @@ def test_keras2_file_that_keras3_cannot_load_is_reported(tmp_path: Path, capsys)
     assert report.params.duplicated == lstm_group.params + tower_group.params
     assert report.model.keras_version.startswith("2.")
     assert report.layer("lstm").nodes[1].inbound[0].layer == "right"
+    # Keras 2 numbers a nested model's calls from 1 (call 0 is its construction):
+    # the report numbers them from 0, as Keras 3 does (regression test).
+    refs = [(r.layer, r.node_index) for r in report.layer("merge").nodes[0].inbound]
+    assert refs == [("lstm", 0), ("lstm", 1), ("tower", 0), ("tower", 1)]
     # the command line gives the same, and says the file was read statically
     assert main(["report", str(path), "-f", "json"]) == 0
     assert Report.from_json(capsys.readouterr().out).groups == report.groups

@@ -164,7 +164,7 @@ def test_unknown_class_variables_are_numbered() -> None:
 
 BLOCKER = textwrap.dedent(
     """
-    import sys
+    import os, sys
     class Block:
         def find_spec(self, name, path=None, target=None):
             if name.split(".")[0] in {"tensorflow", "jax", "torch", "keras"}:
@@ -173,6 +173,12 @@ BLOCKER = textwrap.dedent(
     from weighttie.cli import main
     code = main(sys.argv[1:])
     assert not {"tensorflow", "jax", "torch", "keras"} & set(sys.modules), sorted(sys.modules)
+    peak_file = os.environ.get("WEIGHTTIE_PEAK_FILE")
+    if peak_file:  # this process's own peak RSS (ru_maxrss would count the forked parent)
+        with open("/proc/self/status") as status:
+            peak = next(line.split()[1] for line in status if line.startswith("VmHWM"))
+        with open(peak_file, "w") as out:
+            out.write(peak)
     sys.exit(code)
     """
 )

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import zipfile
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -37,9 +38,9 @@ __all__ = [
 RECORD_KEY = "weighttie"
 RECORD_VERSION = 1
 
-#: Largest config.json / metadata.json weighttie parses (the config of a model
-#: with 100k layers is far below this).
-MAX_JSON_BYTES = 256 * 1024 * 1024
+#: Largest config.json / metadata.json weighttie parses. A layer's config takes
+#: about 1 kB, so this admits some 60,000 layers; it bounds memory on a zip bomb.
+MAX_JSON_BYTES = 64 * 1024 * 1024
 
 CONFIG = "config.json"
 METADATA = "metadata.json"
@@ -175,8 +176,10 @@ class KerasArchive:
         try:
             with self._zip.open(info) as f:
                 data = f.read(MAX_JSON_BYTES + 1)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-            raise FileFormatError(f"{self.path!r}: cannot read {name}: {exc}") from None
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
+            raise FileFormatError(
+                f"{self.path!r}: {name} is damaged ({exc}); the archive cannot be trusted"
+            ) from None
         if len(data) > MAX_JSON_BYTES:
             raise FileFormatError(
                 f"{self.path!r}: {name} inflates past {MAX_JSON_BYTES:,} bytes; refusing it"
@@ -196,10 +199,17 @@ class KerasArchive:
         return config
 
     def metadata(self) -> dict[str, Any]:
-        """Return metadata.json, or an empty dict when the archive has none."""
+        """Return metadata.json, or an empty dict when it is missing or unreadable.
+
+        Keras itself ignores metadata.json on load; so does weighttie beyond showing
+        the Keras version that wrote the file.
+        """
         if not self.has(METADATA):
             return {}
-        meta = self._json(METADATA)
+        try:
+            meta = self._json(METADATA)
+        except FileFormatError:
+            return {}
         return meta if isinstance(meta, dict) else {}
 
     @contextmanager
@@ -220,7 +230,8 @@ class KerasArchive:
                 handle = h5py.File(stream, "r")
             except (OSError, ValueError) as exc:
                 raise FileFormatError(
-                    f"{self.path!r}: {WEIGHTS} is not a readable HDF5 file: {exc}"
+                    f"{self.path!r}: {WEIGHTS} is damaged or truncated (not a readable HDF5 "
+                    f"file: {exc})"
                 ) from None
             with handle:
                 yield handle

@@ -148,6 +148,7 @@ def _keras_tensors(value: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
 class _Call:
     inbound: list[tuple[str, int, int]]
     input_shapes: list[Shape | None]
+    keras2: bool = False  # Keras 2 list format: see _keras2_node_offsets
 
 
 def _calls(entry: dict[str, Any]) -> list[_Call]:
@@ -180,8 +181,33 @@ def _calls(entry: dict[str, Any]) -> list[_Call]:
                 and isinstance(ref[1], int)
                 and isinstance(ref[2], int)
             ]
-            calls.append(_Call(inbound, [None] * len(inbound)))
+            calls.append(_Call(inbound, [None] * len(inbound), keras2=True))
     return calls
+
+
+def _skips_first_node(entry: dict[str, Any]) -> bool:
+    """Keras 2 numbers a nested model's calls from 1: call 0 is the model's own construction."""
+    if not _is_model(entry):
+        return False
+    layers = entry["config"]["layers"]
+    return (
+        bool(layers) and isinstance(layers[0], dict) and layers[0].get("class_name") == "InputLayer"
+    )
+
+
+def _keras2_node_offsets(
+    level: list[tuple[str, dict[str, Any]]], calls: dict[str, list[_Call]]
+) -> None:
+    """Renumber Keras 2 references to nested models' calls from 0, as Keras 3 numbers them."""
+    skipping = {name for name, entry in level if _skips_first_node(entry)}
+    if not skipping:
+        return
+    for layer_calls in calls.values():
+        for call in layer_calls:
+            if call.keras2:
+                call.inbound = [
+                    (src, node - 1 if src in skipping else node, t) for src, node, t in call.inbound
+                ]
 
 
 def _input_layer_shape(entry: dict[str, Any]) -> Shape | None:
@@ -199,17 +225,35 @@ def _layer_name(entry: dict[str, Any]) -> str | None:
     return name if isinstance(name, str) else None
 
 
-def _layer_entries(model_entry: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+def _layer_entries(
+    model_entry: dict[str, Any], where: str = "config.json"
+) -> list[tuple[str, dict[str, Any]]]:
+    """The layers a model config lists, checked: each an object with a unique name and a class."""
     inner = model_entry.get("config")
     layers = inner.get("layers") if isinstance(inner, dict) else None
     if not isinstance(layers, list):
         return []
     result = []
-    for entry in layers:
-        if isinstance(entry, dict):
-            name = _layer_name(entry)
-            if name is not None:
-                result.append((name, entry))
+    seen: set[str] = set()
+    for i, entry in enumerate(layers):
+        if not isinstance(entry, dict):
+            raise FileFormatError(
+                f"{where}: layer {i} of model {_layer_name(model_entry)!r} is "
+                f"{type(entry).__name__}, expected an object"
+            )
+        name = _layer_name(entry)
+        if name is None or not name or "/" in name:
+            raise FileFormatError(
+                f"{where}: layer {i} of model {_layer_name(model_entry)!r} has no valid name"
+            )
+        if not isinstance(entry.get("class_name"), str):
+            raise FileFormatError(f"{where}: layer {name!r} has no class_name")
+        if name in seen:
+            raise FileFormatError(
+                f"{where}: model {_layer_name(model_entry)!r} has two layers named {name!r}"
+            )
+        seen.add(name)
+        result.append((name, entry))
     return result
 
 
@@ -248,6 +292,9 @@ def _graph_nodes(
             if entry.get("class_name") == "InputLayer" and not calls[name]:
                 calls[name] = [_Call([], [])]
 
+    _keras2_node_offsets(level, calls)
+    _check_wiring(calls, parent)
+
     # Output shapes: what the consumers of each (layer, call, tensor) say it is.
     produced: dict[tuple[str, int], dict[int, Shape | None]] = {}
     for name, entry in level:
@@ -277,6 +324,50 @@ def _graph_nodes(
             )
         result[name] = tuple(nodes)
     return result
+
+
+def _check_wiring(calls: dict[str, list[_Call]], parent: str) -> None:
+    """Every input names a call that exists, and no call depends on itself."""
+    where = f"model {parent!r}" if parent else "the model"
+    for name, layer_calls in calls.items():
+        for index, call in enumerate(layer_calls):
+            for source, node, _ in call.inbound:
+                if source not in calls:
+                    raise FileFormatError(
+                        f"config.json: call {index} of layer {join_path(parent, name)!r} takes "
+                        f"its input from {source!r}, which is not a layer of {where}"
+                    )
+                if not 0 <= node < len(calls[source]):
+                    raise FileFormatError(
+                        f"config.json: call {index} of layer {join_path(parent, name)!r} takes "
+                        f"its input from call {node} of {source!r}, which has "
+                        f"{len(calls[source])} call(s)"
+                    )
+    # Cycle check over (layer, call) pairs, iteratively (graphs can be deep).
+    state: dict[tuple[str, int], int] = {}  # 1 on the current path, 2 done
+    for start_name, layer_calls in calls.items():
+        for start_index in range(len(layer_calls)):
+            if state.get((start_name, start_index)) == 2:
+                continue
+            stack = [((start_name, start_index), False)]
+            while stack:
+                key, leaving = stack.pop()
+                if leaving:
+                    state[key] = 2
+                    continue
+                if state.get(key) == 2:
+                    continue
+                state[key] = 1
+                stack.append((key, True))
+                for source, node, _ in calls[key[0]][key[1]].inbound:
+                    mark = state.get((source, node))
+                    if mark == 1:
+                        raise FileFormatError(
+                            f"config.json: the graph of {where} has a cycle through layer "
+                            f"{join_path(parent, source)!r}"
+                        )
+                    if mark is None:
+                        stack.append(((source, node), False))
 
 
 # -- the h5 tree of a .keras archive --------------------------------------------------
@@ -634,12 +725,25 @@ def _static_findings(reader: _Reader, report: Report, open_weights: Any) -> tupl
         return find_findings(report, fingerprint=fingerprint, chunks=chunks)
 
 
+@contextmanager
+def _h5_errors(path: str, what: str) -> Iterator[None]:
+    """HDF5 reports damage with many exception types; turn each into one clear error."""
+    try:
+        yield
+    except FileFormatError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+        raise FileFormatError(
+            f"{path!r}: {what} is damaged or truncated ({type(exc).__name__}: {exc})"
+        ) from None
+
+
 def _read_keras(path: str, findings: bool) -> Report:
     with KerasArchive(path) as archive:
         config = archive.config()
         metadata = archive.metadata()
         if archive.has("model.weights.h5"):
-            with archive.weights() as h5:
+            with archive.weights() as h5, _h5_errors(path, "model.weights.h5"):
                 group = _read_group(h5)
         else:
             raise FileFormatError(
@@ -663,6 +767,10 @@ def _read_keras(path: str, findings: bool) -> Report:
     )
     if _is_model(config):
         reader.keras_model(config, group, ROOT, root_trainable, 0)
+    elif class_name in MODEL_CLASSES:
+        raise FileFormatError(
+            f"{path!r}: config.json describes a {class_name} model without a list of layers"
+        )
     else:  # a subclassed model: the weights file is the only map of its layers
         reader.sublayers(group, class_name, {}, ROOT, root_trainable, 0)
     ties = _apply_ties(reader, config)
@@ -679,7 +787,11 @@ def _read_keras(path: str, findings: bool) -> Report:
 
         @contextmanager
         def open_weights() -> Iterator[Any]:
-            with KerasArchive(path) as archive, archive.weights() as h5:
+            with (
+                KerasArchive(path) as archive,
+                archive.weights() as h5,
+                _h5_errors(path, "model.weights.h5"),
+            ):
                 yield h5
 
         report = replace(report, findings=_static_findings(reader, report, open_weights))
@@ -699,7 +811,7 @@ def _read_legacy_h5(path: str, findings: bool) -> Report:
         h5 = h5py.File(path, "r")
     except (OSError, ValueError) as exc:
         raise FileFormatError(f"{path!r} is not a readable HDF5 file: {exc}") from None
-    with h5:
+    with h5, _h5_errors(path, "the file"):
         text = _attr_text(h5.attrs.get("model_config"))
         if text is None:
             raise FileFormatError(
@@ -729,7 +841,7 @@ def _read_legacy_h5(path: str, findings: bool) -> Report:
 
         @contextmanager
         def open_weights() -> Iterator[Any]:
-            with h5py.File(path, "r") as h5:
+            with h5py.File(path, "r") as h5, _h5_errors(path, "the weights"):
                 yield h5
 
         report = replace(report, findings=_static_findings(reader, report, open_weights))
