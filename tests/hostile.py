@@ -253,20 +253,59 @@ def _duplicate_names(config: dict) -> None:
 
 CASES = [
     Case("empty file", empty, (2, "is empty"), (2, "is empty")),
-    Case("random bytes", random_bytes, (2, "not a Keras model file"), (2, "not a Keras model file")),
+    Case(
+        "random bytes", random_bytes, (2, "not a Keras model file"), (2, "not a Keras model file")
+    ),
     Case("truncated archive", truncated, (2, "truncated or damaged"), (2, "truncated or damaged")),
-    Case("zip without config.json", no_config, (2, "has no config.json"), (2, "has no config.json")),
+    Case(
+        "zip without config.json", no_config, (2, "has no config.json"), (2, "has no config.json")
+    ),
     Case("config.json not JSON", config_not_json, (2, "not valid JSON"), (2, "not valid JSON")),
-    Case("config.json a list", _with_config(lambda c: [1, 2]), (2, "must hold a JSON object"), (2, "must hold a JSON object")),
-    Case("layers not a list", _with_config(_layers_not_list), (2, "without a list of layers"), (2, "could not load")),
-    Case("layer not an object", _with_config(_layer_not_object), (2, "is int, expected an object"), (2, "could not load")),
-    Case("duplicate layer names", _with_config(_duplicate_names), (2, "two layers named 'score'"), (2, "could not load")),
+    Case(
+        "config.json a list",
+        _with_config(lambda c: [1, 2]),
+        (2, "must hold a JSON object"),
+        (2, "must hold a JSON object"),
+    ),
+    Case(
+        "layers not a list",
+        _with_config(_layers_not_list),
+        (2, "without a list of layers"),
+        (2, "could not load"),
+    ),
+    Case(
+        "layer not an object",
+        _with_config(_layer_not_object),
+        (2, "is int, expected an object"),
+        (2, "could not load"),
+    ),
+    Case(
+        "duplicate layer names",
+        _with_config(_duplicate_names),
+        (2, "two layers named 'score'"),
+        (2, "could not load"),
+    ),
     Case("unknown class", _with_config(_dense_unknown), (0, ""), (2, "NoSuchLayer")),
-    Case("inbound to a missing layer", _with_config(_missing_inbound), (2, "'ghost', which is not a layer"), (2, "could not load")),
-    Case("inbound to a missing call", _with_config(_wrong_call_index), (2, "call 7 of 'merge'"), (2, "could not load")),
+    Case(
+        "inbound to a missing layer",
+        _with_config(_missing_inbound),
+        (2, "'ghost', which is not a layer"),
+        (2, "could not load"),
+    ),
+    Case(
+        "inbound to a missing call",
+        _with_config(_wrong_call_index),
+        (2, "call 7 of 'merge'"),
+        (2, "could not load"),
+    ),
     Case("cycle", _with_config(_cycle), (2, "has a cycle"), (2, "could not load")),
     Case("deeply nested JSON", deep_json, (2, "not valid JSON"), (2, "not valid JSON")),
-    Case("models nested 300 deep", _with_config(_deep_models), (2, "too deeply"), (2, "could not load")),
+    Case(
+        "models nested 300 deep",
+        _with_config(_deep_models),
+        (2, "too deeply"),
+        (2, "could not load"),
+    ),
     Case("zip bomb", zip_bomb(honest=True), (2, "more than the"), (2, "more than the")),
     Case(
         "zip bomb, lying header",
@@ -275,10 +314,17 @@ CASES = [
         (2, "config.json is damaged"),
     ),
     Case("weights missing", no_weights, (2, "has no model.weights.h5"), (2, "could not load")),
-    Case("weights truncated", weights_truncated, (2, "damaged or truncated"), (2, "could not load")),
+    Case(
+        "weights truncated", weights_truncated, (2, "damaged or truncated"), (2, "could not load")
+    ),
     Case("weights of the wrong shape", weights_wrong_shape, (0, ""), (2, "could not load")),
     Case("member names with ../", dotdot_member, (0, ""), (0, "")),
-    Case("HDF5 that is not a model", not_keras_h5, (2, "without a model_config"), (2, "could not load")),
+    Case(
+        "HDF5 that is not a model",
+        not_keras_h5,
+        (2, "without a model_config"),
+        (2, "could not load"),
+    ),
     # Keras ignores metadata.json on load; so does weighttie (keras_version: null).
     Case("bad metadata.json", bad_metadata, (0, ""), (0, "")),
     Case("a directory", directory, (2, "is a directory"), (2, "is a directory")),

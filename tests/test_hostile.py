@@ -1,4 +1,4 @@
-"""Every bad input ends in exit 2 and one clear line: never a traceback, a hang or runaway memory."""
+"""Every bad input: exit 2 and one clear line; never a traceback, a hang or runaway memory."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import time
 from pathlib import Path
 
 import pytest
+
 import zoo
 from hostile import CASES, Case
 from test_static import BLOCKER
-
 from weighttie.cli import main
 
 STATIC_SECONDS = 20.0
@@ -95,7 +95,7 @@ def test_member_names_with_dotdot_write_nothing_outside(corpus: dict[str, Path],
 
 def test_corpus_files_are_left_as_they_were(corpus: dict[str, Path], capsys) -> None:
     before = {n: (p.stat().st_size, p.stat().st_mtime_ns) for n, p in corpus.items() if p.is_file()}
-    for name, path in corpus.items():
+    for _name, path in corpus.items():
         main(["report", str(path)])
     capsys.readouterr()
     after = {n: (p.stat().st_size, p.stat().st_mtime_ns) for n, p in corpus.items() if p.is_file()}

@@ -37,6 +37,7 @@ EXPECTED = {
     "load_model",
     "node_input",
     "node_output",
+    "read_report",
     "render",
     "retie",
     "tie_weights",

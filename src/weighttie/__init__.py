@@ -44,6 +44,7 @@ from weighttie.report import (
 )
 
 if TYPE_CHECKING:
+    from weighttie.static import read_report
     from weighttie.ties import load_model, retie, tie_weights, untie
     from weighttie.walk import analyze, node_input, node_output
 
@@ -79,6 +80,7 @@ __all__ = [
     "load_model",
     "node_input",
     "node_output",
+    "read_report",
     "render",
     "retie",
     "tie_weights",
@@ -94,6 +96,7 @@ _LAZY = {
     "node_input": "weighttie.walk",
     "node_output": "weighttie.walk",
     "load_model": "weighttie.ties",
+    "read_report": "weighttie.static",
     "retie": "weighttie.ties",
     "tie_weights": "weighttie.ties",
     "untie": "weighttie.ties",

@@ -481,6 +481,12 @@ def _bind_file_ties(model: Any, ties: Sequence[FileTie], file: str) -> None:
                 f"layer {missing[0]!r}"
             )
         source, target = layers[tie.source], layers[tie.target]
+        existing = _state_of(target)
+        if existing is not None and any(t.source is not source for t in existing.ties):
+            raise TieError(
+                f"{file!r} ties {tie.target} to {tie.source}, but {tie.target} is already tied "
+                f"to {existing.ties[0].source.name!r} in this model; untie it first"
+            )
         pairs = _pairs(source, target, tie.variables)
         _check_values(
             pairs,

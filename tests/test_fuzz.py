@@ -1,0 +1,146 @@
+"""Fuzzing the static reader: whatever the file holds, it returns a Report or raises WeighttieError.
+
+CI runs a bounded number of cases. For a longer local run:
+
+    WEIGHTTIE_FUZZ_EXAMPLES=20000 .venv/bin/python -m pytest tests/test_fuzz.py
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import zoo
+from weighttie.errors import WeighttieError
+from weighttie.report import Report
+from weighttie.static import read_report
+
+EXAMPLES = int(os.environ.get("WEIGHTTIE_FUZZ_EXAMPLES", "150"))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    derandomize=os.environ.get("WEIGHTTIE_FUZZ_EXAMPLES") is None,  # CI: the same cases every run
+)
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**40), max_value=2**40)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=12)
+    | st.sampled_from(["__keras_tensor__", "Functional", "Sequential", "InputLayer", "Dense"]),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "class_name",
+                    "config",
+                    "name",
+                    "layers",
+                    "inbound_nodes",
+                    "args",
+                    "kwargs",
+                    "shape",
+                    "keras_history",
+                    "build_config",
+                    "weighttie",
+                    "ties",
+                    "id",
+                    "source",
+                ]
+            )
+            | st.text(max_size=6),
+            children,
+            max_size=5,
+        )
+    ),
+    max_leaves=20,
+)
+
+
+@pytest.fixture(scope="module")
+def valid(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    path = tmp_path_factory.mktemp("fuzz") / "valid.keras"
+    zoo.siamese_tower().save(path)
+    with zipfile.ZipFile(path) as z:
+        return {name: z.read(name) for name in z.namelist()}
+
+
+def _paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    found = [prefix]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            found += _paths(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            found += _paths(v, (*prefix, i))
+    return found
+
+
+def _replace(doc: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    parent = doc
+    for key in path[:-1]:
+        parent = parent[key]
+    parent[path[-1]] = new
+    return doc
+
+
+def _read(members: dict[str, bytes], directory: Path) -> None:
+    path = directory / "fuzzed.keras"
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    try:
+        report = read_report(path)
+    except WeighttieError:
+        return
+    assert isinstance(report, Report)
+    Report.from_json(report.to_json())  # whatever it says round-trips
+
+
+@FUZZ
+@given(data=st.data())
+def test_mutated_configs(valid: dict[str, bytes], tmp_path: Path, data: st.DataObject) -> None:
+    config = json.loads(valid["config.json"])
+    for _ in range(data.draw(st.integers(1, 3))):
+        paths = _paths(config)
+        target = data.draw(st.sampled_from(paths))
+        config = _replace(copy.deepcopy(config), target, data.draw(json_values))
+    _read({**valid, "config.json": json.dumps(config).encode()}, tmp_path)
+
+
+@FUZZ
+@given(
+    data=st.binary(max_size=4096),
+    keep=st.integers(0, 40000),
+    member=st.sampled_from(["config.json", "model.weights.h5"]),
+)
+def test_damaged_members(
+    valid: dict[str, bytes], tmp_path: Path, data: bytes, keep: int, member: str
+) -> None:
+    original = valid[member]
+    damaged = original[:keep] + data + original[keep + len(data) :]
+    _read({**valid, member: damaged}, tmp_path)
+
+
+@FUZZ
+@given(data=st.binary(max_size=2048))
+def test_random_files(tmp_path: Path, data: bytes) -> None:
+    for name in ("x.keras", "x.h5"):
+        path = tmp_path / name
+        path.write_bytes(data)
+        with contextlib.suppress(WeighttieError):
+            read_report(path)
