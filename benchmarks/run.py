@@ -38,23 +38,40 @@ sys.meta_path.insert(0, _Block())
 
 
 def run(argv: list[str], repeat: int = 5) -> tuple[float, float]:
-    """Median wall seconds and max peak RSS (MB) of a whole process."""
+    """Median wall seconds and max peak RSS (MB, the child's own VmHWM) of a whole process."""
     walls, peaks = [], []
+    wrapped = [PY, "-c", PEAK, *argv]
     for _ in range(repeat):
         start = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=ENV)
-        _, status, usage = os.wait4(proc.pid, 0)
+        proc = subprocess.run(wrapped, capture_output=True, text=True, env=ENV)
         walls.append(time.perf_counter() - start)
-        peaks.append(usage.ru_maxrss / 1024)
-        stderr = proc.stderr.read().decode() if proc.stderr else ""
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"{argv} failed: {stderr}")
+        if proc.returncode != 0:
+            raise SystemExit(f"{argv} failed: {proc.stderr}")
+        peaks.append(int(proc.stderr.strip().splitlines()[-1]) / 1024)
     return statistics.median(walls), max(peaks)
+
+
+# Runs argv[1:] as a python program in this process (exec, not fork: the same
+# process) and prints its peak RSS (VmHWM, kB) to stderr at exit.
+PEAK = """
+import atexit, runpy, sys
+def _peak():
+    with open("/proc/self/status") as f:
+        print(next(l.split()[1] for l in f if l.startswith("VmHWM")), file=sys.stderr)
+atexit.register(_peak)
+args = sys.argv[1:]
+if args[0] == "-c":
+    sys.argv = ["-c", *args[2:]]
+    exec(compile(args[1], "<bench>", "exec"), {"__name__": "__main__"})
+elif args[0] == "-m":
+    sys.argv = [args[1], *args[2:]]
+    runpy.run_module(args[1], run_name="__main__")
+"""
 
 
 def weighttie_static(path: Path) -> list[str]:
     code = BLOCK_BACKENDS + "from weighttie.cli import main\nsys.exit(main(sys.argv[1:]))"
-    return [PY, "-c", code, "report", str(path), "--format", "json", "-o", os.devnull]
+    return ["-c", code, "report", str(path), "--format", "json", "-o", os.devnull]
 
 
 def build_siamese_xception(path: Path) -> None:
@@ -85,13 +102,13 @@ def bench_xception() -> list[str]:
         "keras.saving.load_model(sys.argv[1], compile=False)\n"
         "print(time.perf_counter() - t, file=sys.stderr)"
     )
-    load_wall, load_rss = run([PY, "-c", load_code, str(path)], repeat=3)
+    load_wall, load_rss = run(["-c", load_code, str(path)], repeat=3)
     inproc = subprocess.run(
         [PY, "-c", load_code, str(path)], env=ENV, capture_output=True, text=True, check=True
     )
     load_only = float(inproc.stderr.strip().splitlines()[-1])
     live_wall, live_rss = run(
-        [PY, "-m", "weighttie.cli", "report", str(path), "--load", "-f", "json", "-o", os.devnull],
+        ["-m", "weighttie.cli", "report", str(path), "--load", "-f", "json", "-o", os.devnull],
         repeat=3,
     )
     return [
@@ -175,7 +192,7 @@ def bench_scaling(sizes: list[int]) -> list[str]:
 BIG_CODE = textwrap.dedent(
     """
     import json, sys, zipfile, h5py, numpy as np
-    units, path = int(sys.argv[1]), sys.argv[2]
+    units, path, copies = int(sys.argv[1]), sys.argv[2], sys.argv[3] == "copies"
     names = ["a", "b", "c"]
     layers = [{"module": "keras.layers", "class_name": "InputLayer", "name": "x",
                "config": {"name": "x", "batch_shape": [None, units], "dtype": "float32"},
@@ -201,7 +218,9 @@ BIG_CODE = textwrap.dedent(
             g = h5.create_group(f"layers/{key}/vars")
             g.attrs["name"] = name
             kernel = g.create_dataset("0", shape=(units, units), dtype="float32")
-            block = np.ones((256, units), "float32")
+            # distinct values per layer; with "copies", layers b and c hold the same
+            seed = 1 if copies and i == 2 else i
+            block = np.random.default_rng(seed).normal(size=(256, units)).astype("float32")
             for row in range(0, units, 256):
                 kernel[row:row + 256] = block[: min(256, units - row)]
             g.create_dataset("1", data=np.zeros(units, "float32"))
@@ -218,20 +237,25 @@ BIG_CODE = textwrap.dedent(
 
 def bench_size(big_units: int) -> list[str]:
     lines = [
-        "Cost against file size: two archives with the same graph (three Dense layers), "
-        "one small and one large; values are never read for a report:",
+        "Cost against file size: archives with the same graph (three Dense layers) and "
+        "growing variables. A report reads no values except to look for copies "
+        "(`broken-tie`): same-shaped variables are sampled (64 kB each) and read in full, "
+        "in 1 MB chunks, only when samples collide — the last row, where two 1 GB kernels "
+        "are copies of each other:",
         "",
         "| archive | size | wall | peak RSS |",
         "|---|---|---|---|",
     ]
-    for units in (64, big_units):
-        path = OUT / f"dense{units}.keras"
+    for units, copies in ((64, False), (big_units, False), (big_units, True)):
+        name = f"dense{units}{'-copies' if copies else ''}.keras"
+        path = OUT / name
         if not path.exists():
-            subprocess.run([PY, "-c", BIG_CODE, str(units), str(path)], check=True, env=ENV)
-        wall, rss = run(weighttie_static(path))
+            mode = "copies" if copies else "distinct"
+            subprocess.run([PY, "-c", BIG_CODE, str(units), str(path), mode], check=True, env=ENV)
+        wall, rss = run(weighttie_static(path), repeat=3)
         size = path.stat().st_size
         shown = f"{size / 1e9:.2f} GB" if size > 1e8 else f"{size / 1e3:.0f} kB"
-        lines.append(f"| `{path.name}` | {shown} | {wall:.2f} s | {rss:.0f} MB |")
+        lines.append(f"| `{name}` | {shown} | {wall:.2f} s | {rss:.0f} MB |")
     return lines
 
 

@@ -348,3 +348,25 @@ def test_diff_sees_a_group_that_changed() -> None:
     ((before, after),) = result.changed
     assert (before.params, after.params) == (4 * 3 * (2 + 3 + 1), 4 * 4 * (2 + 4 + 1))
     assert "~ shared-layer group [lstm]: params 72 -> 112, calls 2 -> 2" in result.text()
+
+
+def test_copies_whose_first_values_are_constant_are_still_found() -> None:
+    """Regression: a 64 kB sample of zeros once made a whole tensor count as constant."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    table = np.concatenate([np.zeros((2000, 16)), rng.normal(size=(3000, 16))]).astype("float32")
+    tokens = keras.Input((3,), dtype="int32", name="tokens")
+    first, second = (
+        layers.Embedding(5000, 16, name="first"),
+        layers.Embedding(5000, 16, name="second"),
+    )
+    model = keras.Model(tokens, layers.Add()([first(tokens), second(tokens)]))
+    first.embeddings.assign(table)
+    second.embeddings.assign(table)
+    (finding,) = weighttie.analyze(model).findings
+    assert (finding.kind, finding.layers, finding.params) == (
+        "broken-tie",
+        ("first", "second"),
+        table.size,
+    )

@@ -3,8 +3,8 @@
 * ``broken-tie``: distinct variables with identical shape, dtype and values (a tie
   lost in a plain-Keras reload, or weights copied instead of shared). Values are
   hashed only for candidates that already match in shape and dtype, first a
-  sample, then in full only where the samples collide, so big models stay fast.
-  Constant tensors (zero biases, unit gammas at initialization) are never
+  64 kB sample, then in full only where the samples collide, so big models stay
+  fast. Constant tensors (zero biases, unit gammas at initialization) are never
   evidence of a copy and are skipped.
 * ``twin-branches``: nested models with the same structure (layer classes and
   configs apart from names, variable shapes, wiring) holding separate variables:
@@ -78,7 +78,10 @@ def find_findings(
 
 
 def _digest(chunks: Iterable[bytes], limit: int | None) -> tuple[str, bool]:
-    """Hash of the first ``limit`` bytes (all when None), and whether they were all one value."""
+    """Hash of the first ``limit`` bytes (all when None), and whether they were all one value.
+
+    Stops reading at ``limit``: the chunks come from a generator that streams the file.
+    """
     h = hashlib.blake2b(digest_size=16)
     first: bytes | None = None
     constant = True
@@ -117,12 +120,13 @@ def _broken_ties(report: Report, chunks: Chunks) -> list[Finding]:
             continue
         samples: dict[str, list[str]] = defaultdict(list)
         for path in paths:
-            digest, constant = _digest(chunks(path), SAMPLE_BYTES)
-            if not constant:
-                samples[digest].append(path)
+            digest, _ = _digest(chunks(path), SAMPLE_BYTES)
+            samples[digest].append(path)
         for candidates in samples.values():
             if len(candidates) < 2:
                 continue
+            # Only here are whole tensors read; a constant one (all zeros, all ones)
+            # is equal to every other of its kind and proves nothing.
             full: dict[str, list[str]] = defaultdict(list)
             for path in candidates:
                 digest, constant = _digest(chunks(path), None)
