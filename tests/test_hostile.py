@@ -47,11 +47,15 @@ def _assert_outcome(case: Case, expected: tuple[int, str], code: int, out: str, 
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_static_path(case: Case, corpus: dict[str, Path]) -> None:
+def test_static_path(case: Case, corpus: dict[str, Path], tmp_path: Path) -> None:
     """Whole process, backends unimportable: exit code, message, time and memory."""
     argv = [sys.executable, "-c", BLOCKER, "report", str(corpus[case.name]), "-f", "json"]
+    peak = tmp_path / "peak"
+    env = {**os.environ, "WEIGHTTIE_PEAK_FILE": str(peak)}
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     try:
         out, err = proc.communicate(timeout=STATIC_SECONDS)
     except subprocess.TimeoutExpired:
@@ -60,17 +64,29 @@ def test_static_path(case: Case, corpus: dict[str, Path]) -> None:
     elapsed = time.perf_counter() - start
     _assert_outcome(case, case.static, proc.returncode, out, err)
     assert elapsed < STATIC_SECONDS
+    peak_mb = int(peak.read_text()) / 1024
+    assert peak_mb < STATIC_RSS_MB, f"{case.name}: peak RSS {peak_mb:.0f} MB"
+
+
+LOAD_PEAK = """
+import sys
+from weighttie.cli import main
+code = main(sys.argv[1:])
+with open("/proc/self/status") as status:
+    print(next(line.split()[1] for line in status if line.startswith("VmHWM")), file=sys.stderr)
+sys.exit(code)
+"""
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if "bomb" in c.name], ids=lambda c: c.name)
-def test_bomb_memory_stays_bounded(case: Case, corpus: dict[str, Path], tmp_path: Path) -> None:
-    peak = tmp_path / "peak"
-    argv = [sys.executable, "-c", BLOCKER, "report", str(corpus[case.name])]
-    env = {**os.environ, "WEIGHTTIE_PEAK_FILE": str(peak)}
-    result = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=STATIC_SECONDS)
+def test_bomb_memory_stays_bounded_with_load(case: Case, corpus: dict[str, Path]) -> None:
+    """--load reads config.json through the same bounded reader before Keras sees the file."""
+    argv = [sys.executable, "-c", LOAD_PEAK, "report", str(corpus[case.name]), "--load"]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=LOAD_SECONDS)
     assert result.returncode == 2
-    peak_mb = int(peak.read_text()) / 1024
-    assert peak_mb < STATIC_RSS_MB, f"peak RSS {peak_mb:.0f} MB"
+    message, peak = result.stderr.strip().splitlines()
+    assert message.startswith("weighttie: error: ")
+    assert int(peak) / 1024 < STATIC_RSS_MB
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

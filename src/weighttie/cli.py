@@ -227,6 +227,15 @@ def _report_for(path: str, *, load: bool, unsafe: bool) -> Report:
 def _loaded_report(path: str, *, unsafe: bool) -> Report:
     from dataclasses import replace
 
+    from weighttie.archive import KerasArchive
+    from weighttie.loading import FileKind, check_model_file
+
+    # Reject what the bounded reader can reject before importing Keras and a
+    # backend (seconds and hundreds of MB).
+    if check_model_file(path) is FileKind.KERAS:
+        with KerasArchive(path) as archive:
+            archive.config()
+
     from weighttie.ties import load_model
     from weighttie.walk import analyze
 

@@ -196,8 +196,8 @@ _KEEP_HINT = (
 # -- replacing variables across tied layers -------------------------------------
 
 
-def _component(layer: Any) -> list[Any]:
-    """Every layer linked to ``layer`` by ties, in either direction."""
+def _linked(layer: Any, *, sources: bool, targets: bool) -> list[Any]:
+    """``layer`` and the layers reachable through ties: to sources, to targets, or both."""
     seen: dict[int, Any] = {}
     stack = [layer]
     while stack:
@@ -207,24 +207,26 @@ def _component(layer: Any) -> list[Any]:
         seen[id(current)] = current
         state = _state_of(current)
         if state is not None:
-            stack.extend(t.source for t in state.ties)
-            stack.extend(state.targets)
+            if sources:
+                stack.extend(t.source for t in state.ties)
+            if targets:
+                stack.extend(state.targets)
     return list(seen.values())
+
+
+def _component(layer: Any) -> list[Any]:
+    """Every layer linked to ``layer`` by ties, in either direction."""
+    return _linked(layer, sources=True, targets=True)
 
 
 def _downstream(layer: Any) -> list[Any]:
     """``layer`` and every layer tied to it as a target, transitively."""
-    seen: dict[int, Any] = {}
-    stack = [layer]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen[id(current)] = current
-        state = _state_of(current)
-        if state is not None:
-            stack.extend(state.targets)
-    return list(seen.values())
+    return _linked(layer, sources=False, targets=True)
+
+
+def _upstream(layer: Any) -> list[Any]:
+    """``layer`` and every layer it takes variables from, transitively."""
+    return _linked(layer, sources=True, targets=False)
 
 
 def _subtree(layer: Any) -> list[Any]:
@@ -371,20 +373,6 @@ def tie_weights(
     _state(source).targets.append(target)
     _hook(source)
     _hook(target)
-
-
-def _upstream(layer: Any) -> list[Any]:
-    seen: dict[int, Any] = {}
-    stack = [layer]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen[id(current)] = current
-        state = _state_of(current)
-        if state is not None:
-            stack.extend(t.source for t in state.ties)
-    return list(seen.values())
 
 
 def untie(target: Any) -> None:
