@@ -114,6 +114,16 @@ def weights_wrong_shape(valid: Path, out: Path) -> Path:
     return _write(out / "wrongshape.keras", members)
 
 
+def damaged_heap(valid: Path, out: Path) -> Path:
+    """The HDF5 global heap holding the layer-name strings, with a size of 1 TB."""
+    members = _members(valid)
+    h5 = bytearray(members["model.weights.h5"])
+    heap = h5.find(b"GCOL")
+    h5[heap + 8 : heap + 16] = struct.pack("<Q", 2**40)
+    members["model.weights.h5"] = bytes(h5)
+    return _write(out / "heap.keras", members)
+
+
 def dotdot_member(valid: Path, out: Path) -> Path:
     members = _members(valid)
     members["../escaped.txt"] = b"written outside?"
@@ -318,6 +328,8 @@ CASES = [
         "weights truncated", weights_truncated, (2, "damaged or truncated"), (2, "could not load")
     ),
     Case("weights of the wrong shape", weights_wrong_shape, (0, ""), (2, "could not load")),
+    # Keras reads weights by path and never the damaged layer-name strings: it loads.
+    Case("weights with a damaged heap", damaged_heap, (2, "damaged"), (0, "")),
     Case("member names with ../", dotdot_member, (0, ""), (0, "")),
     Case(
         "HDF5 that is not a model",

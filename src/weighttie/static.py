@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -41,6 +42,14 @@ MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
 UNKNOWN_CLASS = "?"
 #: Deepest nesting of models or sublayers weighttie follows in a file.
 MAX_DEPTH = 100
+#: Most HDF5 objects weighttie visits in a weights file (a layer takes about four).
+MAX_H5_OBJECTS = 500_000
+#: Time allowed to walk a weights file: a base plus a share per object visited.
+H5_SECONDS = 5.0
+H5_SECONDS_PER_OBJECT = 0.002
+#: Time allowed to read values for findings: a base plus a share per megabyte read.
+VALUES_SECONDS = 10.0
+VALUES_SECONDS_PER_MB = 0.01
 
 _NON_TRAINABLE = frozenset({"moving_mean", "moving_variance", "mean", "variance", "count"})
 _RNN_CELLS = {"LSTM": "LSTMCell", "GRU": "GRUCell", "SimpleRNN": "SimpleRNNCell"}
@@ -399,7 +408,24 @@ def _read_group(h5: Any) -> _Group:
     named: list[tuple[str, Any]] = []
     fid = h5.id
 
+    visited = 0
+    started = time.monotonic()
+
     def visit(raw: bytes, info: Any) -> None:
+        nonlocal visited
+        visited += 1
+        if visited > MAX_H5_OBJECTS:
+            raise FileFormatError(
+                f"model.weights.h5 holds more than {MAX_H5_OBJECTS:,} objects; refusing it"
+            )
+        # A damaged object can make one HDF5 call take seconds; a file of them must
+        # not hang the reader. Healthy files take about 0.25 ms an object.
+        budget = H5_SECONDS + H5_SECONDS_PER_OBJECT * visited
+        if time.monotonic() - started > budget:
+            raise FileFormatError(
+                f"model.weights.h5 is damaged: reading {visited:,} objects took longer than "
+                f"{budget:.0f} s"
+            )
         name = raw.decode("utf-8", "replace")
         parts = name.split("/")
         if len(parts) > 3 * MAX_DEPTH:
@@ -412,9 +438,10 @@ def _read_group(h5: Any) -> _Group:
                 obj = h5o.open(fid, raw)
                 if h5a.exists(obj, b"name"):
                     attr = h5a.open(obj, b"name")
-                    value = np.empty(attr.shape, dtype=attr.dtype)
-                    attr.read(value)
-                    named.append((name, value[()] if value.shape == () else None))
+                    if attr.shape == ():  # a layer name is one string; anything else is not
+                        value = np.empty((), dtype=attr.dtype)
+                        attr.read(value)
+                        named.append((name, value[()]))
             elif parts[-1] != "layers":
                 groups[name] = _Group(name=None)
 
@@ -717,12 +744,23 @@ def _static_findings(reader: _Reader, report: Report, open_weights: Any) -> tupl
             return None
         return config_fingerprint(entry["config"])
 
+    started = time.monotonic()
+    read = 0
+
+    def paced(path: str, h5: Any) -> Iterator[bytes]:
+        nonlocal read
+        for chunk in _dataset_chunks(h5, str(keys[path])):
+            read += len(chunk)
+            budget = VALUES_SECONDS + VALUES_SECONDS_PER_MB * read / 1e6
+            if time.monotonic() - started > budget:
+                raise FileFormatError(
+                    f"model.weights.h5 is damaged: reading {read / 1e6:.0f} MB of values "
+                    f"took longer than {budget:.0f} s"
+                )
+            yield chunk
+
     with open_weights() as h5:
-
-        def chunks(path: str) -> Iterator[bytes]:
-            return _dataset_chunks(h5, str(keys[path]))
-
-        return find_findings(report, fingerprint=fingerprint, chunks=chunks)
+        return find_findings(report, fingerprint=fingerprint, chunks=lambda p: paced(p, h5))
 
 
 @contextmanager
