@@ -52,13 +52,20 @@ def run(argv: list[str], repeat: int = 5) -> tuple[float, float]:
 
 
 # Runs argv[1:] as a python program in this process (exec, not fork: the same
-# process) and prints its peak RSS (VmHWM, kB) to stderr at exit.
+# process) and prints its peak RSS (VmHWM, kB) to stderr at exit, also when the
+# program ends with os._exit (as the weighttie console script does).
 PEAK = """
-import atexit, runpy, sys
+import atexit, os, runpy, sys
 def _peak():
     with open("/proc/self/status") as f:
         print(next(l.split()[1] for l in f if l.startswith("VmHWM")), file=sys.stderr)
+    sys.stderr.flush()
 atexit.register(_peak)
+_exit = os._exit
+def _exit_with_peak(code):
+    _peak()
+    _exit(code)
+os._exit = _exit_with_peak
 args = sys.argv[1:]
 if args[0] == "-c":
     sys.argv = ["-c", *args[2:]]
@@ -70,7 +77,10 @@ elif args[0] == "-m":
 
 
 def weighttie_static(path: Path) -> list[str]:
-    code = BLOCK_BACKENDS + "from weighttie.cli import main\nsys.exit(main(sys.argv[1:]))"
+    code = (
+        BLOCK_BACKENDS
+        + "from weighttie.cli import run\nsys.argv = ['weighttie', *sys.argv[1:]]\nrun()"
+    )
     return ["-c", code, "report", str(path), "--format", "json", "-o", os.devnull]
 
 
@@ -262,13 +272,17 @@ def bench_size(big_units: int) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the largest cases")
+    parser.add_argument(
+        "--only", choices=["xception", "scaling", "size"], help="run one section only"
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    sections = [
-        bench_xception(),
-        bench_scaling([1000, 5000] if args.quick else [1000, 5000, 20000]),
-        bench_size(4096 if args.quick else 16384),
-    ]
+    runs = {
+        "xception": bench_xception,
+        "scaling": lambda: bench_scaling([1000, 5000] if args.quick else [1000, 5000, 20000]),
+        "size": lambda: bench_size(4096 if args.quick else 16384),
+    }
+    sections = [run() for name, run in runs.items() if args.only in (None, name)]
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores\n")
     print("\n\n".join("\n".join(s) for s in sections))
     return 0

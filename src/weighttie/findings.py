@@ -30,6 +30,10 @@ __all__ = ["FindingKind", "config_fingerprint", "find_findings"]
 #: Bytes hashed first; a full hash is computed only when two samples collide.
 SAMPLE_BYTES = 64 * 1024
 
+#: Statistics a layer derives from its inputs: copies of them prove nothing that the
+#: layer's own weights (gamma, beta) would not, and they are half of every BN layer.
+_DERIVED = frozenset({"moving_mean", "moving_variance"})
+
 #: ``chunks(variable_path)`` yields the variable's values as successive byte chunks.
 Chunks = Callable[[str], Iterable[bytes]]
 #: ``fingerprint(layer_path)`` is a hash of the layer's config without its name.
@@ -77,8 +81,9 @@ def find_findings(
 # -- broken ties ------------------------------------------------------------------
 
 
-def _digest(chunks: Iterable[bytes], limit: int | None) -> tuple[str, bool]:
-    """Hash of the first ``limit`` bytes (all when None), and whether they were all one value.
+def _digest(chunks: Iterable[bytes], limit: int | None) -> tuple[str, bool, bool]:
+    """Hash of the first ``limit`` bytes (all when None), whether they were all one value,
+    and whether that was the whole tensor.
 
     Stops reading at ``limit``: the chunks come from a generator that streams the file.
     """
@@ -86,18 +91,20 @@ def _digest(chunks: Iterable[bytes], limit: int | None) -> tuple[str, bool]:
     first: bytes | None = None
     constant = True
     seen = 0
+    complete = True
     for chunk in chunks:
         if limit is not None and seen + len(chunk) > limit:
             chunk = chunk[: limit - seen]
+            complete = False
         if constant and chunk:
             if first is None:
                 first = chunk[:16]
             constant = _is_constant(chunk, first)
         h.update(chunk)
         seen += len(chunk)
-        if limit is not None and seen >= limit:
+        if not complete:
             break
-    return h.hexdigest(), constant
+    return h.hexdigest(), constant, complete
 
 
 def _is_constant(chunk: bytes, first: bytes) -> bool:
@@ -112,6 +119,8 @@ def _is_constant(chunk: bytes, first: bytes) -> bool:
 def _broken_ties(report: Report, chunks: Chunks) -> list[Finding]:
     by_spec: dict[tuple[tuple[int, ...], str], list[str]] = defaultdict(list)
     for v in report.variables:
+        if v.path.rsplit("/", 1)[-1] in _DERIVED:
+            continue
         if v.size > 1 and any(report.layer(p).uses > 0 for p in v.layers):
             by_spec[(v.shape, v.dtype)].append(v.path)
     identical: list[list[str]] = []
@@ -119,9 +128,12 @@ def _broken_ties(report: Report, chunks: Chunks) -> list[Finding]:
         if len(paths) < 2:
             continue
         samples: dict[str, list[str]] = defaultdict(list)
+        whole: dict[str, tuple[str, bool]] = {}  # tensors the sample already covered
         for path in paths:
-            digest, _ = _digest(chunks(path), SAMPLE_BYTES)
+            digest, constant, complete = _digest(chunks(path), SAMPLE_BYTES)
             samples[digest].append(path)
+            if complete:
+                whole[path] = (digest, constant)
         for candidates in samples.values():
             if len(candidates) < 2:
                 continue
@@ -129,7 +141,7 @@ def _broken_ties(report: Report, chunks: Chunks) -> list[Finding]:
             # is equal to every other of its kind and proves nothing.
             full: dict[str, list[str]] = defaultdict(list)
             for path in candidates:
-                digest, constant = _digest(chunks(path), None)
+                digest, constant = whole.get(path) or _digest(chunks(path), None)[:2]
                 if not constant:
                     full[digest].append(path)
             identical += [sorted(group) for group in full.values() if len(group) > 1]

@@ -394,7 +394,7 @@ class _Group:
     attributes: dict[str, _Group] = field(default_factory=dict)  # other child saveables
 
 
-def _read_group(h5: Any) -> _Group:
+def _read_group(h5: Any, handles: dict[str, Any] | None = None) -> _Group:
     """Read the tree of saveables in model.weights.h5: names, variable shapes and dtypes.
 
     One pass of HDF5's own visitor (``h5o.visit``) over the file's objects: the
@@ -435,6 +435,8 @@ def _read_group(h5: Any) -> _Group:
         if info.type == h5o.TYPE_DATASET:
             ds = h5d.open(fid, raw)
             datasets.append((name, tuple(int(d) for d in ds.shape), str(ds.dtype)))
+            if handles is not None:  # kept open: findings read values through them
+                handles["/" + name] = ds
         elif info.type == h5o.TYPE_GROUP:
             if parts[-1] == "vars":
                 obj = h5o.open(fid, raw)
@@ -708,7 +710,9 @@ def _apply_ties(reader: _Reader, config: dict[str, Any]) -> list[Tie]:
 # -- entry points ---------------------------------------------------------------------
 
 
-def _dataset_chunks(h5: Any, key: str, budget: int = 1 << 20) -> Iterator[bytes]:
+def _dataset_chunks(
+    h5: Any, key: str, handles: dict[str, Any], budget: int = 1 << 20
+) -> Iterator[bytes]:
     """A dataset's values as bytes, about ``budget`` bytes a read (never all at once).
 
     Small datasets are read through the low-level API: on a model with hundreds
@@ -717,7 +721,7 @@ def _dataset_chunks(h5: Any, key: str, budget: int = 1 << 20) -> Iterator[bytes]
     import numpy as np
     from h5py import h5d, h5s
 
-    dataset = h5d.open(h5.id, key.encode())
+    dataset = handles.get(key) or h5d.open(h5.id, key.encode())
     shape, dtype = dataset.shape, dataset.dtype
     total = int(np.prod(shape)) * dtype.itemsize
     if total <= budget or not shape:
@@ -725,14 +729,22 @@ def _dataset_chunks(h5: Any, key: str, budget: int = 1 << 20) -> Iterator[bytes]
         dataset.read(h5s.ALL, h5s.ALL, values)
         yield values.tobytes()
         return
+    # Slice along the first axis longer than 1 ((1, 1, 728, 728) kernels are common),
+    # a small first read (samples stop there), then about ``budget`` bytes a read.
     handle = h5[key]
-    row_bytes = max(1, total // shape[0])
-    step = max(1, budget // row_bytes)
-    for start in range(0, shape[0], step):
-        yield np.ascontiguousarray(handle[start : start + step]).tobytes()
+    axis = next(i for i, d in enumerate(shape) if d > 1)
+    lead = (0,) * axis
+    row_bytes = max(1, total // shape[axis])
+    start, step = 0, max(1, (64 * 1024) // row_bytes)
+    while start < shape[axis]:
+        yield np.ascontiguousarray(handle[(*lead, slice(start, start + step))]).tobytes()
+        start += step
+        step = max(1, budget // row_bytes)
 
 
-def _static_findings(reader: _Reader, report: Report, open_weights: Any) -> tuple[Finding, ...]:
+def _static_findings(
+    reader: _Reader, report: Report, h5: Any, handles: dict[str, Any]
+) -> tuple[Finding, ...]:
     from weighttie.findings import config_fingerprint, find_findings
     from weighttie.graph import variable_paths
 
@@ -749,10 +761,10 @@ def _static_findings(reader: _Reader, report: Report, open_weights: Any) -> tupl
     started = time.monotonic()
     read = opened = 0
 
-    def paced(path: str, h5: Any) -> Iterator[bytes]:
+    def paced(path: str) -> Iterator[bytes]:
         nonlocal read, opened
         opened += 1
-        for chunk in _dataset_chunks(h5, str(keys[path])):
+        for chunk in _dataset_chunks(h5, str(keys[path]), handles):
             read += len(chunk)
             budget = (
                 VALUES_SECONDS
@@ -766,8 +778,7 @@ def _static_findings(reader: _Reader, report: Report, open_weights: Any) -> tupl
                 )
             yield chunk
 
-    with open_weights() as h5:
-        return find_findings(report, fingerprint=fingerprint, chunks=lambda p: paced(p, h5))
+    return find_findings(report, fingerprint=fingerprint, chunks=paced)
 
 
 @contextmanager
@@ -787,14 +798,23 @@ def _read_keras(path: str, findings: bool) -> Report:
     with KerasArchive(path) as archive:
         config = archive.config()
         metadata = archive.metadata()
-        if archive.has("model.weights.h5"):
-            with archive.weights() as h5, _h5_errors(path, "model.weights.h5"):
-                group = _read_group(h5)
-        else:
+        if not archive.has("model.weights.h5"):
             raise FileFormatError(
                 f"{path!r} has no model.weights.h5; expected a .keras archive written by "
                 "Keras 3 (config.json, metadata.json, model.weights.h5)"
             )
+        with archive.weights() as h5, _h5_errors(path, "model.weights.h5"):
+            handles: dict[str, Any] = {}
+            group = _read_group(h5, handles if findings else None)
+            reader, report = _keras_report(path, config, metadata, group)
+            if findings:
+                report = replace(report, findings=_static_findings(reader, report, h5, handles))
+    return report
+
+
+def _keras_report(
+    path: str, config: dict[str, Any], metadata: dict[str, Any], group: _Group
+) -> tuple[_Reader, Report]:
     reader = _Reader()
     class_name = str(config.get("class_name", UNKNOWN_CLASS))
     name = _layer_name(config) or "model"
@@ -827,20 +847,7 @@ def _read_keras(path: str, findings: bool) -> Report:
         file=path,
         keras_version=version if isinstance(version, str) else None,
     )
-    report = build_report(info, reader.rows, reader.variables.values(), ties=ties)
-    if findings:
-
-        @contextmanager
-        def open_weights() -> Iterator[Any]:
-            with (
-                KerasArchive(path) as archive,
-                archive.weights() as h5,
-                _h5_errors(path, "model.weights.h5"),
-            ):
-                yield h5
-
-        report = replace(report, findings=_static_findings(reader, report, open_weights))
-    return report
+    return reader, build_report(info, reader.rows, reader.variables.values(), ties=ties)
 
 
 def _attr_text(value: Any) -> str | None:
@@ -883,13 +890,8 @@ def _read_legacy_h5(path: str, findings: bool) -> Report:
     )
     report = build_report(info, reader.rows, reader.variables.values())
     if findings:
-
-        @contextmanager
-        def open_weights() -> Iterator[Any]:
-            with h5py.File(path, "r") as h5, _h5_errors(path, "the weights"):
-                yield h5
-
-        report = replace(report, findings=_static_findings(reader, report, open_weights))
+        with h5py.File(path, "r") as h5, _h5_errors(path, "the weights"):
+            report = replace(report, findings=_static_findings(reader, report, h5, {}))
     return report
 
 
