@@ -223,3 +223,13 @@ def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
     assert result.stdout == ""
     assert result.stderr.startswith("weighttie: error: no such file")
     assert result.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("load", [False, True])
+def test_no_findings_skips_them(save, capsys, load: bool) -> None:
+    path = save(zoo.twin_towers())
+    extra = ["--load"] if load else []
+    code, out, _ = run(capsys, "report", str(path), "-f", "json", *extra)
+    assert [f["kind"] for f in json.loads(out)["findings"]] == ["twin-branches"]
+    code, out, _ = run(capsys, "report", str(path), "-f", "json", "--no-findings", *extra)
+    assert code == 0 and json.loads(out)["findings"] == []

@@ -88,6 +88,12 @@ def _parser() -> argparse.ArgumentParser:
         help="load the model through Keras instead of reading the file statically",
     )
     report.add_argument(
+        "--no-findings",
+        dest="findings",
+        action="store_false",
+        help="skip findings (no values are read: faster on very large models)",
+    )
+    report.add_argument(
         "--unsafe",
         action="store_true",
         help="with --load: allow code from the file to run (Lambda layers); only for "
@@ -186,7 +192,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if args.graph:
         check_graph_path(args.graph)
-    report = _report_for(args.path, load=args.load, unsafe=args.unsafe)
+    report = _report_for(args.path, load=args.load, unsafe=args.unsafe, findings=args.findings)
     _emit(render(report, args.format), args.output)
     if args.graph:
         write_graph(report, args.graph)
@@ -197,19 +203,19 @@ def _note(message: str) -> None:
     print(f"weighttie: note: {message}", file=sys.stderr)
 
 
-def _report_for(path: str, *, load: bool, unsafe: bool) -> Report:
+def _report_for(path: str, *, load: bool, unsafe: bool, findings: bool = True) -> Report:
     """The report of a model file: static unless asked to load (or the file needs it)."""
     from weighttie.static import MODEL_CLASSES, read_report
 
     if load:
-        return _loaded_report(path, unsafe=unsafe)
-    report = read_report(path)
+        return _loaded_report(path, unsafe=unsafe, findings=findings)
+    report = read_report(path, findings=findings)
     if report.model.class_name in MODEL_CLASSES:
         return report
     # A subclassed model: the file has no graph, only its weights. Loading is safe
     # (safe_mode never runs code from the file) but needs the class registered.
     try:
-        loaded = _loaded_report(path, unsafe=False)
+        loaded = _loaded_report(path, unsafe=False, findings=findings)
     except WeighttieError:
         _note(
             f"{report.model.class_name} is a subclassed model and its class is not "
@@ -224,7 +230,7 @@ def _report_for(path: str, *, load: bool, unsafe: bool) -> Report:
     return loaded
 
 
-def _loaded_report(path: str, *, unsafe: bool) -> Report:
+def _loaded_report(path: str, *, unsafe: bool, findings: bool = True) -> Report:
     from dataclasses import replace
 
     from weighttie.archive import KerasArchive
@@ -242,7 +248,7 @@ def _loaded_report(path: str, *, unsafe: bool) -> Report:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one line per error: Keras's warnings stay out
         model = load_model(path, unsafe=unsafe, compile=False)
-    report = analyze(model)
+    report = analyze(model, findings=findings)
     return replace(report, model=replace(report.model, source="loaded", file=str(path)))
 
 
