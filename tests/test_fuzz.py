@@ -163,3 +163,18 @@ def test_fuzz_regressions(valid: dict[str, bytes], tmp_path: Path, offset: int, 
     h5 = valid["model.weights.h5"]
     patch = bytes.fromhex(data)
     _read({**valid, "model.weights.h5": h5[:offset] + patch + h5[offset + len(patch) :]}, tmp_path)
+
+
+def test_boolean_call_index_is_not_zero(valid: dict[str, bytes], tmp_path: Path) -> None:
+    """Regression (found by the fuzzer): ``false`` in keras_history was taken for call 0."""
+    config = json.loads(valid["config.json"])
+    score = next(e for e in config["config"]["layers"] if e["name"] == "score")
+    score["inbound_nodes"][0]["args"][0]["config"]["keras_history"] = ["merge", False, 0]
+    members = {**valid, "config.json": json.dumps(config).encode()}
+    with zipfile.ZipFile(tmp_path / "m.keras", "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    with pytest.raises(
+        WeighttieError, match=r"input of layer 'score' has a malformed keras_history"
+    ):
+        read_report(tmp_path / "m.keras")

@@ -155,6 +155,11 @@ def _keras_tensors(value: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
             yield from _keras_tensors(item, depth + 1)
 
 
+def _is_index(value: Any) -> bool:
+    """A node or tensor index: a non-negative int (JSON ``false`` is not 0)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 @dataclass
 class _Call:
     inbound: list[tuple[str, int, int]]
@@ -173,14 +178,18 @@ def _calls(entry: dict[str, Any]) -> list[_Call]:
             inbound, shapes = [], []
             for tensor in _keras_tensors([node.get("args", []), node.get("kwargs", {})]):
                 history = tensor.get("keras_history")
-                if (
+                if not (
                     isinstance(history, list)
                     and len(history) == 3
                     and isinstance(history[0], str)
-                    and all(isinstance(h, int) for h in history[1:])
+                    and all(_is_index(h) for h in history[1:])
                 ):
-                    inbound.append((history[0], history[1], history[2]))
-                    shapes.append(_shape(tensor.get("shape")))
+                    raise FileFormatError(
+                        f"config.json: an input of layer {_layer_name(entry)!r} has a malformed "
+                        f"keras_history {str(history)[:60]!r}; expected [layer, call, tensor]"
+                    )
+                inbound.append((history[0], history[1], history[2]))
+                shapes.append(_shape(tensor.get("shape")))
             calls.append(_Call(inbound, shapes))
         elif isinstance(node, list):  # Keras 2: [[name, node_index, tensor_index, kwargs], ...]
             inbound = [
@@ -189,8 +198,8 @@ def _calls(entry: dict[str, Any]) -> list[_Call]:
                 if isinstance(ref, list)
                 and len(ref) >= 3
                 and isinstance(ref[0], str)
-                and isinstance(ref[1], int)
-                and isinstance(ref[2], int)
+                and _is_index(ref[1])
+                and _is_index(ref[2])
             ]
             calls.append(_Call(inbound, [None] * len(inbound), keras2=True))
     return calls
