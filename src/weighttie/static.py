@@ -943,7 +943,14 @@ def _legacy_model(
         child_path = join_path(path, name)
         child_trainable = trainable and _trainable(child)
         if inherited is not None:
-            own = [w for w in inherited if _owner(w[3], name, child, names_here)]
+            # A nested model's weights are named by the layer that made them: this
+            # layer's own, or (for a nested model) a layer anywhere in its subtree.
+            subtree = {n for n, _ in _all_names(child)} - names_here if _is_model(child) else set()
+            own = [
+                w
+                for w in inherited
+                if (first := _weight_parts(w[3])[0]) == name or first in subtree
+            ]
         else:
             own = _legacy_weights(weights.get(name) if weights is not None else None)
         class_name = str(child.get("class_name", UNKNOWN_CLASS))
@@ -996,16 +1003,6 @@ def _legacy_model(
 
 def _weight_parts(weight: str) -> list[str]:
     return weight.split(":", 1)[0].split("/")
-
-
-def _owner(weight: str, name: str, entry: dict[str, Any], names_here: set[str]) -> bool:
-    """Whether a nested model's weight belongs to its layer ``name`` (or that layer's subtree)."""
-    first = _weight_parts(weight)[0]
-    if first == name:
-        return True
-    if _is_model(entry) and first not in names_here:
-        return first in {n for n, _ in _all_names(entry)}
-    return False
 
 
 def _all_names(entry: dict[str, Any], depth: int = 0) -> Iterator[tuple[str, dict[str, Any]]]:
