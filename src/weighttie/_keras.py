@@ -6,7 +6,9 @@ write instead is private, so it lives here, each access in one small function wi
 its own test (tests/test_keras_internals.py). A Keras upgrade that moves any of
 it breaks this file, loudly, and nothing else.
 
-Verified against Keras 3.15 (see ../shared/DESIGN.md).
+Verified against Keras 3.15 (see ../shared/DESIGN.md). Keras is imported where it
+is used, so that importing this module (and ``ties``) costs nothing: a bad file is
+rejected before a backend is loaded.
 """
 
 from __future__ import annotations
@@ -14,8 +16,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Sequence
 from typing import Any
-
-import keras
 
 __all__ = [
     "after_build",
@@ -64,6 +64,7 @@ def graph_of(layer: Any) -> Any | None:
     A functional model is its own graph; a built Sequential model keeps one in
     ``_functional``; subclassed models and plain layers have none.
     """
+    import keras
     from keras.src.ops.function import Function
 
     if isinstance(layer, Function):

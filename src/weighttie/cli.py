@@ -233,21 +233,16 @@ def _report_for(path: str, *, load: bool, unsafe: bool, findings: bool = True) -
 def _loaded_report(path: str, *, unsafe: bool, findings: bool = True) -> Report:
     from dataclasses import replace
 
-    from weighttie.archive import KerasArchive
-    from weighttie.loading import FileKind, check_model_file
-
-    # Reject what the bounded reader can reject before importing Keras and a
-    # backend (seconds and hundreds of MB).
-    if check_model_file(path) is FileKind.KERAS:
-        with KerasArchive(path) as archive:
-            archive.config()
-
     from weighttie.ties import load_model
-    from weighttie.walk import analyze
 
+    # load_model checks the file and reads its config with the bounded reader
+    # before it imports Keras and a backend (seconds and hundreds of MB).
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one line per error: Keras's warnings stay out
         model = load_model(path, unsafe=unsafe, compile=False)
+
+    from weighttie.walk import analyze
+
     report = analyze(model, findings=findings)
     return replace(report, model=replace(report.model, source="loaded", file=str(path)))
 
