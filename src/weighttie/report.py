@@ -214,21 +214,10 @@ class Report:
             LayerNotFoundError: no layer matches, or a bare name matches several.
         """
         row = self._by_path.get(name_or_path)
-        if row is not None:
+        if row is not None:  # the common case, kept O(1): findings look up every holder
             return row
-        matches = [r for r in self.layers if r.name == name_or_path]
-        if len(matches) == 1:
-            return matches[0]
-        if matches:
-            paths = ", ".join(sorted(r.path for r in matches))
-            raise LayerNotFoundError(
-                f"layer name {name_or_path!r} is ambiguous: it matches {paths}; "
-                "pass the full path instead"
-            )
-        raise LayerNotFoundError(
-            f"no layer named {name_or_path!r} in model {self.model.name!r}; "
-            f"known paths: {_preview(sorted(self._by_path))}"
-        )
+        names = {row.path: row.name for row in self.layers}
+        return self._by_path[resolve_layer(name_or_path, names, self.model.name)]
 
     def variable(self, path: str) -> VariableInfo:
         """Return the variable row at ``path``."""
@@ -360,7 +349,31 @@ class Report:
         return cls.from_dict(doc)
 
 
-# -- helpers for the JSON contract -------------------------------------------
+# -- helpers --------------------------------------------------------------------
+
+
+def resolve_layer(name_or_path: str, names: Mapping[str, str], model: str) -> str:
+    """The path ``name_or_path`` means among ``names`` (path → layer name).
+
+    A path matches itself; a bare name must match exactly one layer.
+
+    Raises:
+        LayerNotFoundError: nothing matches, or the name is ambiguous.
+    """
+    if name_or_path in names:
+        return name_or_path
+    matches = sorted(path for path, name in names.items() if name == name_or_path)
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise LayerNotFoundError(
+            f"layer name {name_or_path!r} is ambiguous: it matches {', '.join(matches)}; "
+            "pass the full path instead"
+        )
+    raise LayerNotFoundError(
+        f"no layer named {name_or_path!r} in model {model!r}; "
+        f"known paths: {_preview(sorted(names))}"
+    )
 
 
 def _preview(names: Sequence[str], limit: int = 8) -> str:

@@ -18,7 +18,16 @@ import keras
 from weighttie import _keras
 from weighttie.errors import ModelNotBuiltError, WeighttieError
 from weighttie.graph import ROOT, RawLayer, RawVariable, build_report, join_path
-from weighttie.report import CallNode, Finding, InboundRef, ModelInfo, Report, Shape, Tie
+from weighttie.report import (
+    CallNode,
+    Finding,
+    InboundRef,
+    ModelInfo,
+    Report,
+    Shape,
+    Tie,
+    resolve_layer,
+)
 
 __all__ = ["analyze", "node_input", "node_output"]
 
@@ -245,19 +254,8 @@ def _live_findings(walk: _Walk, report: Report) -> tuple[Finding, ...]:
 
 
 def _find(walk: _Walk, layer: str) -> _Visited:
-    if layer in walk.visited:
-        return walk.visited[layer]
-    matches = [path for path, v in walk.visited.items() if v.layer.name == layer]
-    if len(matches) == 1:
-        return walk.visited[matches[0]]
-    from weighttie.errors import LayerNotFoundError
-
-    if matches:
-        raise LayerNotFoundError(
-            f"layer name {layer!r} is ambiguous: it matches {', '.join(sorted(matches))}; "
-            "pass the full path instead"
-        )
-    raise LayerNotFoundError(f"no layer named {layer!r} in model {walk.model.name!r}")
+    names = {path: str(v.layer.name) for path, v in walk.visited.items()}
+    return walk.visited[resolve_layer(layer, names, str(walk.model.name))]
 
 
 def _node(model: Any, layer: str, index: int) -> Any:
