@@ -118,10 +118,7 @@ def build_report(
         base = 1 if row.parent is None else uses[row.parent]
         uses[row.path] = calls[row.path] * base if row.path != ROOT else 1
 
-    holders: dict[Hashable, list[str]] = defaultdict(list)
-    for row in layers:
-        for key in dict.fromkeys(row.variables):  # one holding per row
-            holders[key].append(row.path)
+    holders = _holders(layers)
 
     var_path = _variable_paths(holders, var_by_key)
     size = {key: math.prod(var_by_key[key].shape) for key in holders}
@@ -195,11 +192,16 @@ def variable_paths(
     layers: Sequence[RawLayer], variables: Iterable[RawVariable]
 ) -> dict[Hashable, str]:
     """The report path of each variable key, as :func:`build_report` names them."""
+    return _variable_paths(_holders(layers), {v.key: v for v in variables})
+
+
+def _holders(layers: Sequence[RawLayer]) -> dict[Hashable, list[str]]:
+    """The rows holding each variable directly, in row order (a row holds a variable once)."""
     holders: dict[Hashable, list[str]] = defaultdict(list)
     for row in layers:
         for key in dict.fromkeys(row.variables):
             holders[key].append(row.path)
-    return _variable_paths(holders, {v.key: v for v in variables})
+    return holders
 
 
 def _resolve_calls(layers: Sequence[RawLayer]) -> dict[str, int]:
