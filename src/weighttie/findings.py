@@ -219,12 +219,7 @@ def _signature(
     shapes: dict[str, tuple[tuple[int, ...], str]],
 ) -> Iterator[Any]:
     """The structure of a subtree with names replaced by positions."""
-    rows = [row]
-    stack = list(reversed(children.get(row.path, [])))
-    while stack:
-        current = stack.pop()
-        rows.append(current)
-        stack.extend(reversed(children.get(current.path, [])))
+    rows = _subtree(row, children)
     index = {r.path: i for i, r in enumerate(rows)}
     for r in rows:
         yield (
@@ -245,14 +240,19 @@ def _signature(
         )
 
 
-def _subtree_paths(row: LayerInfo, children: dict[str, list[LayerInfo]]) -> list[str]:
-    """Paths of a subtree in the same name-free pre-order as :func:`_signature`."""
-    paths, stack = [], [row]
+def _subtree(row: LayerInfo, children: dict[str, list[LayerInfo]]) -> list[LayerInfo]:
+    """A subtree's rows in name-free pre-order (children in :func:`_children` order)."""
+    rows, stack = [], [row]
     while stack:
         current = stack.pop()
-        paths.append(current.path)
+        rows.append(current)
         stack.extend(reversed(children.get(current.path, [])))
-    return paths
+    return rows
+
+
+def _subtree_paths(row: LayerInfo, children: dict[str, list[LayerInfo]]) -> list[str]:
+    """Paths of a subtree in the same order as :func:`_signature` lists it."""
+    return [r.path for r in _subtree(row, children)]
 
 
 def _twin_branches(report: Report, fingerprint: Fingerprint) -> list[Finding]:
