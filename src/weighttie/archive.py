@@ -25,6 +25,7 @@ from weighttie.errors import FileFormatError
 from weighttie.graph import join_path
 
 __all__ = [
+    "MAX_DEPTH",
     "MAX_JSON_BYTES",
     "RECORD_KEY",
     "RECORD_VERSION",
@@ -37,6 +38,9 @@ __all__ = [
 #: The key weighttie adds to a tied layer's ``build_config`` (see docs/ties.md).
 RECORD_KEY = "weighttie"
 RECORD_VERSION = 1
+
+#: Deepest nesting of models or sublayers weighttie follows in a file.
+MAX_DEPTH = 100
 
 #: Largest config.json / metadata.json weighttie parses. A layer's config takes
 #: about 1 kB, so this admits some 60,000 layers; it bounds memory on a zip bomb.
@@ -258,13 +262,17 @@ _MODEL_CLASSES = {"Functional", "Sequential", "Model"}
 
 
 def iter_layer_configs(
-    config: dict[str, Any], parent: str = ""
+    config: dict[str, Any], parent: str = "", depth: int = 0
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield ``(path, layer entry)`` for every layer in a model config, pre-order.
 
     Paths are built as the live walker builds them: a nested model's layers sit
-    below the model's path (``tower/conv``).
+    below the model's path (``tower/conv``). Entries without a name are skipped,
+    and so are models nested deeper than :data:`MAX_DEPTH` (the static reader
+    refuses those; here the bound only keeps the recursion finite).
     """
+    if depth > MAX_DEPTH:
+        return
     inner = config.get("config")
     layers = inner.get("layers") if isinstance(inner, dict) else None
     if not isinstance(layers, list):
@@ -280,7 +288,7 @@ def iter_layer_configs(
             continue
         path = join_path(parent, name)
         yield path, entry
-        yield from iter_layer_configs(entry, path)
+        yield from iter_layer_configs(entry, path, depth + 1)
 
 
 @dataclass(frozen=True)

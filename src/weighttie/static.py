@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from weighttie.archive import KerasArchive, file_ties
+from weighttie.archive import MAX_DEPTH, KerasArchive, file_ties, iter_layer_configs
 from weighttie.errors import FileFormatError
 from weighttie.graph import ROOT, RawLayer, RawVariable, build_report, join_path
 from weighttie.loading import FileKind, check_model_file
@@ -40,8 +40,6 @@ __all__ = ["MODEL_CLASSES", "UNKNOWN_CLASS", "read_report", "variable_names"]
 MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
 #: The class shown for a sublayer the file does not name the class of.
 UNKNOWN_CLASS = "?"
-#: Deepest nesting of models or sublayers weighttie follows in a file.
-MAX_DEPTH = 100
 #: Most HDF5 objects weighttie visits in a weights file (a layer takes about four).
 MAX_H5_OBJECTS = 500_000
 #: Time allowed to walk a weights file: a base plus a share per object visited.
@@ -945,7 +943,11 @@ def _legacy_model(
         if inherited is not None:
             # A nested model's weights are named by the layer that made them: this
             # layer's own, or (for a nested model) a layer anywhere in its subtree.
-            subtree = {n for n, _ in _all_names(child)} - names_here if _is_model(child) else set()
+            subtree = (
+                {p.rpartition("/")[2] for p, _ in iter_layer_configs(child)} - names_here
+                if _is_model(child)
+                else set()
+            )
             own = [
                 w
                 for w in inherited
@@ -1003,15 +1005,6 @@ def _legacy_model(
 
 def _weight_parts(weight: str) -> list[str]:
     return weight.split(":", 1)[0].split("/")
-
-
-def _all_names(entry: dict[str, Any], depth: int = 0) -> Iterator[tuple[str, dict[str, Any]]]:
-    if depth > MAX_DEPTH:
-        return
-    for name, child in _layer_entries(entry):
-        yield name, child
-        if _is_model(child):
-            yield from _all_names(child, depth + 1)
 
 
 def read_report(path: str | os.PathLike[str], *, findings: bool = True) -> Report:
