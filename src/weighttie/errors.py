@@ -11,6 +11,7 @@ from __future__ import annotations
 __all__ = [
     "FileFormatError",
     "LayerNotFoundError",
+    "LimitError",
     "MissingFileError",
     "ModelNotBuiltError",
     "OptimizerStateWarning",
@@ -71,3 +72,15 @@ class TieValueError(TieError):
 
 class OptimizerStateWarning(UserWarning):
     """The optimizer state in a file could not be restored (training resumes from a fresh one)."""
+
+
+class LimitError(FileFormatError):
+    """An input holds more than a :class:`~weighttie.limits.Limits` bound allows.
+
+    ``limit`` names the :class:`~weighttie.limits.Limits` field that was exceeded
+    (``"layers"``, ``"calls"`` …), so a front end can say how to raise it.
+    """
+
+    def __init__(self, message: str, *, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
