@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
+
+import weighttie
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras
-from keras import layers
 
+def build_siamese() -> Any:
+    import keras
+    from keras import layers
 
-def build_siamese() -> keras.Model:
     image = keras.Input((28, 28, 1), name="image")
     x = layers.Conv2D(16, 3, activation="relu", name="conv")(image)
     x = layers.MaxPooling2D(name="pool")(x)
@@ -37,9 +40,14 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1 or not argv[0].endswith(".keras"):
         print("usage: python examples/siamese.py OUT.keras", file=sys.stderr)
         return 2
-    keras.utils.set_random_seed(0)
-    model = build_siamese()
-    model.save(argv[0])
+    # Keras (and TensorFlow) start inside this block: on some CPUs TensorFlow prints
+    # start-up lines on stderr; they stay off the terminal, anything else comes through.
+    with weighttie.quiet_backend_logs():
+        import keras
+
+        keras.utils.set_random_seed(0)
+        model = build_siamese()
+        model.save(argv[0])
     print(f"wrote {argv[0]} ({model.count_params():,} parameters)")
     return 0
 

@@ -8,6 +8,7 @@ import sys
 import weighttie
 
 EXPECTED = {
+    "DEFAULT_LIMITS",
     "CallNode",
     "FileFormatError",
     "Finding",
@@ -17,10 +18,13 @@ EXPECTED = {
     "LayerInfo",
     "LayerNotFoundError",
     "LayerParams",
+    "LimitError",
+    "Limits",
     "MissingFileError",
     "ModelInfo",
     "ModelNotBuiltError",
     "OptimizerStateWarning",
+    "OutputError",
     "Params",
     "Report",
     "ReportFormatError",
@@ -37,6 +41,7 @@ EXPECTED = {
     "load_model",
     "node_input",
     "node_output",
+    "quiet_backend_logs",
     "read_report",
     "render",
     "retie",

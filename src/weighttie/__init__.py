@@ -13,12 +13,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from weighttie.backend_logs import quiet_backend_logs
 from weighttie.errors import (
     FileFormatError,
     LayerNotFoundError,
+    LimitError,
     MissingFileError,
     ModelNotBuiltError,
     OptimizerStateWarning,
+    OutputError,
     ReportFormatError,
     TieError,
     TieShapeError,
@@ -27,6 +30,7 @@ from weighttie.errors import (
     WeighttieError,
 )
 from weighttie.graph import to_networkx, write_graph
+from weighttie.limits import DEFAULT_LIMITS, Limits
 from weighttie.render import Format, render
 from weighttie.report import (
     CallNode,
@@ -51,6 +55,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "DEFAULT_LIMITS",
     "CallNode",
     "FileFormatError",
     "Finding",
@@ -60,10 +65,13 @@ __all__ = [
     "LayerInfo",
     "LayerNotFoundError",
     "LayerParams",
+    "LimitError",
+    "Limits",
     "MissingFileError",
     "ModelInfo",
     "ModelNotBuiltError",
     "OptimizerStateWarning",
+    "OutputError",
     "Params",
     "Report",
     "ReportFormatError",
@@ -80,6 +88,7 @@ __all__ = [
     "load_model",
     "node_input",
     "node_output",
+    "quiet_backend_logs",
     "read_report",
     "render",
     "retie",

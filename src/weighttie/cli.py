@@ -9,15 +9,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
-from weighttie.errors import WeighttieError
+from weighttie.backend_logs import quiet_backend_logs
+from weighttie.errors import LimitError, WeighttieError
+from weighttie.escape import printable
 
 if TYPE_CHECKING:
+    from weighttie.limits import Limits
     from weighttie.report import Report
     from weighttie.spec import Result
 
@@ -99,6 +100,7 @@ def _parser() -> argparse.ArgumentParser:
         help="with --load: allow code from the file to run (Lambda layers); only for "
         "files you trust",
     )
+    _limit_arguments(report)
     check = commands.add_parser(
         "check",
         help="check a model against a spec file (exit 1 on any violation)",
@@ -114,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
         "--junit", metavar="FILE", help="also write JUnit XML (one test case per expectation)"
     )
     check.add_argument("-o", "--output", metavar="FILE", help="write the result to FILE")
+    _limit_arguments(check)
 
     snap = commands.add_parser(
         "snapshot",
@@ -124,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     _model_arguments(snap)
     snap.add_argument("-o", "--output", metavar="FILE", help="write the spec to FILE")
+    _limit_arguments(snap)
 
     compare = commands.add_parser(
         "diff",
@@ -139,7 +143,55 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--load", action="store_true", help="load both models through Keras")
     compare.add_argument("--unsafe", action="store_true", help="with --load: allow Lambda code")
     compare.add_argument("-o", "--output", metavar="FILE", help="write the diff to FILE")
+    _limit_arguments(compare)
     return parser
+
+
+_LIMIT_FLAGS = {
+    "layers": ("--max-layers", "layers in one model file"),
+    "calls": ("--max-calls", "calls recorded in one model file"),
+    "depth": ("--max-depth", "nesting of models, sublayers and documents"),
+    "config_bytes": ("--max-config-bytes", "bytes of a model's JSON config"),
+    "h5_objects": ("--max-h5-objects", "objects in one weights file"),
+    "spec_bytes": ("--max-spec-bytes", "bytes of a spec file"),
+    "report_bytes": ("--max-report-bytes", "bytes of a JSON report"),
+}
+
+
+def _limit_arguments(parser: argparse.ArgumentParser) -> None:
+    from weighttie.limits import DEFAULT_LIMITS
+
+    group = parser.add_argument_group(
+        "limits", "refuse inputs larger than these (docs/trust-model.md); raise one to read more"
+    )
+    for name, (flag, what) in _LIMIT_FLAGS.items():
+        default = getattr(DEFAULT_LIMITS, name)
+        group.add_argument(
+            flag,
+            dest=f"max_{name}",
+            type=_positive_int,
+            default=default,
+            metavar="N",
+            help=f"most {what} (default: {default:,})",
+        )
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer; received {text!r}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer; received {text!r}")
+    return value
+
+
+def _limits(args: argparse.Namespace) -> Limits:
+    from weighttie.limits import Limits
+
+    return Limits(**{name: getattr(args, f"max_{name}") for name in _LIMIT_FLAGS})
 
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -161,27 +213,20 @@ docs: docs/ci.md, docs/cli.md
 """
 
 
-def _write_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` so that a failure never leaves a half-written file."""
-    target = Path(path)
-    if target.is_dir():
-        raise WeighttieError(f"-o expects a file path; {path!r} is a directory")
-    directory = target.parent if str(target.parent) else Path(".")
-    if not directory.is_dir():
-        raise WeighttieError(f"cannot write {path!r}: directory {str(directory)!r} does not exist")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _check_outputs(*paths: str | None) -> None:
+    """Check every output path before any work, so a bad one fails before anything is printed."""
+    from weighttie.files import check_output_path
+
+    for path in paths:
+        if path is not None:
+            check_output_path(path)
 
 
 def _emit(text: str, output: str | None) -> None:
     if output:
-        _write_atomic(output, text)
+        from weighttie.files import write_output
+
+        write_output(output, text)
     else:
         sys.stdout.write(text)
 
@@ -192,30 +237,40 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
     if args.graph:
         check_graph_path(args.graph)
-    report = _report_for(args.path, load=args.load, unsafe=args.unsafe, findings=args.findings)
-    _emit(render(report, args.format), args.output)
-    if args.graph:
+    _check_outputs(args.output, args.graph)
+    report = _report_for(
+        args.path,
+        load=args.load,
+        unsafe=args.unsafe,
+        findings=args.findings,
+        limits=_limits(args),
+    )
+    text = render(report, args.format)
+    if args.graph:  # files first: a failure to write one leaves stdout untouched
         write_graph(report, args.graph)
+    _emit(text, args.output)
     return EXIT_OK
 
 
 def _note(message: str) -> None:
-    print(f"weighttie: note: {message}", file=sys.stderr)
+    print(f"weighttie: note: {printable(message)}", file=sys.stderr)
 
 
-def _report_for(path: str, *, load: bool, unsafe: bool, findings: bool = True) -> Report:
+def _report_for(
+    path: str, *, load: bool, unsafe: bool, limits: Limits, findings: bool = True
+) -> Report:
     """The report of a model file: static unless asked to load (or the file needs it)."""
     from weighttie.static import MODEL_CLASSES, read_report
 
     if load:
-        return _loaded_report(path, unsafe=unsafe, findings=findings)
-    report = read_report(path, findings=findings)
+        return _loaded_report(path, unsafe=unsafe, findings=findings, limits=limits)
+    report = read_report(path, findings=findings, limits=limits)
     if report.model.class_name in MODEL_CLASSES:
         return report
     # A subclassed model: the file has no graph, only its weights. Loading is safe
     # (safe_mode never runs code from the file) but needs the class registered.
     try:
-        loaded = _loaded_report(path, unsafe=False, findings=findings)
+        loaded = _loaded_report(path, unsafe=False, findings=findings, limits=limits)
     except WeighttieError:
         _note(
             f"{report.model.class_name} is a subclassed model and its class is not "
@@ -230,13 +285,16 @@ def _report_for(path: str, *, load: bool, unsafe: bool, findings: bool = True) -
     return loaded
 
 
-def _loaded_report(path: str, *, unsafe: bool, findings: bool = True) -> Report:
+def _loaded_report(path: str, *, unsafe: bool, limits: Limits, findings: bool = True) -> Report:
     from dataclasses import replace
 
+    from weighttie.static import read_report
     from weighttie.ties import load_model
 
-    # load_model checks the file and reads its config with the bounded reader
-    # before it imports Keras and a backend (seconds and hundreds of MB).
+    # The bounded static reader sees the file first: limits, damaged or hostile
+    # members and special files are refused before Keras and a backend load
+    # (seconds and hundreds of MB) and before Keras opens anything.
+    read_report(path, findings=False, limits=limits)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one line per error: Keras's warnings stay out
         model = load_model(path, unsafe=unsafe, compile=False)
@@ -247,16 +305,18 @@ def _loaded_report(path: str, *, unsafe: bool, findings: bool = True) -> Report:
     return replace(report, model=replace(report.model, source="loaded", file=str(path)))
 
 
-def _model_report(path: str, *, load: bool, unsafe: bool) -> Report:
+def _model_report(path: str, args: argparse.Namespace) -> Report:
     """A model file's report, or a saved JSON report read back."""
+    limits = _limits(args)
     if path.lower().endswith(".json"):
+        from weighttie.files import read_limited
         from weighttie.report import Report
 
-        target = Path(path)
-        if not target.is_file():
-            raise WeighttieError(f"no such file: {path!r}; expected a model file or a JSON report")
-        return Report.from_json(target.read_bytes())
-    return _report_for(path, load=load, unsafe=unsafe)
+        data = read_limited(
+            path, limit=limits.report_bytes, limit_name="report_bytes", what="JSON report"
+        )
+        return Report.from_json(data)
+    return _report_for(path, load=args.load, unsafe=args.unsafe, limits=limits)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -264,12 +324,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
     from weighttie.spec import check, load_spec
 
+    _check_outputs(args.output, args.junit)
     spec = load_spec(args.spec)
-    report = _model_report(args.model, load=args.load, unsafe=args.unsafe)
+    report = _model_report(args.model, args)
     results = check(report, spec)
     failed = [r for r in results if r.failure]
     if args.junit:
-        _write_atomic(args.junit, _junit(report, results))
+        from weighttie.files import write_output
+
+        write_output(args.junit, _junit(report, results))
     if args.format == "json":
         text = (
             json.dumps(
@@ -327,7 +390,8 @@ def _junit(report: Report, results: Sequence[Result]) -> str:
 def _cmd_snapshot(args: argparse.Namespace) -> int:
     from weighttie.spec import snapshot
 
-    report = _model_report(args.model, load=args.load, unsafe=args.unsafe)
+    _check_outputs(args.output)
+    report = _model_report(args.model, args)
     _emit(snapshot(report), args.output)
     return EXIT_OK
 
@@ -337,8 +401,9 @@ def _cmd_diff(args: argparse.Namespace) -> int:
 
     from weighttie.spec import diff
 
-    a = _model_report(args.a, load=args.load, unsafe=args.unsafe)
-    b = _model_report(args.b, load=args.load, unsafe=args.unsafe)
+    _check_outputs(args.output)
+    a = _model_report(args.a, args)
+    b = _model_report(args.b, args)
     result = diff(a, b)
     text = json.dumps(result.to_dict(), indent=2) + "\n" if args.format == "json" else result.text()
     _emit(text, args.output)
@@ -353,15 +418,27 @@ _COMMANDS = {
 }
 
 
+def _error_line(exc: WeighttieError) -> str:
+    message = str(exc)
+    if isinstance(exc, LimitError) and exc.limit in _LIMIT_FLAGS:
+        message += f" (raise the limit with {_LIMIT_FLAGS[exc.limit][0]} N)"
+    return f"weighttie: error: {printable(message)}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
+    """Run the command line; return the exit code.
+
+    Every message is one line on stderr: names and Keras's text are escaped, and a
+    backend's C++ start-up lines are held back (:func:`quiet_backend_logs`).
+    """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's C++ start-up chatter
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        return _COMMANDS[args.command](args)
+        with quiet_backend_logs():
+            return _COMMANDS[args.command](args)
     except WeighttieError as exc:
-        print(f"weighttie: error: {exc}", file=sys.stderr)
+        print(_error_line(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("weighttie: interrupted", file=sys.stderr)
@@ -369,7 +446,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # a bug in weighttie: still one line, never a traceback
         if os.environ.get("WEIGHTTIE_DEBUG"):
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        lines = str(exc).strip().splitlines()
+        first = printable(lines[0]) if lines else ""
         print(
             f"weighttie: internal error: {type(exc).__name__}: {first} "
             "(set WEIGHTTIE_DEBUG=1 for the traceback, and please report it)",

@@ -15,6 +15,7 @@ __all__ = [
     "MissingFileError",
     "ModelNotBuiltError",
     "OptimizerStateWarning",
+    "OutputError",
     "ReportFormatError",
     "TieError",
     "TieShapeError",
@@ -84,3 +85,10 @@ class LimitError(FileFormatError):
     def __init__(self, message: str, *, limit: str) -> None:
         super().__init__(message)
         self.limit = limit
+
+
+class OutputError(WeighttieError, OSError):
+    """An output file cannot be written where it was asked for (nothing was changed)."""
+
+    def __str__(self) -> str:  # OSError would format (errno, strerror)
+        return str(self.args[0]) if self.args else ""

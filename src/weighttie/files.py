@@ -22,16 +22,9 @@ import stat
 import tempfile
 from pathlib import Path
 
-from weighttie.errors import FileFormatError, LimitError, MissingFileError, WeighttieError
+from weighttie.errors import FileFormatError, LimitError, MissingFileError, OutputError
 
-__all__ = ["OutputError", "check_output_path", "read_limited", "regular_file", "write_output"]
-
-
-class OutputError(WeighttieError, OSError):
-    """An output file cannot be written where it was asked for."""
-
-    def __str__(self) -> str:  # OSError would format (errno, strerror)
-        return str(self.args[0]) if self.args else ""
+__all__ = ["check_output_path", "read_limited", "regular_file", "write_output"]
 
 
 _KINDS = {
@@ -115,8 +108,8 @@ def _destination(path: str | os.PathLike[str]) -> tuple[Path, os.stat_result | N
     given = Path(path)
     if str(path) == "":
         raise OutputError("an output path is empty; expected a file name")
-    target = Path(os.path.realpath(given)) if given.is_symlink() else given
     try:
+        target = Path(os.path.realpath(given)) if given.is_symlink() else given
         info: os.stat_result | None = target.stat()
     except FileNotFoundError:
         info = None
@@ -135,8 +128,8 @@ def _destination(path: str | os.PathLike[str]) -> tuple[Path, os.stat_result | N
     name_max = _name_max(directory)
     if len(os.fsencode(target.name)) > name_max:
         raise OutputError(
-            f"cannot write {str(given)!r}: the file name is longer than the {name_max} bytes "
-            "the file system allows"
+            f"cannot write {str(given)!r}: File name too long (the file system allows "
+            f"{name_max} bytes)"
         )
     return target, info
 

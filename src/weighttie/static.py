@@ -31,6 +31,7 @@ from typing import Any
 from weighttie.archive import MAX_DEPTH, KerasArchive, file_ties, iter_layer_configs
 from weighttie.errors import FileFormatError
 from weighttie.graph import ROOT, RawLayer, RawVariable, build_report, join_path
+from weighttie.limits import DEFAULT_LIMITS, Limits
 from weighttie.loading import FileKind, check_model_file
 from weighttie.report import CallNode, Finding, InboundRef, ModelInfo, Report, Shape, Tie
 
@@ -1007,7 +1008,9 @@ def _weight_parts(weight: str) -> list[str]:
     return weight.split(":", 1)[0].split("/")
 
 
-def read_report(path: str | os.PathLike[str], *, findings: bool = True) -> Report:
+def read_report(
+    path: str | os.PathLike[str], *, findings: bool = True, limits: Limits = DEFAULT_LIMITS
+) -> Report:
     """Build a Report from a model file alone, importing neither Keras nor a backend.
 
     With ``findings`` (the default) the values of same-shaped variables are hashed,
