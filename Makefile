@@ -1,6 +1,7 @@
 # weighttie — set up and run on a fresh machine. Needs python3 (3.11+) and make.
 #   make demo   venv + install + build the bundled siamese example + report it
 #   make test   venv + install (package, one TensorFlow, test extras) + the test suite
+#   make budgets  the time and memory bounds (pytest -m budget), which CI runs too
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -10,7 +11,7 @@ STAMP  := $(VENV)/.installed
 # installed with --no-deps and pinned to the same release (docs/install.md).
 TF_VERSION := 2.21.*
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test budgets lint bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +28,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Time and memory bounds (machine-dependent, so not part of `make test`); CI runs them.
+budgets: $(STAMP)
+	$(BIN)/python -m pytest -m budget
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples

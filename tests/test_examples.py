@@ -46,3 +46,21 @@ def test_examples_refuse_bad_usage() -> None:
         )
         assert result.returncode == 2
         assert result.stderr.splitlines()[-1].startswith(f"usage: python examples/{script}")
+
+
+def test_readme_sample_is_what_make_demo_prints(tmp_path: Path) -> None:
+    """The README's first screen shows `make demo`'s report, byte for byte."""
+    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    start = readme.index("```text\nModel 'siamese'") + len("```text\n")
+    sample = readme[start : readme.index("```", start)]
+    (tmp_path / "build").mkdir()
+    run("siamese.py", tmp_path / "build" / "siamese.keras")
+    exe = Path(sys.executable).with_name("weighttie")
+    result = subprocess.run(
+        [str(exe), "report", "build/siamese.keras"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    )
+    assert result.stdout == sample
