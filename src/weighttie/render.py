@@ -1,11 +1,24 @@
-"""Renderers: a Report → text (table, Markdown, JSON). No Keras here."""
+"""Renderers: Reports, check results and diffs → text. No Keras here.
+
+Everything a human reads is rendered here, and every name from a file is escaped
+on the way out: :func:`~weighttie.escape.printable` for text and JUnit XML,
+:func:`~weighttie.escape.markdown` for Markdown. JSON stays exact (the encoder
+escapes what a terminal would act on).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
+from weighttie.escape import markdown as escape_markdown
+from weighttie.escape import printable
 from weighttie.report import CallNode, LayerInfo, Report, Shape
+
+if TYPE_CHECKING:
+    from weighttie.spec import Diff, Result
 
 
 def tabulate(rows: Sequence[Sequence[object]], **kwargs: object) -> str:
@@ -15,7 +28,7 @@ def tabulate(rows: Sequence[Sequence[object]], **kwargs: object) -> str:
     return str(_tabulate(rows, **kwargs))
 
 
-__all__ = ["Format", "render"]
+__all__ = ["CheckFormat", "DiffFormat", "Format", "render", "render_check", "render_diff"]
 
 
 class Format(StrEnum):
@@ -23,6 +36,21 @@ class Format(StrEnum):
 
     TABLE = "table"
     MARKDOWN = "markdown"
+    JSON = "json"
+
+
+class CheckFormat(StrEnum):
+    """Output formats of ``weighttie check``: text, ``weighttie.check/1`` JSON, JUnit XML."""
+
+    TEXT = "text"
+    JSON = "json"
+    JUNIT = "junit"
+
+
+class DiffFormat(StrEnum):
+    """Output formats of ``weighttie diff``: text or ``weighttie.diff/1`` JSON."""
+
+    TEXT = "text"
     JSON = "json"
 
 
@@ -54,22 +82,26 @@ def _num(n: int) -> str:
 
 
 class _Human:
-    """Table and Markdown share one layout; only the table format and headings differ."""
+    """Table and Markdown share one layout; only the table format, headings and escaping differ."""
 
     def __init__(self, report: Report, *, markdown: bool) -> None:
         self.report = report
         self.markdown = markdown
         self.tablefmt = "github" if markdown else "simple"
         self.newline = "<br>" if markdown else "\n"
+        self.esc: Callable[[str], str] = escape_markdown if markdown else printable
 
     def heading(self, text: str) -> str:
         return f"## {text}" if self.markdown else text
 
+    def names(self, names: Iterable[str], sep: str) -> str:
+        return sep.join(self.esc(name) for name in names)
+
     def text(self) -> str:
         r = self.report
-        title = f"Model {r.model.name!r} ({r.model.class_name})"
+        title = f"Model {self.esc(repr(r.model.name))} ({self.esc(r.model.class_name)})"
         if r.model.file:
-            title += f" from {r.model.file}"
+            title += f" from {self.esc(r.model.file)}"
         parts = [f"# {title}" if self.markdown else title, self.layer_table()]
         if r.groups:
             parts += [self.heading("Sharing groups"), self.group_table()]
@@ -99,7 +131,7 @@ class _Human:
         rows = [
             [
                 self.row_path(row),
-                row.class_name,
+                self.esc(row.class_name),
                 self.calls(row.nodes),
                 _num(row.params.held),
                 row.uses,
@@ -112,14 +144,14 @@ class _Human:
         return str(tabulate(rows, headers=headers, tablefmt=self.tablefmt, disable_numparse=True))
 
     def row_path(self, row: LayerInfo) -> str:
-        return row.path or f"({row.name})"
+        return self.esc(row.path) if row.path else self.esc(f"({row.name})")
 
     def group_table(self) -> str:
         rows = [
             [
                 f"G{n}",
                 g.kind.value,
-                self.newline.join(g.layers),
+                self.names(g.layers, self.newline),
                 _num(g.params),
                 g.calls,
                 _num(g.duplicated),
@@ -131,7 +163,12 @@ class _Human:
 
     def tie_table(self) -> str:
         rows = [
-            [t.target, t.source, ", ".join(t.variables), "bound" if t.bound else "BROKEN"]
+            [
+                self.esc(t.target),
+                self.esc(t.source),
+                self.names(t.variables, ", "),
+                "bound" if t.bound else "BROKEN",
+            ]
             for t in self.report.ties
         ]
         headers = ["Target", "Source", "Variables", "State"]
@@ -140,7 +177,8 @@ class _Human:
     def finding_lines(self) -> str:
         bullet = "- " if self.markdown else "  "
         return "\n".join(
-            f"{bullet}{f.kind}: {f.message} ({_num(f.params)} params)" for f in self.report.findings
+            f"{bullet}{self.esc(f.kind)}: {self.esc(f.message)} ({_num(f.params)} params)"
+            for f in self.report.findings
         )
 
     def summary(self) -> str:
@@ -153,5 +191,129 @@ class _Human:
         groups = len(self.report.groups)
         line += f"; {groups} sharing group{'s' if groups != 1 else ''}"
         if self.report.model.source:
-            line += f"; source: {self.report.model.source}"
+            line += f"; source: {self.esc(self.report.model.source)}"
         return f"**{line}**" if self.markdown else line
+
+
+# -- check results ----------------------------------------------------------------------
+
+
+def render_check(
+    report: Report,
+    results: Sequence[Result],
+    spec_label: str,
+    fmt: CheckFormat | str = CheckFormat.TEXT,
+) -> str:
+    """Render the results of checking ``report`` against a spec, ending in a newline.
+
+    ``text``: one ``FAIL <expectation>: <what was found>`` line per violation and a
+    closing ``N passed, M failed ('<model>' against <spec_label>)``. ``json``: the
+    ``weighttie.check/1`` document. ``junit``: JUnit XML, one test case per
+    expectation. ``spec_label`` (shown in text only) names the spec, e.g. its path.
+
+    Example:
+        >>> results = check(report, load_spec("weighttie.toml"))  # doctest: +SKIP
+        >>> print(render_check(report, results, "weighttie.toml"), end="")  # doctest: +SKIP
+        9 passed, 0 failed ('siamese_tower' against weighttie.toml)
+    """
+    fmt = CheckFormat(fmt)
+    if fmt is CheckFormat.JSON:
+        return _check_json(report, results)
+    if fmt is CheckFormat.JUNIT:
+        return _junit(report, results)
+    return _check_text(report, results, spec_label)
+
+
+def _check_text(report: Report, results: Sequence[Result], spec_label: str) -> str:
+    failed = [r for r in results if r.failure]
+    lines = [f"FAIL {printable(r.name)}: {printable(r.failure or '')}" for r in failed]
+    lines.append(
+        f"{len(results) - len(failed)} passed, {len(failed)} failed"
+        f" ({report.model.name!r} against {printable(spec_label)})"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _check_json(report: Report, results: Sequence[Result]) -> str:
+    doc = {
+        "schema": "weighttie.check/1",
+        "model": report.model.name,
+        "file": report.model.file,
+        "passed": not any(r.failure for r in results),
+        "results": [{"name": r.name, "passed": r.passed, "failure": r.failure} for r in results],
+    }
+    return json.dumps(doc, indent=2) + "\n"  # ASCII: every control character escaped
+
+
+def _junit(report: Report, results: Sequence[Result]) -> str:
+    """JUnit XML. XML 1.0 cannot carry most control characters even as character
+    references, so every name and message is made printable first."""
+    import xml.etree.ElementTree as ET
+
+    model = printable(report.model.name)
+    failures = [r for r in results if r.failure]
+    suite = ET.Element(
+        "testsuite",
+        name=f"weighttie {model}",
+        tests=str(len(results)),
+        failures=str(len(failures)),
+        errors="0",
+        skipped="0",
+    )
+    for r in results:
+        case = ET.SubElement(
+            suite, "testcase", classname=f"weighttie.{model}", name=printable(r.name)
+        )
+        if r.failure:
+            failure = printable(r.failure)
+            ET.SubElement(
+                case, "failure", message=failure, type="weighttie.violation"
+            ).text = failure
+    ET.indent(suite)
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+    )
+
+
+# -- diffs -------------------------------------------------------------------------------
+
+
+def render_diff(diff: Diff, fmt: DiffFormat | str = DiffFormat.TEXT) -> str:
+    """Render how two reports differ, ending in a newline.
+
+    ``text``: one line per change: groups removed (``-``), added (``+``) or changed
+    (``~``), ties, then parameter counts. ``json``: the ``weighttie.diff/1`` document.
+
+    Example:
+        >>> print(render_diff(diff(a, b)), end="")  # doctest: +SKIP
+        - shared-model group [tower] (168 params, 2 calls)
+        ~ params.unique: 185 -> 353 (+168)
+    """
+    fmt = DiffFormat(fmt)
+    if fmt is DiffFormat.JSON:
+        return json.dumps(diff.to_dict(), indent=2) + "\n"  # ASCII: controls escaped
+    if diff.same:
+        return "No differences in sharing groups, ties or parameter counts.\n"
+    lines = []
+    for g in diff.removed:
+        lines.append(
+            f"- {g.kind.value} group {_paths(g.layers)} ({g.params:,} params, {g.calls} calls)"
+        )
+    for g in diff.added:
+        lines.append(
+            f"+ {g.kind.value} group {_paths(g.layers)} ({g.params:,} params, {g.calls} calls)"
+        )
+    for a, b in diff.changed:
+        lines.append(
+            f"~ {a.kind.value} group {_paths(a.layers)}: params {a.params:,} -> {b.params:,}, "
+            f"calls {a.calls} -> {b.calls}"
+        )
+    for change, tie in diff.ties:
+        lines.append(f"{change} tie {printable(tie)}")
+    for count, before, after in diff.params:
+        lines.append(f"~ params.{count}: {before:,} -> {after:,} ({after - before:+,})")
+    return "\n".join(lines) + "\n"
+
+
+def _paths(paths: Iterable[str]) -> str:
+    return "[" + ", ".join(printable(p) for p in paths) + "]"

@@ -439,27 +439,10 @@ class Diff:
         }
 
     def text(self) -> str:
-        if self.same:
-            return "No differences in sharing groups, ties or parameter counts.\n"
-        lines = []
-        for g in self.removed:
-            lines.append(
-                f"- {g.kind.value} group {_fmt(g.layers)} ({g.params:,} params, {g.calls} calls)"
-            )
-        for g in self.added:
-            lines.append(
-                f"+ {g.kind.value} group {_fmt(g.layers)} ({g.params:,} params, {g.calls} calls)"
-            )
-        for a, b in self.changed:
-            lines.append(
-                f"~ {a.kind.value} group {_fmt(a.layers)}: params {a.params:,} -> {b.params:,}, "
-                f"calls {a.calls} -> {b.calls}"
-            )
-        for change, tie in self.ties:
-            lines.append(f"{change} tie {tie}")
-        for count, before, after in self.params:
-            lines.append(f"~ params.{count}: {before:,} -> {after:,} ({after - before:+,})")
-        return "\n".join(lines) + "\n"
+        """The text diff: :func:`weighttie.render.render_diff` (rendering lives there)."""
+        from weighttie.render import render_diff
+
+        return render_diff(self)
 
 
 def diff(a: Report, b: Report) -> Diff:
