@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
@@ -238,13 +237,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
     if args.graph:
         check_graph_path(args.graph)
     _check_outputs(args.output, args.graph)
-    report = _report_for(
-        args.path,
-        load=args.load,
-        unsafe=args.unsafe,
-        findings=args.findings,
-        limits=_limits(args),
-    )
+    report = _model_report(args.path, args, findings=args.findings)
     text = render(report, args.format)
     if args.graph:  # files first: a failure to write one leaves stdout untouched
         write_graph(report, args.graph)
@@ -256,67 +249,18 @@ def _note(message: str) -> None:
     print(f"weighttie: note: {printable(message)}", file=sys.stderr)
 
 
-def _report_for(
-    path: str, *, load: bool, unsafe: bool, limits: Limits, findings: bool = True
-) -> Report:
-    """The report of a model file: static unless asked to load (or the file needs it)."""
-    from weighttie.static import MODEL_CLASSES, read_report
+def _model_report(path: str, args: argparse.Namespace, *, findings: bool = True) -> Report:
+    """The report of a model file or a saved JSON report, by the library's one policy."""
+    from weighttie.reports import report_of
 
-    if load:
-        return _loaded_report(path, unsafe=unsafe, findings=findings, limits=limits)
-    report = read_report(path, findings=findings, limits=limits)
-    if report.model.class_name in MODEL_CLASSES:
-        return report
-    # A subclassed model: the file has no graph, only its weights. Loading is safe
-    # (safe_mode never runs code from the file) but needs the class registered.
-    try:
-        loaded = _loaded_report(path, unsafe=False, findings=findings, limits=limits)
-    except WeighttieError:
-        _note(
-            f"{report.model.class_name} is a subclassed model and its class is not "
-            "available here: layer classes, calls and the trainable split are not in "
-            "the file (static report)"
-        )
-        return report
-    _note(
-        f"{report.model.class_name} is a subclassed model: its file has no graph, "
-        "so it was loaded through Keras (safe mode)"
+    return report_of(
+        path,
+        load=args.load,
+        unsafe=args.unsafe,
+        findings=findings,
+        limits=_limits(args),
+        notes=_note,
     )
-    return loaded
-
-
-def _loaded_report(path: str, *, unsafe: bool, limits: Limits, findings: bool = True) -> Report:
-    from dataclasses import replace
-
-    from weighttie.static import read_report
-    from weighttie.ties import load_model
-
-    # The bounded static reader sees the file first: limits, damaged or hostile
-    # members and special files are refused before Keras and a backend load
-    # (seconds and hundreds of MB) and before Keras opens anything.
-    read_report(path, findings=False, limits=limits)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # one line per error: Keras's warnings stay out
-        model = load_model(path, unsafe=unsafe, compile=False)
-
-    from weighttie.walk import analyze
-
-    report = analyze(model, findings=findings)
-    return replace(report, model=replace(report.model, source="loaded", file=str(path)))
-
-
-def _model_report(path: str, args: argparse.Namespace) -> Report:
-    """A model file's report, or a saved JSON report read back."""
-    limits = _limits(args)
-    if path.lower().endswith(".json"):
-        from weighttie.files import read_limited
-        from weighttie.report import Report
-
-        data = read_limited(
-            path, limit=limits.report_bytes, limit_name="report_bytes", what="JSON report"
-        )
-        return Report.from_json(data)
-    return _report_for(path, load=args.load, unsafe=args.unsafe, limits=limits)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

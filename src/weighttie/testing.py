@@ -32,16 +32,14 @@ __all__ = [
 
 
 def report_of(model: Any) -> Report:
-    """The report of a live model, a Report, or a model file (read statically)."""
-    if isinstance(model, Report):
-        return model
-    if isinstance(model, str | os.PathLike):
-        from weighttie.static import read_report
+    """The report of a live model, a Report, a model file or a JSON report.
 
-        return read_report(model)
-    from weighttie.walk import analyze
+    Files follow the command line's policy (:func:`weighttie.reports.report_of`):
+    read statically, or through Keras when only Keras can tell (a subclassed model).
+    """
+    from weighttie.reports import report_of as front_door
 
-    return analyze(model)
+    return front_door(model)
 
 
 def _paths(report: Report, layers: Sequence[str]) -> list[str]:

@@ -185,7 +185,13 @@ def _walk(model: Any) -> _Walk:
     return walk
 
 
-def analyze(model: Any, *, ties: Sequence[Tie] | None = None, findings: bool = True) -> Report:
+def analyze(
+    model: Any,
+    *,
+    ties: Sequence[Tie] | None = None,
+    findings: bool = True,
+    file: str | None = None,
+) -> Report:
     """Analyze a built Keras model's weight sharing.
 
     Args:
@@ -193,6 +199,8 @@ def analyze(model: Any, *, ties: Sequence[Tie] | None = None, findings: bool = T
         ties: the ties to show in the report; by default the ties declared on the
             model with :func:`weighttie.tie_weights`.
         findings: look for ``broken-tie`` and ``twin-branches`` (docs/concepts.md).
+        file: the file the model was loaded from, if any: the report then says
+            ``source: loaded`` and names it.
 
     Returns:
         A frozen :class:`~weighttie.Report`: layers with their calls and shapes,
@@ -220,7 +228,8 @@ def analyze(model: Any, *, ties: Sequence[Tie] | None = None, findings: bool = T
     info = ModelInfo(
         name=str(model.name),
         class_name=type(model).__name__,
-        source="live",
+        source="live" if file is None else "loaded",
+        file=file,
         keras_version=keras.__version__,
     )
     report = build_report(info, walk.rows, walk.variables.values(), ties=ties)

@@ -1,0 +1,122 @@
+"""One front door: the report of a model file, a saved JSON report, or a live model.
+
+The command line and :mod:`weighttie.testing` both ask "what is the report of
+this?"; the answer follows one policy, here:
+
+* a :class:`~weighttie.Report` is itself;
+* a path ending in ``.json`` is a saved report, read back (bounded);
+* a model file is read statically, without Keras, unless ``load`` asks for Keras;
+  a subclassed model's file has no graph, so it is loaded through Keras (safe
+  mode) when its class is available, and read statically otherwise, with a note;
+* anything else is a live Keras model or layer, analyzed.
+
+Before Keras sees a file, the bounded static reader has read it: limits, damaged
+or hostile members and special files are refused before a backend is imported
+(seconds and hundreds of MB) and before Keras opens anything.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+from weighttie.errors import WeighttieError
+from weighttie.limits import DEFAULT_LIMITS, Limits
+from weighttie.report import Report
+
+__all__ = ["Notes", "report_of"]
+
+#: Where :func:`report_of` sends a note (a fact the user should know, not an error).
+Notes = Callable[[str], None]
+
+
+def _ignore(message: str) -> None:
+    del message
+
+
+def report_of(
+    source: Any,
+    *,
+    load: bool = False,
+    unsafe: bool = False,
+    findings: bool = True,
+    limits: Limits = DEFAULT_LIMITS,
+    notes: Notes = _ignore,
+) -> Report:
+    """The report of a Report, a JSON report file, a model file or a live model.
+
+    Args:
+        source: a :class:`~weighttie.Report`; a path (``str`` or ``os.PathLike``)
+            to a ``.keras`` / ``.h5`` model file or a ``.json`` report; or a built
+            Keras model or layer.
+        load: read a model file through Keras (safe mode) instead of statically.
+        unsafe: with ``load``, let Keras run code from the file (Lambda layers).
+        findings: look for findings (reads values).
+        limits: bounds on what a file may hold (docs/trust-model.md).
+        notes: called with each note, e.g. that a subclassed model was loaded.
+
+    Raises:
+        WeighttieError: the file cannot be read (see the reader's errors).
+    """
+    if isinstance(source, Report):
+        return source
+    if isinstance(source, str | os.PathLike):
+        path = os.fspath(source)
+        if path.lower().endswith(".json"):
+            return _json_report(path, limits)
+        return _file_report(
+            path, load=load, unsafe=unsafe, findings=findings, limits=limits, notes=notes
+        )
+    from weighttie.walk import analyze
+
+    return analyze(source, findings=findings)
+
+
+def _json_report(path: str, limits: Limits) -> Report:
+    from weighttie.files import read_limited
+
+    data = read_limited(
+        path, limit=limits.report_bytes, limit_name="report_bytes", what="JSON report"
+    )
+    return Report.from_json(data)
+
+
+def _file_report(
+    path: str, *, load: bool, unsafe: bool, findings: bool, limits: Limits, notes: Notes
+) -> Report:
+    from weighttie.static import MODEL_CLASSES, read_report
+
+    if load:
+        read_report(path, findings=False, limits=limits)  # the bounded reader sees it first
+        return _loaded_report(path, unsafe=unsafe, findings=findings)
+    report = read_report(path, findings=findings, limits=limits)
+    if report.model.class_name in MODEL_CLASSES:
+        return report
+    # A subclassed model: the file has no graph, only its weights. Loading is safe
+    # (safe_mode never runs code from the file) but needs the class registered.
+    try:
+        loaded = _loaded_report(path, unsafe=False, findings=findings)
+    except WeighttieError:
+        notes(
+            f"{report.model.class_name} is a subclassed model and its class is not "
+            "available here: layer classes, calls and the trainable split are not in "
+            "the file (static report)"
+        )
+        return report
+    notes(
+        f"{report.model.class_name} is a subclassed model: its file has no graph, "
+        "so it was loaded through Keras (safe mode)"
+    )
+    return loaded
+
+
+def _loaded_report(path: str, *, unsafe: bool, findings: bool) -> Report:
+    from weighttie.ties import load_model
+    from weighttie.walk import analyze
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one line per error: Keras's warnings stay out
+        model = load_model(path, unsafe=unsafe, compile=False)
+    return analyze(model, findings=findings, file=path)
