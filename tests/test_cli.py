@@ -233,3 +233,27 @@ def test_no_findings_skips_them(save, capsys, load: bool) -> None:
     assert [f["kind"] for f in json.loads(out)["findings"]] == ["twin-branches"]
     code, out, _ = run(capsys, "report", str(path), "-f", "json", "--no-findings", *extra)
     assert code == 0 and json.loads(out)["findings"] == []
+
+
+@pytest.mark.parametrize("load", [False, True])
+def test_error_lines_escape_control_characters_from_the_file(
+    save, tmp_path: Path, capsys, load: bool
+) -> None:
+    """A class name can carry escape sequences into Keras's error text: shown escaped (issue 9)."""
+    path = save(zoo.siamese_tower())
+    with zipfile.ZipFile(path) as z:
+        members = {i.filename: z.read(i) for i in z.infolist()}
+    config = json.loads(members["config.json"])
+    config["config"]["layers"][-1]["class_name"] = "Evil\x1b]0;owned\x07\x1b[2J\nParams: 1 unique"
+    config["config"]["layers"][-1]["config"]["name"] = "x\x1b[2J"
+    members["config.json"] = json.dumps(config).encode()
+    bad = tmp_path / "bad.keras"
+    with zipfile.ZipFile(bad, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    code, out, err = run(capsys, "report", str(bad), *(["--load"] if load else []))
+    text = out + err
+    assert "\x1b" not in text and "\x07" not in text
+    assert not any(line.startswith("Params: 1 unique") for line in text.splitlines())
+    if code == 2:
+        assert err.count("\n") == 1 and err.startswith("weighttie: error: ")
