@@ -6,6 +6,7 @@ When a Keras upgrade moves one of these, the failure lands here, named.
 from __future__ import annotations
 
 import keras
+import numpy as np
 
 import zoo
 from weighttie import _keras
@@ -80,3 +81,30 @@ def test_history_of_a_symbolic_tensor() -> None:
     op, node_index, tensor_index = _keras.history_of(second_call.output_tensors[0])
     assert (op, node_index, tensor_index) == (lstm, 1, 0)
     assert _keras.history_of(object()) is None
+
+
+def test_snapshot_state_puts_back_variables_tracker_and_compile_state() -> None:
+    x = keras.Input((3,))
+    dense = keras.layers.Dense(2)
+    model = keras.Model(x, dense(x))
+    model.compile("adam", "mse")
+    kernel, optimizer, weights = dense.kernel, model.optimizer, list(dense.weights)
+    stored_ids = {key: set(ids) for key, ids in dense._tracker.stored_ids.items()}
+    restore_dense, restore_model = _keras.snapshot_state(dense), _keras.snapshot_state(model)
+
+    replacement = keras.Variable(np.zeros((3, 2), "float32"))
+    _keras.replace_own_variable(dense, kernel, replacement)
+    _keras.set_private(dense, "_weighttie_added", True)
+    model.compile("sgd", "mae")
+    assert dense.kernel is replacement and model.optimizer is not optimizer
+
+    restore_dense()
+    restore_model()
+    assert dense.kernel is kernel
+    assert [id(v) for v in dense.weights] == [id(v) for v in weights]
+    assert dense._tracker.stored_ids == stored_ids
+    assert not hasattr(dense, "_weighttie_added")
+    assert model.optimizer is optimizer
+    assert model.get_compile_config()["loss"] == "mse"
+    model.fit(np.ones((4, 3), "float32"), np.ones((4, 2), "float32"), verbose=0)
+    assert len(optimizer.variables) == 2 + 2 * 2  # built on kernel and bias

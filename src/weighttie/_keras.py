@@ -14,7 +14,7 @@ rejected before a backend is loaded.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = [
@@ -28,6 +28,7 @@ __all__ = [
     "own_variables",
     "replace_own_variable",
     "set_private",
+    "snapshot_state",
     "sublayers",
 ]
 
@@ -172,3 +173,71 @@ def extend_build_config(layer: Any, extra: Any) -> None:
 def set_private(layer: Any, name: str, value: Any) -> None:
     """Set a weighttie attribute on a layer without Keras tracking it."""
     object.__setattr__(layer, name, value)
+
+
+_MISSING = object()
+
+
+def _refillable_containers() -> tuple[type, ...]:
+    """Container types that keep their items in the built-in base (Keras's tracked ones too).
+
+    TensorFlow's ``ListWrapper`` / ``_DictWrapper`` keep theirs elsewhere; neither tying
+    nor compiling changes them, so they are left alone.
+    """
+    from keras.src.utils.tracking import TrackedDict, TrackedList, TrackedSet
+
+    return (list, dict, set, TrackedList, TrackedDict, TrackedSet)
+
+
+def _items(container: Any) -> Any:
+    """A plain copy of a container's items, read without a tracking override."""
+    if isinstance(container, list):
+        return list.copy(container)
+    if isinstance(container, dict):
+        return dict.copy(container)
+    return set.copy(container)
+
+
+def _refill(container: Any, items: Any) -> None:
+    """Put ``items`` back into ``container`` without running a tracking override."""
+    if isinstance(container, list):
+        list.__setitem__(container, slice(None), items)
+    elif isinstance(container, dict):
+        dict.clear(container)
+        dict.update(container, items)
+    else:
+        set.clear(container)
+        set.update(container, items)
+
+
+def snapshot_state(obj: Any) -> Callable[[], None]:
+    """Return a function that puts ``obj``'s own state back as it is now.
+
+    What tying (``replace_own_variable``, ``after_build`` …) and ``compile`` change
+    on a layer or model: its instance attributes (``_kernel``, ``optimizer``,
+    ``compiled`` …), the items of its list, dict and set attributes (the tracker's
+    ``_trainable_variables``, ``_metrics``, TensorFlow's checkpoint dependencies) and
+    its tracker's id sets (``_tracker.stored_ids``). The function gives each
+    attribute back its object, removes attributes added since, and refills those
+    containers in place, since other objects (the tracker) hold them. It copies no
+    variable's value.
+    """
+    refillable = _refillable_containers()
+    attributes = dict(vars(obj))
+    items = {name: _items(value) for name, value in attributes.items() if type(value) in refillable}
+    stored_ids: dict[str, set[int]] = getattr(attributes.get("_tracker"), "stored_ids", None) or {}
+    ids = {key: set(value) for key, value in stored_ids.items()}
+
+    def restore() -> None:
+        current = vars(obj)
+        for name in [name for name in current if name not in attributes]:
+            object.__delattr__(obj, name)  # bypass Keras's and TensorFlow's untracking
+        for name, value in attributes.items():
+            if current.get(name, _MISSING) is not value:
+                object.__setattr__(obj, name, value)
+        for name, saved in items.items():
+            _refill(attributes[name], saved)
+        for key, saved_ids in ids.items():
+            _refill(stored_ids[key], saved_ids)
+
+    return restore
