@@ -28,6 +28,20 @@ def state(*layer_list: keras.Layer) -> list[object]:
     return result
 
 
+def model_state(model: keras.Model) -> list[object]:
+    """state() of every layer, plus what compiling sets: the optimizer (identity and every
+    slot's value), whether the model is compiled, its compile config and the variables it
+    trains."""
+    optimizer = getattr(model, "optimizer", None)
+    slots = None if optimizer is None else [v.numpy().tobytes() for v in optimizer.variables]
+    return [
+        *state(*model.layers),
+        ("optimizer", id(optimizer), slots),
+        ("compiled", model.compiled, repr(model.get_compile_config())),
+        ("trainable", [id(v) for v in model.trainable_variables]),
+    ]
+
+
 def dense(units: int = 3, inputs: int = 4, **kwargs: object) -> keras.Layer:
     layer = layers.Dense(units, **kwargs)
     layer.build((None, inputs))
