@@ -1,0 +1,531 @@
+"""The drawing of a laid-out Report as SVG: boxes, frames, chips, edges, colours, badges.
+
+Reads only the Report and its :mod:`weighttie.layout` scene (never Keras). Every
+name from the report is untrusted: :func:`esc` makes it printable
+(:func:`weighttie.escape.printable`, which also removes every character XML 1.0
+cannot carry) and then escapes it for HTML and XML. :mod:`weighttie.picture`
+is the API; :mod:`weighttie.page` puts the drawing in a page.
+
+What a call box shows: ``name #index``, the class, parameters held, uses and
+bytes held (when the dtypes say), and the output shapes of that call; its
+tooltip adds each input with its shape, the per-use count, the groups and the
+findings. Each sharing group has one colour (a bar on the left of each box of
+its layers, the box tinted by the first); a finding is a red badge.
+
+Example:
+    >>> scene = layout(report)                                # doctest: +SKIP
+    >>> g = geometry(scene, lambda frame: True)               # doctest: +SKIP
+    >>> svg = Svg(Facts(report, scene), scene, g).draw(header=True)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import colorsys
+import html
+import re
+from collections.abc import Iterable, Sequence
+
+from weighttie.escape import printable
+from weighttie.layout import (
+    CALL_TOP,
+    GAP,
+    HEADER_H,
+    NODE_H,
+    NODE_W,
+    PAD,
+    Container,
+    Edge,
+    Geometry,
+    Item,
+    ItemKind,
+    Scene,
+    edge_path,
+)
+from weighttie.report import CallNode, LayerInfo, Report, Shape
+
+__all__ = [
+    "SVG_CSS",
+    "Facts",
+    "Svg",
+    "byte_size",
+    "clip",
+    "dtype_bytes",
+    "esc",
+    "num",
+    "shape",
+    "shapes",
+    "short",
+]
+
+MARGIN = 16
+_CHAR_W = 6.1  # width of a 10 px monospace character
+_NAME_CHAR_W = 6.7  # width of an 11 px bold monospace character
+_TEXT_LEFT = 10
+_LINE_H = 18  # header lines of the standalone SVG
+_LEGEND_W = 420
+_MAX_TITLE_INPUTS = 20
+
+_PALETTE = (
+    "#4e79a7",
+    "#f28e2b",
+    "#59a14f",
+    "#b07aa1",
+    "#76b7b2",
+    "#edc948",
+    "#9c755f",
+    "#ff9da7",
+    "#5b8e7d",
+    "#8c6bb1",
+)
+
+
+# -- text ----------------------------------------------------------------------------
+
+
+def esc(text: str) -> str:
+    """``text`` made printable, then escaped for HTML and XML text and attributes.
+
+    Example:
+        >>> esc('<script>"x"\\x00')
+        '&lt;script&gt;&quot;x&quot;\\\\x00'
+    """
+    return html.escape(printable(text), quote=True)
+
+
+def clip(text: str, chars: int) -> str:
+    """:func:`_esc` of ``text`` cut to ``chars`` printable characters (an ellipsis marks a cut)."""
+    shown = printable(text)
+    if len(shown) > chars:
+        shown = shown[: max(chars - 1, 0)] + "…"
+    return html.escape(shown, quote=True)
+
+
+def shape(shape: Shape | None) -> str:
+    if shape is None:
+        return "unknown"
+    dims = ", ".join("None" if d is None else str(d) for d in shape)
+    return f"({dims},)" if len(shape) == 1 else f"({dims})"
+
+
+def shapes(shapes: Sequence[Shape | None]) -> str:
+    return ", ".join(shape(s) for s in shapes) if shapes else "-"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def num(n: int) -> str:
+    return f"{n:,}"
+
+
+def short(n: int) -> str:
+    """A count in at most 6 characters.
+
+    Example:
+        >>> short(1234), short(20_861_480)
+        ('1,234', '20.9M')
+    """
+    if abs(n) < 100_000:
+        return f"{n:,}"
+    for unit, size in (("G", 10**9), ("M", 10**6), ("k", 10**3)):
+        if abs(n) >= size:
+            return f"{n / size:.1f}{unit}"
+    return str(n)  # pragma: no cover
+
+
+def byte_size(n: int | None) -> str:
+    """Bytes in decimal units; ``?`` when unknown.
+
+    Example:
+        >>> byte_size(448), byte_size(83_500_000), byte_size(None)
+        ('448 B', '83.5 MB', '?')
+    """
+    if n is None:
+        return "?"
+    if n < 1000:
+        return f"{n} B"
+    for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"  # pragma: no cover
+
+
+_DTYPE = re.compile(r"(?:u?int|float|bfloat|complex)(\d+)(?:_\w+)?")
+
+
+def dtype_bytes(dtype: str) -> int | None:
+    """Bytes per element of a dtype name, or None when the name does not say.
+
+    Example:
+        >>> dtype_bytes("float32"), dtype_bytes("bfloat16"), dtype_bytes("string")
+        (4, 2, None)
+    """
+    if dtype == "bool":
+        return 1
+    match = _DTYPE.fullmatch(dtype)
+    if match is None or int(match.group(1)) % 8:
+        return None
+    return int(match.group(1)) // 8
+
+
+# -- colours ------------------------------------------------------------------------
+
+
+def _colour(n: int) -> str:
+    """The colour of group ``n`` (0-based): a fixed palette, then golden-angle hues."""
+    if n < len(_PALETTE):
+        return _PALETTE[n]
+    hue = (n * 0.618033988749895) % 1.0
+    r, g, b = colorsys.hls_to_rgb(hue, 0.45, 0.55)
+    return f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+
+
+def _tint(colour: str, keep: float = 0.16) -> str:
+    """``colour`` mixed with white (``keep`` of the colour)."""
+    rgb = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+    return "#" + "".join(f"{round(255 - (255 - c) * keep):02x}" for c in rgb)
+
+
+# -- what the picture says about each layer ------------------------------------------
+
+
+class Facts:
+    """Labels, colours, counts and bytes per layer path, computed once from the report."""
+
+    def __init__(self, report: Report, scene: Scene) -> None:
+        self.report = report
+        self.scene = scene
+        self.groups: dict[str, list[tuple[str, str]]] = {}  # path -> [(label, colour)]
+        self.colours = [_colour(n) for n in range(len(report.groups))]
+        for n, group in enumerate(report.groups):
+            for path in dict.fromkeys(group.layers):
+                self.groups.setdefault(path, []).append((f"G{n + 1}", self.colours[n]))
+        self.findings: dict[str, list[str]] = {}
+        for n, finding in enumerate(report.findings):
+            for path in dict.fromkeys(finding.layers):
+                self.findings.setdefault(path, []).append(f"F{n + 1}")
+        self.variables = {v.path: v for v in report.variables}
+        self.rows = {row.path: row for row in report.layers}
+
+    def varbyte_size(self, paths: Iterable[str]) -> int | None:
+        total = 0
+        for path in paths:
+            v = self.variables.get(path)
+            width = None if v is None else dtype_bytes(v.dtype)
+            if v is None or width is None:
+                return None
+            total += v.size * width
+        return total
+
+    def heldbyte_size(self, row: LayerInfo) -> int | None:
+        return self.varbyte_size(row.variables)
+
+    def inside(self, row: LayerInfo) -> tuple[int, int | None, int]:
+        """Parameters and bytes of the distinct variables held in a frame, and its layer count."""
+        seen: dict[str, None] = {}
+        stack, layers = [row.path], 0
+        while stack:
+            path = stack.pop()
+            sub = self.rows.get(path)
+            if sub is not None:
+                seen.update(dict.fromkeys(sub.variables))
+            children = self.scene.children.get(path, [])
+            layers += len(children)
+            stack.extend(children)
+        size = sum(v.size for p in seen if (v := self.variables.get(p)) is not None)
+        return size, self.varbyte_size(seen), layers
+
+    def group_attr(self, path: str) -> str:
+        labels = self.groups.get(path)
+        return f' data-g="{" ".join(label for label, _ in labels)}"' if labels else ""
+
+
+# -- SVG ----------------------------------------------------------------------------------
+
+SVG_CSS = """\
+.wt-graph text{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,"DejaVu Sans Mono",\
+monospace;font-size:10px;fill:#222}
+.wt-graph .t1{font-size:11px;font-weight:bold}
+.wt-graph .head{font-family:system-ui,sans-serif;font-size:12px}
+.wt-graph .h1{font-size:15px;font-weight:bold}
+.wt-graph .e{fill:none;stroke:#6b7280;stroke-width:1.3;marker-end:url(#wt-arrow)}
+.wt-graph .e.back{stroke-dasharray:5 3;marker-end:none;marker-start:url(#wt-arrow)}
+.wt-graph .e.loop{stroke-dasharray:5 3}
+.wt-graph .e:hover{stroke:#111;stroke-width:3}
+.wt-graph .chip .box{stroke-dasharray:4 3}
+.wt-graph .badge circle{fill:#c62828}
+.wt-graph .badge text{fill:#fff;font-weight:bold;text-anchor:middle}
+.wt-graph .ftitle{font-size:11px}
+"""
+
+_ARROW = (
+    '<defs><marker id="wt-arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" '
+    'markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" fill="#6b7280"/>'
+    "</marker></defs>"
+)
+
+
+class Svg:
+    """Writes the drawing of one scene for one choice of open frames."""
+
+    def __init__(self, facts: Facts, scene: Scene, g: Geometry) -> None:
+        self.facts = facts
+        self.scene = scene
+        self.g = g
+        self.out: list[str] = []
+
+    def draw(self, *, header: bool) -> str:
+        """The whole ``<svg>`` element; ``header`` adds title, legend and findings."""
+        root = self.scene.root
+        head = self.header_lines() if header else []
+        top = MARGIN + (len(head) * _LINE_H + 8 if head else 0)
+        width = max(root.width + 2 * MARGIN, 2 * MARGIN + NODE_W)
+        if head:
+            width = max(width, min(_LEGEND_W * 2, max(w for _, w in head)) + 2 * MARGIN)
+        height = top + self.g.content_height[id(root)] + MARGIN
+        self.out = [
+            f'<svg xmlns="http://www.w3.org/2000/svg" class="wt-graph" width="{width}" '
+            f'height="{height}" viewBox="0 0 {width} {height}" data-top="{top}" '
+            f'data-margin="{MARGIN}">',
+            f"<style>{SVG_CSS}</style>",
+            _ARROW,
+            '<rect class="bg" width="100%" height="100%" fill="#ffffff"/>',
+        ]
+        for k, (line, _) in enumerate(head):
+            self.out.append(line.replace("{Y}", str(MARGIN + 12 + k * _LINE_H)))
+        self.content(root, MARGIN, top, root_graph=True)
+        self.out.append("</svg>")
+        return "".join(self.out)
+
+    # -- header (standalone SVG only) --
+
+    def header_lines(self) -> list[tuple[str, int]]:
+        """Text lines (with a ``{Y}`` baseline placeholder) and their estimated widths."""
+        r = self.facts.report
+        title = f"Model {r.model.name!r} ({r.model.class_name})"
+        p = r.params
+        summary = (
+            f"Params: {num(p.unique)} unique, {num(p.per_use)} per use, "
+            f"{num(p.duplicated)} duplicated · {self.scene.calls} calls · "
+            f"{len(r.groups)} sharing group{'s' if len(r.groups) != 1 else ''}"
+        )
+        lines = [
+            (f'<text class="head h1" x="{MARGIN}" y="{{Y}}">{esc(title)}</text>', len(title) * 9),
+            (f'<text class="head" x="{MARGIN}" y="{{Y}}">{esc(summary)}</text>', len(summary) * 7),
+        ]
+        for n, group in enumerate(r.groups):
+            colour = self.facts.colours[n]
+            text = (
+                f"G{n + 1} {group.kind.value}: {', '.join(group.layers)} · "
+                f"{num(group.params)} params · {group.calls} calls · "
+                f"{num(group.duplicated)} duplicated"
+            )
+            lines.append(
+                (
+                    f'<g class="legend" data-g="G{n + 1}"><rect x="{MARGIN}" y="{{Y}}" '
+                    f'transform="translate(0,-10)" width="12" height="12" fill="{colour}"/>'
+                    f'<text class="head" x="{MARGIN + 18}" y="{{Y}}">{clip(text, 110)}'
+                    f"<title>{esc(text)}</title></text></g>",
+                    min(len(text), 110) * 7 + 18,
+                )
+            )
+        for n, finding in enumerate(r.findings):
+            text = f"F{n + 1} {finding.kind}: {finding.message}"
+            lines.append(
+                (
+                    f'<g class="finding" data-f="F{n + 1}"><circle cx="{MARGIN + 6}" cy="{{Y}}" '
+                    f'transform="translate(0,-4)" r="6" fill="#c62828"/>'
+                    f'<text class="head" x="{MARGIN + 18}" y="{{Y}}">{clip(text, 110)}'
+                    f"<title>{esc(text)}</title></text></g>",
+                    min(len(text), 110) * 7 + 18,
+                )
+            )
+        return lines
+
+    # -- graphs --
+
+    def content(self, container: Container, x: int, y: int, *, root_graph: bool = False) -> None:
+        g = self.g
+        cls = "content root" if root_graph else "content"
+        self.out.append(
+            f'<g class="{cls}" data-h="{g.content_height[id(container)]}" '
+            f'transform="translate({x},{y})"><g class="edges">'
+        )
+        for edge in container.edges:
+            self.edge(edge, container)
+        self.out.append("</g>")
+        for item in container.items:
+            top = g.top(item, container)
+            if item.kind is ItemKind.FRAME:
+                self.frame(item, top)
+            elif item.kind is ItemKind.CALL:
+                assert item.call is not None
+                self.call(item.row, item.call, item.x, top, band=item.band)
+            else:
+                self.chip(item, top)
+        self.out.append("</g>")
+
+    def edge(self, edge: Edge, container: Container) -> None:
+        classes = "e back" if edge.back else "e loop" if edge.loop else "e"
+        if edge.loop:
+            route = f"{edge.start_band} " + " ".join(map(str, edge.route))
+        else:
+            route = f"{edge.start_band} {edge.end_band} " + " ".join(map(str, edge.route))
+        source = f' data-s="{edge.start.number}"' if edge.start.kind is ItemKind.FRAME else ""
+        label = (
+            f"{edge.source_row.path} #{edge.source_call.index} → "
+            f"{edge.target_row.path} #{edge.target_call.index} · {shape(edge.shape)}"
+        )
+        self.out.append(
+            f'<path class="{classes}" data-r="{route}"{source} '
+            f'd="{edge_path(edge, container, self.g)}"><title>{esc(label)}</title></path>'
+        )
+
+    def frame(self, item: Item, top: int) -> None:
+        row, inner = item.row, item.inner
+        assert inner is not None
+        is_open = id(item) in self.g.opened
+        groups = self.facts.groups.get(row.path, [])
+        stroke = groups[0][1] if groups else "#9ca3af"
+        fill = _tint(groups[0][1], 0.08) if groups else "#f9fafb"
+        self.out.append(
+            f'<g class="frame" data-n="{item.number}" data-p="{esc(row.path)}" '
+            f'data-b="{item.band}" data-open="{1 if is_open else 0}"'
+            f'{self.facts.group_attr(row.path)} transform="translate({item.x},{top})">'
+            f'<rect class="fbox" width="{item.width}" height="{self.g.height(item)}" rx="6" '
+            f'fill="{fill}" stroke="{stroke}" stroke-width="{2 if groups else 1}"/>'
+        )
+        for k, node in enumerate(row.nodes or ()):
+            self.call(row, node, PAD + k * (NODE_W + GAP), CALL_TOP)
+        params, size, layers = self.facts.inside(row)
+        caption = (
+            f"{row.name} · {row.class_name} · {_count(layers, 'layer')} · "
+            f"{short(params)} params ({byte_size(size)}) · {_count(len(row.nodes or ()), 'call')}"
+        )
+        chars = int((item.width - 2 * PAD - 14) / _CHAR_W)
+        glyph = "▾" if is_open else "▸"
+        self.out.append(
+            f'<text class="ftitle" x="{PAD}" y="{CALL_TOP + NODE_H + 15}">'
+            f'<tspan class="tog">{glyph}</tspan> {clip(caption, chars)}'
+            f"<title>{esc(row.path)} · {esc(caption)}</title></text>"
+        )
+        display = "" if is_open else ' display="none"'
+        self.out.append(f"<g{display}>")
+        self.content(inner, PAD, HEADER_H)
+        self.out.append("</g></g>")
+
+    def call(self, row: LayerInfo, node: CallNode, x: int, y: int, *, band: int = -1) -> None:
+        facts = self.facts
+        groups = facts.groups.get(row.path, [])
+        band_attr = f' data-b="{band}"' if band >= 0 else ""
+        self.out.append(
+            f'<g class="call" data-p="{esc(row.path)}" data-i="{node.index}"{band_attr}'
+            f'{facts.group_attr(row.path)} transform="translate({x},{y})">'
+            f"<title>{self.call_title(row, node)}</title>"
+        )
+        self.box(row, groups, dashed=False)
+        name = f"{row.name} #{node.index}"
+        badges = facts.findings.get(row.path, [])
+        name_chars = int((NODE_W - _TEXT_LEFT - (22 if badges else 6)) / _NAME_CHAR_W)
+        chars = int((NODE_W - _TEXT_LEFT - 6) / _CHAR_W)
+        self.lines(
+            [
+                clip(name, name_chars),
+                clip(row.class_name, chars),
+                clip(self.counts(row), chars),
+                clip("→ " + shapes(node.output_shapes), chars),
+            ]
+        )
+        self.badge(badges)
+        self.out.append("</g>")
+
+    def chip(self, item: Item, top: int) -> None:
+        row = item.row
+        facts = self.facts
+        self.out.append(
+            f'<g class="chip" data-p="{esc(row.path)}" data-b="{item.band}"'
+            f'{facts.group_attr(row.path)} transform="translate({item.x},{top})">'
+            f"<title>{self.chip_title(row)}</title>"
+        )
+        self.box(row, facts.groups.get(row.path, []), dashed=True)
+        chars = int((NODE_W - _TEXT_LEFT - 6) / _CHAR_W)
+        badges = facts.findings.get(row.path, [])
+        name_chars = int((NODE_W - _TEXT_LEFT - (22 if badges else 6)) / _NAME_CHAR_W)
+        self.lines(
+            [
+                clip(row.name or f"({facts.report.model.name})", name_chars),
+                clip(row.class_name, chars),
+                clip(self.counts(row), chars),
+                "calls unknown" if row.nodes is None else "not called",
+            ]
+        )
+        self.badge(badges)
+        self.out.append("</g>")
+
+    def box(self, row: LayerInfo, groups: list[tuple[str, str]], *, dashed: bool) -> None:
+        fill = _tint(groups[0][1]) if groups else "#ffffff"
+        stroke = groups[0][1] if groups else "#9ca3af"
+        self.out.append(
+            f'<rect class="box" width="{NODE_W}" height="{NODE_H}" rx="4" fill="{fill}" '
+            f'stroke="{stroke}"/>'
+        )
+        if groups:
+            bar = NODE_H // len(groups) if len(groups) <= 4 else NODE_H / len(groups)
+            for k, (label, colour) in enumerate(groups):
+                self.out.append(
+                    f'<rect class="gbar" data-g="{label}" x="0" y="{round(k * bar)}" width="5" '
+                    f'height="{round((k + 1) * bar) - round(k * bar)}" fill="{colour}"/>'
+                )
+
+    def lines(self, texts: list[str]) -> None:
+        for k, text in enumerate(texts):
+            cls = ' class="t1"' if k == 0 else ""
+            self.out.append(f'<text{cls} x="{_TEXT_LEFT}" y="{14 + 13 * k}">{text}</text>')
+
+    def badge(self, labels: list[str]) -> None:
+        if not labels:
+            return
+        text = "!" if len(labels) == 1 else str(len(labels))
+        self.out.append(
+            f'<g class="badge" data-f="{" ".join(labels)}"><circle cx="{NODE_W - 10}" cy="10" '
+            f'r="7"/><text x="{NODE_W - 10}" y="13.5">{text}</text></g>'
+        )
+
+    def counts(self, row: LayerInfo) -> str:
+        held = row.params.held
+        text = f"params {short(held)} · uses {row.uses}"
+        if held:
+            text += f" · {byte_size(self.facts.heldbyte_size(row))}"
+        return text
+
+    def call_title(self, row: LayerInfo, node: CallNode) -> str:
+        lines = [f"{row.path} #{node.index} ({row.class_name})"]
+        for k, ref in enumerate(node.inbound[:_MAX_TITLE_INPUTS]):
+            given = node.input_shapes[k] if k < len(node.input_shapes) else None
+            lines.append(f"in: {ref.layer} #{ref.node_index} {shape(given)}")
+        if len(node.inbound) > _MAX_TITLE_INPUTS:
+            lines.append(f"in: … {len(node.inbound) - _MAX_TITLE_INPUTS} more")
+        lines.append(f"out: {shapes(node.output_shapes)}")
+        lines += self.row_facts(row)
+        return "\n".join(esc(line) for line in lines) + "\n"
+
+    def chip_title(self, row: LayerInfo) -> str:
+        what = "calls unknown" if row.nodes is None else "not called in this graph"
+        lines = [f"{row.path or self.facts.report.model.name} ({row.class_name}): {what}"]
+        lines += self.row_facts(row)
+        return "\n".join(esc(line) for line in lines) + "\n"
+
+    def row_facts(self, row: LayerInfo) -> list[str]:
+        facts = self.facts
+        lines = [
+            f"params held {num(row.params.held)} ({byte_size(facts.heldbyte_size(row))}) · "
+            f"uses {row.uses} · per use {num(row.params.per_use)}"
+        ]
+        for label, _ in facts.groups.get(row.path, []):
+            group = facts.report.groups[int(label[1:]) - 1]
+            lines.append(f"sharing: {label} {group.kind.value}")
+        for label in facts.findings.get(row.path, []):
+            finding = facts.report.findings[int(label[1:]) - 1]
+            lines.append(f"finding: {label} {finding.kind}: {finding.message}")
+        return lines

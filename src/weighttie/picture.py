@@ -1,0 +1,75 @@
+"""See the sharing: a Report drawn as a standalone SVG or a self-contained HTML page.
+
+Reads only the Report, never Keras. One box per call (``name #i``); nested
+models, and other layers that hold layers, as frames with their calls in a
+header row and their layers inside, drawn once however often they are called;
+each sharing group in its own colour with a legend; findings as red badges and a
+list; per call the parameters held, uses, bytes and output shapes; tooltips with
+every input's shape. docs/picture.md shows and explains it.
+
+- :func:`to_svg`: the drawing with a header (title, legend, findings); static,
+  no script; the same report always gives the same bytes.
+- :func:`to_html`: one file that opens from disk and fetches nothing (its
+  Content-Security-Policy forbids it): the same drawing, the legend, findings and
+  the report's tables (sortable); a small inline script opens and closes frames,
+  zooms, highlights a group and finds a layer.
+
+Placement: :mod:`weighttie.layout`; SVG: :mod:`weighttie.drawing`; page:
+:mod:`weighttie.page`.
+
+Example:
+    >>> from weighttie.picture import to_html, to_svg
+    >>> report = weighttie.analyze(model)                              # doctest: +SKIP
+    >>> Path("model.html").write_text(to_html(report), encoding="utf-8")  # doctest: +SKIP
+    >>> Path("model.svg").write_text(to_svg(report), encoding="utf-8")    # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from weighttie.drawing import Facts, Svg
+from weighttie.layout import Geometry, Scene, geometry, layout
+from weighttie.page import page
+from weighttie.report import Report
+
+__all__ = ["AUTO_OPEN_CALLS", "to_html", "to_svg"]
+
+#: With ``expanded=None``, frames start open when the report has at most this many calls.
+AUTO_OPEN_CALLS = 100
+
+
+def _geometry(scene: Scene, expanded: bool | None) -> Geometry:
+    is_open = scene.calls <= AUTO_OPEN_CALLS if expanded is None else expanded
+    return geometry(scene, lambda frame: is_open)
+
+
+def to_svg(report: Report, *, expanded: bool | None = None) -> str:
+    """The picture of ``report`` as a standalone SVG document (static, no script).
+
+    Frames are open when ``expanded`` is True, closed when False, and with None
+    (the default) open when the report has at most :data:`AUTO_OPEN_CALLS` calls.
+    The same report always gives the same text.
+
+    Example:
+        >>> svg = to_svg(weighttie.analyze(model))               # doctest: +SKIP
+        >>> Path("model.svg").write_text(svg, encoding="utf-8")  # doctest: +SKIP
+    """
+    scene = layout(report)
+    svg = Svg(Facts(report, scene), scene, _geometry(scene, expanded)).draw(header=True)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + svg + "\n"
+
+
+def to_html(report: Report, *, expanded: bool | None = None, fragment: bool = False) -> str:
+    """The picture of ``report`` as one self-contained HTML page (no network, no other file).
+
+    The page holds the drawing (frames open or closed as in :func:`to_svg`), a
+    legend, the findings and the report's tables. ``fragment=True`` gives a
+    ``<div>`` to embed (a notebook's ``_repr_html_``) instead of a document.
+
+    Example:
+        >>> page = to_html(weighttie.analyze(model))               # doctest: +SKIP
+        >>> Path("model.html").write_text(page, encoding="utf-8")  # doctest: +SKIP
+    """
+    scene = layout(report)
+    facts = Facts(report, scene)
+    svg = Svg(facts, scene, _geometry(scene, expanded)).draw(header=False)
+    return page(report, facts, svg, scene.calls, fragment=fragment)
