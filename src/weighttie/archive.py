@@ -1,50 +1,49 @@
 """Reading ``.keras`` archives without Keras: config, metadata, weights.
 
-The archive is untrusted input. Members are read by name only, never extracted
-to disk; JSON members are size-bounded before they are parsed; the weights member
-(stored uncompressed by Keras) is opened in place through a read-only window onto
-the archive file, so its size costs nothing until values are read.
+The archive is untrusted input. It is opened once, as a regular file (a FIFO or
+a device is refused before it can block). Members are read by name only, never
+extracted to disk; JSON members are size-bounded before they are parsed, and a
+model config is parsed layer by layer, counting layers, calls and nesting against
+:class:`~weighttie.limits.Limits`, so a small file describing a huge model is
+refused after reading no more than the limits allow. The weights member (stored
+uncompressed by Keras) is opened in place through a read-only window onto the
+archive file, so its size costs nothing until values are read.
 
 This module imports no Keras and no backend.
 """
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import os
+import re
 import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from weighttie.errors import FileFormatError
+from weighttie.errors import FileFormatError, LimitError
 from weighttie.graph import join_path
+from weighttie.limits import DEFAULT_LIMITS, Limits
+from weighttie.loading import open_model_file
 
 __all__ = [
-    "MAX_DEPTH",
-    "MAX_JSON_BYTES",
     "RECORD_KEY",
     "RECORD_VERSION",
     "FileTie",
     "KerasArchive",
     "file_ties",
     "iter_layer_configs",
+    "parse_model_config",
 ]
 
 #: The key weighttie adds to a tied layer's ``build_config`` (see docs/ties.md).
 RECORD_KEY = "weighttie"
 RECORD_VERSION = 1
-
-#: Deepest nesting of models or sublayers weighttie follows in a file.
-MAX_DEPTH = 100
-
-#: Largest config.json / metadata.json weighttie parses. A layer's config takes
-#: about 1 kB, so this admits some 60,000 layers; it bounds memory on a zip bomb.
-MAX_JSON_BYTES = 64 * 1024 * 1024
 
 CONFIG = "config.json"
 METADATA = "metadata.json"
@@ -52,19 +51,20 @@ WEIGHTS = "model.weights.h5"
 
 
 class _Window(io.RawIOBase):
-    """A read-only, seekable view of ``length`` bytes of a file starting at ``offset``.
+    """A read-only, seekable view of ``length`` bytes of an open file from ``offset``.
 
     HDF5 reads its metadata in many small pieces; each piece would be a Python call
     and a system call. Small reads are served from a bounded cache of aligned
     blocks (at most ``_BLOCK * _BLOCKS`` bytes); large reads (variable values) go
-    straight to the file.
+    straight to the file. The file may be shared with a ``zipfile``, which seeks
+    before each of its own reads.
     """
 
     _BLOCK = 64 * 1024
     _BLOCKS = 256  # 16 MiB at most
 
-    def __init__(self, path: str, offset: int, length: int) -> None:
-        self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed in close()
+    def __init__(self, file: io.BufferedReader, offset: int, length: int) -> None:
+        self._file = file
         self._offset = offset
         self._length = length
         self._pos = 0
@@ -127,9 +127,31 @@ class _Window(io.RawIOBase):
         self._pos += done
         return done
 
-    def close(self) -> None:
-        self._file.close()
-        super().close()
+
+@contextmanager
+def open_h5(
+    file: io.BufferedReader, what: str, offset: int = 0, length: int | None = None
+) -> Iterator[Any]:
+    """Open HDF5 bytes of an open regular file read-only with h5py, in place.
+
+    Raises:
+        FileFormatError: the bytes are not a readable HDF5 file.
+    """
+    import h5py
+
+    size = os.fstat(file.fileno()).st_size if length is None else length
+    window = _Window(file, offset, size)
+    try:
+        try:
+            handle = h5py.File(window, "r")
+        except (OSError, ValueError) as exc:
+            raise FileFormatError(
+                f"{what} is damaged or truncated (not a readable HDF5 file: {exc})"
+            ) from None
+        with handle:
+            yield handle
+    finally:
+        window.close()
 
 
 class KerasArchive:
@@ -140,16 +162,20 @@ class KerasArchive:
         ...     config = archive.config()
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS) -> None:
         self.path = os.fspath(path)
+        self.limits = limits
+        self._file = open_model_file(self.path)
         try:
-            self._zip = zipfile.ZipFile(self.path)
+            self._zip = zipfile.ZipFile(self._file)
         except zipfile.BadZipFile as exc:
+            self._file.close()
             raise FileFormatError(
                 f"{self.path!r} is not a readable .keras archive (zip: {exc}); "
                 "the file is truncated or damaged"
             ) from None
         except OSError as exc:
+            self._file.close()
             raise FileFormatError(f"cannot read {self.path!r}: {exc.strerror or exc}") from None
         self._members = {info.filename: info for info in self._zip.infolist()}
 
@@ -161,41 +187,50 @@ class KerasArchive:
 
     def close(self) -> None:
         self._zip.close()
+        self._file.close()
 
     def has(self, name: str) -> bool:
         return name in self._members
 
-    def _json(self, name: str) -> Any:
+    def _read(self, name: str) -> bytes:
+        """A member's bytes, refused before it is inflated past ``limits.config_bytes``."""
         info = self._members.get(name)
         if info is None:
             raise FileFormatError(
                 f"{self.path!r} has no {name}; expected a .keras archive written by "
                 "Keras 3 (config.json, metadata.json, model.weights.h5)"
             )
-        if info.file_size > MAX_JSON_BYTES:
-            raise FileFormatError(
+        limit = self.limits.config_bytes
+        if info.file_size > limit:
+            raise LimitError(
                 f"{self.path!r}: {name} declares {info.file_size:,} bytes, more than the "
-                f"{MAX_JSON_BYTES:,} weighttie reads"
+                f"{limit:,} of the config_bytes limit",
+                limit="config_bytes",
             )
         try:
             with self._zip.open(info) as f:
-                data = f.read(MAX_JSON_BYTES + 1)
+                data = f.read(limit + 1)
         except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error) as exc:
             raise FileFormatError(
                 f"{self.path!r}: {name} is damaged ({exc}); the archive cannot be trusted"
             ) from None
-        if len(data) > MAX_JSON_BYTES:
-            raise FileFormatError(
-                f"{self.path!r}: {name} inflates past {MAX_JSON_BYTES:,} bytes; refusing it"
+        if len(data) > limit:
+            raise LimitError(
+                f"{self.path!r}: {name} inflates past {limit:,} bytes, the config_bytes limit",
+                limit="config_bytes",
             )
-        try:
-            return json.loads(data)
-        except (ValueError, RecursionError) as exc:
-            raise FileFormatError(f"{self.path!r}: {name} is not valid JSON: {exc}") from None
+        return data
 
     def config(self) -> dict[str, Any]:
-        """Return config.json (the model's serialized config)."""
-        config = self._json(CONFIG)
+        """Return config.json (the model's serialized config), read within ``limits``.
+
+        Raises:
+            FileFormatError: config.json is missing, damaged or not a JSON object.
+            LimitError: it describes more layers, calls or nesting than ``limits`` allow.
+        """
+        config = parse_model_config(
+            self._read(CONFIG), limits=self.limits, where=f"{self.path!r}: {CONFIG}"
+        )
         if not isinstance(config, dict):
             raise FileFormatError(
                 f"{self.path!r}: config.json must hold a JSON object; found {type(config).__name__}"
@@ -211,67 +246,248 @@ class KerasArchive:
         if not self.has(METADATA):
             return {}
         try:
-            meta = self._json(METADATA)
-        except FileFormatError:
+            meta = json.loads(self._read(METADATA))
+        except (FileFormatError, ValueError, RecursionError):
             return {}
         return meta if isinstance(meta, dict) else {}
 
     @contextmanager
     def weights(self) -> Iterator[Any]:
         """Open model.weights.h5 read-only with h5py, in place (no copy, no extraction)."""
-        import h5py
-
         info = self._members.get(WEIGHTS)
         if info is None:
             raise FileFormatError(f"{self.path!r} has no {WEIGHTS}")
-        stream: IO[bytes] | _Window
+        what = f"{self.path!r}: {WEIGHTS}"
         if info.compress_type == zipfile.ZIP_STORED:
-            stream = _Window(self.path, _data_offset(self.path, info), info.file_size)
-        else:  # not what Keras writes; read through zipfile (slower, still bounded)
-            stream = self._zip.open(info)
-        try:
+            offset = _data_offset(self._file, self.path, info)
+            with open_h5(self._file, what, offset, info.file_size) as h5:
+                yield h5
+            return
+        # Not what Keras writes; read through zipfile (slower, still bounded).
+        import h5py
+
+        with self._zip.open(info) as stream:
             try:
                 handle = h5py.File(stream, "r")
             except (OSError, ValueError) as exc:
                 raise FileFormatError(
-                    f"{self.path!r}: {WEIGHTS} is damaged or truncated (not a readable HDF5 "
-                    f"file: {exc})"
+                    f"{what} is damaged or truncated (not a readable HDF5 file: {exc})"
                 ) from None
             with handle:
                 yield handle
-        finally:
-            stream.close()
 
 
-def _data_offset(path: str, info: zipfile.ZipInfo) -> int:
+def _data_offset(file: io.BufferedReader, path: str, info: zipfile.ZipInfo) -> int:
     """Where a stored member's bytes start: after its local header, name and extra field."""
-    with open(path, "rb") as f:
-        f.seek(info.header_offset)
-        header = f.read(30)
+    file.seek(info.header_offset)
+    header = file.read(30)
     if len(header) < 30 or header[:4] != b"PK\x03\x04":
         raise FileFormatError(f"{path!r}: the zip entry of {info.filename} is damaged")
     name_length = int.from_bytes(header[26:28], "little")
     extra_length = int.from_bytes(header[28:30], "little")
     offset = info.header_offset + 30 + name_length + extra_length
-    if offset + info.file_size > Path(path).stat().st_size:
+    if offset + info.file_size > os.fstat(file.fileno()).st_size:
         raise FileFormatError(f"{path!r} is truncated: {info.filename} runs past the end")
     return offset
+
+
+# -- a model config, parsed within limits -------------------------------------------
+
+_DECODER = json.JSONDecoder()
+_SPACE = r"[ \t\n\r]*"
+_WHITESPACE = re.compile(_SPACE)
+_KEY = re.compile(f'{_SPACE}"([^"\\\\]*)"{_SPACE}:{_SPACE}')  # a key without escapes
+_NEXT = re.compile(f"{_SPACE}([,}}\\]]){_SPACE}")  # what follows a member or an element
+_EMPTY_OBJECT = re.compile(f"{_SPACE}}}")
+_EMPTY_ARRAY = re.compile(f"{_SPACE}\\]")
+# What a key's value is, by the role of the object holding it: a layer entry's
+# "config" may list layers (a nested model); its "inbound_nodes" list its calls.
+_ENTRY, _CONFIG, _LAYERS, _NODES = "entry", "config", "layers", "nodes"
+_CHILD_ROLES = {
+    _ENTRY: {"config": _CONFIG, "inbound_nodes": _NODES},
+    _CONFIG: {"layers": _LAYERS},
+}
+
+
+def parse_model_config(data: bytes, *, limits: Limits, where: str) -> Any:
+    """Parse a model config (``config.json``, a legacy ``model_config``) as ``json.loads`` would.
+
+    Layers (entries of any model's ``layers``), calls (entries of a layer's
+    ``inbound_nodes``) and the nesting of models are counted while the document is
+    read, one layer at a time, and reading stops as soon as one exceeds ``limits``:
+    the time and memory spent on a config are proportional to what is accepted.
+    A document with fewer objects and arrays than either limit cannot exceed them
+    and is parsed in one call.
+
+    Raises:
+        FileFormatError: the bytes are not valid JSON.
+        LimitError: the config exceeds ``limits.layers``, ``limits.calls`` or
+            ``limits.depth``.
+    """
+    try:
+        if data.count(b"{") + data.count(b"[") <= min(limits.layers, limits.calls):
+            return json.loads(data)
+        text = data.decode(json.detect_encoding(data), "surrogatepass")
+        del data  # the caller passed its only reference: half the memory of a big config
+        with _collector_paused():
+            return _CountingParser(text, limits, where).document()
+    except LimitError:
+        raise
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise FileFormatError(f"{where} is not valid JSON: {exc}") from None
+
+
+def _skip(text: str, pos: int) -> int:
+    """Past the whitespace at ``pos``."""
+    match = _WHITESPACE.match(text, pos)
+    return match.end() if match else pos
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a document is built.
+
+    A parse creates objects and frees none; with hundreds of thousands alive, the
+    collector would walk them all again and again (it tripled the parse time).
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+class _CountingParser:
+    """A JSON reader that descends into a model config's layer lists and call lists by hand.
+
+    Everything else (a layer's arguments, a call's tensors) is read whole by
+    ``json``'s own scanner; only the lists that grow with the model are walked here,
+    element by element, so the count is checked before the next element is built.
+    """
+
+    def __init__(self, text: str, limits: Limits, where: str) -> None:
+        self.text = text
+        self.limits = limits
+        self.where = where
+        self.layers = 0
+        self.calls = 0
+        self.keys: dict[str, str] = {}  # one string per distinct key, as json.loads keeps
+
+    def document(self) -> Any:
+        pos = _skip(self.text, 0)
+        value, pos = self._value(pos, _ENTRY, 0)
+        pos = _skip(self.text, pos)
+        if pos != len(self.text):
+            raise json.JSONDecodeError("Extra data", self.text, pos)
+        return value
+
+    def _value(self, pos: int, role: str | None, depth: int) -> tuple[Any, int]:
+        opening = self.text[pos : pos + 1]
+        if opening == "{" and role in (_ENTRY, _CONFIG):
+            return self._object(pos, role, depth)
+        if opening == "[" and role in (_LAYERS, _NODES):
+            return self._array(pos, role, depth)
+        return _DECODER.raw_decode(self.text, pos)
+
+    def _key(self, pos: int) -> tuple[str, int]:
+        text = self.text
+        match = _KEY.match(text, pos)
+        if match is not None:
+            key = match.group(1)
+            return self.keys.setdefault(key, key), match.end()
+        pos = _skip(text, pos)
+        if not text.startswith('"', pos):
+            raise json.JSONDecodeError(
+                "Expecting property name enclosed in double quotes", text, pos
+            )
+        key, pos = _DECODER.raw_decode(text, pos)  # a key with escapes
+        pos = _skip(text, pos)
+        if not text.startswith(":", pos):
+            raise json.JSONDecodeError("Expecting ':' delimiter", text, pos)
+        return key, _skip(text, pos + 1)
+
+    def _next(self, pos: int, closing: str) -> tuple[bool, int]:
+        """Past the ``,`` after a member or element (False) or the closing bracket (True)."""
+        match = _NEXT.match(self.text, pos)
+        if match is None or match.group(1) not in (",", closing):
+            raise json.JSONDecodeError("Expecting ',' delimiter", self.text, pos)
+        return match.group(1) == closing, match.end()
+
+    def _object(self, pos: int, role: str, depth: int) -> tuple[dict[str, Any], int]:
+        if role == _ENTRY and depth > self.limits.depth:
+            raise LimitError(
+                f"{self.where} nests models more than {self.limits.depth} levels deep, "
+                "the depth limit",
+                limit="depth",
+            )
+        children = _CHILD_ROLES[role]
+        result: dict[str, Any] = {}
+        empty = _EMPTY_OBJECT.match(self.text, pos + 1)
+        if empty is not None:
+            return result, empty.end()
+        pos += 1
+        while True:
+            key, pos = self._key(pos)
+            result[key], pos = self._value(pos, children.get(key), depth)
+            done, pos = self._next(pos, "}")
+            if done:
+                return result, pos
+
+    def _array(self, pos: int, role: str, depth: int) -> tuple[list[Any], int]:
+        result: list[Any] = []
+        empty = _EMPTY_ARRAY.match(self.text, pos + 1)
+        if empty is not None:
+            return result, empty.end()
+        pos = _skip(self.text, pos + 1)
+        while True:
+            if self.text[pos : pos + 1] in ("{", "["):
+                self._count(role)
+            if role == _LAYERS:
+                item, pos = self._value(pos, _ENTRY, depth + 1)
+            else:
+                item, pos = _DECODER.raw_decode(self.text, pos)
+            result.append(item)
+            done, pos = self._next(pos, "]")
+            if done:
+                return result, pos
+
+    def _count(self, role: str) -> None:
+        if role == _LAYERS:
+            self.layers += 1
+            if self.layers > self.limits.layers:
+                raise LimitError(
+                    f"{self.where} describes more than {self.limits.layers:,} layers, "
+                    "the layers limit",
+                    limit="layers",
+                )
+        else:
+            self.calls += 1
+            if self.calls > self.limits.calls:
+                raise LimitError(
+                    f"{self.where} records more than {self.limits.calls:,} calls of layers, "
+                    "the calls limit",
+                    limit="calls",
+                )
 
 
 _MODEL_CLASSES = {"Functional", "Sequential", "Model"}
 
 
 def iter_layer_configs(
-    config: dict[str, Any], parent: str = "", depth: int = 0
+    config: dict[str, Any], parent: str = "", depth: int = 0, *, max_depth: int | None = None
 ) -> Iterator[tuple[str, dict[str, Any]]]:
     """Yield ``(path, layer entry)`` for every layer in a model config, pre-order.
 
     Paths are built as the live walker builds them: a nested model's layers sit
     below the model's path (``tower/conv``). Entries without a name are skipped,
-    and so are models nested deeper than :data:`MAX_DEPTH` (the static reader
-    refuses those; here the bound only keeps the recursion finite).
+    and so are models nested deeper than ``max_depth`` (default: the default
+    ``Limits.depth``; the static reader refuses those, here the bound only keeps
+    the recursion finite).
     """
-    if depth > MAX_DEPTH:
+    limit = DEFAULT_LIMITS.depth if max_depth is None else max_depth
+    if depth > limit:
         return
     inner = config.get("config")
     layers = inner.get("layers") if isinstance(inner, dict) else None
@@ -288,7 +504,7 @@ def iter_layer_configs(
             continue
         path = join_path(parent, name)
         yield path, entry
-        yield from iter_layer_configs(entry, path, depth + 1)
+        yield from iter_layer_configs(entry, path, depth + 1, max_depth=limit)
 
 
 @dataclass(frozen=True)
@@ -300,7 +516,7 @@ class FileTie:
     variables: tuple[str, ...] | None
 
 
-def file_ties(config: dict[str, Any]) -> list[FileTie]:
+def file_ties(config: dict[str, Any], *, limits: Limits = DEFAULT_LIMITS) -> list[FileTie]:
     """Read the ties declared in a model config (config.json of a .keras file).
 
     Raises:
@@ -308,7 +524,7 @@ def file_ties(config: dict[str, Any]) -> list[FileTie]:
     """
     by_token: dict[str, str] = {}
     declared: list[tuple[str, dict[str, Any]]] = []
-    for path, entry in iter_layer_configs(config):
+    for path, entry in iter_layer_configs(config, max_depth=limits.depth):
         build = entry.get("build_config")
         record = build.get(RECORD_KEY) if isinstance(build, dict) else None
         if not isinstance(record, dict):

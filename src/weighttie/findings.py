@@ -1,6 +1,8 @@
 """Findings: sharing that probably should be there and is not.
 
-* ``broken-tie``: distinct variables with identical shape, dtype and values (a tie
+* ``broken-tie``: a tie a file declares whose saved copies hold different values
+  (the tie cannot be bound: :func:`differing_tie`); and distinct variables with
+  identical shape, dtype and values (a tie
   lost in a plain-Keras reload, or weights copied instead of shared). Values are
   hashed only for candidates that already match in shape and dtype, first a
   64 kB sample, then in full only where the samples collide, so big models stay
@@ -19,13 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from enum import StrEnum
 from typing import Any
 
 from weighttie.report import Finding, LayerInfo, Report
 
-__all__ = ["FindingKind", "config_fingerprint", "find_findings"]
+__all__ = ["FindingKind", "config_fingerprint", "differing_tie", "find_findings"]
 
 #: Bytes hashed first; a full hash is computed only when two samples collide.
 SAMPLE_BYTES = 64 * 1024
@@ -167,6 +169,25 @@ def _broken_ties(report: Report, chunks: Chunks) -> list[Finding]:
             )
         )
     return findings
+
+
+def differing_tie(
+    source: str, target: str, copies: Sequence[tuple[str, str]], params: int
+) -> Finding:
+    """The ``broken-tie`` finding of a declared tie whose saved copies hold different values.
+
+    ``copies`` pairs each of the target's variables with the source's, by report
+    path; ``params`` is what binding the tie would share.
+    """
+    names = "; ".join(f"{t} != {s}" for t, s in copies)
+    return Finding(
+        kind=FindingKind.BROKEN_TIE.value,
+        layers=tuple(sorted({source, target})),
+        params=params,
+        message=f"the file ties {target} to {source}, but their saved copies hold different "
+        f"values ({names}): the tie is not bound, and weighttie.load_model refuses the file; "
+        "tie the layers again (tie_weights, keep= the values to share) and save the model",
+    )
 
 
 # -- twin branches ------------------------------------------------------------------

@@ -6,18 +6,23 @@ with a message that says what was expected, what was found, and what to do.
 
 from __future__ import annotations
 
+import io
 import os
+import stat
 import warnings
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from weighttie.errors import FileFormatError, MissingFileError, UnsafeModelError
+from weighttie.files import regular_file
+from weighttie.limits import DEFAULT_LIMITS, Limits
 
-__all__ = ["FileKind", "check_model_file", "load_keras_model"]
+__all__ = ["FileKind", "check_model_file", "load_keras_model", "open_model_file"]
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+_EXPECTED = "a .keras or .h5 model file"
 
 
 class FileKind(StrEnum):
@@ -27,28 +32,62 @@ class FileKind(StrEnum):
     H5 = "h5"  # a legacy HDF5 file (Keras 2 / tf.keras, or Keras 3 legacy saving)
 
 
+def open_model_file(path: str | os.PathLike[str]) -> io.BufferedReader:
+    """Open a model file for reading, refusing anything but a regular file.
+
+    The file is opened non-blocking and checked again once open (``fstat``), so a
+    FIFO, a device or a socket never blocks the reader, not even one swapped in
+    after :func:`check_model_file` looked at the path.
+
+    Raises:
+        MissingFileError, FileFormatError: see :func:`check_model_file`.
+    """
+    p = _checked_path(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise FileFormatError(f"cannot read {str(p)!r}: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise FileFormatError(f"{str(p)!r} is not a regular file; expected {_EXPECTED}")
+    return os.fdopen(fd, "rb")
+
+
+def _checked_path(path: str | os.PathLike[str]) -> Path:
+    """``path`` if it names a regular file (symlinks followed), without opening it."""
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except FileNotFoundError:
+        raise MissingFileError(f"no such file: {str(p)!r}; expected {_EXPECTED}") from None
+    except OSError as exc:
+        raise FileFormatError(f"cannot read {str(p)!r}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise FileFormatError(
+            f"{str(p)!r} is a directory; expected {_EXPECTED} "
+            "(Keras 3 cannot read SavedModel directories)"
+        )
+    return regular_file(p, what=_EXPECTED.removeprefix("a "))
+
+
 def check_model_file(path: str | os.PathLike[str]) -> FileKind:
     """Check that ``path`` is a file that looks like a Keras model, and say which kind.
 
+    Only a regular file is opened: a FIFO, a device or a socket is refused first.
+
     Raises:
         MissingFileError: nothing exists at ``path``.
-        FileFormatError: a directory, an empty file, or a file of another kind.
+        FileFormatError: a directory, a special file, an empty file, or a file of
+            another kind.
     """
     p = Path(path)
-    if not p.exists():
-        raise MissingFileError(f"no such file: {str(p)!r}; expected a .keras or .h5 model file")
-    if p.is_dir():
-        raise FileFormatError(
-            f"{str(p)!r} is a directory; expected a .keras or .h5 model file "
-            "(Keras 3 cannot read SavedModel directories)"
-        )
-    try:
-        with p.open("rb") as f:
+    with open_model_file(p) as f:
+        try:
             head = f.read(8)
-    except OSError as exc:
-        raise FileFormatError(f"cannot read {str(p)!r}: {exc.strerror or exc}") from None
+        except OSError as exc:
+            raise FileFormatError(f"cannot read {str(p)!r}: {exc.strerror or exc}") from None
     if not head:
-        raise FileFormatError(f"{str(p)!r} is empty; expected a .keras or .h5 model file")
+        raise FileFormatError(f"{str(p)!r} is empty; expected {_EXPECTED}")
     suffix = p.suffix.lower()
     if head.startswith(_ZIP_MAGIC):
         if suffix != ".keras":
@@ -83,8 +122,15 @@ def load_keras_model(
     compile: bool = False,
     custom_objects: dict[str, Any] | None = None,
     quiet: bool = True,
+    limits: Limits = DEFAULT_LIMITS,
 ) -> Any:
     """Load a model file through Keras, with ``safe_mode`` on unless ``unsafe``.
+
+    Before Keras sees the file (and before Keras is imported), the bounded reader
+    checks it: its config within ``limits``, and a weights file that is
+    self-contained (no external storage or links, no virtual datasets, no filters
+    HDF5 would look for as plugins), so nothing Keras then reads can block or
+    reach outside the file.
 
     ``quiet`` silences Keras's Python warnings during the load (the command line
     wants one line per error); library callers get them.
@@ -92,10 +138,13 @@ def load_keras_model(
     Raises:
         MissingFileError, FileFormatError: see :func:`check_model_file`; also when
             Keras fails to read the file.
+        LimitError: the file holds more than ``limits`` allow.
         UnsafeModelError: the file holds Python code (a Lambda layer) and ``unsafe``
             is False.
     """
-    check_model_file(path)
+    from weighttie.static import check_before_load
+
+    check_before_load(path, limits=limits)
     import keras
 
     try:

@@ -2,6 +2,13 @@
 
 It reads what the file states and nothing more:
 
+Everything it reads is bounded by :class:`~weighttie.limits.Limits` (layers,
+calls, nesting, config bytes, HDF5 objects) before the work that grows with it,
+and a weights file must be self-contained: external storage, external or
+dangling links, virtual datasets and filters HDF5 would load as plugins are
+refused before any value is read (:func:`check_before_load` makes the same checks
+before Keras opens a file).
+
 * ``.keras`` (Keras 3): ``config.json`` gives the layers, nested models and every
   call with its inbound tensors and their shapes; ``model.weights.h5`` gives each
   layer's variables (shapes and dtypes, not values) under a group whose ``vars``
@@ -13,36 +20,49 @@ It reads what the file states and nothing more:
 Where the file does not state a fact (a call's output shape that nothing
 consumes, the class of a sublayer, the names of an unknown layer's variables) the
 report says so (null, ``?``, numbered names) rather than guess. Ties declared in
-the file are applied as :func:`weighttie.load_model` would bind them.
+the file are applied as :func:`weighttie.load_model` would bind them, once their
+saved copies are found to hold equal values (a tie whose copies differ is reported
+unbound, with a ``broken-tie`` finding).
 
 This module imports neither Keras nor any backend.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from collections.abc import Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from itertools import zip_longest
 from typing import Any
 
-from weighttie.archive import MAX_DEPTH, KerasArchive, file_ties, iter_layer_configs
-from weighttie.errors import FileFormatError
-from weighttie.graph import ROOT, RawLayer, RawVariable, build_report, join_path
+from weighttie.archive import (
+    WEIGHTS,
+    KerasArchive,
+    file_ties,
+    iter_layer_configs,
+    open_h5,
+    parse_model_config,
+)
+from weighttie.errors import FileFormatError, LimitError
+from weighttie.graph import ROOT, RawLayer, RawVariable, build_report, join_path, variable_paths
 from weighttie.limits import DEFAULT_LIMITS, Limits
-from weighttie.loading import FileKind, check_model_file
+from weighttie.loading import FileKind, check_model_file, open_model_file
 from weighttie.report import CallNode, Finding, InboundRef, ModelInfo, Report, Shape, Tie
 
-__all__ = ["MODEL_CLASSES", "UNKNOWN_CLASS", "read_report", "variable_names"]
+__all__ = [
+    "MODEL_CLASSES",
+    "UNKNOWN_CLASS",
+    "check_before_load",
+    "read_report",
+    "variable_names",
+]
 
 #: Classes whose config lists their layers (a functional graph or a layer stack).
 MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
 #: The class shown for a sublayer the file does not name the class of.
 UNKNOWN_CLASS = "?"
-#: Most HDF5 objects weighttie visits in a weights file (a layer takes about four).
-MAX_H5_OBJECTS = 500_000
 #: Time allowed to walk a weights file: a base plus a share per object visited.
 H5_SECONDS = 5.0
 H5_SECONDS_PER_OBJECT = 0.002
@@ -137,10 +157,14 @@ def _shape(value: Any) -> Shape | None:
     return tuple(dims)
 
 
-def _keras_tensors(value: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
+def _keras_tensors(value: Any, max_depth: int, depth: int = 0) -> Iterator[dict[str, Any]]:
     """The ``__keras_tensor__`` entries of a serialized call argument, in ``tree.flatten`` order."""
-    if depth > MAX_DEPTH:
-        raise FileFormatError("a call argument in config.json is nested too deeply")
+    if depth > max_depth:
+        raise LimitError(
+            f"a call argument in the model config is nested more than {max_depth} levels "
+            "deep, the depth limit",
+            limit="depth",
+        )
     if isinstance(value, dict):
         if value.get("class_name") == "__keras_tensor__":
             config = value.get("config")
@@ -148,10 +172,10 @@ def _keras_tensors(value: Any, depth: int = 0) -> Iterator[dict[str, Any]]:
                 yield config
             return
         for key in sorted(value, key=str):
-            yield from _keras_tensors(value[key], depth + 1)
+            yield from _keras_tensors(value[key], max_depth, depth + 1)
     elif isinstance(value, list):
         for item in value:
-            yield from _keras_tensors(item, depth + 1)
+            yield from _keras_tensors(item, max_depth, depth + 1)
 
 
 def _is_index(value: Any) -> bool:
@@ -166,7 +190,7 @@ class _Call:
     keras2: bool = False  # Keras 2 list format: see _keras2_node_offsets
 
 
-def _calls(entry: dict[str, Any]) -> list[_Call]:
+def _calls(entry: dict[str, Any], max_depth: int) -> list[_Call]:
     """The calls a layer entry records (Keras 3 dict nodes or Keras 2 list nodes)."""
     nodes = entry.get("inbound_nodes")
     if not isinstance(nodes, list):
@@ -175,7 +199,8 @@ def _calls(entry: dict[str, Any]) -> list[_Call]:
     for node in nodes:
         if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
             inbound, shapes = [], []
-            for tensor in _keras_tensors([node.get("args", []), node.get("kwargs", {})]):
+            arguments = [node.get("args", []), node.get("kwargs", {})]
+            for tensor in _keras_tensors(arguments, max_depth):
                 history = tensor.get("keras_history")
                 if not (
                     isinstance(history, list)
@@ -287,7 +312,7 @@ def _trainable(entry: dict[str, Any]) -> bool:
 
 
 def _graph_nodes(
-    level: list[tuple[str, dict[str, Any]]], parent: str, sequential: bool
+    level: list[tuple[str, dict[str, Any]]], parent: str, sequential: bool, max_depth: int
 ) -> dict[str, tuple[CallNode, ...]]:
     """Every call at one graph level, with inbound paths and the shapes the file states."""
     calls: dict[str, list[_Call]] = {}
@@ -307,7 +332,7 @@ def _graph_nodes(
             previous = (name, None)
     else:
         for name, entry in level:
-            calls[name] = _calls(entry)
+            calls[name] = _calls(entry, max_depth)
             if entry.get("class_name") == "InputLayer" and not calls[name]:
                 calls[name] = [_Call([], [])]
 
@@ -389,6 +414,178 @@ def _check_wiring(calls: dict[str, list[_Call]], parent: str) -> None:
                         stack.append(((source, node), False))
 
 
+# -- walking a weights file -------------------------------------------------------------
+
+#: Filters HDF5 (and h5py, for LZF) have built in. Any other filter id makes HDF5
+#: search its plugin directories and load a shared library when values are read.
+_BUILTIN_FILTERS = frozenset({1, 2, 3, 5, 6, 32000})  # deflate shuffle fletcher32 nbit
+#                                                      scaleoffset lzf
+_SELF_CONTAINED = "weighttie reads only self-contained weights files"
+
+
+class _Pace:
+    """A time budget that grows with the work done: ``base + per_item × items`` seconds.
+
+    A damaged HDF5 object can make one call take seconds; a file full of them must
+    not hang the reader.
+    """
+
+    def __init__(self, what: str, base: float, per_item: float) -> None:
+        self.what, self.base, self.per_item = what, base, per_item
+        self.started = time.monotonic()
+
+    def check(self, items: int, doing: str) -> None:
+        budget = self.base + self.per_item * items
+        if time.monotonic() - self.started > budget:
+            raise FileFormatError(
+                f"{self.what} is damaged: {doing} took longer than {budget:.0f} s"
+            )
+
+
+def _check_links(h5: Any, where: str, limits: Limits) -> None:
+    """Refuse links that lead out of the file: external, user-defined, dangling soft links.
+
+    HDF5's object visitor follows hard links only, and so does everything that
+    follows; but Keras opens datasets by path, through whatever link is there.
+    """
+    from h5py import h5l
+
+    links = h5.id.links
+    hard: set[bytes] = set()
+    other: list[tuple[bytes, int]] = []
+    pace = _Pace(where, H5_SECONDS, H5_SECONDS_PER_OBJECT)
+
+    def visit(name: bytes, info: Any) -> None:
+        count = len(hard) + len(other) + 1
+        if count > limits.h5_objects:
+            raise LimitError(
+                f"{where} holds more than {limits.h5_objects:,} HDF5 links, the h5_objects limit",
+                limit="h5_objects",
+            )
+        pace.check(count, f"listing {count:,} links")
+        if info.type == h5l.TYPE_HARD:
+            hard.add(name)
+        else:  # resolved after the visit: h5py must not be re-entered from its callback
+            other.append((name, info.type))
+
+    links.visit(visit, info=True)
+    for name, kind in other:
+        if kind == h5l.TYPE_SOFT:
+            target = links.get_val(name)
+            if _resolve_soft(name, target) not in hard:
+                raise FileFormatError(
+                    f"{where} holds a soft link {_text(name)!r} to {_text(target)!r}, which "
+                    f"names no object of the file; {_SELF_CONTAINED}"
+                )
+        elif kind == h5l.TYPE_EXTERNAL:
+            file, target = links.get_val(name)
+            raise FileFormatError(
+                f"{where} links {_text(name)!r} to object {_text(target)!r} of another file "
+                f"({_text(file)!r}); {_SELF_CONTAINED}"
+            )
+        else:
+            raise FileFormatError(
+                f"{where} holds {_text(name)!r}, a user-defined link (class {kind}) HDF5 "
+                f"would resolve through a plugin; {_SELF_CONTAINED}"
+            )
+
+
+def _resolve_soft(name: bytes, target: bytes) -> bytes:
+    """The path (relative to the root, as the link visitor names objects) a soft link names."""
+    base = [] if target.startswith(b"/") else name.split(b"/")[:-1]
+    parts: list[bytes] = list(base)
+    for part in target.split(b"/"):
+        if part in (b"", b"."):
+            continue
+        if part == b"..":  # HDF5 has no "..": a literal name, which no Keras file uses
+            return b"\0"
+        parts.append(part)
+    return b"/".join(parts)
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+
+
+def _check_dataset(dataset: Any, name: str, where: str) -> None:
+    """Refuse a dataset whose values live outside the file or need a filter plugin.
+
+    Only the creation property list is read: for a virtual dataset, even asking
+    for its shape can open the source files.
+    """
+    from h5py import h5d
+
+    plist = dataset.get_create_plist()
+    if plist.get_layout() == h5d.VIRTUAL:
+        source = _text(plist.get_virtual_filename(0)) if plist.get_virtual_count() else "?"
+        raise FileFormatError(
+            f"{where} stores dataset {name!r} as a virtual dataset mapped from "
+            f"{source!r}; {_SELF_CONTAINED}"
+        )
+    if plist.get_external_count():
+        raise FileFormatError(
+            f"{where} stores dataset {name!r} in an external file "
+            f"({_text(plist.get_external(0)[0])!r}); {_SELF_CONTAINED}"
+        )
+    for index in range(plist.get_nfilters()):
+        code, _, _, filter_name = plist.get_filter(index)
+        if code not in _BUILTIN_FILTERS:
+            raise FileFormatError(
+                f"{where} stores dataset {name!r} through HDF5 filter {code} "
+                f"({_text(filter_name) or 'unnamed'}), which is not built into HDF5: reading "
+                "it would load a plugin library from this machine; weighttie reads only "
+                "datasets stored plain or with HDF5's built-in filters"
+            )
+
+
+def _walk_h5(
+    h5: Any,
+    where: str,
+    limits: Limits,
+    on_dataset: Callable[[str, Any], None] | None = None,
+    on_group: Callable[[bytes, str], None] | None = None,
+) -> None:
+    """Check a weights file and visit its objects, within ``limits``, before any value is read.
+
+    Links are checked first; then one pass of HDF5's own visitor (``h5o.visit``)
+    over the objects: the high-level h5py API costs twice as much per object, which
+    on a large model is most of the static reader's time. Each dataset is checked
+    (:func:`_check_dataset`) before ``on_dataset`` sees it.
+    """
+    from h5py import h5d, h5o
+
+    _check_links(h5, where, limits)
+    fid = h5.id
+    visited = 0
+    pace = _Pace(where, H5_SECONDS, H5_SECONDS_PER_OBJECT)
+
+    def visit(raw: bytes, info: Any) -> None:
+        nonlocal visited
+        visited += 1
+        if visited > limits.h5_objects:
+            raise LimitError(
+                f"{where} holds more than {limits.h5_objects:,} HDF5 objects, the h5_objects limit",
+                limit="h5_objects",
+            )
+        pace.check(visited, f"reading {visited:,} objects")  # healthy: 0.25 ms an object
+        name = raw.decode("utf-8", "replace")
+        # A model level takes up to three groups (layers/<name>/vars).
+        if name.count("/") >= 3 * limits.depth:
+            raise LimitError(
+                f"{where} nests groups more than {3 * limits.depth} levels deep, the depth limit",
+                limit="depth",
+            )
+        if info.type == h5o.TYPE_DATASET:
+            dataset = h5d.open(fid, raw)
+            _check_dataset(dataset, name, where)
+            if on_dataset is not None:
+                on_dataset(name, dataset)
+        elif info.type == h5o.TYPE_GROUP and on_group is not None:
+            on_group(raw, name)
+
+    h5o.visit(fid, visit, info=True)
+
+
 # -- the h5 tree of a .keras archive --------------------------------------------------
 
 
@@ -402,62 +599,37 @@ class _Group:
     attributes: dict[str, _Group] = field(default_factory=dict)  # other child saveables
 
 
-def _read_group(h5: Any, handles: dict[str, Any] | None = None) -> _Group:
-    """Read the tree of saveables in model.weights.h5: names, variable shapes and dtypes.
-
-    One pass of HDF5's own visitor (``h5o.visit``) over the file's objects: the
-    high-level h5py API costs twice as much per object, which on a large model is
-    most of the static reader's time.
-    """
+def _read_group(
+    h5: Any, where: str, limits: Limits, handles: dict[str, Any] | None = None
+) -> _Group:
+    """Read the tree of saveables in model.weights.h5: names, variable shapes and dtypes."""
     import numpy as np
-    from h5py import h5a, h5d, h5o
+    from h5py import h5a, h5o
 
     root = _Group(name=None)
     groups: dict[str, _Group] = {"": root}
     datasets: list[tuple[str, tuple[int, ...], str]] = []
     named: list[tuple[str, Any]] = []
-    fid = h5.id
 
-    visited = 0
-    started = time.monotonic()
+    def on_dataset(name: str, ds: Any) -> None:
+        datasets.append((name, tuple(int(d) for d in ds.shape), str(ds.dtype)))
+        if handles is not None:  # kept open: values are read through them
+            handles["/" + name] = ds
 
-    def visit(raw: bytes, info: Any) -> None:
-        nonlocal visited
-        visited += 1
-        if visited > MAX_H5_OBJECTS:
-            raise FileFormatError(
-                f"model.weights.h5 holds more than {MAX_H5_OBJECTS:,} objects; refusing it"
-            )
-        # A damaged object can make one HDF5 call take seconds; a file of them must
-        # not hang the reader. Healthy files take about 0.25 ms an object.
-        budget = H5_SECONDS + H5_SECONDS_PER_OBJECT * visited
-        if time.monotonic() - started > budget:
-            raise FileFormatError(
-                f"model.weights.h5 is damaged: reading {visited:,} objects took longer than "
-                f"{budget:.0f} s"
-            )
-        name = raw.decode("utf-8", "replace")
-        parts = name.split("/")
-        if len(parts) > 3 * MAX_DEPTH:
-            raise FileFormatError("model.weights.h5 is nested too deeply")
-        if info.type == h5o.TYPE_DATASET:
-            ds = h5d.open(fid, raw)
-            datasets.append((name, tuple(int(d) for d in ds.shape), str(ds.dtype)))
-            if handles is not None:  # kept open: findings read values through them
-                handles["/" + name] = ds
-        elif info.type == h5o.TYPE_GROUP:
-            if parts[-1] == "vars":
-                obj = h5o.open(fid, raw)
-                if h5a.exists(obj, b"name"):
-                    attr = h5a.open(obj, b"name")
-                    if attr.shape == ():  # a layer name is one string; anything else is not
-                        value = np.empty((), dtype=attr.dtype)
-                        attr.read(value)
-                        named.append((name, value[()]))
-            elif parts[-1] != "layers":
-                groups[name] = _Group(name=None)
+    def on_group(raw: bytes, name: str) -> None:
+        last = name.rpartition("/")[2]
+        if last == "vars":
+            obj = h5o.open(h5.id, raw)
+            if h5a.exists(obj, b"name"):
+                attr = h5a.open(obj, b"name")
+                if attr.shape == ():  # a layer name is one string; anything else is not
+                    value = np.empty((), dtype=attr.dtype)
+                    attr.read(value)
+                    named.append((name, value[()]))
+        elif last != "layers":
+            groups[name] = _Group(name=None)
 
-    h5o.visit(fid, visit, info=True)
+    _walk_h5(h5, where, limits, on_dataset, on_group)
     # Link each saveable group to its parent: "a/layers/b" is a layer of "a",
     # "a/cell" an attribute of "a".
     for name in sorted(groups, key=lambda n: (n.count("/"), n)):
@@ -495,10 +667,36 @@ def _read_group(h5: Any, handles: dict[str, Any] | None = None) -> _Group:
 
 
 class _Reader:
-    def __init__(self) -> None:
+    """Collects the rows and variables of one file, counting layers and calls against limits."""
+
+    def __init__(self, where: str, limits: Limits) -> None:
+        self.where = where
+        self.limits = limits
         self.rows: list[RawLayer] = []
         self.variables: dict[Hashable, RawVariable] = {}
         self.entries: dict[str, dict[str, Any]] = {}
+        self.layers = 0
+        self.calls = 0
+
+    def _count(self, path: str, nodes: tuple[CallNode, ...] | None) -> None:
+        """Keep layers and calls within limits.
+
+        The config's are counted as it is parsed; here the weights file's sublayers
+        and a Sequential model's implied calls join them.
+        """
+        self.layers += path != ROOT
+        if self.layers > self.limits.layers:
+            raise LimitError(
+                f"{self.where} holds more than {self.limits.layers:,} layers, the layers limit",
+                limit="layers",
+            )
+        self.calls += len(nodes or ())
+        if self.calls > self.limits.calls:
+            raise LimitError(
+                f"{self.where} records more than {self.limits.calls:,} calls of layers, "
+                "the calls limit",
+                limit="calls",
+            )
 
     def add(
         self,
@@ -512,6 +710,7 @@ class _Reader:
         names: list[str],
         trainable: bool,
     ) -> None:
+        self._count(path, nodes)
         keys = []
         for (key, shape, dtype), var_name in zip(variables, names, strict=True):
             self.variables[key] = RawVariable(
@@ -540,11 +739,15 @@ class _Reader:
     def keras_model(
         self, entry: dict[str, Any], group: _Group | None, path: str, trainable: bool, depth: int
     ) -> None:
-        if depth > MAX_DEPTH:
-            raise FileFormatError("config.json nests models too deeply")
+        if depth > self.limits.depth:
+            raise LimitError(
+                f"{self.where}: config.json nests models more than {self.limits.depth} levels "
+                "deep, the depth limit",
+                limit="depth",
+            )
         level = _layer_entries(entry)
         sequential = entry.get("class_name") == "Sequential"
-        nodes = _graph_nodes(level, path, sequential)
+        nodes = _graph_nodes(level, path, sequential, self.limits.depth)
         by_name: dict[str, _Group] = {}
         if group is not None:
             for child in [*group.layers, *group.attributes.values()]:
@@ -601,8 +804,12 @@ class _Reader:
         trainable: bool,
         depth: int,
     ) -> None:
-        if depth > MAX_DEPTH:
-            raise FileFormatError("model.weights.h5 nests layers too deeply")
+        if depth > self.limits.depth:
+            raise LimitError(
+                f"{self.where}: model.weights.h5 nests layers more than {self.limits.depth} "
+                "levels deep, the depth limit",
+                limit="depth",
+            )
         children = [(key, child) for key, child in sorted(group.attributes.items())]
         children += [(str(i), child) for i, child in enumerate(group.layers)]
         taken: set[str] = set()
@@ -648,11 +855,27 @@ def _sublayer_class(
 # -- ties -----------------------------------------------------------------------------
 
 
-def _apply_ties(reader: _Reader, config: dict[str, Any]) -> list[Tie]:
-    """Merge the variables of each declared tie's target into its source's, as load_model binds."""
-    ties = file_ties(config)
+@dataclass(frozen=True)
+class _DifferingTie:
+    """A declared tie whose saved copies hold different values: (target, source) key pairs."""
+
+    source: str
+    target: str
+    copies: tuple[tuple[Hashable, Hashable], ...]
+
+
+def _apply_ties(
+    reader: _Reader, config: dict[str, Any], values: _Values
+) -> tuple[list[Tie], list[_DifferingTie]]:
+    """Merge the variables of each declared tie's target into its source's, as load_model binds.
+
+    A tie binds only when the layers fit (class, variable names, shapes, dtypes)
+    and the file's two copies of each variable hold equal values, which is what
+    :func:`weighttie.load_model` requires; the copies are compared in full, streamed.
+    """
+    ties = file_ties(config, limits=reader.limits)
     if not ties:
-        return []
+        return [], []
     rows = {row.path: row for row in reader.rows}
     children: dict[str, list[str]] = {}
     for row in reader.rows:
@@ -674,7 +897,7 @@ def _apply_ties(reader: _Reader, config: dict[str, Any]) -> list[Tie]:
             if names is not None and name not in names:
                 continue
             s_key = s_vars.get(name)
-            if s_key is None or reader.variables[s_key].shape != reader.variables[t_key].shape:
+            if s_key is None or not _same_spec(reader.variables[s_key], reader.variables[t_key]):
                 return None
             pairs.append((t_key, s_key))
         s_subs, t_subs = children.get(source, []), children.get(target, [])
@@ -687,18 +910,27 @@ def _apply_ties(reader: _Reader, config: dict[str, Any]) -> list[Tie]:
             pairs += sub
         return pairs
 
+    differing: list[_DifferingTie] = []
     for tie in ties:
         if tie.source not in rows or tie.target not in rows:
             continue
-        pairs = pair(tie.source, tie.target, tie.variables)
+        pairs = pair(tie.source, tie.target, tie.variables) or []
         names = tie.variables
-        if pairs:
+        if pairs and names is None:
+            names = tuple(sorted({reader.variables[t].name for t, _ in pairs}))
+        unequal = tuple((t, s) for t, s in pairs if not values.equal(str(t), str(s)))
+        if unequal:
+            differing.append(_DifferingTie(tie.source, tie.target, unequal))
+        elif pairs:
             for t_key, s_key in pairs:
                 merge[t_key] = s_key
-            if names is None:
-                names = tuple(sorted({reader.variables[t].name for t, _ in pairs}))
         result.append(
-            Tie(source=tie.source, target=tie.target, variables=names or (), bound=bool(pairs))
+            Tie(
+                source=tie.source,
+                target=tie.target,
+                variables=names or (),
+                bound=bool(pairs) and not unequal,
+            )
         )
 
     def root(key: Hashable) -> Hashable:
@@ -712,7 +944,35 @@ def _apply_ties(reader: _Reader, config: dict[str, Any]) -> list[Tie]:
         RawLayer(**{**row.__dict__, "variables": tuple(root(k) for k in row.variables)})
         for row in reader.rows
     ]
-    return result
+    return result, differing
+
+
+def _same_spec(a: RawVariable, b: RawVariable) -> bool:
+    return a.shape == b.shape and a.dtype == b.dtype
+
+
+def _differing_tie_findings(reader: _Reader, differing: list[_DifferingTie]) -> list[Finding]:
+    from weighttie.findings import differing_tie
+
+    if not differing:
+        return []
+    paths = variable_paths(reader.rows, reader.variables.values())
+    return [
+        differing_tie(
+            tie.source,
+            tie.target,
+            [(paths[t], paths[s]) for t, s in tie.copies],
+            sum(_size(reader.variables[t].shape) for t, _ in tie.copies),
+        )
+        for tie in differing
+    ]
+
+
+def _size(shape: tuple[int, ...]) -> int:
+    size = 1
+    for d in shape:
+        size *= d
+    return size
 
 
 # -- entry points ---------------------------------------------------------------------
@@ -750,11 +1010,44 @@ def _dataset_chunks(
         step = max(1, budget // row_bytes)
 
 
-def _static_findings(
-    reader: _Reader, report: Report, h5: Any, handles: dict[str, Any]
-) -> tuple[Finding, ...]:
+class _Values:
+    """Variables' values streamed from a weights file, within a time budget.
+
+    Healthy files take about 1 ms a variable and 1 ms a megabyte; the budget is a
+    base plus shares per megabyte read and per variable read, so a damaged file
+    (one slow read after another) ends with a clear error instead of a hang.
+    """
+
+    def __init__(self, h5: Any, handles: dict[str, Any], where: str) -> None:
+        self.h5, self.handles, self.where = h5, handles, where
+        self.started = time.monotonic()
+        self.read = 0
+        self.opened = 0
+
+    def chunks(self, key: str) -> Iterator[bytes]:
+        self.opened += 1
+        for chunk in _dataset_chunks(self.h5, key, self.handles):
+            self.read += len(chunk)
+            budget = (
+                VALUES_SECONDS
+                + VALUES_SECONDS_PER_MB * self.read / 1e6
+                + VALUES_SECONDS_PER_READ * self.opened
+            )
+            if time.monotonic() - self.started > budget:
+                raise FileFormatError(
+                    f"{self.where} is damaged: reading {self.read / 1e6:.0f} MB of values "
+                    f"took longer than {budget:.0f} s"
+                )
+            yield chunk
+
+    def equal(self, a: str, b: str) -> bool:
+        """Whether two datasets of one shape and dtype hold the same bytes (stops at the first
+        difference)."""
+        return all(x == y for x, y in zip_longest(self.chunks(a), self.chunks(b)))
+
+
+def _static_findings(reader: _Reader, report: Report, values: _Values) -> tuple[Finding, ...]:
     from weighttie.findings import config_fingerprint, find_findings
-    from weighttie.graph import variable_paths
 
     keys = {
         path: key for key, path in variable_paths(reader.rows, reader.variables.values()).items()
@@ -766,27 +1059,10 @@ def _static_findings(
             return None
         return config_fingerprint(entry["config"])
 
-    started = time.monotonic()
-    read = opened = 0
+    def chunks(path: str) -> Iterator[bytes]:
+        return values.chunks(str(keys[path]))
 
-    def paced(path: str) -> Iterator[bytes]:
-        nonlocal read, opened
-        opened += 1
-        for chunk in _dataset_chunks(h5, str(keys[path]), handles):
-            read += len(chunk)
-            budget = (
-                VALUES_SECONDS
-                + VALUES_SECONDS_PER_MB * read / 1e6
-                + VALUES_SECONDS_PER_READ * opened
-            )
-            if time.monotonic() - started > budget:
-                raise FileFormatError(
-                    f"model.weights.h5 is damaged: reading {read / 1e6:.0f} MB of values "
-                    f"took longer than {budget:.0f} s"
-                )
-            yield chunk
-
-    return find_findings(report, fingerprint=fingerprint, chunks=paced)
+    return find_findings(report, fingerprint=fingerprint, chunks=chunks)
 
 
 @contextmanager
@@ -802,28 +1078,43 @@ def _h5_errors(path: str, what: str) -> Iterator[None]:
         ) from None
 
 
-def _read_keras(path: str, findings: bool) -> Report:
-    with KerasArchive(path) as archive:
+def _read_keras(path: str, findings: bool, limits: Limits) -> Report:
+    where = f"{path!r}: {WEIGHTS}"
+    with KerasArchive(path, limits=limits) as archive:
         config = archive.config()
         metadata = archive.metadata()
-        if not archive.has("model.weights.h5"):
+        if not archive.has(WEIGHTS):
             raise FileFormatError(
                 f"{path!r} has no model.weights.h5; expected a .keras archive written by "
                 "Keras 3 (config.json, metadata.json, model.weights.h5)"
             )
-        with archive.weights() as h5, _h5_errors(path, "model.weights.h5"):
+        with archive.weights() as h5, _h5_errors(path, WEIGHTS):
             handles: dict[str, Any] = {}
-            group = _read_group(h5, handles if findings else None)
-            reader, report = _keras_report(path, config, metadata, group)
+            group = _read_group(h5, where, limits, handles if findings else None)
+            values = _Values(h5, handles, where)
+            reader, report, tie_findings = _keras_report(
+                path, config, metadata, group, values, limits
+            )
             if findings:
-                report = replace(report, findings=_static_findings(reader, report, h5, handles))
+                found = tie_findings + list(_static_findings(reader, report, values))
+                report = replace(report, findings=tuple(sorted(found, key=_finding_order)))
     return report
 
 
+def _finding_order(finding: Finding) -> tuple[str, tuple[str, ...]]:
+    return finding.kind, finding.layers
+
+
 def _keras_report(
-    path: str, config: dict[str, Any], metadata: dict[str, Any], group: _Group
-) -> tuple[_Reader, Report]:
-    reader = _Reader()
+    path: str,
+    config: dict[str, Any],
+    metadata: dict[str, Any],
+    group: _Group,
+    values: _Values,
+    limits: Limits,
+) -> tuple[_Reader, Report, list[Finding]]:
+    """The report of a .keras file, and a finding for each declared tie whose copies differ."""
+    reader = _Reader(repr(path), limits)
     class_name = str(config.get("class_name", UNKNOWN_CLASS))
     name = _layer_name(config) or "model"
     root_trainable = _trainable(config)
@@ -846,7 +1137,7 @@ def _keras_report(
         )
     else:  # a subclassed model: the weights file is the only map of its layers
         reader.sublayers(group, class_name, {}, ROOT, root_trainable, 0)
-    ties = _apply_ties(reader, config)
+    ties, differing = _apply_ties(reader, config, values)
     version = metadata.get("keras_version")
     info = ModelInfo(
         name=name,
@@ -855,7 +1146,8 @@ def _keras_report(
         file=path,
         keras_version=version if isinstance(version, str) else None,
     )
-    return reader, build_report(info, reader.rows, reader.variables.values(), ties=ties)
+    report = build_report(info, reader.rows, reader.variables.values(), ties=ties)
+    return reader, report, _differing_tie_findings(reader, differing)
 
 
 def _attr_text(value: Any) -> str | None:
@@ -864,42 +1156,58 @@ def _attr_text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _read_legacy_h5(path: str, findings: bool) -> Report:
-    import h5py
+def _legacy_config(h5: Any, path: str, limits: Limits) -> dict[str, Any] | None:
+    """The ``model_config`` attribute of a legacy file, parsed within ``limits``; None if absent."""
+    from h5py import h5a
 
-    try:
-        h5 = h5py.File(path, "r")
-    except (OSError, ValueError) as exc:
-        raise FileFormatError(f"{path!r} is not a readable HDF5 file: {exc}") from None
-    with h5, _h5_errors(path, "the file"):
-        text = _attr_text(h5.attrs.get("model_config"))
-        if text is None:
+    if not h5a.exists(h5.id, b"model_config"):
+        return None
+    if h5a.open(h5.id, b"model_config").get_storage_size() > limits.config_bytes:
+        raise LimitError(
+            f"{path!r}: model_config holds more than {limits.config_bytes:,} bytes, "
+            "the config_bytes limit",
+            limit="config_bytes",
+        )
+    value = h5.attrs.get("model_config")
+    data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
+    if not isinstance(data, bytes):
+        return None
+    if len(data) > limits.config_bytes:
+        raise LimitError(
+            f"{path!r}: model_config holds {len(data):,} bytes, more than the "
+            f"{limits.config_bytes:,} of the config_bytes limit",
+            limit="config_bytes",
+        )
+    config = parse_model_config(data, limits=limits, where=f"{path!r}: model_config")
+    if not isinstance(config, dict):
+        raise FileFormatError(f"{path!r}: model_config must be a JSON object")
+    return config
+
+
+def _read_legacy_h5(path: str, findings: bool, limits: Limits) -> Report:
+    where = repr(path)
+    with open_model_file(path) as file, open_h5(file, where) as h5, _h5_errors(path, "the file"):
+        config = _legacy_config(h5, path, limits)
+        if config is None:
             raise FileFormatError(
                 f"{path!r} is an HDF5 file without a model_config attribute: it holds "
                 "weights only (save_weights) or is not a Keras model"
             )
-        if len(text) > 256 * 1024 * 1024:
-            raise FileFormatError(f"{path!r}: model_config is larger than weighttie reads")
-        try:
-            config = json.loads(text)
-        except (ValueError, RecursionError) as exc:
-            raise FileFormatError(f"{path!r}: model_config is not valid JSON: {exc}") from None
-        if not isinstance(config, dict):
-            raise FileFormatError(f"{path!r}: model_config must be a JSON object")
+        _walk_h5(h5, where, limits)
         weights = h5.get("model_weights")
         version = _attr_text(h5.attrs.get("keras_version"))
-        reader = _Reader()
+        reader = _Reader(where, limits)
         class_name = str(config.get("class_name", UNKNOWN_CLASS))
         name = _layer_name(config) or "model"
         reader.add(ROOT, name, class_name, None, True, None, [], [], True)
         _legacy_model(reader, config, weights, ROOT, _trainable(config), 0)
-    info = ModelInfo(
-        name=name, class_name=class_name, source="static", file=path, keras_version=version
-    )
-    report = build_report(info, reader.rows, reader.variables.values())
-    if findings:
-        with h5py.File(path, "r") as h5, _h5_errors(path, "the weights"):
-            report = replace(report, findings=_static_findings(reader, report, h5, {}))
+        info = ModelInfo(
+            name=name, class_name=class_name, source="static", file=path, keras_version=version
+        )
+        report = build_report(info, reader.rows, reader.variables.values())
+        if findings:
+            values = _Values(h5, {}, where)
+            report = replace(report, findings=_static_findings(reader, report, values))
     return report
 
 
@@ -933,10 +1241,14 @@ def _legacy_model(
     inherited: list[tuple[str, tuple[int, ...], str, str]] | None = None,
 ) -> None:
     """Rows of one legacy model level; ``inherited``: a nested model's weights, by inner layer."""
-    if depth > MAX_DEPTH:
-        raise FileFormatError("model_config nests models too deeply")
+    if depth > reader.limits.depth:
+        raise LimitError(
+            f"{reader.where}: model_config nests models more than {reader.limits.depth} "
+            "levels deep, the depth limit",
+            limit="depth",
+        )
     level = _layer_entries(entry)
-    nodes = _graph_nodes(level, path, entry.get("class_name") == "Sequential")
+    nodes = _graph_nodes(level, path, entry.get("class_name") == "Sequential", reader.limits.depth)
     names_here = {name for name, _ in level}
     for name, child in level:
         child_path = join_path(path, name)
@@ -945,7 +1257,11 @@ def _legacy_model(
             # A nested model's weights are named by the layer that made them: this
             # layer's own, or (for a nested model) a layer anywhere in its subtree.
             subtree = (
-                {p.rpartition("/")[2] for p, _ in iter_layer_configs(child)} - names_here
+                {
+                    p.rpartition("/")[2]
+                    for p, _ in iter_layer_configs(child, max_depth=reader.limits.depth)
+                }
+                - names_here
                 if _is_model(child)
                 else set()
             )
@@ -1013,12 +1329,18 @@ def read_report(
 ) -> Report:
     """Build a Report from a model file alone, importing neither Keras nor a backend.
 
-    With ``findings`` (the default) the values of same-shaped variables are hashed,
-    streamed from the file in chunks, to find ``broken-tie``; nothing else reads
-    values.
+    Values are read for two things only, streamed from the file in chunks: the
+    saved copies of each tie the file declares are compared (always: a tie whose
+    copies differ is reported unbound, with a ``broken-tie`` finding when
+    ``findings`` is on); and with ``findings`` (the default) same-shaped variables
+    are hashed to find copies that should be shared (``broken-tie``).
+
+    Everything read is bounded by ``limits`` before the work that grows with it.
 
     Raises:
-        MissingFileError, FileFormatError: the file cannot be read as a Keras model.
+        MissingFileError, FileFormatError: the file cannot be read as a Keras model,
+            or its weights file is not self-contained.
+        LimitError: the file holds more than ``limits`` allow.
 
     Example:
         >>> report = read_report("siamese.keras")     # doctest: +SKIP
@@ -1028,5 +1350,36 @@ def read_report(
     file = os.fspath(path)
     kind = check_model_file(file)
     if kind is FileKind.KERAS:
-        return _read_keras(file, findings)
-    return _read_legacy_h5(file, findings)
+        return _read_keras(file, findings, limits)
+    return _read_legacy_h5(file, findings, limits)
+
+
+def check_before_load(path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS) -> FileKind:
+    """The checks to make before Keras opens a model file; returns the file's kind.
+
+    Keras parses the whole config and opens datasets by path: a config beyond
+    ``limits`` would cost it time and memory in proportion, and a weights file
+    with external storage, external or dangling links, virtual datasets or
+    plugin filters would make HDF5 open host paths (a FIFO there blocks inside
+    HDF5, where no time budget can fire). This reads the config within
+    ``limits`` and walks the weights file as the static reader does, reading no
+    values and nothing Keras itself ignores (layer-name attributes).
+
+    Raises:
+        MissingFileError, FileFormatError: the file is not a regular model file, or
+            its weights file is not self-contained.
+        LimitError: the file holds more than ``limits`` allow.
+    """
+    file = os.fspath(path)
+    kind = check_model_file(file)
+    if kind is FileKind.KERAS:
+        with KerasArchive(file, limits=limits) as archive:
+            archive.config()
+            if archive.has(WEIGHTS):
+                with archive.weights() as h5, _h5_errors(file, WEIGHTS):
+                    _walk_h5(h5, f"{file!r}: {WEIGHTS}", limits)
+        return kind
+    with open_model_file(file) as f, open_h5(f, repr(file)) as h5, _h5_errors(file, "the file"):
+        _legacy_config(h5, file, limits)
+        _walk_h5(h5, repr(file), limits)
+    return kind
