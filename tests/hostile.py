@@ -1,18 +1,28 @@
 """A generated corpus of bad model files (no binary blobs in the repository).
 
-Each case builds one file from a valid archive and says what must happen on the
-static path and through Keras (``--load``): the exit code and a piece of the
-one-line message. A valid graph that only Keras refuses may be reported
-statically (exit 0).
+Each case builds one file from a valid model (saved as .keras and as legacy .h5)
+and says what must happen on the static path and through Keras (``--load``): the
+exit code and a piece of the one-line message. A valid graph that only Keras
+refuses may be reported statically (exit 0). ``--load`` reads the file with the
+bounded static reader first, so a file the static path refuses is refused the
+same way with ``--load`` unless a case says otherwise.
+
+Some cases put FIFOs (named pipes) where a careless reader would open them: a
+reader that does blocks until a writer appears. :func:`fifo_guard` plays that
+writer, so a regression fails a test instead of hanging it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
 import struct
+import threading
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +31,23 @@ import numpy as np
 
 
 @dataclass(frozen=True)
+class Valid:
+    """One valid model, saved twice: a .keras archive and a legacy .h5 file."""
+
+    keras: Path
+    h5: Path
+
+
+@dataclass(frozen=True)
 class Case:
     name: str
-    build: Callable[[Path, Path], Path]  # (valid archive, directory) -> bad file
+    build: Callable[[Valid, Path], Path]  # (valid model, directory) -> bad file
     static: tuple[int, str]  # exit code, message piece ("" for exit 0)
-    load: tuple[int, str]
+    load_only: tuple[int, str] | None = None  # --load's outcome where it differs
+
+    @property
+    def load(self) -> tuple[int, str]:
+        return self.load_only or self.static
 
 
 def _members(path: Path) -> dict[str, bytes]:
@@ -40,9 +62,9 @@ def _write(path: Path, members: dict[str, bytes]) -> Path:
     return path
 
 
-def _with_config(edit: Callable[[dict], object]) -> Callable[[Path, Path], Path]:
-    def build(valid: Path, out: Path) -> Path:
-        members = _members(valid)
+def _with_config(edit: Callable[[dict], object]) -> Callable[[Valid, Path], Path]:
+    def build(valid: Valid, out: Path) -> Path:
+        members = _members(valid.keras)
         config = json.loads(members["config.json"])
         result = edit(config)
         members["config.json"] = json.dumps(config if result is None else result).encode()
@@ -55,55 +77,55 @@ def _layer(config: dict, name: str) -> dict:
     return next(entry for entry in config["config"]["layers"] if entry["name"] == name)
 
 
-def empty(valid: Path, out: Path) -> Path:
+def empty(valid: Valid, out: Path) -> Path:
     (out / "empty.keras").write_bytes(b"")
     return out / "empty.keras"
 
 
-def random_bytes(valid: Path, out: Path) -> Path:
+def random_bytes(valid: Valid, out: Path) -> Path:
     data = np.random.default_rng(0).integers(0, 256, 8192, dtype=np.uint8).tobytes()
     (out / "noise.keras").write_bytes(b"\x00" + data)
     return out / "noise.keras"
 
 
-def truncated(valid: Path, out: Path) -> Path:
-    data = valid.read_bytes()
+def truncated(valid: Valid, out: Path) -> Path:
+    data = valid.keras.read_bytes()
     (out / "cut.keras").write_bytes(data[: len(data) // 2])
     return out / "cut.keras"
 
 
-def no_config(valid: Path, out: Path) -> Path:
-    members = _members(valid)
+def no_config(valid: Valid, out: Path) -> Path:
+    members = _members(valid.keras)
     del members["config.json"]
     return _write(out / "noconfig.keras", members)
 
 
-def config_not_json(valid: Path, out: Path) -> Path:
-    members = _members(valid)
+def config_not_json(valid: Valid, out: Path) -> Path:
+    members = _members(valid.keras)
     members["config.json"] = b'{"class_name": "Functional", "config": {'
     return _write(out / "notjson.keras", members)
 
 
-def deep_json(valid: Path, out: Path) -> Path:
-    members = _members(valid)
+def deep_json(valid: Valid, out: Path) -> Path:
+    members = _members(valid.keras)
     members["config.json"] = b"[" * 200_000 + b"]" * 200_000
     return _write(out / "deep.keras", members)
 
 
-def no_weights(valid: Path, out: Path) -> Path:
-    members = _members(valid)
+def no_weights(valid: Valid, out: Path) -> Path:
+    members = _members(valid.keras)
     del members["model.weights.h5"]
     return _write(out / "noweights.keras", members)
 
 
-def weights_truncated(valid: Path, out: Path) -> Path:
-    members = _members(valid)
+def weights_truncated(valid: Valid, out: Path) -> Path:
+    members = _members(valid.keras)
     members["model.weights.h5"] = members["model.weights.h5"][:3000]
     return _write(out / "cutweights.keras", members)
 
 
-def weights_wrong_shape(valid: Path, out: Path) -> Path:
-    members = _members(valid)
+def weights_wrong_shape(valid: Valid, out: Path) -> Path:
+    members = _members(valid.keras)
     tmp = out / "w.h5"
     tmp.write_bytes(members["model.weights.h5"])
     with h5py.File(tmp, "r+") as h5:
@@ -114,9 +136,9 @@ def weights_wrong_shape(valid: Path, out: Path) -> Path:
     return _write(out / "wrongshape.keras", members)
 
 
-def damaged_heap(valid: Path, out: Path) -> Path:
+def damaged_heap(valid: Valid, out: Path) -> Path:
     """The HDF5 global heap holding the layer-name strings, with a size of 1 TB."""
-    members = _members(valid)
+    members = _members(valid.keras)
     h5 = bytearray(members["model.weights.h5"])
     heap = h5.find(b"GCOL")
     h5[heap + 8 : heap + 16] = struct.pack("<Q", 2**40)
@@ -124,31 +146,31 @@ def damaged_heap(valid: Path, out: Path) -> Path:
     return _write(out / "heap.keras", members)
 
 
-def dotdot_member(valid: Path, out: Path) -> Path:
-    members = _members(valid)
+def dotdot_member(valid: Valid, out: Path) -> Path:
+    members = _members(valid.keras)
     members["../escaped.txt"] = b"written outside?"
     members["assets/../../escaped2.txt"] = b"written outside?"
     return _write(out / "dotdot.keras", members)
 
 
-def not_keras_h5(valid: Path, out: Path) -> Path:
+def not_keras_h5(valid: Valid, out: Path) -> Path:
     path = out / "data.h5"
     with h5py.File(path, "w") as h5:
         h5.create_dataset("images", data=np.zeros((4, 4)))
     return path
 
 
-def directory(valid: Path, out: Path) -> Path:
+def directory(valid: Valid, out: Path) -> Path:
     (out / "model.keras").mkdir()
     return out / "model.keras"
 
 
-def missing(valid: Path, out: Path) -> Path:
+def missing(valid: Valid, out: Path) -> Path:
     return out / "missing.keras"
 
 
-def bad_metadata(valid: Path, out: Path) -> Path:
-    members = _members(valid)
+def bad_metadata(valid: Valid, out: Path) -> Path:
+    members = _members(valid.keras)
     members["metadata.json"] = b"\xff\xfe not json"
     return _write(out / "badmeta.keras", members)
 
@@ -165,12 +187,12 @@ def _deep_models(config: dict) -> dict:
     return {"class_name": "Functional", "config": {"name": "deep", "layers": [inner]}}
 
 
-def zip_bomb(honest: bool) -> Callable[[Path, Path], Path]:
+def zip_bomb(honest: bool) -> Callable[[Valid, Path], Path]:
     """config.json inflates to 2 GiB of spaces; the header states it, or lies (1 kB)."""
 
-    def build(valid: Path, out: Path) -> Path:
+    def build(valid: Valid, out: Path) -> Path:
         path = out / ("bomb.keras" if honest else "bomb-lying.keras")
-        members = _members(valid)
+        members = _members(valid.keras)
         size = 2 * 1024**3
         compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
         block = b" " * (16 * 1024 * 1024)
@@ -261,86 +283,294 @@ def _duplicate_names(config: dict) -> None:
     config["config"]["layers"].append(dict(_layer(config, "score")))
 
 
+# -- special files and weights files that reach outside themselves -----------------------
+
+SECRET = b"root:x:0:0:host secret, never a weight\n" * 4  # 160 bytes: 40 float32 values
+
+
+def fifo_model(valid: Valid, out: Path) -> Path:
+    """A named pipe given as the model path: opening it would block until a writer came."""
+    os.mkfifo(out / "model.keras")
+    return out / "model.keras"
+
+
+def _edit_weights(edit: Callable[[h5py.File, Path], None]) -> Callable[[Valid, Path], Path]:
+    """A .keras archive whose model.weights.h5 ``edit`` rewrote (with h5py, for real)."""
+
+    def build(valid: Valid, out: Path) -> Path:
+        members = _members(valid.keras)
+        tmp = out / "w.h5"
+        tmp.write_bytes(members["model.weights.h5"])
+        with h5py.File(tmp, "r+") as h5:
+            edit(h5, out)
+        members["model.weights.h5"] = tmp.read_bytes()
+        tmp.unlink()
+        return _write(out / "bad.keras", members)
+
+    return build
+
+
+def _edit_legacy(edit: Callable[[h5py.File, Path], None]) -> Callable[[Valid, Path], Path]:
+    """A copy of the legacy .h5 file, rewritten by ``edit``."""
+
+    def build(valid: Valid, out: Path) -> Path:
+        path = out / "bad.h5"
+        path.write_bytes(valid.h5.read_bytes())
+        with h5py.File(path, "r+") as h5:
+            edit(h5, out)
+        return path
+
+    return build
+
+
+KERAS_KERNEL = "layers/dense/vars/0"  # the score layer's kernel in model.weights.h5
+
+
+def _legacy_kernel(h5: h5py.File) -> str:
+    names: list[str] = []
+    h5["model_weights"].visititems(
+        lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None
+    )
+    return "model_weights/" + sorted(n for n in names if "kernel" in n)[0]
+
+
+def _replace_dataset(h5: h5py.File, key: str, **options: object) -> None:
+    """Put a dataset of the same shape and dtype in ``key``'s place, stored as ``options`` say."""
+    shape, dtype = h5[key].shape, h5[key].dtype
+    del h5[key]
+    h5.create_dataset(key, shape=shape, dtype=dtype, **options)
+
+
+def _external_file(target: Callable[[Path], Path], key: Callable[[h5py.File], str]):
+    def edit(h5: h5py.File, out: Path) -> None:
+        name = key(h5)
+        size = int(np.prod(h5[name].shape)) * h5[name].dtype.itemsize
+        _replace_dataset(h5, name, external=[(str(target(out)), 0, size)])
+
+    return edit
+
+
+def _host_secret(out: Path) -> Path:
+    """A host file the weights must never be read from (a stand-in for /etc/passwd)."""
+    path = out / "host-secret.txt"
+    path.write_bytes(SECRET * 64)
+    return path
+
+
+def _fifo(out: Path) -> Path:
+    path = out / "pipe"
+    if not path.exists():
+        os.mkfifo(path)
+    return path
+
+
+def _external_link(h5: h5py.File, out: Path) -> None:
+    del h5[KERAS_KERNEL]
+    h5[KERAS_KERNEL] = h5py.ExternalLink(str(_fifo(out)), "/weights")
+
+
+def _dangling_soft_link(h5: h5py.File, out: Path) -> None:
+    h5["layers/dense/vars/extra"] = h5py.SoftLink("/elsewhere/kernel")
+
+
+def _virtual_dataset(h5: h5py.File, out: Path) -> None:
+    """A kernel mapped from a dataset in another file (a FIFO), with an unlimited extent:
+    HDF5 opens the source file as soon as anything asks for the kernel's shape."""
+    shape, dtype = h5[KERAS_KERNEL].shape, h5[KERAS_KERNEL].dtype
+    layout = h5py.VirtualLayout(shape=shape, maxshape=(None, *shape[1:]), dtype=dtype)
+    source = h5py.VirtualSource(str(_fifo(out)), "w", shape=shape, maxshape=(None, *shape[1:]))
+    layout[0 : h5py.h5s.UNLIMITED] = source[0 : h5py.h5s.UNLIMITED]
+    del h5[KERAS_KERNEL]
+    h5.create_virtual_dataset(KERAS_KERNEL, layout)
+
+
+UNKNOWN_FILTER = 32999
+
+
+def _plugin_filter(h5: h5py.File, out: Path) -> None:
+    """A kernel stored through filter 32999, which no HDF5 has built in: reading it makes
+    HDF5 search its plugin directories and load libraries from them."""
+    from h5py import h5d, h5p, h5s, h5t, h5z
+
+    values = np.asarray(h5[KERAS_KERNEL])
+    del h5[KERAS_KERNEL]
+    plist = h5p.create(h5p.DATASET_CREATE)
+    plist.set_chunk(values.shape)
+    plist.set_filter(UNKNOWN_FILTER, h5z.FLAG_OPTIONAL, ())
+    group = h5[KERAS_KERNEL.rpartition("/")[0]]
+    space = h5s.create_simple(values.shape)
+    dataset = h5d.create(group.id, b"0", h5t.py_create(values.dtype), space, dcpl=plist)
+    # Written raw with filter mask 0: the file says the filter was applied.
+    dataset.write_direct_chunk((0,) * values.ndim, values.tobytes(), filter_mask=0)
+
+
+# -- small files with a big cost --------------------------------------------------------
+
+#: What the issue measured: a 3.6 MB archive describing 640,000 trivial layers, and a
+#: 0.26 MB archive with one Dense called 470,000 times.
+MANY_LAYERS = 640_000
+MANY_CALLS = 470_000
+
+
+def _compact_archive(config: dict, valid: Valid, path: Path) -> Path:
+    """An archive of ``config`` (deflated, as small as it gets) with the valid weights."""
+    members = _members(valid.keras)
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("config.json", json.dumps(config, separators=(",", ":")), zipfile.ZIP_DEFLATED)
+        z.writestr("metadata.json", members["metadata.json"])
+        z.writestr("model.weights.h5", members["model.weights.h5"])
+    return path
+
+
+def _input_entry() -> dict:
+    return {
+        "class_name": "InputLayer",
+        "name": "x",
+        "config": {"name": "x", "batch_shape": [None, 4]},
+        "inbound_nodes": [],
+    }
+
+
+def many_layers(valid: Valid, out: Path, count: int = MANY_LAYERS) -> Path:
+    """A functional model of ``count`` trivial (unconnected) layers."""
+    entries = [_input_entry()] + [
+        {"class_name": "Activation", "name": f"a{i}", "config": {"name": f"a{i}"}}
+        for i in range(count)
+    ]
+    config = {"class_name": "Functional", "config": {"name": "m", "layers": entries}}
+    return _compact_archive(config, valid, out / "many-layers.keras")
+
+
+def many_calls(valid: Valid, out: Path, count: int = MANY_CALLS) -> Path:
+    """One Dense layer called ``count`` times on the model's input."""
+    tensor = {
+        "class_name": "__keras_tensor__",
+        "config": {"shape": [None, 4], "dtype": "float32", "keras_history": ["x", 0, 0]},
+    }
+    dense = {
+        "class_name": "Dense",
+        "name": "d",
+        "config": {"name": "d", "units": 4},
+        "inbound_nodes": [{"args": [tensor], "kwargs": {}}] * count,
+    }
+    config = {
+        "class_name": "Functional",
+        "config": {"name": "m", "layers": [_input_entry(), dense]},
+    }
+    return _compact_archive(config, valid, out / "many-calls.keras")
+
+
+SELF_CONTAINED = "weighttie reads only self-contained weights files"
+
 CASES = [
-    Case("empty file", empty, (2, "is empty"), (2, "is empty")),
-    Case(
-        "random bytes", random_bytes, (2, "not a Keras model file"), (2, "not a Keras model file")
-    ),
-    Case("truncated archive", truncated, (2, "truncated or damaged"), (2, "truncated or damaged")),
-    Case(
-        "zip without config.json", no_config, (2, "has no config.json"), (2, "has no config.json")
-    ),
-    Case("config.json not JSON", config_not_json, (2, "not valid JSON"), (2, "not valid JSON")),
-    Case(
-        "config.json a list",
-        _with_config(lambda c: [1, 2]),
-        (2, "must hold a JSON object"),
-        (2, "must hold a JSON object"),
-    ),
-    Case(
-        "layers not a list",
-        _with_config(_layers_not_list),
-        (2, "without a list of layers"),
-        (2, "could not load"),
-    ),
-    Case(
-        "layer not an object",
-        _with_config(_layer_not_object),
-        (2, "is int, expected an object"),
-        (2, "could not load"),
-    ),
-    Case(
-        "duplicate layer names",
-        _with_config(_duplicate_names),
-        (2, "two layers named 'score'"),
-        (2, "could not load"),
-    ),
+    Case("empty file", empty, (2, "is empty")),
+    Case("random bytes", random_bytes, (2, "not a Keras model file")),
+    Case("truncated archive", truncated, (2, "truncated or damaged")),
+    Case("zip without config.json", no_config, (2, "has no config.json")),
+    Case("config.json not JSON", config_not_json, (2, "not valid JSON")),
+    Case("config.json a list", _with_config(lambda c: [1, 2]), (2, "must hold a JSON object")),
+    Case("layers not a list", _with_config(_layers_not_list), (2, "without a list of layers")),
+    Case("layer not an object", _with_config(_layer_not_object), (2, "is int, expected an object")),
+    Case("duplicate layer names", _with_config(_duplicate_names), (2, "two layers named 'score'")),
     Case("unknown class", _with_config(_dense_unknown), (0, ""), (2, "NoSuchLayer")),
     Case(
         "inbound to a missing layer",
         _with_config(_missing_inbound),
         (2, "'ghost', which is not a layer"),
-        (2, "could not load"),
     ),
-    Case(
-        "inbound to a missing call",
-        _with_config(_wrong_call_index),
-        (2, "call 7 of 'merge'"),
-        (2, "could not load"),
-    ),
-    Case("cycle", _with_config(_cycle), (2, "has a cycle"), (2, "could not load")),
-    Case("deeply nested JSON", deep_json, (2, "not valid JSON"), (2, "not valid JSON")),
-    Case(
-        "models nested 300 deep",
-        _with_config(_deep_models),
-        (2, "too deeply"),
-        (2, "could not load"),
-    ),
-    Case("zip bomb", zip_bomb(honest=True), (2, "more than the"), (2, "more than the")),
-    Case(
-        "zip bomb, lying header",
-        zip_bomb(honest=False),
-        (2, "config.json is damaged"),
-        (2, "config.json is damaged"),
-    ),
-    Case("weights missing", no_weights, (2, "has no model.weights.h5"), (2, "could not load")),
-    Case(
-        "weights truncated", weights_truncated, (2, "damaged or truncated"), (2, "could not load")
-    ),
+    Case("inbound to a missing call", _with_config(_wrong_call_index), (2, "call 7 of 'merge'")),
+    Case("cycle", _with_config(_cycle), (2, "has a cycle")),
+    Case("deeply nested JSON", deep_json, (2, "not valid JSON")),
+    Case("models nested 300 deep", _with_config(_deep_models), (2, "the depth limit")),
+    Case("zip bomb", zip_bomb(honest=True), (2, "the config_bytes limit")),
+    Case("zip bomb, lying header", zip_bomb(honest=False), (2, "config.json is damaged")),
+    Case("weights missing", no_weights, (2, "has no model.weights.h5")),
+    Case("weights truncated", weights_truncated, (2, "damaged or truncated")),
     Case("weights of the wrong shape", weights_wrong_shape, (0, ""), (2, "could not load")),
-    # Keras reads weights by path and never the damaged layer-name strings: it loads.
-    Case("weights with a damaged heap", damaged_heap, (2, "damaged"), (0, "")),
-    Case("member names with ../", dotdot_member, (0, ""), (0, "")),
-    Case(
-        "HDF5 that is not a model",
-        not_keras_h5,
-        (2, "without a model_config"),
-        (2, "could not load"),
-    ),
+    Case("weights with a damaged heap", damaged_heap, (2, "damaged")),
+    Case("member names with ../", dotdot_member, (0, "")),
+    Case("HDF5 that is not a model", not_keras_h5, (2, "without a model_config")),
     # Keras ignores metadata.json on load; so does weighttie (keras_version: null).
-    Case("bad metadata.json", bad_metadata, (0, ""), (0, "")),
-    Case("a directory", directory, (2, "is a directory"), (2, "is a directory")),
-    Case("a missing path", missing, (2, "no such file"), (2, "no such file")),
+    Case("bad metadata.json", bad_metadata, (0, "")),
+    Case("a directory", directory, (2, "is a directory")),
+    Case("a missing path", missing, (2, "no such file")),
+    Case("a FIFO as the model path", fifo_model, (2, "is a FIFO (named pipe)")),
+    Case(
+        "weights stored in a host file",
+        _edit_weights(_external_file(_host_secret, lambda h5: KERAS_KERNEL)),
+        (2, f"stores dataset '{KERAS_KERNEL}' in an external file"),
+    ),
+    Case(
+        "weights stored in a FIFO",
+        _edit_weights(_external_file(_fifo, lambda h5: KERAS_KERNEL)),
+        (2, f"in an external file ('{{dir}}/pipe'); {SELF_CONTAINED}"),
+    ),
+    Case(
+        "weights linked to another file",
+        _edit_weights(_external_link),
+        (2, f"links '{KERAS_KERNEL}' to object '/weights' of another file"),
+    ),
+    Case(
+        "weights with a dangling soft link",
+        _edit_weights(_dangling_soft_link),
+        (2, "soft link 'layers/dense/vars/extra' to '/elsewhere/kernel'"),
+    ),
+    Case(
+        "weights in a virtual dataset",
+        _edit_weights(_virtual_dataset),
+        (2, f"stores dataset '{KERAS_KERNEL}' as a virtual dataset mapped from '{{dir}}/pipe'"),
+    ),
+    Case(
+        "weights through a plugin filter",
+        _edit_weights(_plugin_filter),
+        (2, f"through HDF5 filter {UNKNOWN_FILTER}"),
+    ),
+    Case(
+        "legacy .h5 weights in a FIFO",
+        _edit_legacy(_external_file(_fifo, _legacy_kernel)),
+        (2, "in an external file ('{dir}/pipe')"),
+    ),
+    Case(
+        "legacy .h5 weights in a host file",
+        _edit_legacy(_external_file(_host_secret, _legacy_kernel)),
+        (2, "in an external file ('{dir}/host-secret.txt')"),
+    ),
+    Case("640,000 trivial layers", many_layers, (2, "layers, the layers limit")),
+    Case("one layer called 470,000 times", many_calls, (2, "calls of layers, the calls limit")),
 ]
 
-__all__ = ["CASES", "Case"]
+
+@contextlib.contextmanager
+def fifo_guard(directory: Path) -> Iterator[list[Path]]:
+    """Watch the FIFOs in ``directory``; yield the list of those some reader opened.
+
+    A reader blocked opening a FIFO is released by opening it for writing (and
+    closing it at once: the reader sees an empty file), so a regression shows up as
+    a FIFO in the list, not as a hang.
+    """
+    fifos = [p for p in directory.iterdir() if p.is_fifo()]
+    opened: list[Path] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.05):
+            for fifo in fifos:
+                try:
+                    fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+                except OSError as exc:
+                    if exc.errno == errno.ENXIO:  # no reader: as it should be
+                        continue
+                    raise
+                os.close(fd)
+                opened.append(fifo)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield opened
+    finally:
+        stop.set()
+        thread.join()
+
+
+__all__ = ["CASES", "SECRET", "Case", "Valid", "fifo_guard"]

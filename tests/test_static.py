@@ -162,25 +162,49 @@ def test_unknown_class_variables_are_numbered() -> None:
 
 # -- no backend -------------------------------------------------------------------------
 
-BLOCKER = textwrap.dedent(
+#: Source of ``peak_kib()`` for child processes: the process's own peak resident
+#: memory in KiB, or -1 where it cannot be measured. VmHWM first: ``ru_maxrss``
+#: survives ``exec`` on Linux, so a child forked from a large pytest would report
+#: the parent's size.
+PEAK_KIB = textwrap.dedent(
     """
-    import os, sys
-    class Block:
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in {"tensorflow", "jax", "torch", "keras"}:
-                raise ImportError(f"blocked: {name}")
-    sys.meta_path.insert(0, Block())
-    from weighttie.cli import main
-    code = main(sys.argv[1:])
-    assert not {"tensorflow", "jax", "torch", "keras"} & set(sys.modules), sorted(sys.modules)
-    peak_file = os.environ.get("WEIGHTTIE_PEAK_FILE")
-    if peak_file:  # this process's own peak RSS (ru_maxrss would count the forked parent)
-        with open("/proc/self/status") as status:
-            peak = next(line.split()[1] for line in status if line.startswith("VmHWM"))
-        with open(peak_file, "w") as out:
-            out.write(peak)
-    sys.exit(code)
+    def peak_kib():
+        try:
+            with open("/proc/self/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1])
+        except OSError:
+            pass
+        try:
+            import resource
+        except ImportError:
+            return -1
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak // 1024 if sys.platform == "darwin" else peak  # macOS counts bytes
     """
+)
+
+BLOCKER = (
+    "import os, sys\n"
+    + PEAK_KIB
+    + textwrap.dedent(
+        """
+        class Block:
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in {"tensorflow", "jax", "torch", "keras"}:
+                    raise ImportError(f"blocked: {name}")
+        sys.meta_path.insert(0, Block())
+        from weighttie.cli import main
+        code = main(sys.argv[1:])
+        assert not {"tensorflow", "jax", "torch", "keras"} & set(sys.modules), sorted(sys.modules)
+        peak_file = os.environ.get("WEIGHTTIE_PEAK_FILE")
+        if peak_file:
+            with open(peak_file, "w") as out:
+                out.write(str(peak_kib()))
+        sys.exit(code)
+        """
+    )
 )
 
 
