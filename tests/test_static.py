@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
 import textwrap
+import zipfile
 from pathlib import Path
 
+import h5py
 import keras
 import pytest
 
@@ -219,3 +222,89 @@ def test_static_report_runs_with_backends_unimportable(save, tmp_path: Path) -> 
     doc = json.loads(result.stdout)
     assert doc["model"]["source"] == "static"
     assert [g["kind"] for g in doc["groups"]] == ["shared-model"]
+
+
+# -- a declared tie whose saved copies differ --------------------------------------------
+
+
+def _members(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as z:
+        return {info.filename: z.read(info) for info in z.infolist()}
+
+
+def change_saved_copy(path: Path, layer: str, index: int, change) -> None:
+    """Rewrite variable ``index`` of ``layer`` in a .keras file's model.weights.h5 (values only)."""
+    members = _members(path)
+    buffer = io.BytesIO(members["model.weights.h5"])
+    with h5py.File(buffer, "r+") as h5:
+        found: list[str] = []
+        h5.visititems(
+            lambda name, obj: (
+                found.append(name)
+                if name.endswith("vars") and obj.attrs.get("name") == layer
+                else None
+            )
+        )
+        (group,) = found
+        dataset = h5[f"{group}/{index}"]
+        dataset[...] = change(dataset[...])
+    members["model.weights.h5"] = buffer.getvalue()
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+
+
+@pytest.fixture
+def differing_copies(tmp_path: Path) -> tuple[Path, Path]:
+    """A tied model saved (good.keras), and the same file with the target's kernel changed."""
+    from test_ties import same_valid_model
+
+    good, bad = tmp_path / "good.keras", tmp_path / "bad.keras"
+    same_valid_model().save(good)
+    bad.write_bytes(good.read_bytes())
+    change_saved_copy(bad, "valid", 0, lambda kernel: kernel + 1.0)
+    return good, bad
+
+
+def test_a_tie_whose_saved_copies_differ_is_not_bound(differing_copies) -> None:
+    """Issue 9: only shapes were compared, so the static report vouched for a broken tie."""
+    from test_ties import same_valid_model
+
+    _, bad = differing_copies
+    untied = weighttie.analyze(same_valid_model(tie=False))
+    for findings in (True, False):
+        report = read_report(bad, findings=findings)
+        (tie,) = report.ties
+        assert (tie.source, tie.target, tie.variables, tie.bound) == (
+            "same",
+            "valid",
+            ("bias", "kernel"),
+            False,
+        )
+        assert report.params == untied.params  # separate variables, counted as such
+        assert report.groups == ()
+        assert [v.path for v in report.variables] == [v.path for v in untied.variables]
+    report = read_report(bad)
+    (finding,) = report.findings
+    assert (finding.kind, finding.layers, finding.params) == ("broken-tie", ("same", "valid"), 112)
+    assert "valid/kernel != same/kernel" in finding.message
+    assert "valid/bias" not in finding.message  # the biases are equal copies
+    assert read_report(bad, findings=False).findings == ()
+    doc = json.loads(report.to_json())
+    assert doc["ties"][0]["bound"] is False
+    assert [f["kind"] for f in doc["findings"]] == ["broken-tie"]
+
+
+def test_check_expecting_the_tie_fails_on_differing_copies(
+    differing_copies, tmp_path: Path, capsys
+) -> None:
+    from weighttie.cli import main
+
+    good, bad = differing_copies
+    spec = tmp_path / "spec.toml"
+    assert main(["snapshot", str(good), "-o", str(spec)]) == 0
+    assert 'kind = "tied"' in spec.read_text()
+    assert main(["check", str(good), "--spec", str(spec)]) == 0
+    assert main(["check", str(bad), "--spec", str(spec)]) == 1
+    assert main(["check", str(bad), "--spec", str(spec), "--load"]) == 2  # load_model refuses
+    capsys.readouterr()

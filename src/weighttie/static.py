@@ -857,11 +857,13 @@ def _sublayer_class(
 
 @dataclass(frozen=True)
 class _DifferingTie:
-    """A declared tie whose saved copies hold different values: (target, source) key pairs."""
+    """A declared tie whose saved copies differ: the (target, source) keys of those that do,
+    and the parameters the tie would share."""
 
     source: str
     target: str
     copies: tuple[tuple[Hashable, Hashable], ...]
+    params: int
 
 
 def _apply_ties(
@@ -920,7 +922,8 @@ def _apply_ties(
             names = tuple(sorted({reader.variables[t].name for t, _ in pairs}))
         unequal = tuple((t, s) for t, s in pairs if not values.equal(str(t), str(s)))
         if unequal:
-            differing.append(_DifferingTie(tie.source, tie.target, unequal))
+            params = sum(_size(reader.variables[t].shape) for t, _ in pairs)
+            differing.append(_DifferingTie(tie.source, tie.target, unequal, params))
         elif pairs:
             for t_key, s_key in pairs:
                 merge[t_key] = s_key
@@ -962,7 +965,7 @@ def _differing_tie_findings(reader: _Reader, differing: list[_DifferingTie]) -> 
             tie.source,
             tie.target,
             [(paths[t], paths[s]) for t, s in tie.copies],
-            sum(_size(reader.variables[t].shape) for t, _ in tie.copies),
+            tie.params,
         )
         for tie in differing
     ]
