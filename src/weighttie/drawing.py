@@ -123,10 +123,10 @@ def short(n: int) -> str:
     """A count in at most 6 characters.
 
     Example:
-        >>> short(1234), short(20_861_480)
-        ('1,234', '20.9M')
+        >>> short(1234), short(86_560), short(20_861_480)
+        ('1,234', '86.6k', '20.9M')
     """
-    if abs(n) < 100_000:
+    if abs(n) < 10_000:
         return f"{n:,}"
     for unit, size in (("G", 10**9), ("M", 10**6), ("k", 10**3)):
         if abs(n) >= size:
@@ -403,7 +403,7 @@ class Svg:
             f"{row.name} · {row.class_name} · {_count(layers, 'layer')} · "
             f"{short(params)} params ({byte_size(size)}) · {_count(len(row.nodes or ()), 'call')}"
         )
-        chars = int((item.width - 2 * PAD - 14) / _CHAR_W)
+        chars = int((item.width - 2 * PAD - 14) / _NAME_CHAR_W)
         glyph = "▾" if is_open else "▸"
         self.out.append(
             f'<text class="ftitle" x="{PAD}" y="{CALL_TOP + NODE_H + 15}">'

@@ -66,7 +66,7 @@ __all__ = [
     "layout",
 ]
 
-NODE_W = 200  #: width of a call item or chip
+NODE_W = 220  #: width of a call item or chip
 NODE_H = 56  #: height of a call item or chip
 GAP = 20  #: horizontal space between items of a band
 BAND_GAP = 40  #: vertical space between bands, where edges bend
@@ -464,6 +464,7 @@ class _Layers:
                     self.segments.append(_Segment(u, edge.start_port, v, edge.end_port))
                 chains[key] = slots
             self.routes.append((edge, chains[key]))
+        self.routes += [(edge, []) for edge in edges if edge.loop]
         self.x = [0.0] * len(self.width)
         self.up: list[list[_Segment]] = [[] for _ in self.width]
         self.down: list[list[_Segment]] = [[] for _ in self.width]

@@ -33,7 +33,7 @@ cursor:default}
 .wt .fb{display:inline-block;background:#c62828;color:#fff;border-radius:9px;padding:0 7px;\
 font-weight:bold;font-size:12px}
 .wt .toolbar{display:flex;gap:6px;align-items:center;margin:8px 0}
-.wt .toolbar button{font:inherit;font-size:13px;padding:2px 10px;cursor:pointer}
+.wt .toolbar button{font:inherit;font-size:13px;padding:2px 10px;cursor:pointer;white-space:nowrap}
 .wt .viewport{overflow:auto;max-height:78vh;border:1px solid #d1d5db;background:#fff}
 .wt .viewport svg{display:block}
 .wt table{border-collapse:collapse;margin:6px 0 18px;font-size:13px}
@@ -457,8 +457,8 @@ def page(report: Report, facts: Facts, svg: str, calls: int, *, fragment: bool) 
     script = _script()
     body = (
         f'<div class="wt"><style>{_PAGE_CSS}</style>{p.header(calls)}{p.legend()}'
-        f'{p.toolbar(bool(facts.scene.frames))}<div class="viewport">{svg}</div>{p.findings()}'
-        f"{p.tables()}<script>{script}</script></div>"
+        f"{p.findings()}{p.toolbar(bool(facts.scene.frames))}"
+        f'<div class="viewport">{svg}</div>{p.tables()}<script>{script}</script></div>'
     )
     if fragment:
         return body + "\n"
