@@ -294,7 +294,7 @@ def fifo_model(valid: Valid, out: Path) -> Path:
     return out / "model.keras"
 
 
-def _edit_weights(edit: Callable[[h5py.File, Path], None]) -> Callable[[Valid, Path], Path]:
+def edit_weights(edit: Callable[[h5py.File, Path], None]) -> Callable[[Valid, Path], Path]:
     """A .keras archive whose model.weights.h5 ``edit`` rewrote (with h5py, for real)."""
 
     def build(valid: Valid, out: Path) -> Path:
@@ -310,7 +310,7 @@ def _edit_weights(edit: Callable[[h5py.File, Path], None]) -> Callable[[Valid, P
     return build
 
 
-def _edit_legacy(edit: Callable[[h5py.File, Path], None]) -> Callable[[Valid, Path], Path]:
+def edit_legacy(edit: Callable[[h5py.File, Path], None]) -> Callable[[Valid, Path], Path]:
     """A copy of the legacy .h5 file, rewritten by ``edit``."""
 
     def build(valid: Valid, out: Path) -> Path:
@@ -326,7 +326,7 @@ def _edit_legacy(edit: Callable[[h5py.File, Path], None]) -> Callable[[Valid, Pa
 KERAS_KERNEL = "layers/dense/vars/0"  # the score layer's kernel in model.weights.h5
 
 
-def _legacy_kernel(h5: h5py.File) -> str:
+def legacy_kernel(h5: h5py.File) -> str:
     names: list[str] = []
     h5["model_weights"].visititems(
         lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset) else None
@@ -341,7 +341,7 @@ def _replace_dataset(h5: h5py.File, key: str, **options: object) -> None:
     h5.create_dataset(key, shape=shape, dtype=dtype, **options)
 
 
-def _external_file(target: Callable[[Path], Path], key: Callable[[h5py.File], str]):
+def external_file(target: Callable[[Path], Path], key: Callable[[h5py.File], str]):
     def edit(h5: h5py.File, out: Path) -> None:
         name = key(h5)
         size = int(np.prod(h5[name].shape)) * h5[name].dtype.itemsize
@@ -350,35 +350,35 @@ def _external_file(target: Callable[[Path], Path], key: Callable[[h5py.File], st
     return edit
 
 
-def _host_secret(out: Path) -> Path:
+def host_secret(out: Path) -> Path:
     """A host file the weights must never be read from (a stand-in for /etc/passwd)."""
     path = out / "host-secret.txt"
     path.write_bytes(SECRET * 64)
     return path
 
 
-def _fifo(out: Path) -> Path:
+def make_fifo(out: Path) -> Path:
     path = out / "pipe"
     if not path.exists():
         os.mkfifo(path)
     return path
 
 
-def _external_link(h5: h5py.File, out: Path) -> None:
+def external_link(h5: h5py.File, out: Path) -> None:
     del h5[KERAS_KERNEL]
-    h5[KERAS_KERNEL] = h5py.ExternalLink(str(_fifo(out)), "/weights")
+    h5[KERAS_KERNEL] = h5py.ExternalLink(str(make_fifo(out)), "/weights")
 
 
-def _dangling_soft_link(h5: h5py.File, out: Path) -> None:
+def dangling_soft_link(h5: h5py.File, out: Path) -> None:
     h5["layers/dense/vars/extra"] = h5py.SoftLink("/elsewhere/kernel")
 
 
-def _virtual_dataset(h5: h5py.File, out: Path) -> None:
+def virtual_dataset(h5: h5py.File, out: Path) -> None:
     """A kernel mapped from a dataset in another file (a FIFO), with an unlimited extent:
     HDF5 opens the source file as soon as anything asks for the kernel's shape."""
     shape, dtype = h5[KERAS_KERNEL].shape, h5[KERAS_KERNEL].dtype
     layout = h5py.VirtualLayout(shape=shape, maxshape=(None, *shape[1:]), dtype=dtype)
-    source = h5py.VirtualSource(str(_fifo(out)), "w", shape=shape, maxshape=(None, *shape[1:]))
+    source = h5py.VirtualSource(str(make_fifo(out)), "w", shape=shape, maxshape=(None, *shape[1:]))
     layout[0 : h5py.h5s.UNLIMITED] = source[0 : h5py.h5s.UNLIMITED]
     del h5[KERAS_KERNEL]
     h5.create_virtual_dataset(KERAS_KERNEL, layout)
@@ -387,7 +387,7 @@ def _virtual_dataset(h5: h5py.File, out: Path) -> None:
 UNKNOWN_FILTER = 32999
 
 
-def _plugin_filter(h5: h5py.File, out: Path) -> None:
+def plugin_filter(h5: h5py.File, out: Path) -> None:
     """A kernel stored through filter 32999, which no HDF5 has built in: reading it makes
     HDF5 search its plugin directories and load libraries from them."""
     from h5py import h5d, h5p, h5s, h5t, h5z
@@ -497,42 +497,42 @@ CASES = [
     Case("a FIFO as the model path", fifo_model, (2, "is a FIFO (named pipe)")),
     Case(
         "weights stored in a host file",
-        _edit_weights(_external_file(_host_secret, lambda h5: KERAS_KERNEL)),
+        edit_weights(external_file(host_secret, lambda h5: KERAS_KERNEL)),
         (2, f"stores dataset '{KERAS_KERNEL}' in an external file"),
     ),
     Case(
         "weights stored in a FIFO",
-        _edit_weights(_external_file(_fifo, lambda h5: KERAS_KERNEL)),
+        edit_weights(external_file(make_fifo, lambda h5: KERAS_KERNEL)),
         (2, f"in an external file ('{{dir}}/pipe'); {SELF_CONTAINED}"),
     ),
     Case(
         "weights linked to another file",
-        _edit_weights(_external_link),
+        edit_weights(external_link),
         (2, f"links '{KERAS_KERNEL}' to object '/weights' of another file"),
     ),
     Case(
         "weights with a dangling soft link",
-        _edit_weights(_dangling_soft_link),
+        edit_weights(dangling_soft_link),
         (2, "soft link 'layers/dense/vars/extra' to '/elsewhere/kernel'"),
     ),
     Case(
         "weights in a virtual dataset",
-        _edit_weights(_virtual_dataset),
+        edit_weights(virtual_dataset),
         (2, f"stores dataset '{KERAS_KERNEL}' as a virtual dataset mapped from '{{dir}}/pipe'"),
     ),
     Case(
         "weights through a plugin filter",
-        _edit_weights(_plugin_filter),
+        edit_weights(plugin_filter),
         (2, f"through HDF5 filter {UNKNOWN_FILTER}"),
     ),
     Case(
         "legacy .h5 weights in a FIFO",
-        _edit_legacy(_external_file(_fifo, _legacy_kernel)),
+        edit_legacy(external_file(make_fifo, legacy_kernel)),
         (2, "in an external file ('{dir}/pipe')"),
     ),
     Case(
         "legacy .h5 weights in a host file",
-        _edit_legacy(_external_file(_host_secret, _legacy_kernel)),
+        edit_legacy(external_file(host_secret, legacy_kernel)),
         (2, "in an external file ('{dir}/host-secret.txt')"),
     ),
     Case("640,000 trivial layers", many_layers, (2, "layers, the layers limit")),
@@ -573,4 +573,4 @@ def fifo_guard(directory: Path) -> Iterator[list[Path]]:
         thread.join()
 
 
-__all__ = ["CASES", "SECRET", "Case", "Valid", "fifo_guard"]
+__all__ = ["CASES", "KERAS_KERNEL", "SECRET", "Case", "Valid", "fifo_guard"]

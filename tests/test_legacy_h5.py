@@ -86,3 +86,22 @@ def test_h5_weights_only_file_is_a_clear_error(tmp_path: Path, capsys) -> None:
     assert main(["report", str(path)]) == 2
     err = capsys.readouterr().err
     assert "without a model_config attribute" in err and err.count("\n") == 1
+
+
+def test_keras2_model_config_is_read_within_limits(tmp_path: Path) -> None:
+    """The legacy model_config is parsed by the same bounded reader as config.json."""
+    from weighttie.errors import LimitError
+    from weighttie.limits import Limits
+
+    path = tmp_path / "keras2.h5"
+    keras2_shared_lstm(path)
+    report = read_report(path)
+    layers = sum(1 for r in report.layers if r.path)
+    calls = sum(len(r.nodes or ()) for r in report.layers if r.path)
+    assert read_report(path, limits=Limits(layers=layers, calls=calls)) == report
+    for field, value in (("layers", layers), ("calls", calls)):
+        with pytest.raises(LimitError, match=f"the {field} limit") as caught:
+            read_report(path, limits=Limits(**{field: value - 1}))
+        assert caught.value.limit == field
+    with pytest.raises(LimitError, match=r"model_config holds .* the config_bytes limit"):
+        read_report(path, limits=Limits(config_bytes=100))

@@ -308,3 +308,78 @@ def test_check_expecting_the_tie_fails_on_differing_copies(
     assert main(["check", str(bad), "--spec", str(spec)]) == 1
     assert main(["check", str(bad), "--spec", str(spec), "--load"]) == 2  # load_model refuses
     capsys.readouterr()
+
+
+# -- limits ------------------------------------------------------------------------------
+
+
+def _size_of(report: Report) -> tuple[int, int]:
+    """Layers and calls as the limits count them (the model itself is not a layer)."""
+    rows = [r for r in report.layers if r.path]
+    return len(rows), sum(len(r.nodes or ()) for r in rows)
+
+
+def _h5_objects(path: Path) -> int:
+    with zipfile.ZipFile(path) as z, h5py.File(io.BytesIO(z.read("model.weights.h5"))) as h5:
+        names: list[str] = []
+        h5.visit(names.append)
+    return len(names)
+
+
+def nested_three_deep() -> keras.Model:
+    """A model in a model in a model: its innermost layer's path has two slashes."""
+    x = keras.Input((3,), name="x")
+    inner = keras.Model(x, keras.layers.Dense(3, name="dense")(x), name="inner")
+    y = keras.Input((3,), name="y")
+    middle = keras.Model(y, inner(y), name="middle")
+    z = keras.Input((3,), name="z")
+    return keras.Model(z, middle(middle(z)), name="outer")
+
+
+@pytest.mark.parametrize(
+    "make",
+    [zoo.siamese_tower, zoo.nested_twice, zoo.sequential, zoo.siamese_lstm, nested_three_deep],
+)
+def test_a_file_exactly_at_the_limits_is_read_and_one_past_is_refused(make, save) -> None:
+    """Each limit admits a file that reaches it and refuses one that passes it, naming it."""
+    from weighttie.errors import LimitError
+    from weighttie.limits import Limits
+
+    path = save(make())
+    report = read_report(path)
+    layers, calls = _size_of(report)
+    config_bytes = len(_members(path)["config.json"])
+    objects = _h5_objects(path)
+    depth = max(1, *(r.path.count("/") for r in report.layers))  # a path's slashes: its depth
+    exact = Limits(
+        layers=layers, calls=calls, config_bytes=config_bytes, h5_objects=objects, depth=depth
+    )
+    assert read_report(path, limits=exact) == report
+    for field, value in [
+        ("layers", layers),
+        ("calls", calls),
+        ("config_bytes", config_bytes),
+        ("h5_objects", objects),
+        ("depth", depth),
+    ]:
+        if value == 1:
+            continue  # a limit is a positive integer
+        tight = Limits(**{**exact.__dict__, field: value - 1})
+        with pytest.raises(LimitError) as caught:
+            read_report(path, limits=tight)
+        assert caught.value.limit == field, str(caught.value)
+        assert f"the {field} limit" in str(caught.value)
+        assert "--" not in str(caught.value)  # the command line adds its own flag
+
+
+def test_limits_are_checked_before_keras_loads(save) -> None:
+    from weighttie.errors import LimitError
+    from weighttie.limits import Limits
+    from weighttie.loading import load_keras_model
+
+    path = save(zoo.siamese_tower())
+    layers, _ = _size_of(read_report(path))
+    with pytest.raises(LimitError, match="the layers limit") as caught:
+        load_keras_model(path, limits=Limits(layers=layers - 1))
+    assert caught.value.limit == "layers"
+    assert len(load_keras_model(path, limits=Limits(layers=layers)).layers) > 0

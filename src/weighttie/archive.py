@@ -416,12 +416,6 @@ class _CountingParser:
         return match.group(1) == closing, match.end()
 
     def _object(self, pos: int, role: str, depth: int) -> tuple[dict[str, Any], int]:
-        if role == _ENTRY and depth > self.limits.depth:
-            raise LimitError(
-                f"{self.where} nests models more than {self.limits.depth} levels deep, "
-                "the depth limit",
-                limit="depth",
-            )
         children = _CHILD_ROLES[role]
         result: dict[str, Any] = {}
         empty = _EMPTY_OBJECT.match(self.text, pos + 1)
@@ -436,6 +430,12 @@ class _CountingParser:
                 return result, pos
 
     def _array(self, pos: int, role: str, depth: int) -> tuple[list[Any], int]:
+        if role == _LAYERS and depth > self.limits.depth:  # a model nested ``depth`` deep
+            raise LimitError(
+                f"{self.where} nests models more than {self.limits.depth} levels deep, "
+                "the depth limit",
+                limit="depth",
+            )
         result: list[Any] = []
         empty = _EMPTY_ARRAY.match(self.text, pos + 1)
         if empty is not None:

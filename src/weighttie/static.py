@@ -157,25 +157,24 @@ def _shape(value: Any) -> Shape | None:
     return tuple(dims)
 
 
-def _keras_tensors(value: Any, max_depth: int, depth: int = 0) -> Iterator[dict[str, Any]]:
-    """The ``__keras_tensor__`` entries of a serialized call argument, in ``tree.flatten`` order."""
-    if depth > max_depth:
-        raise LimitError(
-            f"a call argument in the model config is nested more than {max_depth} levels "
-            "deep, the depth limit",
-            limit="depth",
-        )
-    if isinstance(value, dict):
-        if value.get("class_name") == "__keras_tensor__":
-            config = value.get("config")
-            if isinstance(config, dict):
-                yield config
-            return
-        for key in sorted(value, key=str):
-            yield from _keras_tensors(value[key], max_depth, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _keras_tensors(item, max_depth, depth + 1)
+def _keras_tensors(value: Any) -> Iterator[dict[str, Any]]:
+    """The ``__keras_tensor__`` entries of a serialized call argument, in ``tree.flatten`` order.
+
+    Iterative: however deeply the argument nests (the JSON parser bounds that), no
+    Python recursion is involved.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get("class_name") == "__keras_tensor__":
+                config = item.get("config")
+                if isinstance(config, dict):
+                    yield config
+                continue
+            stack.extend(item[key] for key in sorted(item, key=str, reverse=True))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
 
 
 def _is_index(value: Any) -> bool:
@@ -190,7 +189,7 @@ class _Call:
     keras2: bool = False  # Keras 2 list format: see _keras2_node_offsets
 
 
-def _calls(entry: dict[str, Any], max_depth: int) -> list[_Call]:
+def _calls(entry: dict[str, Any]) -> list[_Call]:
     """The calls a layer entry records (Keras 3 dict nodes or Keras 2 list nodes)."""
     nodes = entry.get("inbound_nodes")
     if not isinstance(nodes, list):
@@ -200,7 +199,7 @@ def _calls(entry: dict[str, Any], max_depth: int) -> list[_Call]:
         if isinstance(node, dict):  # Keras 3: {"args": [...], "kwargs": {...}}
             inbound, shapes = [], []
             arguments = [node.get("args", []), node.get("kwargs", {})]
-            for tensor in _keras_tensors(arguments, max_depth):
+            for tensor in _keras_tensors(arguments):
                 history = tensor.get("keras_history")
                 if not (
                     isinstance(history, list)
@@ -312,7 +311,7 @@ def _trainable(entry: dict[str, Any]) -> bool:
 
 
 def _graph_nodes(
-    level: list[tuple[str, dict[str, Any]]], parent: str, sequential: bool, max_depth: int
+    level: list[tuple[str, dict[str, Any]]], parent: str, sequential: bool
 ) -> dict[str, tuple[CallNode, ...]]:
     """Every call at one graph level, with inbound paths and the shapes the file states."""
     calls: dict[str, list[_Call]] = {}
@@ -332,7 +331,7 @@ def _graph_nodes(
             previous = (name, None)
     else:
         for name, entry in level:
-            calls[name] = _calls(entry, max_depth)
+            calls[name] = _calls(entry)
             if entry.get("class_name") == "InputLayer" and not calls[name]:
                 calls[name] = [_Call([], [])]
 
@@ -454,21 +453,32 @@ def _check_links(h5: Any, where: str, limits: Limits) -> None:
     hard: set[bytes] = set()
     other: list[tuple[bytes, int]] = []
     pace = _Pace(where, H5_SECONDS, H5_SECONDS_PER_OBJECT)
+    stopped: list[FileFormatError] = []
 
-    def visit(name: bytes, info: Any) -> None:
+    def visit(name: bytes, info: Any) -> bool | None:
+        # h5py's link visitor cannot pass an exception on (it raises SystemError):
+        # a refusal is kept, the visit stopped (a value other than None), and raised after.
         count = len(hard) + len(other) + 1
-        if count > limits.h5_objects:
-            raise LimitError(
-                f"{where} holds more than {limits.h5_objects:,} HDF5 links, the h5_objects limit",
-                limit="h5_objects",
-            )
-        pace.check(count, f"listing {count:,} links")
+        try:
+            if count > limits.h5_objects:
+                raise LimitError(
+                    f"{where} holds more than {limits.h5_objects:,} HDF5 links, "
+                    "the h5_objects limit",
+                    limit="h5_objects",
+                )
+            pace.check(count, f"listing {count:,} links")
+        except FileFormatError as exc:
+            stopped.append(exc)
+            return True
         if info.type == h5l.TYPE_HARD:
             hard.add(name)
         else:  # resolved after the visit: h5py must not be re-entered from its callback
             other.append((name, info.type))
+        return None
 
     links.visit(visit, info=True)
+    if stopped:
+        raise stopped[0]
     for name, kind in other:
         if kind == h5l.TYPE_SOFT:
             target = links.get_val(name)
@@ -569,10 +579,11 @@ def _walk_h5(
             )
         pace.check(visited, f"reading {visited:,} objects")  # healthy: 0.25 ms an object
         name = raw.decode("utf-8", "replace")
-        # A model level takes up to three groups (layers/<name>/vars).
-        if name.count("/") >= 3 * limits.depth:
+        # A layer's variables sit some three groups deeper per level (layers/<name>/vars/0).
+        if name.count("/") > 3 * (limits.depth + 1):
             raise LimitError(
-                f"{where} nests groups more than {3 * limits.depth} levels deep, the depth limit",
+                f"{where} nests groups more than {3 * (limits.depth + 1)} levels deep, "
+                "the depth limit",
                 limit="depth",
             )
         if info.type == h5o.TYPE_DATASET:
@@ -747,7 +758,7 @@ class _Reader:
             )
         level = _layer_entries(entry)
         sequential = entry.get("class_name") == "Sequential"
-        nodes = _graph_nodes(level, path, sequential, self.limits.depth)
+        nodes = _graph_nodes(level, path, sequential)
         by_name: dict[str, _Group] = {}
         if group is not None:
             for child in [*group.layers, *group.attributes.values()]:
@@ -804,18 +815,20 @@ class _Reader:
         trainable: bool,
         depth: int,
     ) -> None:
-        if depth > self.limits.depth:
+        """The sublayers the weights file shows below ``path`` (at ``depth``, as a path's
+        slashes count)."""
+        children = [(key, child) for key, child in sorted(group.attributes.items())]
+        children += [(str(i), child) for i, child in enumerate(group.layers)]
+        children = [(key, child) for key, child in children if child.name is not None]
+        if children and depth > self.limits.depth:
             raise LimitError(
                 f"{self.where}: model.weights.h5 nests layers more than {self.limits.depth} "
                 "levels deep, the depth limit",
                 limit="depth",
             )
-        children = [(key, child) for key, child in sorted(group.attributes.items())]
-        children += [(str(i), child) for i, child in enumerate(group.layers)]
         taken: set[str] = set()
         for key, child in children:
-            if child.name is None:
-                continue
+            assert child.name is not None
             child_path = join_path(path, child.name)
             if child_path in taken:
                 continue
@@ -1251,7 +1264,7 @@ def _legacy_model(
             limit="depth",
         )
     level = _layer_entries(entry)
-    nodes = _graph_nodes(level, path, entry.get("class_name") == "Sequential", reader.limits.depth)
+    nodes = _graph_nodes(level, path, entry.get("class_name") == "Sequential")
     names_here = {name for name, _ in level}
     for name, child in level:
         child_path = join_path(path, name)
