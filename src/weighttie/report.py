@@ -13,12 +13,16 @@ round-trips through the versioned JSON contract ``weighttie.report/1``
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from weighttie.errors import LayerNotFoundError, ReportFormatError
+from weighttie.escape import printable_json
+from weighttie.files import read_limited
+from weighttie.limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
     "SCHEMA",
@@ -35,6 +39,7 @@ __all__ = [
     "SharingGroup",
     "Tie",
     "VariableInfo",
+    "read_report_json",
 ]
 
 SCHEMA = "weighttie.report/1"
@@ -302,10 +307,14 @@ class Report:
         (a layer, a variable, a group …), on a line of its own: readable, friendly
         to line-based diffs, and written by the C encoder (``indent`` would be
         several times slower on big models). ``compact`` gives one line.
+
+        Letters of any script are written as they are; a control, format or
+        separator character (and a lone surrogate) in a name is written as a ``\\u``
+        escape, so the text is safe to print and decodes to the same names.
         """
         doc = self.to_dict()
         if compact:
-            return json.dumps(doc, ensure_ascii=False, separators=(",", ":")) + "\n"
+            return printable_json(json.dumps(doc, ensure_ascii=False, separators=(",", ":"))) + "\n"
         dump = json.JSONEncoder(ensure_ascii=False).encode
         lines = []
         for key, value in doc.items():
@@ -314,7 +323,7 @@ class Report:
                 lines.append(f"  {dump(key)}: [\n{items}\n  ]")
             else:
                 lines.append(f"  {dump(key)}: {dump(value)}")
-        return "{\n" + ",\n".join(lines) + "\n}\n"
+        return printable_json("{\n" + ",\n".join(lines) + "\n}\n")
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> Report:
@@ -341,12 +350,47 @@ class Report:
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Report:
-        """Build a report from :meth:`to_json` output."""
+        """Build a report from :meth:`to_json` output.
+
+        Raises:
+            ReportFormatError: the text is not JSON (or not UTF-8), nests deeper than
+                the parser follows, or is not a ``weighttie.report/1`` report.
+        """
         try:
             doc = json.loads(text)
-        except json.JSONDecodeError as exc:
+        except RecursionError:
+            raise ReportFormatError(
+                f"report nests arrays or objects too deeply to be a {SCHEMA} report "
+                "(which nests 7 levels)"
+            ) from None
+        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
             raise ReportFormatError(f"report is not valid JSON: {exc}") from None
         return cls.from_dict(doc)
+
+
+def read_report_json(path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS) -> Report:
+    """Read a JSON report file (``weighttie report --format json``) back into a Report.
+
+    At most ``limits.report_bytes`` are read; a FIFO, a device or a directory is
+    refused before it is opened.
+
+    Example:
+        >>> read_report_json("report.json").params.unique  # doctest: +SKIP
+        497
+
+    Raises:
+        MissingFileError: nothing exists at ``path``.
+        FileFormatError: ``path`` is not a regular file.
+        LimitError: the file holds more than ``limits.report_bytes`` (limit ``report_bytes``).
+        ReportFormatError: the file is not a ``weighttie.report/1`` JSON report.
+    """
+    data = read_limited(
+        path, limit=limits.report_bytes, limit_name="report_bytes", what="JSON report"
+    )
+    try:
+        return Report.from_json(data)
+    except ReportFormatError as exc:
+        raise ReportFormatError(f"{str(path)!r}: {exc}") from None
 
 
 # -- helpers --------------------------------------------------------------------
@@ -434,6 +478,10 @@ def _str(value: Any) -> str:
     return value
 
 
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else _str(value)
+
+
 def _strs(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list):
         raise TypeError(f"expected a list of strings, got {value!r}")
@@ -518,8 +566,8 @@ def _report_from_dict(doc: Mapping[str, Any]) -> Report:
             name=_str(m["name"]),
             class_name=_str(m["class"]),
             source=_str(m["source"]),
-            file=m.get("file"),
-            keras_version=m.get("keras_version"),
+            file=_optional_str(m.get("file")),
+            keras_version=_optional_str(m.get("keras_version")),
         ),
         params=Params(
             unique=_int(p["unique"]),
