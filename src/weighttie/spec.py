@@ -29,15 +29,19 @@ Example spec::
 from __future__ import annotations
 
 import fnmatch
+import functools
 import os
+import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from weighttie.errors import WeighttieError
+from weighttie.errors import LimitError, MissingFileError, WeighttieError
+from weighttie.escape import printable
+from weighttie.files import read_limited
 from weighttie.findings import FindingKind
+from weighttie.limits import DEFAULT_LIMITS, Limits
 from weighttie.report import GroupKind, LayerInfo, Report, SharingGroup
 
 __all__ = [
@@ -105,20 +109,98 @@ class Result:
 # -- reading specs ------------------------------------------------------------------
 
 
-def load_spec(path: str | os.PathLike[str]) -> Spec:
+def load_spec(path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS) -> Spec:
     """Read a TOML spec file.
 
+    At most ``limits.spec_bytes`` are read, and nesting (arrays, tables, dotted
+    keys) deeper than ``limits.depth`` is refused before it is parsed where it
+    can be (TOML's parser takes time quadratic in a dotted key's length).
+
+    Example:
+        >>> check(report, load_spec("weighttie.toml"))  # doctest: +SKIP
+
     Raises:
-        SpecError: the file is missing, not TOML, or not a valid spec.
+        SpecError: the file is missing, not UTF-8 TOML, or not a valid spec.
+        FileFormatError: the path is a directory, a FIFO or another special file.
+        LimitError: the file holds more than ``limits.spec_bytes`` (limit
+            ``spec_bytes``) or nests deeper than ``limits.depth`` (limit ``depth``).
     """
-    p = Path(path)
-    if not p.is_file():
-        raise SpecError(f"no spec file at {str(p)!r}; write one with `weighttie snapshot MODEL`")
     try:
-        doc = tomllib.loads(p.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{str(p)!r} is not valid TOML: {exc}") from None
-    return _spec_from_dict(doc, str(p))
+        data = read_limited(
+            path, limit=limits.spec_bytes, limit_name="spec_bytes", what="spec file"
+        )
+    except MissingFileError:
+        raise SpecError(
+            f"no spec file at {str(path)!r}; write one with `weighttie snapshot MODEL`"
+        ) from None
+    name = repr(str(path))
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(f"{name} is not valid TOML: {exc}") from None
+    _refuse_long_dotted_keys(text, limits.depth, name)
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{name} is not valid TOML: {exc}") from None
+    except RecursionError:
+        raise SpecError(
+            f"{name} nests arrays or inline tables too deeply to read; a spec nests 4 levels"
+        ) from None
+    _refuse_deep_nesting(doc, limits.depth, name)
+    return _spec_from_dict(doc, printable(str(path)))
+
+
+# TOML strings and comments. Every alternative matches wherever it starts (an
+# unterminated string runs to the end of its line, or of the file), so removing
+# them takes linear time on any input.
+_TOML_STRINGS_AND_COMMENTS = re.compile(
+    r'"""[^\\"]*+(?:(?:\\[\s\S]|"(?!""))[^\\"]*+)*+(?:"""|\Z)'
+    r"|'''[\s\S]*?(?:'''|\Z)"
+    r'|"[^"\\\n]*+(?:\\.[^"\\\n]*+)*+"?'
+    r"|'[^'\n]*+'?"
+    r"|#[^\n]*+"
+)
+_SPACED_DOT = re.compile(r"[ \t]*\.[ \t]*")
+
+
+def _blank_strings(match: re.Match[str]) -> str:
+    return "" if match.group().startswith("#") else '""'  # a quoted key part stays one
+
+
+@functools.cache
+def _dotted_key(parts: int) -> re.Pattern[str]:
+    """A dotted key (``a.b."c"``) of more than ``parts`` parts, matched from its start only."""
+    part = r'(?:[A-Za-z0-9_-]++|"")'
+    return re.compile(rf'(?<![A-Za-z0-9_".-])(?:{part}\.){{{parts}}}{part}')
+
+
+def _refuse_long_dotted_keys(text: str, limit: int, name: str) -> None:
+    if 2 * limit >= len(text):  # too short to hold a key of more than `limit` parts
+        return
+    keys = _SPACED_DOT.sub(".", _TOML_STRINGS_AND_COMMENTS.sub(_blank_strings, text))
+    if _dotted_key(limit).search(keys):
+        raise LimitError(
+            f"{name} has a dotted key or table name of more than {limit} parts; "
+            f"weighttie reads specs nested at most {limit} levels deep",
+            limit="depth",
+        )
+
+
+def _refuse_deep_nesting(doc: dict[str, Any], limit: int, name: str) -> None:
+    """Walk the parsed document without recursion; the top-level table is level 1."""
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value
+        nested = [c for c in children if isinstance(c, dict | list)]
+        if nested and depth >= limit:
+            raise LimitError(
+                f"{name} nests tables and arrays more than {limit} levels deep; "
+                f"weighttie reads specs nested at most {limit} levels deep",
+                limit="depth",
+            )
+        stack.extend((c, depth + 1) for c in nested if c)  # an empty one nests no further
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:
@@ -202,7 +284,9 @@ def _spec_from_dict(doc: Mapping[str, Any], source: str) -> Spec:
         raise SpecError(f"{source}: [findings] takes `allow` and/or `forbid` lists")
     for key in ("allow", "forbid"):
         values = raw_findings.get(key, [])
-        if not isinstance(values, list) or not all(v in kinds for v in values):
+        if not isinstance(values, list) or not all(
+            isinstance(v, str) and v in kinds for v in values
+        ):
             raise SpecError(
                 f"{source}: findings.{key} must list finding kinds ({', '.join(sorted(kinds))})"
             )
@@ -308,7 +392,7 @@ def _check_group(report: Report, expected: GroupSpec) -> tuple[Result, int | Non
     if unmatched:
         return Result(name, f"no layer matches {', '.join(map(repr, unmatched))}"), None
     for i, grp in enumerate(report.groups):
-        if grp.kind is expected.kind and list(grp.layers) == paths:
+        if grp.kind is expected.kind and sorted(grp.layers) == paths:
             problems = []
             if expected.calls is not None and grp.calls != expected.calls:
                 problems.append(f"expected {expected.calls} calls; found {grp.calls}")
@@ -361,19 +445,64 @@ def _check_not_shared(report: Report, patterns: tuple[str, ...]) -> Result:
 # -- snapshot -------------------------------------------------------------------------
 
 
+_TOML_SHORT = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+_TOML_SPECIAL = re.compile('["\\\\\x00-\x1f\x7f-\U0010ffff]')
+_GLOB_SPECIAL = re.compile(r"[*?[]")
+
+
+def _toml_char(match: re.Match[str]) -> str:
+    char = match.group()
+    short = _TOML_SHORT.get(char)
+    if short is not None:
+        return short
+    code = ord(char)
+    if 0xD800 <= code <= 0xDFFF:
+        raise SpecError(
+            f"cannot write {match.string!r} to a TOML spec: it holds a lone surrogate "
+            f"(U+{code:04X}), which TOML cannot represent"
+        )
+    if printable(char) == char:  # letters of any script stay as they are
+        return char
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def _toml_str(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{escaped}"'
+    """A TOML basic string: quotes, backslashes and every control or format character escaped."""
+    return '"' + _TOML_SPECIAL.sub(_toml_char, value) + '"'
 
 
 def _toml_list(values: Iterable[str]) -> str:
     return "[" + ", ".join(_toml_str(v) for v in values) + "]"
 
 
+def _literal(path: str) -> str:
+    """A pattern matching exactly ``path``: glob characters in a name are bracketed (``[*]``)."""
+    return _GLOB_SPECIAL.sub(lambda m: f"[{m.group()}]", path)
+
+
 def snapshot(report: Report) -> str:
-    """The spec (TOML text) that ``report``'s model satisfies exactly as it is."""
-    kinds_present = sorted({f.kind for f in report.findings})
-    forbid = sorted({k.value for k in FindingKind} - set(kinds_present))
+    """The spec (TOML text) that ``report``'s model satisfies exactly as it is.
+
+    Any name is written so that :func:`load_spec` reads it back as itself: control
+    characters as TOML escapes, glob characters (``*?[``) in a layer path bracketed.
+
+    Example:
+        >>> Path("weighttie.toml").write_text(snapshot(report))  # doctest: +SKIP
+
+    Raises:
+        SpecError: a name holds a lone surrogate, which TOML cannot represent.
+    """
+    kinds = {k.value for k in FindingKind}
+    kinds_present = sorted({f.kind for f in report.findings} & kinds)  # a spec knows no others
+    forbid = sorted(kinds - set(kinds_present))
     lines = [
         f"# weighttie spec of model {report.model.name!r}: `weighttie check MODEL --spec FILE`",
         f"schema = {_toml_str(SPEC_SCHEMA)}",
@@ -392,7 +521,7 @@ def snapshot(report: Report) -> str:
             "",
             "[[group]]",
             f"kind = {_toml_str(grp.kind.value)}",
-            f"layers = {_toml_list(grp.layers)}",
+            f"layers = {_toml_list(_literal(path) for path in grp.layers)}",
             f"calls = {grp.calls}",
             f"params = {grp.params}",
         ]
