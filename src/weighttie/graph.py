@@ -18,8 +18,10 @@ This module imports no Keras.
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import os
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
@@ -27,6 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from weighttie.errors import WeighttieError
+from weighttie.escape import to_xml_safe
+from weighttie.files import check_output_path, write_output
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -416,35 +420,71 @@ def to_networkx(report: Report) -> nx.DiGraph:
     return graph
 
 
-def check_graph_path(path: str | Path) -> str:
-    """Return the graph format a path asks for (``graphml`` or ``json``).
+def check_graph_path(path: str | os.PathLike[str]) -> str:
+    """Return the graph format a path asks for (``graphml`` or ``json``), checking the
+    path can be written, before any work.
 
     Raises:
         WeighttieError: the extension is neither.
+        OutputError: the path is a directory or a special file, or its directory is missing.
     """
     suffix = Path(path).suffix.lower()
     if suffix not in (".graphml", ".json"):
         raise WeighttieError(
-            f"--graph expects a file ending in .graphml or .json; received: {Path(path).name!r}"
+            f"a graph file name must end in .graphml or .json; received: {Path(path).name!r}"
         )
+    check_output_path(path)
     return suffix[1:]
 
 
-def write_graph(report: Report, path: str | Path) -> None:
+def write_graph(report: Report, path: str | os.PathLike[str]) -> None:
     """Write the variable-identity graph: ``.graphml`` as GraphML, ``.json`` as node-link JSON.
+
+    The file is written whole or not at all (:func:`weighttie.files.write_output`).
+    Node-link JSON carries every name exactly. GraphML carries names through
+    :func:`weighttie.escape.to_xml_safe` (a backslash doubled, characters XML 1.0
+    cannot carry as ``\\uXXXX``); :func:`weighttie.escape.from_xml_safe` reads them back.
+
+    Example:
+        >>> write_graph(report, "sharing.graphml")                       # doctest: +SKIP
+        >>> nx.relabel_nodes(nx.read_graphml("sharing.graphml"), from_xml_safe)  # doctest: +SKIP
 
     Raises:
         WeighttieError: the extension is neither.
+        OutputError: the file cannot be written.
     """
-    path = Path(path)
     fmt = check_graph_path(path)
     graph = to_networkx(report)
-    if fmt == "graphml":
-        import networkx as nx
+    write_output(path, _graphml(graph) if fmt == "graphml" else _node_link_json(graph))
 
-        nx.write_graphml(graph, path)
-    else:
-        import networkx as nx
 
-        data: dict[str, Any] = nx.node_link_data(graph, edges="edges")
-        path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+def _graphml(graph: nx.DiGraph) -> bytes:
+    """GraphML from networkx's ElementTree writer (the same bytes with or without lxml)."""
+    import networkx as nx
+
+    buffer = io.BytesIO()
+    nx.write_graphml_xml(_xml_safe(graph), buffer)
+    return buffer.getvalue()
+
+
+def _xml_safe(graph: nx.DiGraph) -> nx.DiGraph:
+    """A copy of ``graph`` whose ids and string values XML 1.0 can carry, in the same order."""
+    import networkx as nx
+
+    def values(attrs: dict[str, Any]) -> dict[str, Any]:
+        return {k: to_xml_safe(v) if isinstance(v, str) else v for k, v in attrs.items()}
+
+    safe = nx.DiGraph(**values(graph.graph))
+    safe.add_nodes_from((to_xml_safe(n), values(attrs)) for n, attrs in graph.nodes(data=True))
+    safe.add_edges_from(
+        (to_xml_safe(u), to_xml_safe(v), values(attrs)) for u, v, attrs in graph.edges(data=True)
+    )
+    return safe
+
+
+def _node_link_json(graph: nx.DiGraph) -> str:
+    """Node-link JSON; ASCII, so every name is exact and every control character escaped."""
+    import networkx as nx
+
+    data: dict[str, Any] = nx.node_link_data(graph, edges="edges")
+    return json.dumps(data, indent=2, sort_keys=True) + "\n"
