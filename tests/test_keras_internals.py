@@ -108,3 +108,42 @@ def test_snapshot_state_puts_back_variables_tracker_and_compile_state() -> None:
     assert model.get_compile_config()["loss"] == "mse"
     model.fit(np.ones((4, 3), "float32"), np.ones((4, 2), "float32"), verbose=0)
     assert len(optimizer.variables) == 2 + 2 * 2  # built on kernel and bias
+
+
+def test_variable_copy_is_made_in_the_layers_name_scope() -> None:
+    x = keras.Input((3,))
+    dense = keras.layers.Dense(2, name="probe")
+    keras.Model(x, dense(x))
+    copy = _keras.variable_copy(dense, dense.kernel)
+    assert copy is not dense.kernel
+    assert (copy.path, copy.name, copy.dtype, copy.trainable) == (
+        "probe/kernel",
+        "kernel",
+        dense.kernel.dtype,
+        True,
+    )
+    np.testing.assert_array_equal(copy.numpy(), dense.kernel.numpy())
+
+
+def _registered(layer: keras.Layer) -> set[int]:
+    """Identities of the torch parameters a layer registered."""
+    return {id(p) for p in layer.parameters()}
+
+
+def test_sync_torch_parameters_registers_what_each_layer_holds_now() -> None:
+    """After replace_own_variable, the layer and the model containing it still register
+    the replaced tensor (under torch); syncing makes both register the new one."""
+    x = keras.Input((3,))
+    a, b = keras.layers.Dense(2), keras.layers.Dense(2)
+    model = keras.Model(x, [a(x), b(x)])
+    given_up = b.kernel
+    _keras.replace_own_variable(b, given_up, a.kernel)
+    if keras.config.backend() != "torch":  # nothing registered, nothing to sync
+        assert _keras.sync_torch_parameters([given_up, a.kernel]) == 0
+        return
+    assert id(given_up.value) in _registered(model) & _registered(b)  # stale
+    assert _keras.sync_torch_parameters([given_up, a.kernel]) == 2  # b and the model
+    assert _registered(b) == {id(a.kernel.value), id(b.bias.value)}
+    assert _registered(model) == {id(v.value) for v in model.weights}
+    assert len(_registered(model)) == 3
+    assert _keras.sync_torch_parameters(model.weights) == 0  # nothing differs now

@@ -14,7 +14,7 @@ rejected before a backend is loaded.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 __all__ = [
@@ -30,6 +30,8 @@ __all__ = [
     "set_private",
     "snapshot_state",
     "sublayers",
+    "sync_torch_parameters",
+    "variable_copy",
 ]
 
 
@@ -132,6 +134,94 @@ def replace_own_variable(layer: Any, old: Any, new: Any) -> bool:
             object.__setattr__(layer, attr, new)  # bypass the locked tracker
             found = True
     return found
+
+
+def sync_torch_parameters(variables: Iterable[Any]) -> int:
+    """Under torch, register again the parameters of every layer that registered ``variables``.
+
+    Keras's torch layers are ``torch.nn.Module`` s: each built layer registers the
+    torch tensor of *every* variable in its subtree (``layer.variables``) in a
+    ``torch.nn.ParameterDict`` (``_torch_params``, keys ``variable.path``), which
+    ``model.parameters()``, ``state_dict()``, torch optimizers and DDP read.
+    ``replace_own_variable`` changes what the layer holds, not that dict, so the
+    layer and every layer containing it (the model, nested models) would still
+    register the variable given up, beside the one kept.
+
+    This finds each such layer (the containing ones included: a layer does not know
+    its parents, so every live Keras layer is looked at) and rebuilds its dict from
+    its variables with Keras's own ``_track_variables`` (as Keras does after
+    quantizing), only where the dict differs. Returns how many were rebuilt; 0 under
+    the other backends, which register nothing.
+    """
+    import keras
+
+    if keras.config.backend() != "torch":
+        return 0
+    wanted = {id(_torch_value(v)) for v in variables}
+    if not wanted:
+        return 0
+    rebuilt = 0
+    for layer in _live_layers():
+        registered = _torch_parameters(layer)
+        if registered is None or not wanted & {id(p) for p in registered.values()}:
+            continue
+        if _registration(registered) != _registration(_desired_parameters(layer)):
+            layer._track_variables()
+            rebuilt += 1
+    return rebuilt
+
+
+def _torch_value(variable: Any) -> Any:
+    """The torch tensor a Keras variable holds (its ``torch.nn.Parameter``)."""
+    return variable.value
+
+
+def _live_layers() -> list[Any]:
+    """Every Keras layer alive in this process, found through the garbage collector.
+
+    ``issubclass(type(o), …)`` and not ``isinstance``: it reads no ``__class__``
+    property, which some modules' deprecated objects warn on.
+    """
+    import gc
+
+    import keras
+
+    layer_type = keras.Layer
+    return [o for o in gc.get_objects() if issubclass(type(o), layer_type)]
+
+
+def _torch_parameters(layer: Any) -> Any | None:
+    """The ``ParameterDict`` a built torch layer registered its variables in, or None."""
+    modules = vars(layer).get("_modules")
+    return None if modules is None else modules.get("_torch_params")
+
+
+def _desired_parameters(layer: Any) -> dict[str, Any]:
+    """What ``_track_variables`` would register for ``layer`` now."""
+    return {v.path: _torch_value(v) for v in layer.variables}
+
+
+def _registration(parameters: Any) -> list[tuple[str, int]]:
+    """Key and tensor identity of each entry; sorted, as ``ParameterDict`` sorts a dict."""
+    return sorted((str(key), id(value)) for key, value in parameters.items())
+
+
+def variable_copy(layer: Any, variable: Any) -> Any:
+    """A new variable holding ``variable``'s current value, made as ``layer`` makes its own.
+
+    Created in ``layer``'s name scope, so its ``path`` is ``<layer path>/<name>``, as
+    if ``layer`` had built it: under torch the path is the key of its registered
+    parameter, and two copies named just ``kernel`` would overwrite each other.
+    """
+    import keras
+
+    with layer._open_name_scope():
+        return keras.Variable(
+            initializer=variable.numpy(),
+            dtype=variable.dtype,
+            trainable=variable.trainable,
+            name=variable.name,
+        )
 
 
 def after_build(layer: Any, callback: Any) -> None:
