@@ -244,10 +244,18 @@ def _subtree(layer: Any) -> list[Any]:
 
 
 def _replace(layers: Iterable[Any], mapping: Sequence[tuple[Any, Any]]) -> None:
+    """Make ``layers`` (and their sublayers) hold each pair's new variable instead of its old.
+
+    Under torch, the layers' registered parameters follow, in the layers containing
+    them too (``_keras.sync_torch_parameters``), so ``model.parameters()`` holds a
+    tied variable once and no longer the one given up.
+    """
     for layer in layers:
         for sub in _subtree(layer):
             for old, new in mapping:
                 _keras.replace_own_variable(sub, old, new)
+    if mapping:
+        _keras.sync_torch_parameters([v for pair in mapping for v in pair])
 
 
 def _bind(source: Any, target: Any, names: tuple[str, ...] | None, keep: Keep | None) -> None:
@@ -385,8 +393,6 @@ def untie(target: Any) -> None:
     Raises:
         TieError: ``target`` is not the target of a tie.
     """
-    import keras
-
     _check_layer(target, "target")
     state = _state_of(target)
     if state is None or not state.ties:
@@ -398,13 +404,7 @@ def untie(target: Any) -> None:
                 continue
             for p in _pairs(tie.source, target, tie.variables):
                 if p.source is p.target:
-                    copy = keras.Variable(
-                        initializer=_values(p.source),
-                        dtype=p.source.dtype,
-                        trainable=p.source.trainable,
-                        name=p.source.name,
-                    )
-                    mapping.append((p.source, copy))
+                    mapping.append((p.source, _keras.variable_copy(p.target_layer, p.source)))
     # Everything that can fail is done: change the model now.
     _replace(_downstream(target), mapping)
     for tie in state.ties:
@@ -765,12 +765,16 @@ def _snapshot(layers: Sequence[Any]) -> Callable[[], None]:
         for state in map(_state_of, layers)
         if state is not None
     ]
+    variables = [v for layer in layers for v in _keras.own_variables(layer)]
 
     def restore() -> None:
         for restore_layer in restores:
             restore_layer()
         for state, ties, targets, hooked in records:
             state.ties[:], state.targets[:], state.hooked = ties, targets, hooked
+        # Under torch, layers outside ``layers`` that contain them (a nested model
+        # between the model and a tied layer) registered parameters for the binding.
+        _keras.sync_torch_parameters(variables)
 
     return restore
 
