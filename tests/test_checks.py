@@ -337,6 +337,7 @@ def test_diff_names_groups_and_counts(save, capsys, tmp_path: Path) -> None:
 
 
 def test_diff_sees_a_group_that_changed() -> None:
+    from weighttie.render import render_diff
     from weighttie.spec import diff
 
     def model(units: int) -> keras.Model:
@@ -347,7 +348,7 @@ def test_diff_sees_a_group_that_changed() -> None:
     result = diff(weighttie.analyze(model(3)), weighttie.analyze(model(4)))
     ((before, after),) = result.changed
     assert (before.params, after.params) == (4 * 3 * (2 + 3 + 1), 4 * 4 * (2 + 4 + 1))
-    assert "~ shared-layer group [lstm]: params 72 -> 112, calls 2 -> 2" in result.text()
+    assert "~ shared-layer group [lstm]: params 72 -> 112, calls 2 -> 2" in render_diff(result)
 
 
 def test_copies_whose_first_values_are_constant_are_still_found() -> None:
