@@ -24,7 +24,7 @@ layer configs alike:
   recurse into their inner layer), ``return_sequences``/``return_state`` and Keras
   2's ``time_major``;
 * attention: ``Attention``, ``AdditiveAttention``, ``MultiHeadAttention``,
-  ``GroupedQueryAttention`` (``return_attention_scores`` from the call's kwargs);
+  ``GroupQueryAttention`` (``return_attention_scores`` from the call's kwargs);
 * preprocessing: ``Rescaling``, ``Normalization``, the image augmentation layers
   that keep shape, ``Resizing``, ``CenterCrop``, ``RandomCrop``,
   ``CategoryEncoding``, ``Hashing``, ``HashedCrossing``, ``Discretization``,
@@ -41,10 +41,13 @@ would reject), the answer is ``None``, never a plausible shape and never an erro
 Within a known result a single output may be ``None`` (a dimension Keras leaves
 unknown is ``None`` inside a shape, as Keras writes it).
 
-Where Keras's symbolic shape differs from the tensor a call really returns, the
+Where Keras 3.15's symbolic shape differs from the tensor a call really returns, the
 rule gives the real one: ``MultiHeadAttention``'s attention scores are
-``(batch, heads, query_length, key_length)`` (Keras 3.15's symbolic call says
-``query_length`` twice).
+``(batch, heads, query_length, key_length)`` (the symbolic call says ``query_length``
+twice), ``EinsumDense`` with ``...`` on the left keeps the elided axes in order, and
+``Hashing(output_mode="one_hot")`` encodes each element. Where the two disagree with
+no clear answer (multi-hot or count encoding of inputs of rank 3 or more), the
+answer is ``None``.
 
 ``class_name`` must name a Keras built-in layer: the caller decides that a layer
 is not a custom class or a Keras 3 op (``keras.src.ops.numpy.Reshape``) that
@@ -179,11 +182,17 @@ class _Call:
 
     @property
     def x(self) -> Shape:
-        """The known shape of the first positional tensor."""
+        """The known shape of the main input: the first positional tensor, or the
+        ``inputs`` (``sequences`` for recurrent layers) keyword argument."""
         positional = self.positional
-        if not positional or positional[0] is None:
+        if positional:
+            shape = positional[0]
+        else:
+            named = self.kwarg_shapes()
+            shape = named.get("inputs", named.get("sequences"))
+        if shape is None:
             raise _Unsure
-        return positional[0]
+        return shape
 
     @staticmethod
     def all_known(shapes: Sequence[Shape | None]) -> list[Shape]:
@@ -535,18 +544,18 @@ def _einsum_dense(config: Config, shape: Shape) -> Shape:
     partial = _get(config, "output_shape")
     if isinstance(partial, int) and not isinstance(partial, bool):
         partial = [partial]
-    if not isinstance(partial, list | tuple) or any(
-        d is not None and (isinstance(d, bool) or not isinstance(d, int)) for d in partial
-    ):
+    if not isinstance(partial, list | tuple):
         raise _Unsure
+    partial = [None if d is None else _int(d, 1) for d in partial]
     input_spec, weight_spec, output_spec, left_elided = _einsum_parts(equation)
     elided = len(shape) - len(input_spec)
     if elided < 0 or (elided and "..." not in equation):
         raise _Unsure
     output: list[int | None] = [shape[0], *partial]
     if elided > 0 and left_elided:
-        for i in range(1, elided):
-            output.insert(1, shape[i])
+        # Keras 3.15 inserts these one by one at 1, reversing them in its symbolic
+        # shape; the einsum keeps their order.
+        output[1:1] = shape[1:elided]
     elif elided > 0:
         output.extend(shape[len(shape) - elided :])
     offset = elided if left_elided else 0
@@ -582,10 +591,14 @@ def _conv(rank: int, kind: str) -> Rule:
         kernel = _ints(_get(config, "kernel_size"), rank)
         strides = _ints(config.get("strides", 1), rank)
         dilation = _ints(config.get("dilation_rate", 1), rank)
+        if max(strides) > 1 and max(dilation) > 1:
+            raise _Unsure  # Keras: "`strides > 1` not supported with `dilation_rate > 1`"
         if kind == "transpose":
             padding = _padding(config, _CONV_PADDING)
             extra = config.get("output_padding")
             output_padding = (None,) * rank if extra is None else _ints(extra, rank, minimum=0)
+            if any(p is not None and p >= s for p, s in zip(output_padding, strides, strict=True)):
+                raise _Unsure  # Keras: "`output_padding` must be strictly less than `strides`"
             lengths = [
                 _deconv_length(n, k, s, d, padding, p)
                 for n, k, s, d, p in zip(
@@ -1075,11 +1088,20 @@ _ENCODING_MODES = ("one_hot", "multi_hot", "count")
 
 
 def _encode(shape: Shape, depth: int, mode: str) -> Shape:
-    """Category encoding of the last axis (``CategoryEncoding`` and the lookups)."""
+    """Category encoding (``CategoryEncoding``, ``Hashing``, the lookups) of ``depth``.
+
+    ``one_hot`` encodes each element (a trailing axis of 1 is replaced); the other
+    modes encode each sample, the last axis of a rank-1 or rank-2 input. Beyond rank
+    2 Keras's symbolic shape and the tensor it returns disagree: not understood.
+    """
     if not shape:
-        return (depth,)
-    if mode == "one_hot" and (shape[-1] != 1 or len(shape) == 1):
+        raise _Unsure
+    if mode == "one_hot":
+        if len(shape) > 1 and shape[-1] == 1:
+            return (*shape[:-1], depth)
         return (*shape, depth)
+    if len(shape) > 2:
+        raise _Unsure
     return (*shape[:-1], depth)
 
 
@@ -1092,8 +1114,7 @@ def _hashing(config: Config, shape: Shape) -> Shape:
     mode = _choice(config, "output_mode", ("int", *_ENCODING_MODES), "int")
     if mode == "int":
         return shape
-    depth = _int(_get(config, "num_bins"), 1)
-    return (*shape[:-1], depth) if shape else (depth,)
+    return _encode(shape, _int(_get(config, "num_bins"), 1), mode)
 
 
 def _discretization(config: Config, shape: Shape) -> Shape:
@@ -1130,14 +1151,7 @@ def _lookup(config: Config, shape: Shape) -> Shape:
     mode = _choice(config, "output_mode", _LOOKUP_MODES, "int")
     if mode == "int":
         return shape
-    depth = _lookup_depth(config)
-    if mode == "one_hot":
-        if len(shape) > 1 and shape[-1] == 1:
-            return (*shape[:-1], depth)
-        return (*shape, depth)
-    if not shape:
-        raise _Unsure
-    return (*shape[:-1], depth)
+    return _encode(shape, _lookup_depth(config), mode)
 
 
 def _text_vectorization(config: Config, shape: Shape) -> Shape:
@@ -1631,7 +1645,7 @@ _RULES: dict[str, Rule] = {
     "Attention": _dot_attention,
     "AdditiveAttention": _dot_attention,
     "MultiHeadAttention": _multi_head_attention,
-    "GroupedQueryAttention": _grouped_query_attention,
+    "GroupQueryAttention": _grouped_query_attention,
     "Resizing": _single(_resize),
     "CenterCrop": _single(_resize),
     "RandomCrop": _single(_random_crop),
