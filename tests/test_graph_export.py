@@ -10,6 +10,8 @@ import pytest
 
 import weighttie
 import zoo
+from weighttie.files import OutputError
+from weighttie.graph import check_graph_path
 
 
 def test_graph_links_layers_to_the_variables_they_hold() -> None:
@@ -46,6 +48,29 @@ def test_node_link_json_reads_back(tmp_path: Path) -> None:
 
 def test_unknown_graph_extension_is_an_error(tmp_path: Path) -> None:
     report = weighttie.analyze(zoo.siamese_lstm())
-    with pytest.raises(weighttie.WeighttieError, match=r"\.graphml or \.json; received: 'g.png'"):
+    with pytest.raises(
+        weighttie.WeighttieError,
+        match=r"^a graph file name must end in \.graphml or \.json; received: 'g\.png'$",
+    ):
         weighttie.write_graph(report, tmp_path / "g.png")
     assert not (tmp_path / "g.png").exists()
+
+
+def test_graph_is_written_through_a_symlink_keeping_the_mode(tmp_path: Path) -> None:
+    target = tmp_path / "real.graphml"
+    target.write_text("old")
+    target.chmod(0o640)
+    link = tmp_path / "link.graphml"
+    link.symlink_to(target)
+    weighttie.write_graph(weighttie.analyze(zoo.siamese_lstm()), link)
+    assert link.is_symlink()
+    assert nx.read_graphml(target).nodes["layer:lstm"]["uses"] == 2
+    assert target.stat().st_mode & 0o777 == 0o640
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.graphml", "real.graphml"]
+
+
+def test_a_directory_is_refused_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "g.graphml").mkdir()
+    with pytest.raises(OutputError, match="it is a directory; expected a regular file path"):
+        check_graph_path(tmp_path / "g.graphml")
+    assert check_graph_path(tmp_path / "G.JSON") == "json"

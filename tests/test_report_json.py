@@ -74,9 +74,11 @@ def test_report_is_frozen() -> None:
         ("[1, 2]", "expected a JSON object"),
         ('{"schema": "other/2"}', "schema='other/2'"),
         ('{"schema": "weighttie.report/1"}', "KeyError"),
+        ("[" * 100_000, "nests arrays or objects too deeply"),
+        (b'{"schema": "\xff"}', "not valid JSON: 'utf-8' codec can't decode"),
     ],
 )
-def test_bad_report_documents_are_clear_errors(text: str, message: str) -> None:
+def test_bad_report_documents_are_clear_errors(text: str | bytes, message: str) -> None:
     with pytest.raises(ReportFormatError, match=message):
         Report.from_json(text)
 
@@ -90,6 +92,21 @@ def test_wrongly_typed_fields_are_rejected() -> None:
     doc["params"]["unique"] = "12"
     with pytest.raises(ReportFormatError, match="expected an integer"):
         Report.from_dict(doc)
+    doc = weighttie.analyze(zoo.siamese_lstm()).to_dict()
+    doc["model"]["file"] = ["m.keras"]
+    with pytest.raises(ReportFormatError, match="expected a string, got"):
+        Report.from_dict(doc)
+
+
+def test_json_is_printable_and_exact_for_any_name() -> None:
+    """json escapes C0 controls itself; DEL, C1, bidi overrides and lone surrogates are ours."""
+    doc = weighttie.analyze(zoo.siamese_lstm()).to_dict()
+    doc["model"]["name"] = "m\x1b[2J\x7f\x9b\u202e\u2028\ud800 é中"
+    report = Report.from_dict(doc)
+    text = report.to_json()
+    assert '"name": "m\\u001b[2J\\u007f\\u009b\\u202e\\u2028\\ud800 é中"' in text
+    assert Report.from_json(text) == report
+    assert Report.from_json(text.encode("utf-8")) == report
 
 
 def test_the_documented_example_is_what_the_zoo_model_gives() -> None:
