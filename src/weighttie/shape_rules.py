@@ -96,7 +96,9 @@ def output_shapes(
         input_shapes: The shapes of every tensor the call receives, batch included:
             positional arguments first, then the tensors among ``call_kwargs`` in
             sorted key order (depth first), as ``tree.flatten((args, kwargs))``
-            lists them. ``None`` for a shape that is not known.
+            lists them. ``None`` for a shape that is not known. A Keras 2 op layer's
+            constant first operand (``["_CONSTANT_VALUE", -1, 2.0, {…}]``, as in
+            ``2.0 * x``) is a positional input with its value's shape (``()``).
         call_kwargs: The call's keyword arguments as the file stores them (Keras 3:
             a node's ``"kwargs"``; Keras 2: the dict that ends a node reference),
             tensors included as ``__keras_tensor__`` entries or ``[layer, node,
@@ -1225,7 +1227,13 @@ def _op_unary(call: _Call) -> Shapes:
 
 
 def _op_binary(call: _Call) -> Shapes:
+    """``x op y``; a constant ``x`` (``_CONSTANT_VALUE``) is a positional input too."""
     return (_broadcast(call.x, _argument_shape(call, "y")),)
+
+
+def _op_atan2(call: _Call) -> Shapes:
+    """``tf.math.atan2(y, x)``: the second operand is ``x``."""
+    return (_broadcast(call.x, _argument_shape(call, "x")),)
 
 
 def _op_bias_add(call: _Call) -> Shapes:
@@ -1295,6 +1303,13 @@ def _op_transpose(call: _Call) -> Shapes:
     if sorted(order) != list(range(len(shape))):
         raise _Unsure
     return (tuple(shape[p] for p in order),)
+
+
+def _op_matrix_transpose(call: _Call) -> Shapes:
+    shape = call.x
+    if len(shape) < 2:
+        raise _Unsure
+    return ((*shape[:-2], shape[-1], shape[-2]),)
 
 
 def _op_expand_dims(call: _Call) -> Shapes:
@@ -1502,37 +1517,30 @@ def _is_ellipsis(item: Any) -> bool:
     return isinstance(item, Mapping) and item.get("class_name") == "__ellipsis__"
 
 
+# The spellings tf_keras 2.21 writes (``config["function"]``), each checked against it.
 _UNARY_OPS = (
-    "abs", "cast", "identity", "stop_gradient", "ones_like", "zeros_like", "nn.relu",
-    "nn.relu6", "nn.elu", "nn.selu", "nn.gelu", "nn.silu", "nn.swish", "nn.sigmoid", "nn.tanh",
-    "nn.softplus", "nn.softsign", "nn.leaky_relu", "nn.softmax", "nn.log_softmax", "nn.dropout",
-    "nn.l2_normalize", "math.l2_normalize", "math.abs", "math.sigmoid", "math.tanh", "math.exp",
-    "math.log", "math.log1p", "math.expm1", "math.sqrt", "math.rsqrt", "math.square",
-    "math.negative", "math.reciprocal", "math.softplus", "math.softsign", "math.erf", "math.sign",
-    "math.floor", "math.ceil", "math.round", "math.sin", "math.cos", "math.tan",
-    "math.log_sigmoid", "math.logical_not", "math.is_nan", "math.is_inf", "math.cumsum",
-    "math.cumprod", "math.real", "math.imag", "math.conj", "math.atan", "math.asin", "math.acos",
-    "math.sinh", "math.cosh", "math.asinh", "math.acosh", "math.atanh", "math.lgamma",
-    "math.digamma", "image.convert_image_dtype", "dtypes.cast", "compat.v1.nn.relu",
-    "compat.v1.nn.softmax", "__operators__.neg", "__operators__.invert", "math.erfc",
+    "cast", "identity", "stop_gradient", "ones_like", "zeros_like", "bitwise.invert",
+    "nn.relu", "nn.relu6", "nn.elu", "nn.selu", "nn.gelu", "nn.silu", "nn.softsign",
+    "nn.leaky_relu", "nn.softmax", "nn.log_softmax", "nn.dropout", "math.l2_normalize",
+    "math.abs", "math.sigmoid", "math.tanh", "math.exp", "math.log", "math.log1p", "math.expm1",
+    "math.sqrt", "math.rsqrt", "math.square", "math.negative", "math.reciprocal",
+    "math.softplus", "math.erf", "math.erfc", "math.sign", "math.floor", "math.ceil",
+    "math.round", "math.sin", "math.cos", "math.tan", "math.atan", "math.asin", "math.acos",
+    "math.sinh", "math.cosh", "math.asinh", "math.acosh", "math.atanh", "math.log_sigmoid",
+    "math.logical_not", "math.is_nan", "math.is_inf", "math.cumsum", "math.cumprod",
+    "math.lgamma", "math.digamma", "math.real", "math.imag", "math.conj",
 )  # fmt: skip
 _BINARY_OPS = (
-    "__operators__.add", "__operators__.sub", "__operators__.mul", "__operators__.truediv",
-    "__operators__.eq", "__operators__.ne", "__operators__.and_", "__operators__.or_",
-    "math.add", "math.subtract", "math.multiply", "math.divide", "math.truediv", "math.floordiv",
-    "math.floormod", "math.mod", "math.maximum", "math.minimum", "math.pow",
-    "math.squared_difference", "math.divide_no_nan", "math.multiply_no_nan", "math.greater",
-    "math.greater_equal", "math.less", "math.less_equal", "math.equal", "math.not_equal",
-    "math.logical_and", "math.logical_or", "math.logical_xor", "math.xdivy", "math.xlogy",
-    "math.atan2", "add", "subtract", "multiply", "divide", "maximum", "minimum", "pow",
-    "realdiv", "compat.v1.add", "compat.v1.subtract", "compat.v1.multiply",
+    "__operators__.add", "math.add", "math.subtract", "math.multiply", "math.truediv",
+    "realdiv", "compat.v1.floor_div", "math.floormod", "math.maximum", "math.minimum",
+    "math.pow", "math.squared_difference", "math.divide_no_nan", "math.multiply_no_nan",
+    "math.greater", "math.greater_equal", "math.less", "math.less_equal", "math.equal",
+    "math.not_equal", "math.logical_and", "math.logical_or", "math.xdivy", "math.xlogy",
 )  # fmt: skip
 _REDUCE_OPS = (
     "math.reduce_mean", "math.reduce_sum", "math.reduce_max", "math.reduce_min",
     "math.reduce_prod", "math.reduce_std", "math.reduce_variance", "math.reduce_any",
-    "math.reduce_all", "math.reduce_logsumexp", "math.reduce_euclidean_norm", "reduce_mean",
-    "reduce_sum", "reduce_max", "reduce_min", "compat.v1.reduce_mean", "compat.v1.reduce_sum",
-    "compat.v1.reduce_max", "compat.v1.reduce_min",
+    "math.reduce_all", "math.reduce_logsumexp", "math.reduce_euclidean_norm",
 )  # fmt: skip
 
 _OPS: dict[str, Rule] = {
@@ -1545,18 +1553,16 @@ _OPS: dict[str, Rule] = {
     "reshape": _op_reshape,
     "concat": _op_concat,
     "stack": _op_stack,
-    "transpose": _op_transpose,
     "compat.v1.transpose": _op_transpose,
+    "linalg.matrix_transpose": _op_matrix_transpose,
+    "math.atan2": _op_atan2,
     "expand_dims": _op_expand_dims,
-    "squeeze": _op_squeeze,
     "compat.v1.squeeze": _op_squeeze,
     "tile": _op_tile,
-    "shape": _op_shape,
     "compat.v1.shape": _op_shape,
     "math.argmax": _op_argmax,
     "math.argmin": _op_argmax,
     "one_hot": _op_one_hot,
-    "pad": _op_pad,
     "compat.v1.pad": _op_pad,
     "linalg.matmul": _op_matmul,
     "image.resize": _op_resize,
@@ -1564,11 +1570,8 @@ _OPS: dict[str, Rule] = {
     "unstack": _op_unstack,
     "math.top_k": _op_top_k,
     "broadcast_to": _op_broadcast_to,
-    "gather": _op_gather,
     "compat.v1.gather": _op_gather,
-    "norm": _op_norm,
     "compat.v1.norm": _op_norm,
-    "linalg.norm": _op_norm,
     "__operators__.getitem": _op_getitem,
 }
 
@@ -1593,7 +1596,8 @@ _SAME_SHAPE = (
     "RandomSaturation", "RandomSharpness", "RandomShear", "RandomPosterization",
     "RandomInvert", "RandomColorDegeneration", "RandomColorJitter", "AutoContrast",
     "Equalization", "Solarization", "RandomErasing", "RandomGaussianBlur",
-    "RandomPerspective", "RandomElasticTransform", "RandomGrayscale",
+    "RandomPerspective", "RandomElasticTransform", "RandomGrayscale", "RandomColorJitter",
+    "ContrastLimitedAdaptiveHistogramEqualization", "MixUp", "CutMix", "AugMix", "RandAugment",
 )  # fmt: skip
 
 _POOL_KINDS = ("Max", "Average")
@@ -1629,7 +1633,6 @@ _RULES: dict[str, Rule] = {
     "Concatenate": _concatenate,
     "Dot": _dot,
     "BatchNormalization": _normalization(-1),
-    "SyncBatchNormalization": _normalization(-1),
     "LayerNormalization": _normalization(-1),
     "GroupNormalization": _normalization(-1),
     "UnitNormalization": _normalization(-1),
