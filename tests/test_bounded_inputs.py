@@ -22,7 +22,7 @@ import weighttie
 import zoo
 from test_static import PEAK_KIB
 from weighttie.errors import FileFormatError, LimitError, ReportFormatError
-from weighttie.limits import Limits
+from weighttie.limits import DEFAULT_LIMITS, Limits
 from weighttie.report import Report, read_report_json
 from weighttie.spec import SpecError, check, load_spec, snapshot
 
@@ -55,8 +55,8 @@ def test_a_sparse_giant_spec_is_refused_before_reading(tmp_path: Path) -> None:
         load_spec(path)
     assert info.value.limit == "spec_bytes"
     assert one_line(info.value) == (
-        f"{str(path)!r} holds 3,221,225,472 bytes, more than the 4,194,304 weighttie reads "
-        "from a spec file"
+        f"{str(path)!r} holds 3,221,225,472 bytes, more than the "
+        f"{DEFAULT_LIMITS.spec_bytes:,} weighttie reads from a spec file"
     )
 
 
@@ -137,8 +137,8 @@ def test_toml_nested_past_the_parser_is_one_clear_error(text: str, tmp_path: Pat
     ("text", "found"),
     [
         ("a = " + "[" * 150 + "]" * 150, "nests tables and arrays more than 100 levels deep"),
-        ("a" + ".a" * 1_000_000 + " = 1", "has a dotted key or table name of more than 100 parts"),
-        ("[" + "a . " * 500_000 + "a]", "has a dotted key or table name of more than 100 parts"),
+        ("a" + ".a" * 400_000 + " = 1", "has a dotted key or table name of more than 100 parts"),
+        ("[" + "a . " * 200_000 + "a]", "has a dotted key or table name of more than 100 parts"),
         ("a" + '."k"' * 200 + " = 1", "has a dotted key or table name of more than 100 parts"),
     ],
     ids=["arrays", "dotted key", "table name, spaced", "quoted parts"],
@@ -274,10 +274,11 @@ def test_a_sparse_giant_costs_no_memory_and_no_time(name: str, tmp_path: Path) -
 
 
 @pytest.mark.budget
-def test_a_dotted_key_of_two_million_parts_is_refused_fast(tmp_path: Path) -> None:
-    """Parsed, this 4 MiB key would take tomllib hours."""
+def test_a_dotted_key_of_half_a_million_parts_is_refused_fast(tmp_path: Path) -> None:
+    """Parsed, this 1 MiB key (just under the spec size limit) would take tomllib an hour."""
     path = tmp_path / "spec.toml"
-    path.write_text("a" + ".a" * (2 * 1024 * 1024 - 8) + " = 1")
+    path.write_text("a" + ".a" * (512 * 1024 - 8) + " = 1")
+    assert path.stat().st_size <= DEFAULT_LIMITS.spec_bytes
     start = time.perf_counter()
     error, seconds, peak_mb = _refusal_cost(path)
     assert error.startswith("LimitError ") and "more than 100 parts" in error

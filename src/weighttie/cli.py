@@ -19,7 +19,6 @@ from weighttie.escape import printable
 if TYPE_CHECKING:
     from weighttie.limits import Limits
     from weighttie.report import Report
-    from weighttie.spec import Result
 
 __all__ = ["main", "run"]
 
@@ -48,7 +47,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     from weighttie import __version__
-    from weighttie.render import Format
+    from weighttie.render import CheckFormat, DiffFormat, Format
 
     parser = _Parser(
         prog="weighttie",
@@ -110,7 +109,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     _model_arguments(check)
     check.add_argument("--spec", required=True, metavar="FILE", help="the spec (TOML)")
-    check.add_argument("--format", "-f", choices=["text", "json"], default="text")
+    check.add_argument(
+        "--format",
+        "-f",
+        choices=[CheckFormat.TEXT.value, CheckFormat.JSON.value],
+        default=CheckFormat.TEXT.value,
+        help="output format (default: text; JUnit XML goes to --junit)",
+    )
     check.add_argument(
         "--junit", metavar="FILE", help="also write JUnit XML (one test case per expectation)"
     )
@@ -138,7 +143,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     compare.add_argument("a", metavar="A", help="model file or JSON report")
     compare.add_argument("b", metavar="B", help="model file or JSON report")
-    compare.add_argument("--format", "-f", choices=["text", "json"], default="text")
+    compare.add_argument(
+        "--format",
+        "-f",
+        choices=[f.value for f in DiffFormat],
+        default=DiffFormat.TEXT.value,
+        help="output format (default: text)",
+    )
     compare.add_argument("--load", action="store_true", help="load both models through Keras")
     compare.add_argument("--unsafe", action="store_true", help="with --load: allow Lambda code")
     compare.add_argument("-o", "--output", metavar="FILE", help="write the diff to FILE")
@@ -264,71 +275,19 @@ def _model_report(path: str, args: argparse.Namespace, *, findings: bool = True)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    import json
-
+    from weighttie.render import CheckFormat, render_check
     from weighttie.spec import check, load_spec
 
     _check_outputs(args.output, args.junit)
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, limits=_limits(args))
     report = _model_report(args.model, args)
     results = check(report, spec)
-    failed = [r for r in results if r.failure]
     if args.junit:
         from weighttie.files import write_output
 
-        write_output(args.junit, _junit(report, results))
-    if args.format == "json":
-        text = (
-            json.dumps(
-                {
-                    "schema": "weighttie.check/1",
-                    "model": report.model.name,
-                    "file": report.model.file,
-                    "passed": not failed,
-                    "results": [
-                        {"name": r.name, "passed": r.passed, "failure": r.failure} for r in results
-                    ],
-                },
-                indent=2,
-            )
-            + "\n"
-        )
-    else:
-        lines = [f"FAIL {r.name}: {r.failure}" for r in failed]
-        lines.append(
-            f"{len(results) - len(failed)} passed, {len(failed)} failed"
-            f" ({report.model.name!r} against {args.spec})"
-        )
-        text = "\n".join(lines) + "\n"
-    _emit(text, args.output)
-    return EXIT_VIOLATION if failed else EXIT_OK
-
-
-def _junit(report: Report, results: Sequence[Result]) -> str:
-    import xml.etree.ElementTree as ET
-
-    failures = [r for r in results if r.failure]
-    suite = ET.Element(
-        "testsuite",
-        name=f"weighttie {report.model.name}",
-        tests=str(len(results)),
-        failures=str(len(failures)),
-        errors="0",
-        skipped="0",
-    )
-    for r in results:
-        case = ET.SubElement(
-            suite, "testcase", classname=f"weighttie.{report.model.name}", name=r.name
-        )
-        failure = r.failure
-        if failure:
-            ET.SubElement(
-                case, "failure", message=failure, type="weighttie.violation"
-            ).text = failure
-    ET.indent(suite)
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
-    )
+        write_output(args.junit, render_check(report, results, args.spec, CheckFormat.JUNIT))
+    _emit(render_check(report, results, args.spec, args.format), args.output)
+    return EXIT_VIOLATION if any(r.failure for r in results) else EXIT_OK
 
 
 def _cmd_snapshot(args: argparse.Namespace) -> int:
@@ -341,16 +300,14 @@ def _cmd_snapshot(args: argparse.Namespace) -> int:
 
 
 def _cmd_diff(args: argparse.Namespace) -> int:
-    import json
-
+    from weighttie.render import render_diff
     from weighttie.spec import diff
 
     _check_outputs(args.output)
     a = _model_report(args.a, args)
     b = _model_report(args.b, args)
     result = diff(a, b)
-    text = json.dumps(result.to_dict(), indent=2) + "\n" if args.format == "json" else result.text()
-    _emit(text, args.output)
+    _emit(render_diff(result, args.format), args.output)
     return EXIT_OK if result.same else EXIT_VIOLATION
 
 

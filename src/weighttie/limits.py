@@ -47,7 +47,7 @@ class Limits:
     depth: int = 100
     config_bytes: int = 64 * _MiB
     h5_objects: int = 500_000
-    spec_bytes: int = 4 * _MiB
+    spec_bytes: int = 1 * _MiB
     report_bytes: int = 256 * _MiB
 
     def __post_init__(self) -> None:

@@ -65,22 +65,15 @@ def report_of(
     if isinstance(source, str | os.PathLike):
         path = os.fspath(source)
         if path.lower().endswith(".json"):
-            return _json_report(path, limits)
+            from weighttie.report import read_report_json
+
+            return read_report_json(path, limits=limits)
         return _file_report(
             path, load=load, unsafe=unsafe, findings=findings, limits=limits, notes=notes
         )
     from weighttie.walk import analyze
 
     return analyze(source, findings=findings)
-
-
-def _json_report(path: str, limits: Limits) -> Report:
-    from weighttie.files import read_limited
-
-    data = read_limited(
-        path, limit=limits.report_bytes, limit_name="report_bytes", what="JSON report"
-    )
-    return Report.from_json(data)
 
 
 def _file_report(
