@@ -44,6 +44,7 @@ from weighttie.layout import (
 from weighttie.report import CallNode, LayerInfo, Report, Shape
 
 __all__ = [
+    "COMPACT_CALLS",
     "SVG_CSS",
     "Facts",
     "Svg",
@@ -58,6 +59,9 @@ __all__ = [
 ]
 
 MARGIN = 16
+#: Reports with more calls get compact boxes (name and shapes; the rest in the tooltip):
+#: a browser lays out every text line, and 80,000 of them take it seconds.
+COMPACT_CALLS = 2000
 _CHAR_W = 6.1  # width of a 10 px monospace character
 _NAME_CHAR_W = 6.7  # width of an 11 px bold monospace character
 _TEXT_LEFT = 10
@@ -274,6 +278,7 @@ class Svg:
         self.scene = scene
         self.g = g
         self.out: list[str] = []
+        self.compact = scene.calls > COMPACT_CALLS
 
     def draw(self, *, header: bool) -> str:
         """The whole ``<svg>`` element; ``header`` adds title, legend and findings."""
@@ -479,9 +484,14 @@ class Svg:
                 )
 
     def lines(self, texts: list[str]) -> None:
+        """Name, class, counts, shapes; only name and shapes when compact."""
+        if self.compact:
+            texts = [texts[0], texts[-1]]
+        step = 18 if self.compact else 13
+        top = 21 if self.compact else 14
         for k, text in enumerate(texts):
             cls = ' class="t1"' if k == 0 else ""
-            self.out.append(f'<text{cls} x="{_TEXT_LEFT}" y="{14 + 13 * k}">{text}</text>')
+            self.out.append(f'<text{cls} x="{_TEXT_LEFT}" y="{top + step * k}">{text}</text>')
 
     def badge(self, labels: list[str]) -> None:
         if not labels:

@@ -24,7 +24,8 @@ __all__ = ["csp_hash", "page"]
 _PAGE_CSS = """\
 .wt{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:#1f2937;padding:8px 16px}
 .wt h1{font-size:20px;margin:8px 0 2px}
-.wt h2{font-size:16px;margin:18px 0 6px}
+.wt h2,.wt summary{font-size:16px;font-weight:bold;margin:18px 0 6px}
+.wt summary{cursor:pointer}
 .wt .sum{margin:0 0 8px;color:#374151}
 .wt ul.legend,.wt ul.findings{list-style:none;padding:0;margin:4px 0}
 .wt ul.legend li{display:inline-flex;align-items:center;gap:6px;margin:2px 18px 2px 0;\
@@ -279,15 +280,23 @@ def _n(value: int | None, text: str | None = None) -> str:
     return f'<td class="n" data-v="{-1 if value is None else value}">{shown}</td>'
 
 
+#: Tables with more rows start folded: laying out 20,000 rows costs a browser seconds.
+FOLD_ROWS = 2000
+
+
 def _table(title: str, headers: Sequence[tuple[str, bool]], rows: list[str], name: str) -> str:
+    """A sortable table under a heading that folds it (folded when it has many rows)."""
     if not rows:
         return ""
     head = "".join(
         f"<th{' data-num' if numeric else ''}>{esc(text)}</th>" for text, numeric in headers
     )
+    folded = len(rows) > FOLD_ROWS
     return (
-        f'<h2>{esc(title)}</h2><table class="sortable" data-table="{name}"><thead><tr>{head}'
-        f"</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"<details{'' if folded else ' open'}><summary>{esc(title)} ({len(rows):,})"
+        f"{' — click to show' if folded else ''}</summary>"
+        f'<table class="sortable" data-table="{name}"><thead><tr>{head}'
+        f"</tr></thead><tbody>{''.join(rows)}</tbody></table></details>"
     )
 
 
