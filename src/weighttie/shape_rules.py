@@ -585,7 +585,12 @@ _CONV1D_PADDING = frozenset({"valid", "same", "causal"})
 
 
 def _conv(rank: int, kind: str) -> Rule:
-    """Conv / SeparableConv / DepthwiseConv / ConvTranspose of ``rank`` spatial dims."""
+    """Conv / SeparableConv / DepthwiseConv / ConvTranspose of ``rank`` spatial dims.
+
+    ``causal`` padding is Conv1D's (and Keras 2's SeparableConv1D's); other kinds
+    reject it (``"step"`` is a ConvLSTM's convolution of one step).
+    """
+    causal = rank == 1 and kind in ("conv", "separable")
 
     def compute(config: Config, shape: Shape) -> Shape:
         first = _channels_first(config)
@@ -608,7 +613,7 @@ def _conv(rank: int, kind: str) -> Rule:
                 )
             ]
         else:
-            padding = _padding(config, _CONV1D_PADDING if rank == 1 else _CONV_PADDING)
+            padding = _padding(config, _CONV1D_PADDING if causal else _CONV_PADDING)
             lengths = [
                 _conv_length(n, k, s, d, padding)
                 for n, k, s, d in zip(spatial, kernel, strides, dilation, strict=True)
@@ -931,7 +936,7 @@ def _rnn(call: _Call) -> Shapes:
 
 
 def _conv_lstm(rank: int) -> Rule:
-    step_rule = _conv(rank, "conv")
+    step_rule = _conv(rank, "step")
 
     def rule(call: _Call) -> Shapes:
         shape = _rank(call.x, rank + 3)
