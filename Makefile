@@ -43,3 +43,42 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+
+# One venv per other Keras backend, each without TensorFlow: the package, the test
+# extras and the backend only. Their tests run with KERAS_BACKEND set
+# (docs/install.md has the measured times). `make test-backends` runs both.
+JAX_VENV    ?= .venv-jax
+TORCH_VENV  ?= .venv-torch
+# The backend-sensitive tests (keras.applications models, marked slow, are left
+# to the TensorFlow run: they exercise the walker, not a backend). The rest of the
+# suite reads files or renders reports, or needs tf_keras, so `make test` covers it.
+BACKEND_TESTS := tests/test_backends.py tests/test_keras_internals.py tests/test_ties.py \
+	tests/test_retie_atomic.py tests/test_nothing_lost.py tests/test_analyze.py tests/test_cli.py
+BACKEND_PYTEST := -m "not slow and not budget" $(BACKEND_TESTS)
+
+# Fails the install if the backend pulled TensorFlow in after all.
+NO_TENSORFLOW = -c "import importlib.util as u, sys; sys.exit(u.find_spec('tensorflow') is not None and 'tensorflow is installed')"
+
+.PHONY: test-jax test-torch test-backends
+
+$(JAX_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(JAX_VENV)
+	$(JAX_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ".[jax,test]"
+	$(JAX_VENV)/bin/python $(NO_TENSORFLOW)
+	touch $@
+
+# torch==2.13.0: the CPU build this machine keeps on disk (a plain `torch` is a
+# multi-GB CUDA download); the [torch] extra's cap allows it.
+$(TORCH_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ".[torch,test]" "torch==2.13.0"
+	$(TORCH_VENV)/bin/python $(NO_TENSORFLOW)
+	touch $@
+
+test-jax: $(JAX_VENV)/.installed
+	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest $(BACKEND_PYTEST)
+
+test-torch: $(TORCH_VENV)/.installed
+	KERAS_BACKEND=torch $(TORCH_VENV)/bin/python -m pytest $(BACKEND_PYTEST)
+
+test-backends: test-jax test-torch
