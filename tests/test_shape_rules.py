@@ -1088,6 +1088,13 @@ def _well_formed(result: Any, *context: Any) -> None:
             id="backward layer of another size",
         ),
         pytest.param(
+            "Bidirectional",
+            {"layer": {"class_name": "Dense", "config": {"units": 3}}},
+            [(None, 5, 2)],
+            None,
+            id="Bidirectional of a layer that is not recurrent",
+        ),
+        pytest.param(
             "TimeDistributed",
             {"layer": {"module": "my_package", "class_name": "Dense", "config": {"units": 3}}},
             [(None, 5, 2)],

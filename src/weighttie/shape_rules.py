@@ -80,6 +80,12 @@ class _Unsure(Exception):
     """Raised inside a rule that cannot tell the shape; :func:`output_shapes` says None."""
 
 
+#: What a config value of a form no rule expects may raise on its way: not understood.
+_NOT_UNDERSTOOD = (
+    TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, OverflowError, RecursionError
+)  # fmt: skip
+
+
 def output_shapes(
     class_name: str,
     config: Mapping[str, Any],
@@ -124,12 +130,7 @@ def output_shapes(
     try:
         call = _Call.of(config, input_shapes, call_kwargs)
         return rule(call)
-    except _Unsure:
-        return None
-    except (TypeError, ValueError, KeyError, IndexError, ZeroDivisionError, OverflowError):
-        # A config value of a form the rule does not expect: not understood.
-        return None
-    except RecursionError:
+    except (_Unsure, *_NOT_UNDERSTOOD):
         return None
 
 
@@ -957,11 +958,16 @@ def _conv_lstm(rank: int) -> Rule:
 
 
 _MERGE_MODES = ("concat", "sum", "mul", "ave", None)
+_SEQUENCE_LAYERS = frozenset(
+    {"LSTM", "GRU", "SimpleRNN", "RNN", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D"}
+)
 
 
 def _bidirectional(call: _Call) -> Shapes:
     mode = _choice(call.config, "merge_mode", _MERGE_MODES, "concat")
     class_name, config = _wrapped_layer(call)
+    if class_name not in _SEQUENCE_LAYERS:
+        raise _Unsure  # Keras wraps recurrent layers only
     forward = _apply_inner(call, class_name, config, (call.x,))
     if call.config.get("backward_layer") is not None:
         backward = _apply_inner(call, *_wrapped_layer(call, "backward_layer"), (call.x,))
