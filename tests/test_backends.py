@@ -134,6 +134,67 @@ def test_cli_report_load_reads_the_file_through_this_backend(
     assert report.params.unique == model.count_params()
 
 
+def test_predict_after_a_tie_computes_with_the_tied_kernel() -> None:
+    """A model run before the tie (TensorFlow traced its predict function then, with
+    the variables of that time) predicts with the tie afterwards."""
+    x, _ = data()
+    model = same_valid_model(tie=False)
+    untied = model.predict(x, verbose=0)
+    weighttie.tie_weights(model.get_layer("same"), model.get_layer("valid"), keep="source")
+    tied = model.predict(x, verbose=0)
+    assert not np.array_equal(tied, untied)
+    assert np.array_equal(tied, same_valid_model().predict(x, verbose=0))
+
+
+@pytest.mark.skipif(BACKEND == "jax", reason="JAX refuses this tie (tested below)")
+def test_a_tie_after_training_stops_training_the_variable_given_up() -> None:
+    """TensorFlow's traced train function would keep training the target's old kernel."""
+    model = same_valid_model(tie=False)
+    fit(model, 1)
+    same, valid = model.get_layer("same"), model.get_layer("valid")
+    given_up = valid.kernel
+    frozen = to_numpy(given_up.value).copy()
+    weighttie.tie_weights(same, valid, keep="source")
+    fit(model, 1)
+    assert np.array_equal(to_numpy(given_up.value), frozen)
+    assert valid.kernel is same.kernel
+
+
+@jax_only
+def test_jax_refuses_a_tie_after_the_optimizer_is_built() -> None:
+    """JAX's fit hands the optimizer exactly the variables it was built on; a tie changes
+    them. Refused with what to do, nothing changed; after compiling again it works."""
+    model = same_valid_model(tie=False)
+    fit(model, 1)
+    same, valid = model.get_layer("same"), model.get_layer("valid")
+    with pytest.raises(
+        weighttie.TieError,
+        match=r"model 'functional(_\d+)?' cannot train after tying 'valid' to 'same': its "
+        r"optimizer 'adam(_\d+)?' is already built, .*compile the model again first",
+    ):
+        weighttie.tie_weights(same, valid, keep="source")
+    assert valid.kernel is not same.kernel
+    model.compile(keras.optimizers.Adam(1e-2), "mse")
+    weighttie.tie_weights(same, valid, keep="source")
+    fit(model, 1)
+    assert valid.kernel is same.kernel
+
+
+def test_untie_after_training_is_refused_under_every_backend() -> None:
+    """The copies untie makes have no slots in a built optimizer: Keras would fail at the
+    next step ("Unknown variable", or JAX's count mismatch)."""
+    model = same_valid_model()
+    fit(model, 1)
+    same, valid = model.get_layer("same"), model.get_layer("valid")
+    with pytest.raises(weighttie.TieError, match=r"cannot train after untying 'valid'"):
+        weighttie.untie(valid)
+    assert valid.kernel is same.kernel
+    model.compile(keras.optimizers.Adam(1e-2), "mse")
+    weighttie.untie(valid)
+    fit(model, 1)
+    assert valid.kernel is not same.kernel
+
+
 def gradients(loss: Callable[[], Any], variables: Sequence[keras.Variable]) -> list[np.ndarray]:
     """d loss / d variables, computed the way the backend computes gradients."""
     if BACKEND == "tensorflow":

@@ -147,3 +147,34 @@ def test_sync_torch_parameters_registers_what_each_layer_holds_now() -> None:
     assert _registered(model) == {id(v.value) for v in model.weights}
     assert len(_registered(model)) == 3
     assert _keras.sync_torch_parameters(model.weights) == 0  # nothing differs now
+
+
+def test_live_layers_and_models_containing_find_the_models_holding_a_layer() -> None:
+    inner_in = keras.Input((3,))
+    dense = keras.layers.Dense(2)
+    inner = keras.Model(inner_in, dense(inner_in), name="inner")
+    x = keras.Input((3,))
+    outer = keras.Model(x, inner(x), name="outer")
+    unrelated = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    live = _keras.live_layers()
+    assert {id(dense), id(inner), id(outer), id(unrelated)} <= {id(layer) for layer in live}
+    found = _keras.models_containing([dense], live)
+    assert {id(m) for m in found} == {id(inner), id(outer)}
+    assert {id(m) for m in _keras.models_containing([inner], live)} == {id(inner), id(outer)}
+
+
+def test_reset_step_functions_and_built_optimizer() -> None:
+    x = keras.Input((3,))
+    model = keras.Model(x, keras.layers.Dense(2)(x))
+    model.compile("adam", "mse")
+    assert _keras.built_optimizer(model) is None
+    assert _keras.reset_step_functions(model) is False
+    data = np.ones((4, 3), "float32")
+    model.fit(data, np.ones((4, 2), "float32"), verbose=0)
+    model.predict(data, verbose=0)
+    assert _keras.built_optimizer(model) is model.optimizer
+    assert model.train_function is not None and model.predict_function is not None
+    assert _keras.reset_step_functions(model) is True
+    assert (model.train_function, model.test_function, model.predict_function) == (None,) * 3
+    model.fit(data, np.ones((4, 2), "float32"), verbose=0)  # Keras builds them again
+    assert model.train_function is not None

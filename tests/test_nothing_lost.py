@@ -145,6 +145,8 @@ def test_failed_retie_leaves_the_model_and_the_file_as_they_were(tmp_path: Path)
     same_valid_model().save(path)
     digest = _digest(path)
     plain = keras.saving.load_model(path)
+    if keras.config.backend() == "jax":  # JAX ties only before the optimizer is built
+        plain.compile(keras.optimizers.Adam(1e-2), "mse")
     # the model already carries a different tie on the target
     other = layers.Conv2D(4, 3, name="other")
     other.build((None, 8, 8, 3))

@@ -250,18 +250,69 @@ def _replace(layers: Iterable[Any], mapping: Sequence[tuple[Any, Any]]) -> None:
     them too (``_keras.sync_torch_parameters``), so ``model.parameters()`` holds a
     tied variable once and no longer the one given up.
     """
-    for layer in layers:
-        for sub in _subtree(layer):
-            for old, new in mapping:
-                _keras.replace_own_variable(sub, old, new)
+    changed = [sub for layer in layers for sub in _subtree(layer)]
+    for sub in changed:
+        for old, new in mapping:
+            _keras.replace_own_variable(sub, old, new)
     if mapping:
-        _keras.sync_torch_parameters([v for pair in mapping for v in pair])
+        _refresh(changed, [v for pair in mapping for v in pair])
 
 
-def _bind(source: Any, target: Any, names: tuple[str, ...] | None, keep: Keep | None) -> None:
+def _refresh(changed: Sequence[Any], variables: Sequence[Any]) -> None:
+    """Rebuild what Keras derived from the variables ``changed`` layers held before.
+
+    Under torch, the parameters registered by those layers and by every layer
+    containing them; under every backend, the compiled train/test/predict functions
+    of the models containing them (TensorFlow's would keep computing and training
+    with the variables given up).
+    """
+    live = _keras.live_layers()
+    _keras.sync_torch_parameters(variables, live)
+    for model in _keras.models_containing(changed, live):
+        _keras.reset_step_functions(model)
+
+
+def _check_optimizers(layers: Sequence[Any], change: str) -> None:
+    """Refuse to change the variables of a model whose optimizer is already built, where
+    training cannot go on afterwards (nothing is changed).
+
+    Raises:
+        TieError: a model containing ``layers`` has a built optimizer.
+    """
+    live = _keras.live_layers()
+    for model in _keras.models_containing(layers, live):
+        optimizer = _keras.built_optimizer(model)
+        if optimizer is not None:
+            raise TieError(
+                f"model {model.name!r} cannot train after {change}: its optimizer "
+                f"{optimizer.name!r} is already built, on the variables the model trained "
+                f"before ({len(optimizer.variables)} optimizer variables); do it before the "
+                "optimizer is built (the first fit, or evaluate under JAX), or compile the "
+                "model again first (a fresh optimizer)"
+            )
+
+
+def _stateless_training() -> bool:
+    """Whether the backend trains statelessly over the variables an optimizer was built on
+    (JAX): changing a model's trainable variables after that makes ``fit`` fail."""
+    import keras
+
+    return bool(keras.config.backend() == "jax")
+
+
+def _bind(
+    source: Any,
+    target: Any,
+    names: tuple[str, ...] | None,
+    keep: Keep | None,
+    *,
+    check_optimizers: bool = False,
+) -> None:
     """Make target (and layers sharing its variables through ties) hold source's variables."""
     pairs = _pairs(source, target, names)
     _check_values(pairs, keep, hint=_KEEP_HINT)
+    if check_optimizers and _stateless_training() and any(p.source is not p.target for p in pairs):
+        _check_optimizers(_component(target), f"tying {target.name!r} to {source.name!r}")
     mapping = []
     for p in pairs:
         if p.source is p.target:
@@ -336,7 +387,9 @@ def tie_weights(
     Raises:
         TieShapeError: shapes or dtypes differ (nothing is changed).
         TieValueError: values differ and ``keep`` is None (nothing is changed).
-        TieError: same layer twice, a cycle, different classes, unknown names.
+        TieError: same layer twice, a cycle, different classes, unknown names; under
+            JAX, a model containing ``target`` has already built its optimizer (JAX
+            trains over exactly the variables it was built on: compile again first).
 
     Example:
         >>> same = keras.layers.Conv2D(8, 3, padding="same")
@@ -347,6 +400,18 @@ def tie_weights(
         >>> valid.kernel is same.kernel
         True
     """
+    _tie(source, target, variables, keep, check_optimizers=True)
+
+
+def _tie(
+    source: Any,
+    target: Any,
+    variables: Sequence[str] | None,
+    keep: Keep | None,
+    *,
+    check_optimizers: bool,
+) -> None:
+    """tie_weights; ``check_optimizers=False`` where the model is compiled afresh afterwards."""
     _check_layer(source, "source")
     _check_layer(target, "target")
     if source is target:
@@ -378,7 +443,8 @@ def tie_weights(
             f"and {target.name} is {type(target).__name__}"
         )
     if source.built and target.built:
-        _bind(source, target, names, keep)  # validates everything before changing anything
+        # validates everything before changing anything
+        _bind(source, target, names, keep, check_optimizers=check_optimizers)
     _state(target).ties.append(_Tie(source, names))
     _state(source).targets.append(target)
     _hook(source)
@@ -391,7 +457,9 @@ def untie(target: Any) -> None:
     Layers tied to ``target`` in turn follow it (they stay tied to ``target``).
 
     Raises:
-        TieError: ``target`` is not the target of a tie.
+        TieError: ``target`` is not the target of a tie, or a model containing it has
+            already built its optimizer, which has no slots for the copies (nothing is
+            changed: compile the model again first).
     """
     _check_layer(target, "target")
     state = _state_of(target)
@@ -405,6 +473,8 @@ def untie(target: Any) -> None:
             for p in _pairs(tie.source, target, tie.variables):
                 if p.source is p.target:
                     mapping.append((p.source, _keras.variable_copy(p.target_layer, p.source)))
+    if mapping:  # a new variable has no slots in a built optimizer, under every backend
+        _check_optimizers(_downstream(target), f"untying {target.name!r}")
     # Everything that can fail is done: change the model now.
     _replace(_downstream(target), mapping)
     for tie in state.ties:
@@ -812,8 +882,12 @@ def _check_bound(ties: Sequence[_PathTie], file: str) -> None:
 
 
 def _bind_planned(tie: _PathTie) -> None:
-    """Bind one checked tie; its copies hold equal values, so keep='source' discards nothing."""
-    tie_weights(tie.source, tie.target, variables=tie.variables, keep="source")
+    """Bind one checked tie; its copies hold equal values, so keep='source' discards nothing.
+
+    The model is compiled afresh afterwards (if it is compiled), so an optimizer built
+    before is no obstacle.
+    """
+    _tie(tie.source, tie.target, tie.variables, "source", check_optimizers=False)
 
 
 def _bind_and_compile(
