@@ -298,7 +298,7 @@ class Svg:
             '<rect class="bg" width="100%" height="100%" fill="#ffffff"/>',
         ]
         for k, (line, _) in enumerate(head):
-            self.out.append(line.replace("{Y}", str(MARGIN + 12 + k * _LINE_H)))
+            self.out.append(f'<g transform="translate(0,{MARGIN + 12 + k * _LINE_H})">{line}</g>')
         self.content(root, MARGIN, top, root_graph=True)
         self.out.append("</svg>")
         return "".join(self.out)
@@ -306,7 +306,7 @@ class Svg:
     # -- header (standalone SVG only) --
 
     def header_lines(self) -> list[tuple[str, int]]:
-        """Text lines (with a ``{Y}`` baseline placeholder) and their estimated widths."""
+        """Text lines (on a baseline at y=0) and their estimated widths."""
         r = self.facts.report
         title = f"Model {r.model.name!r} ({r.model.class_name})"
         p = r.params
@@ -316,8 +316,8 @@ class Svg:
             f"{len(r.groups)} sharing group{'s' if len(r.groups) != 1 else ''}"
         )
         lines = [
-            (f'<text class="head h1" x="{MARGIN}" y="{{Y}}">{esc(title)}</text>', len(title) * 9),
-            (f'<text class="head" x="{MARGIN}" y="{{Y}}">{esc(summary)}</text>', len(summary) * 7),
+            (f'<text class="head h1" x="{MARGIN}" y="0">{esc(title)}</text>', len(title) * 9),
+            (f'<text class="head" x="{MARGIN}" y="0">{esc(summary)}</text>', len(summary) * 7),
         ]
         for n, group in enumerate(r.groups):
             colour = self.facts.colours[n]
@@ -328,9 +328,9 @@ class Svg:
             )
             lines.append(
                 (
-                    f'<g class="legend" data-g="G{n + 1}"><rect x="{MARGIN}" y="{{Y}}" '
+                    f'<g class="legend" data-g="G{n + 1}"><rect x="{MARGIN}" y="0" '
                     f'transform="translate(0,-10)" width="12" height="12" fill="{colour}"/>'
-                    f'<text class="head" x="{MARGIN + 18}" y="{{Y}}">{clip(text, 110)}'
+                    f'<text class="head" x="{MARGIN + 18}" y="0">{clip(text, 110)}'
                     f"<title>{esc(text)}</title></text></g>",
                     min(len(text), 110) * 7 + 18,
                 )
@@ -339,9 +339,9 @@ class Svg:
             text = f"F{n + 1} {finding.kind}: {finding.message}"
             lines.append(
                 (
-                    f'<g class="finding" data-f="F{n + 1}"><circle cx="{MARGIN + 6}" cy="{{Y}}" '
+                    f'<g class="finding" data-f="F{n + 1}"><circle cx="{MARGIN + 6}" cy="0" '
                     f'transform="translate(0,-4)" r="6" fill="#c62828"/>'
-                    f'<text class="head" x="{MARGIN + 18}" y="{{Y}}">{clip(text, 110)}'
+                    f'<text class="head" x="{MARGIN + 18}" y="0">{clip(text, 110)}'
                     f"<title>{esc(text)}</title></text></g>",
                     min(len(text), 110) * 7 + 18,
                 )

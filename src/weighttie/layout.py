@@ -165,11 +165,6 @@ class Scene:
     children: dict[str, list[str]]
     calls: int
 
-    @property
-    def items(self) -> list[Item]:
-        """Every item of every graph (frames' header calls are not items)."""
-        return [item for c in self.containers for item in c.items]
-
 
 # -- who holds whom -------------------------------------------------------------------
 
