@@ -1,6 +1,7 @@
 # weighttie — set up and run on a fresh machine. Needs python3 (3.11+) and make.
-#   make demo   venv + install + build the bundled siamese example + report it
-#   make test   venv + install (package, one TensorFlow, test extras) + the test suite
+#   make demo   venv + install + build the bundled siamese example + report it (and its picture)
+#   make test   venv + install (package, one TensorFlow, test extras, Chromium for the
+#               picture's browser tests when missing and we are root) + the test suite
 #   make budgets  the time and memory bounds (pytest -m budget), which CI runs too
 PYTHON ?= python3
 VENV   ?= .venv
@@ -11,7 +12,7 @@ STAMP  := $(VENV)/.installed
 # installed with --no-deps and pinned to the same release (docs/install.md).
 TF_VERSION := 2.21.*
 
-.PHONY: demo test budgets lint bench clean
+.PHONY: demo test budgets lint bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,10 +25,22 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	mkdir -p build
 	$(BIN)/python examples/siamese.py build/siamese.keras
-	$(BIN)/weighttie report build/siamese.keras
+	@echo "The picture goes to build/siamese.html: open it in a browser (it works offline)."
+	$(BIN)/weighttie report build/siamese.keras --html build/siamese.html
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest
+
+# Headless Chromium from Debian's packages, for the picture's browser tests. Installed
+# when missing and we may (root with apt-get); otherwise those tests say they skip.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing chromium (Debian) for the browser tests"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else \
+			echo "chromium not found and not installable here: the browser tests will skip"; \
+		fi; }
 
 # Time and memory bounds (machine-dependent, so not part of `make test`); CI runs them.
 budgets: $(STAMP)

@@ -265,3 +265,32 @@ def test_error_lines_escape_control_characters_from_the_file(
     assert not any(line.startswith("Params: 1 unique") for line in text.splitlines())
     if code == 2:
         assert err.count("\n") == 1 and err.startswith("weighttie: error: ")
+
+
+def test_html_and_svg_pictures_are_written_from_the_static_and_the_live_path(
+    save, tmp_path: Path, capsys
+) -> None:
+    from weighttie.picture import to_html, to_svg
+    from weighttie.static import read_report
+
+    path = save(zoo.siamese_tower())
+    for extra in ([], ["--load"]):
+        html, svg = tmp_path / "p.html", tmp_path / "p.svg"
+        code, out, _ = run(
+            capsys, "report", str(path), "--html", str(html), "--svg", str(svg), *extra
+        )
+        assert code == 0 and out.startswith("Model ")
+        report = weighttie.analyze(keras.saving.load_model(path)) if extra else read_report(path)
+        if not extra:
+            assert html.read_text() == to_html(report)
+            assert svg.read_text() == to_svg(report)
+        assert html.read_text().startswith("<!DOCTYPE html>")
+        assert "<svg" in svg.read_text()
+    assert weighttie.render(read_report(path), "svg") == to_svg(read_report(path))
+    assert read_report(path)._repr_html_() == to_html(read_report(path), fragment=True)
+
+
+def test_a_bad_picture_path_fails_before_anything_is_printed(save, tmp_path: Path, capsys) -> None:
+    path = save(zoo.siamese_tower())
+    code, out, err = run(capsys, "report", str(path), "--html", str(tmp_path / "no" / "p.html"))
+    assert (code, out) == (2, "") and "does not exist" in err

@@ -31,6 +31,7 @@ examples:
   weighttie report siamese.keras
   weighttie report siamese.keras --format json -o report.json
   weighttie report siamese.keras --graph sharing.graphml
+  weighttie report siamese.keras --html sharing.html  # the picture, opens offline
   weighttie report siamese.keras --load          # through Keras instead of the file alone
 
 exit codes: 0 success, 1 a check or diff found a violation, 2 bad input or usage.
@@ -81,6 +82,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="also write the variable-identity graph (.graphml or node-link .json)",
     )
+    report.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write the picture as a self-contained HTML page (opens offline)",
+    )
+    report.add_argument("--svg", metavar="FILE", help="also write the picture as an SVG")
     report.add_argument(
         "--load",
         action="store_true",
@@ -242,16 +249,21 @@ def _emit(text: str, output: str | None) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from weighttie.files import write_output
     from weighttie.graph import check_graph_path, write_graph
-    from weighttie.render import render
+    from weighttie.render import Format, render
 
     if args.graph:
         check_graph_path(args.graph)
-    _check_outputs(args.output, args.graph)
+    _check_outputs(args.output, args.graph, args.html, args.svg)
     report = _model_report(args.path, args, findings=args.findings)
     text = render(report, args.format)
-    if args.graph:  # files first: a failure to write one leaves stdout untouched
+    # Files first: a failure to write one leaves stdout untouched.
+    if args.graph:
         write_graph(report, args.graph)
+    for path, fmt in ((args.html, Format.HTML), (args.svg, Format.SVG)):
+        if path:
+            write_output(path, render(report, fmt))
     _emit(text, args.output)
     return EXIT_OK
 

@@ -37,6 +37,8 @@ class Format(StrEnum):
     TABLE = "table"
     MARKDOWN = "markdown"
     JSON = "json"
+    HTML = "html"  # a self-contained page with the picture (docs/picture.md)
+    SVG = "svg"  # the picture alone
 
 
 class CheckFormat(StrEnum):
@@ -63,6 +65,14 @@ def render(report: Report, fmt: Format | str = Format.TABLE) -> str:
     fmt = Format(fmt)
     if fmt is Format.JSON:
         return report.to_json()
+    if fmt is Format.HTML:
+        from weighttie.picture import to_html
+
+        return to_html(report)
+    if fmt is Format.SVG:
+        from weighttie.picture import to_svg
+
+        return to_svg(report)
     return _Human(report, markdown=fmt is Format.MARKDOWN).text()
 
 

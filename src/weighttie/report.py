@@ -300,6 +300,12 @@ class Report:
             ],
         }
 
+    def _repr_html_(self) -> str:
+        """The picture, inline in a Jupyter notebook (docs/picture.md)."""
+        from weighttie.picture import to_html
+
+        return to_html(self, fragment=True)
+
     def to_json(self, *, compact: bool = False) -> str:
         """Return the report as JSON text; the same report always gives the same text.
 
