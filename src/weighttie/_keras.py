@@ -195,12 +195,17 @@ def models_containing(layers: Sequence[Any], candidates: Sequence[Any]) -> list[
     import keras
 
     wanted = {id(layer) for layer in layers}
-    return [
-        model
-        for model in candidates
-        if isinstance(model, keras.Model)
-        and any(id(layer) in wanted for layer in model._flatten_layers(include_self=True))
-    ]
+    found = []
+    for model in candidates:
+        if not isinstance(model, keras.Model):
+            continue
+        try:
+            inside = model._flatten_layers(include_self=True)
+        except AttributeError:  # garbage: a model whose __init__ failed before tracking
+            continue
+        if any(id(layer) in wanted for layer in inside):
+            found.append(model)
+    return found
 
 
 def reset_step_functions(model: Any) -> bool:
