@@ -180,6 +180,21 @@ def test_jax_refuses_a_tie_after_the_optimizer_is_built() -> None:
     assert valid.kernel is same.kernel
 
 
+@jax_only
+def test_jax_retie_without_a_compile_config_refuses_a_trained_model(tmp_path: Path) -> None:
+    """A file saved uncompiled gives retie no optimizer to build afresh, so the model's
+    own (built) optimizer would have to train the tied variables: refused."""
+    model = same_valid_model()
+    model.compiled = False  # saved without a compile_config
+    model.save(tmp_path / "m.keras")
+    plain = keras.saving.load_model(tmp_path / "m.keras", compile=False)
+    plain.compile(keras.optimizers.Adam(1e-2), "mse")
+    plain.optimizer.build(plain.trainable_variables)  # as fit or evaluate would
+    with pytest.raises(weighttie.TieError, match=r"cannot train after binding the ties of "):
+        weighttie.retie(plain, tmp_path / "m.keras")
+    assert plain.get_layer("valid").kernel is not plain.get_layer("same").kernel
+
+
 def test_untie_after_training_is_refused_under_every_backend() -> None:
     """The copies untie makes have no slots in a built optimizer: Keras would fail at the
     next step ("Unknown variable", or JAX's count mismatch)."""

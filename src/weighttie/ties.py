@@ -244,12 +244,8 @@ def _subtree(layer: Any) -> list[Any]:
 
 
 def _replace(layers: Iterable[Any], mapping: Sequence[tuple[Any, Any]]) -> None:
-    """Make ``layers`` (and their sublayers) hold each pair's new variable instead of its old.
-
-    Under torch, the layers' registered parameters follow, in the layers containing
-    them too (``_keras.sync_torch_parameters``), so ``model.parameters()`` holds a
-    tied variable once and no longer the one given up.
-    """
+    """Make ``layers`` (and their sublayers) hold each pair's new variable instead of its old,
+    then rebuild what Keras derived from the old ones (:func:`_refresh`)."""
     changed = [sub for layer in layers for sub in _subtree(layer)]
     for sub in changed:
         for old, new in mapping:
@@ -884,8 +880,7 @@ def _check_bound(ties: Sequence[_PathTie], file: str) -> None:
 def _bind_planned(tie: _PathTie) -> None:
     """Bind one checked tie; its copies hold equal values, so keep='source' discards nothing.
 
-    The model is compiled afresh afterwards (if it is compiled), so an optimizer built
-    before is no obstacle.
+    The optimizers were checked before binding began (``_bind_and_compile``).
     """
     _tie(tie.source, tie.target, tie.variables, "source", check_optimizers=False)
 
@@ -894,6 +889,8 @@ def _bind_and_compile(
     model: Any, planned: Sequence[_PathTie], step: _CompileStep | None, file: str
 ) -> None:
     """Bind every planned tie, then compile; on any exception, change nothing."""
+    if step is None and planned and _stateless_training():  # no fresh optimizer follows
+        _check_optimizers([tie.target for tie in planned], f"binding the ties of {file!r}")
     touched = _touched(model, planned)
     restore = _snapshot(touched)
     bound_before = _model_ties(touched)
