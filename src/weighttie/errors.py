@@ -17,6 +17,7 @@ __all__ = [
     "OptimizerStateWarning",
     "OutputError",
     "ReportFormatError",
+    "SpecError",
     "TieError",
     "TieShapeError",
     "TieValueError",
@@ -42,6 +43,10 @@ class ModelNotBuiltError(WeighttieError, ValueError):
 
 class ReportFormatError(WeighttieError, ValueError):
     """A report document does not follow the ``weighttie.report/1`` contract."""
+
+
+class SpecError(WeighttieError, ValueError):
+    """A spec file or document is not a valid ``weighttie.spec/1`` spec."""
 
 
 class FileFormatError(WeighttieError, ValueError):

@@ -22,10 +22,9 @@ import hashlib
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from enum import StrEnum
 from typing import Any
 
-from weighttie.report import Finding, LayerInfo, Report
+from weighttie.report import Finding, FindingKind, LayerInfo, Report
 
 __all__ = ["FindingKind", "config_fingerprint", "differing_tie", "find_findings"]
 
@@ -40,13 +39,6 @@ _DERIVED = frozenset({"moving_mean", "moving_variance"})
 Chunks = Callable[[str], Iterable[bytes]]
 #: ``fingerprint(layer_path)`` is a hash of the layer's config without its name.
 Fingerprint = Callable[[str], str | None]
-
-
-class FindingKind(StrEnum):
-    """The kinds of findings."""
-
-    BROKEN_TIE = "broken-tie"
-    TWIN_BRANCHES = "twin-branches"
 
 
 _IGNORED_KEYS = frozenset({"name", "shared_object_id", "layers", "input_layers", "output_layers"})
@@ -160,7 +152,7 @@ def _broken_ties(report: Report, chunks: Chunks) -> list[Finding]:
         names = "; ".join(" = ".join(g) for g in sorted(groups))
         findings.append(
             Finding(
-                kind=FindingKind.BROKEN_TIE.value,
+                kind=FindingKind.BROKEN_TIE,
                 layers=holders,
                 params=saved,
                 message=f"separate variables hold identical values ({names}): a tie lost in "
@@ -181,7 +173,7 @@ def differing_tie(
     """
     names = "; ".join(f"{t} != {s}" for t, s in copies)
     return Finding(
-        kind=FindingKind.BROKEN_TIE.value,
+        kind=FindingKind.BROKEN_TIE,
         layers=tuple(sorted({source, target})),
         params=params,
         message=f"the file ties {target} to {source}, but their saved copies hold different "
@@ -313,7 +305,7 @@ def _twin_branches(report: Report, fingerprint: Fingerprint) -> list[Finding]:
             claimed.update(paths)
             findings.append(
                 Finding(
-                    kind=FindingKind.TWIN_BRANCHES.value,
+                    kind=FindingKind.TWIN_BRANCHES,
                     layers=paths,
                     params=params * (len(twins) - 1),
                     message=f"{' and '.join(paths)} have the same structure and configs but "

@@ -59,6 +59,26 @@ class GroupKind(StrEnum):
     """Distinct layers holding the same variable objects."""
 
 
+class FindingKind(StrEnum):
+    """What a finding says (docs/concepts.md)."""
+
+    BROKEN_TIE = "broken-tie"
+    """Separate variables of distinct layers, in the same role, with identical contents."""
+    TWIN_BRANCHES = "twin-branches"
+    """Identical parallel sub-graphs holding separate weights."""
+
+
+class Source(StrEnum):
+    """How a report was made."""
+
+    LIVE = "live"
+    """``analyze`` of a model in memory."""
+    LOADED = "loaded"
+    """A file loaded through Keras, then analyzed."""
+    STATIC = "static"
+    """A file read without Keras."""
+
+
 @dataclass(frozen=True)
 class InboundRef:
     """One input of a call: tensor ``tensor_index`` of call ``node_index`` of ``layer``."""
@@ -159,7 +179,7 @@ class Tie:
 class Finding:
     """Something suspicious the analyzer noticed (``broken-tie``, ``twin-branches``)."""
 
-    kind: str
+    kind: FindingKind
     layers: tuple[str, ...]
     params: int
     message: str
@@ -183,11 +203,11 @@ class Params:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What was analyzed and how: ``source`` is ``live``, ``loaded`` or ``static``."""
+    """What was analyzed and how (``source``: live, loaded or static)."""
 
     name: str
     class_name: str
-    source: str
+    source: Source
     file: str | None = None
     keras_version: str | None = None
 
@@ -560,7 +580,7 @@ def _report_from_dict(doc: Mapping[str, Any]) -> Report:
     )
     findings = tuple(
         Finding(
-            kind=_str(f["kind"]),
+            kind=FindingKind(f["kind"]),
             layers=_strs(f["layers"]),
             params=_int(f["params"]),
             message=_str(f["message"]),
@@ -571,7 +591,7 @@ def _report_from_dict(doc: Mapping[str, Any]) -> Report:
         model=ModelInfo(
             name=_str(m["name"]),
             class_name=_str(m["class"]),
-            source=_str(m["source"]),
+            source=Source(m["source"]),
             file=_optional_str(m.get("file")),
             keras_version=_optional_str(m.get("keras_version")),
         ),

@@ -37,12 +37,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from weighttie.errors import LimitError, MissingFileError, WeighttieError
+from weighttie.errors import LimitError, MissingFileError, SpecError
 from weighttie.escape import printable
 from weighttie.files import read_limited
-from weighttie.findings import FindingKind
 from weighttie.limits import DEFAULT_LIMITS, Limits
-from weighttie.report import GroupKind, LayerInfo, Report, SharingGroup
+from weighttie.report import FindingKind, GroupKind, LayerInfo, Report, SharingGroup
 
 __all__ = [
     "SPEC_SCHEMA",
@@ -62,10 +61,6 @@ SPEC_SCHEMA = "weighttie.spec/1"
 
 _PARAM_KEYS = ("unique", "per_use", "duplicated", "trainable_unique", "non_trainable_unique")
 _BOUNDS = {f"{b}_{k}": (b, k) for k in _PARAM_KEYS for b in ("min", "max")}
-
-
-class SpecError(WeighttieError, ValueError):
-    """A spec file or document is not a valid ``weighttie.spec/1`` spec."""
 
 
 @dataclass(frozen=True)
@@ -566,12 +561,6 @@ class Diff:
             "params": [{"count": k, "a": a, "b": b} for k, a, b in self.params],
             "ties": [{"change": c, "tie": t} for c, t in self.ties],
         }
-
-    def text(self) -> str:
-        """The text diff: :func:`weighttie.render.render_diff` (rendering lives there)."""
-        from weighttie.render import render_diff
-
-        return render_diff(self)
 
 
 def diff(a: Report, b: Report) -> Diff:

@@ -49,7 +49,16 @@ from weighttie.errors import FileFormatError, LimitError
 from weighttie.graph import ROOT, RawLayer, RawVariable, build_report, join_path, variable_paths
 from weighttie.limits import DEFAULT_LIMITS, Limits
 from weighttie.loading import FileKind, check_model_file, open_model_file
-from weighttie.report import CallNode, Finding, InboundRef, ModelInfo, Report, Shape, Tie
+from weighttie.report import (
+    CallNode,
+    Finding,
+    InboundRef,
+    ModelInfo,
+    Report,
+    Shape,
+    Source,
+    Tie,
+)
 
 __all__ = [
     "MODEL_CLASSES",
@@ -1158,7 +1167,7 @@ def _keras_report(
     info = ModelInfo(
         name=name,
         class_name=class_name,
-        source="static",
+        source=Source.STATIC,
         file=path,
         keras_version=version if isinstance(version, str) else None,
     )
@@ -1218,7 +1227,7 @@ def _read_legacy_h5(path: str, findings: bool, limits: Limits) -> Report:
         reader.add(ROOT, name, class_name, None, True, None, [], [], True)
         _legacy_model(reader, config, weights, ROOT, _trainable(config), 0)
         info = ModelInfo(
-            name=name, class_name=class_name, source="static", file=path, keras_version=version
+            name=name, class_name=class_name, source=Source.STATIC, file=path, keras_version=version
         )
         report = build_report(info, reader.rows, reader.variables.values())
         if findings:

@@ -25,6 +25,7 @@ from weighttie.report import (
     ModelInfo,
     Report,
     Shape,
+    Source,
     Tie,
     resolve_layer,
 )
@@ -228,7 +229,7 @@ def analyze(
     info = ModelInfo(
         name=str(model.name),
         class_name=type(model).__name__,
-        source="live" if file is None else "loaded",
+        source=Source.LIVE if file is None else Source.LOADED,
         file=file,
         keras_version=keras.__version__,
     )
