@@ -1,11 +1,13 @@
 """The variable-identity graph: from raw layer and variable facts to a Report.
 
 Both front ends (the live walker in ``walk.py`` and the static reader in
-``archive.py``) describe a model with the same raw facts: one :class:`RawLayer` per
-layer *occurrence* (a path), and one :class:`RawVariable` per variable *object*,
-keyed by identity. :func:`build_report` turns those facts into a
-:class:`~weighttie.report.Report`; all counting rules live here, once, so the two
-front ends cannot disagree about what sharing means.
+``static.py``) describe a model with the same facts (:mod:`weighttie.facts`): one
+:class:`~weighttie.facts.RawLayer` per layer *occurrence* (a path), one
+:class:`~weighttie.facts.RawVariable` per variable *object*, keyed by identity,
+the declared ties, and access to configs and values. :func:`build_report` turns
+those facts into a :class:`~weighttie.report.Report`, findings included, in one
+build; all counting rules live here, once, so the two front ends cannot disagree
+about what sharing means.
 
 The counting rules (docs/concepts.md):
 
@@ -24,34 +26,30 @@ import math
 import os
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from weighttie.errors import WeighttieError
 from weighttie.escape import to_xml_safe
+from weighttie.facts import ModelFacts, RawLayer, RawVariable, ValueAccess
 from weighttie.files import check_output_path, write_output
 
 if TYPE_CHECKING:
     import networkx as nx
 from weighttie.report import (
-    CallNode,
     Finding,
     GroupKind,
     LayerInfo,
     LayerParams,
-    ModelInfo,
     Params,
     Report,
     SharingGroup,
-    Tie,
     VariableInfo,
 )
 
 __all__ = [
     "ROOT",
-    "RawLayer",
-    "RawVariable",
     "build_report",
     "to_networkx",
     "variable_paths",
@@ -63,58 +61,22 @@ __all__ = [
 ROOT = ""
 
 
-@dataclass(frozen=True)
-class RawLayer:
-    """One layer occurrence as a front end saw it.
-
-    ``identity`` is equal for two rows that are the same layer object (a layer can
-    sit at two paths). ``nodes`` lists the calls in the parent's functional graph,
-    or is None where there is no graph (subclassed models, a layer's own
-    sublayers). ``variables`` are the keys of the variables the layer holds itself,
-    not through sublayers.
-    """
-
-    path: str
-    name: str
-    class_name: str
-    parent: str | None
-    identity: Hashable
-    is_model: bool
-    nodes: tuple[CallNode, ...] | None
-    variables: tuple[Hashable, ...]
-
-
-@dataclass(frozen=True)
-class RawVariable:
-    """One variable object: ``key`` is its identity."""
-
-    key: Hashable
-    name: str
-    shape: tuple[int, ...]
-    dtype: str
-    trainable: bool
-
-
 def join_path(parent: str | None, name: str) -> str:
     """Return the path of ``name`` inside ``parent`` (``ROOT`` or None at the top)."""
     return name if not parent else f"{parent}/{name}"
 
 
-def build_report(
-    model: ModelInfo,
-    layers: Sequence[RawLayer],
-    variables: Iterable[RawVariable],
-    *,
-    ties: Sequence[Tie] = (),
-    findings: Sequence[Finding] = (),
-) -> Report:
-    """Derive uses, counts and sharing groups from raw facts.
+def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
+    """Derive uses, counts, sharing groups and (with ``findings``) findings from facts.
 
-    ``layers`` must list every parent before its children (pre-order), and may
-    include a row at :data:`ROOT` for the model itself.
+    ``facts.layers`` must list every parent before its children (pre-order), and may
+    include a row at :data:`ROOT` for the model itself. Findings need
+    ``facts.access``; without it only the findings the front end already made
+    (``facts.findings``) are reported.
     """
+    layers = facts.layers
     rows = {row.path: row for row in layers}
-    var_by_key = {v.key: v for v in variables}
+    var_by_key = {v.key: v for v in facts.variables}
     calls = _resolve_calls(layers)
 
     uses: dict[str, int] = {ROOT: 1}
@@ -175,8 +137,8 @@ def build_report(
     )
     groups.sort(key=lambda g: (g.layers, g.kind.value))
 
-    return Report(
-        model=model,
+    report = Report(
+        model=facts.model,
         params=Params(
             unique=unique,
             per_use=per_use,
@@ -187,9 +149,28 @@ def build_report(
         layers=tuple(sorted(layer_infos, key=lambda r: r.path)),
         variables=tuple(sorted(variable_infos, key=lambda v: v.path)),
         groups=tuple(groups),
-        ties=tuple(sorted(ties, key=lambda t: (t.target, t.source))),
-        findings=tuple(findings),
+        ties=tuple(sorted(facts.ties, key=lambda t: (t.target, t.source))),
     )
+    if not findings:
+        return report
+    found = list(facts.findings)
+    if facts.access is not None:
+        found += _derived_findings(report, facts.access, var_path)
+    if not found:
+        return report
+    return replace(report, findings=tuple(sorted(found, key=lambda f: (f.kind, f.layers))))
+
+
+def _derived_findings(
+    report: Report, access: ValueAccess, var_path: dict[Hashable, str]
+) -> list[Finding]:
+    """``broken-tie`` and ``twin-branches``, reading configs and values through ``access``."""
+    from weighttie.findings import find_findings
+
+    key_of = {path: key for key, path in var_path.items()}
+    read = access.chunks
+    chunks = None if read is None else (lambda path: read(key_of[path]))
+    return list(find_findings(report, fingerprint=access.fingerprint, chunks=chunks))
 
 
 def variable_paths(

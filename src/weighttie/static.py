@@ -33,7 +33,7 @@ import os
 import time
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from itertools import zip_longest
 from typing import Any
 
@@ -46,7 +46,8 @@ from weighttie.archive import (
     parse_model_config,
 )
 from weighttie.errors import FileFormatError, LimitError
-from weighttie.graph import ROOT, RawLayer, RawVariable, build_report, join_path, variable_paths
+from weighttie.facts import ModelFacts, RawLayer, RawVariable, ValueAccess
+from weighttie.graph import ROOT, build_report, join_path, variable_paths
 from weighttie.limits import DEFAULT_LIMITS, Limits
 from weighttie.loading import FileKind, check_model_file, open_model_file
 from weighttie.report import (
@@ -1071,12 +1072,9 @@ class _Values:
         return all(x == y for x, y in zip_longest(self.chunks(a), self.chunks(b)))
 
 
-def _static_findings(reader: _Reader, report: Report, values: _Values) -> tuple[Finding, ...]:
-    from weighttie.findings import config_fingerprint, find_findings
-
-    keys = {
-        path: key for key, path in variable_paths(reader.rows, reader.variables.values()).items()
-    }
+def _value_access(reader: _Reader, values: _Values | None) -> ValueAccess:
+    """Layer configs from the file, and values streamed from it (None: values are not read)."""
+    from weighttie.findings import config_fingerprint
 
     def fingerprint(path: str) -> str | None:
         entry = reader.entries.get(path)
@@ -1084,10 +1082,10 @@ def _static_findings(reader: _Reader, report: Report, values: _Values) -> tuple[
             return None
         return config_fingerprint(entry["config"])
 
-    def chunks(path: str) -> Iterator[bytes]:
-        return values.chunks(str(keys[path]))
-
-    return find_findings(report, fingerprint=fingerprint, chunks=chunks)
+    if values is None:
+        return ValueAccess(fingerprint=fingerprint, chunks=None)
+    read = values.chunks
+    return ValueAccess(fingerprint=fingerprint, chunks=lambda key: read(str(key)))
 
 
 @contextmanager
@@ -1117,28 +1115,24 @@ def _read_keras(path: str, findings: bool, limits: Limits) -> Report:
             handles: dict[str, Any] = {}
             group = _read_group(h5, where, limits, handles if findings else None)
             values = _Values(h5, handles, where)
-            reader, report, tie_findings = _keras_report(
-                path, config, metadata, group, values, limits
-            )
-            if findings:
-                found = tie_findings + list(_static_findings(reader, report, values))
-                report = replace(report, findings=tuple(sorted(found, key=_finding_order)))
-    return report
+            facts = _keras_facts(path, config, metadata, group, values, limits, findings)
+            return build_report(facts, findings=findings)
 
 
-def _finding_order(finding: Finding) -> tuple[str, tuple[str, ...]]:
-    return finding.kind, finding.layers
-
-
-def _keras_report(
+def _keras_facts(
     path: str,
     config: dict[str, Any],
     metadata: dict[str, Any],
     group: _Group,
     values: _Values,
     limits: Limits,
-) -> tuple[_Reader, Report, list[Finding]]:
-    """The report of a .keras file, and a finding for each declared tie whose copies differ."""
+    findings: bool,
+) -> ModelFacts:
+    """The facts of a .keras file, with a finding for each declared tie whose copies differ.
+
+    Declared ties' copies are always compared (a tie is bound only if they agree);
+    other values are read only for ``findings``.
+    """
     reader = _Reader(repr(path), limits)
     class_name = str(config.get("class_name", UNKNOWN_CLASS))
     name = _layer_name(config) or "model"
@@ -1171,8 +1165,14 @@ def _keras_report(
         file=path,
         keras_version=version if isinstance(version, str) else None,
     )
-    report = build_report(info, reader.rows, reader.variables.values(), ties=ties)
-    return reader, report, _differing_tie_findings(reader, differing)
+    return ModelFacts(
+        model=info,
+        layers=reader.rows,
+        variables=tuple(reader.variables.values()),
+        ties=tuple(ties),
+        findings=tuple(_differing_tie_findings(reader, differing)),
+        access=_value_access(reader, values if findings else None),
+    )
 
 
 def _attr_text(value: Any) -> str | None:
@@ -1229,11 +1229,14 @@ def _read_legacy_h5(path: str, findings: bool, limits: Limits) -> Report:
         info = ModelInfo(
             name=name, class_name=class_name, source=Source.STATIC, file=path, keras_version=version
         )
-        report = build_report(info, reader.rows, reader.variables.values())
-        if findings:
-            values = _Values(h5, {}, where)
-            report = replace(report, findings=_static_findings(reader, report, values))
-    return report
+        values = _Values(h5, {}, where) if findings else None
+        facts = ModelFacts(
+            model=info,
+            layers=reader.rows,
+            variables=tuple(reader.variables.values()),
+            access=_value_access(reader, values),
+        )
+        return build_report(facts, findings=findings)
 
 
 def _legacy_weights(group: Any) -> list[tuple[str, tuple[int, ...], str, str]]:

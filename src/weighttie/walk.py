@@ -10,17 +10,17 @@ model does not bring that model's calls along.
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import keras
 
 from weighttie import _keras
 from weighttie.errors import ModelNotBuiltError, WeighttieError
-from weighttie.graph import ROOT, RawLayer, RawVariable, build_report, join_path
+from weighttie.facts import ModelFacts, RawLayer, RawVariable, ValueAccess
+from weighttie.graph import ROOT, build_report, join_path
 from weighttie.report import (
     CallNode,
-    Finding,
     InboundRef,
     ModelInfo,
     Report,
@@ -233,22 +233,21 @@ def analyze(
         file=file,
         keras_version=keras.__version__,
     )
-    report = build_report(info, walk.rows, walk.variables.values(), ties=ties)
-    if findings:
-        report = replace(report, findings=_live_findings(walk, report))
-    return report
+    facts = ModelFacts(
+        model=info,
+        layers=walk.rows,
+        variables=tuple(walk.variables.values()),
+        ties=tuple(ties),
+        access=_value_access(walk),
+    )
+    return build_report(facts, findings=findings)
 
 
-def _live_findings(walk: _Walk, report: Report) -> tuple[Finding, ...]:
+def _value_access(walk: _Walk) -> ValueAccess:
+    """Configs and values of the live objects, for findings."""
     import numpy as np
 
-    from weighttie.findings import config_fingerprint, find_findings
-    from weighttie.graph import variable_paths
-
-    by_path = {
-        path: walk.objects[int(key)]  # type: ignore[call-overload]
-        for key, path in variable_paths(walk.rows, walk.variables.values()).items()
-    }
+    from weighttie.findings import config_fingerprint
 
     def fingerprint(path: str) -> str | None:
         try:
@@ -257,10 +256,10 @@ def _live_findings(walk: _Walk, report: Report) -> tuple[Finding, ...]:
             return None
         return config_fingerprint(config.get("config") if isinstance(config, dict) else config)
 
-    def chunks(path: str) -> list[bytes]:
-        return [np.ascontiguousarray(by_path[path].numpy()).tobytes()]
+    def chunks(key: Hashable) -> list[bytes]:
+        return [np.ascontiguousarray(walk.objects[int(key)].numpy()).tobytes()]  # type: ignore[call-overload]
 
-    return find_findings(report, fingerprint=fingerprint, chunks=chunks)
+    return ValueAccess(fingerprint=fingerprint, chunks=chunks)
 
 
 def _find(walk: _Walk, layer: str) -> _Visited:

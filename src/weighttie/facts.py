@@ -1,0 +1,88 @@
+"""The facts contract: what a front end states about a model, before any counting.
+
+Two front ends describe models: the live walker (:mod:`weighttie.walk`, a model in
+memory) and the static reader (:mod:`weighttie.static`, a file without Keras). Each
+fills one :class:`ModelFacts`; :func:`weighttie.graph.build_report` derives
+everything else (uses, counts, groups, findings) in one build, so the two cannot
+disagree about what sharing means, and no Report is patched after it is built.
+
+* :class:`RawLayer`: one layer *occurrence* (a path), its calls and the keys of
+  the variables it holds itself;
+* :class:`RawVariable`: one variable *object*, keyed by identity;
+* ``ties``: the ties the model or file declares, bound or not;
+* ``findings``: what the front end found while reading (a declared tie whose
+  saved copies differ);
+* :class:`ValueAccess`: how findings reach layer configs and variable values.
+
+This module imports neither Keras nor a backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass
+
+from weighttie.report import CallNode, Finding, ModelInfo, Tie
+
+__all__ = ["Chunks", "Fingerprint", "ModelFacts", "RawLayer", "RawVariable", "ValueAccess"]
+
+#: ``fingerprint(layer_path)``: a hash of the layer's config without its name, or None.
+Fingerprint = Callable[[str], str | None]
+#: ``chunks(variable_key)``: the variable's values as successive byte chunks.
+Chunks = Callable[[Hashable], Iterable[bytes]]
+
+
+@dataclass(frozen=True)
+class RawLayer:
+    """One layer occurrence as a front end saw it.
+
+    ``identity`` is equal for two rows that are the same layer object (a layer can
+    sit at two paths). ``nodes`` lists the calls in the parent's functional graph,
+    or is None where there is no graph (subclassed models, a layer's own
+    sublayers). ``variables`` are the keys of the variables the layer holds itself,
+    not through sublayers.
+    """
+
+    path: str
+    name: str
+    class_name: str
+    parent: str | None
+    identity: Hashable
+    is_model: bool
+    nodes: tuple[CallNode, ...] | None
+    variables: tuple[Hashable, ...]
+
+
+@dataclass(frozen=True)
+class RawVariable:
+    """One variable object: ``key`` is its identity."""
+
+    key: Hashable
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+    trainable: bool
+
+
+@dataclass(frozen=True)
+class ValueAccess:
+    """How findings read what a Report does not hold.
+
+    ``chunks`` is None when values cannot or should not be read: ``broken-tie``
+    is then not looked for.
+    """
+
+    fingerprint: Fingerprint
+    chunks: Chunks | None
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """Everything a front end states about one model."""
+
+    model: ModelInfo
+    layers: Sequence[RawLayer]
+    variables: Sequence[RawVariable]
+    ties: Sequence[Tie] = ()
+    findings: Sequence[Finding] = ()
+    access: ValueAccess | None = None
