@@ -72,7 +72,7 @@ BACKEND_PYTEST := -m "not slow and not budget" $(BACKEND_TESTS)
 # Fails the install if the backend pulled TensorFlow in after all.
 NO_TENSORFLOW = -c "import importlib.util as u, sys; sys.exit(u.find_spec('tensorflow') is not None and 'tensorflow is installed')"
 
-.PHONY: test-jax test-torch test-backends
+.PHONY: test-jax test-torch test-backends clean-backends
 
 $(JAX_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(JAX_VENV)
@@ -95,3 +95,6 @@ test-torch: $(TORCH_VENV)/.installed
 	KERAS_BACKEND=torch $(TORCH_VENV)/bin/python -m pytest $(BACKEND_PYTEST)
 
 test-backends: test-jax test-torch
+
+clean-backends:
+	rm -rf $(JAX_VENV) $(TORCH_VENV)
