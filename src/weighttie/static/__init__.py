@@ -1,0 +1,122 @@
+"""The static reader: a model file → raw facts → :class:`Report`, without Keras.
+
+Everything it reads is bounded by :class:`~weighttie.limits.Limits` (layers,
+calls, nesting, config bytes, HDF5 objects) before the work that grows with it,
+and a weights file must be self-contained: external storage, external or
+dangling links, virtual datasets and filters HDF5 would load as plugins are
+refused before any value is read (:func:`check_before_load` makes the same checks
+before Keras opens a file). It reads what the file states and nothing more:
+
+* ``.keras`` (Keras 3): ``config.json`` gives the layers, nested models and every
+  call with its inbound tensors and their shapes; ``model.weights.h5`` gives each
+  layer's variables (shapes and dtypes, not values) under a group whose ``vars``
+  carries the layer's name, and the sublayers a layer holds (an LSTM's ``cell``).
+* legacy ``.h5`` (Keras 2 / tf.keras / tf_keras, and Keras 3's legacy format): the
+  ``model_config`` attribute and the ``model_weights`` group, whose
+  ``weight_names`` name every variable.
+
+Where the file does not state a fact (a call's output shape that nothing
+consumes, the class of a sublayer, the names of an unknown layer's variables) the
+report says so (null, ``?``, numbered names) rather than guess. Ties declared in
+the file are applied as :func:`weighttie.load_model` would bind them, once their
+saved copies are found to hold equal values (a tie whose copies differ is reported
+unbound, with a ``broken-tie`` finding).
+
+The package's modules, one job each:
+
+* :mod:`~weighttie.static.class_tables`: what a layer's class says (its variables'
+  names, which are not trainable, its sublayers' classes);
+* :mod:`~weighttie.static.config_graph`: a config's graph (calls, inbound
+  tensors, stated shapes, wiring and cycle checks, Keras 2 call numbering);
+* :mod:`~weighttie.static.h5_tree`: walking an HDF5 file and refusing what is not
+  self-contained; the tree of saveables of ``model.weights.h5``;
+* :mod:`~weighttie.static.values`: values streamed under a time budget;
+* :mod:`~weighttie.static.rows`: the rows and variables collected, within limits;
+* :mod:`~weighttie.static.declared_ties`: the ties a ``.keras`` file declares, applied;
+* :mod:`~weighttie.static.keras3` and :mod:`~weighttie.static.legacy_h5`: the two
+  readers.
+
+This package imports neither Keras nor any backend.
+"""
+
+from __future__ import annotations
+
+import os
+
+from weighttie.archive import WEIGHTS, KerasArchive, open_h5
+from weighttie.limits import DEFAULT_LIMITS, Limits
+from weighttie.loading import FileKind, check_model_file, open_model_file
+from weighttie.report import Report
+from weighttie.static.class_tables import MODEL_CLASSES, UNKNOWN_CLASS, variable_names
+from weighttie.static.h5_tree import _h5_errors, _walk_h5
+from weighttie.static.keras3 import _read_keras
+from weighttie.static.legacy_h5 import _legacy_config, _read_legacy_h5
+
+__all__ = [
+    "MODEL_CLASSES",
+    "UNKNOWN_CLASS",
+    "check_before_load",
+    "read_report",
+    "variable_names",
+]
+
+
+def read_report(
+    path: str | os.PathLike[str], *, findings: bool = True, limits: Limits = DEFAULT_LIMITS
+) -> Report:
+    """Build a Report from a model file alone, importing neither Keras nor a backend.
+
+    Values are read for two things only, streamed from the file in chunks: the
+    saved copies of each tie the file declares are compared (always: a tie whose
+    copies differ is reported unbound, with a ``broken-tie`` finding when
+    ``findings`` is on); and with ``findings`` (the default) same-shaped variables
+    are hashed to find copies that should be shared (``broken-tie``).
+
+    Everything read is bounded by ``limits`` before the work that grows with it.
+
+    Raises:
+        MissingFileError, FileFormatError: the file cannot be read as a Keras model,
+            or its weights file is not self-contained.
+        LimitError: the file holds more than ``limits`` allow.
+
+    Example:
+        >>> report = read_report("siamese.keras")     # doctest: +SKIP
+        >>> report.model.source
+        'static'
+    """
+    file = os.fspath(path)
+    kind = check_model_file(file)
+    if kind is FileKind.KERAS:
+        return _read_keras(file, findings, limits)
+    return _read_legacy_h5(file, findings, limits)
+
+
+def check_before_load(path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS) -> FileKind:
+    """The checks to make before Keras opens a model file; returns the file's kind.
+
+    Keras parses the whole config and opens datasets by path: a config beyond
+    ``limits`` would cost it time and memory in proportion, and a weights file
+    with external storage, external or dangling links, virtual datasets or
+    plugin filters would make HDF5 open host paths (a FIFO there blocks inside
+    HDF5, where no time budget can fire). This reads the config within
+    ``limits`` and walks the weights file as the static reader does, reading no
+    values and nothing Keras itself ignores (layer-name attributes).
+
+    Raises:
+        MissingFileError, FileFormatError: the file is not a regular model file, or
+            its weights file is not self-contained.
+        LimitError: the file holds more than ``limits`` allow.
+    """
+    file = os.fspath(path)
+    kind = check_model_file(file)
+    if kind is FileKind.KERAS:
+        with KerasArchive(file, limits=limits) as archive:
+            archive.config()
+            if archive.has(WEIGHTS):
+                with archive.weights() as h5, _h5_errors(file, WEIGHTS):
+                    _walk_h5(h5, f"{file!r}: {WEIGHTS}", limits)
+        return kind
+    with open_model_file(file) as f, open_h5(f, repr(file)) as h5, _h5_errors(file, "the file"):
+        _legacy_config(h5, file, limits)
+        _walk_h5(h5, repr(file), limits)
+    return kind

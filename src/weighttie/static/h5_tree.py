@@ -1,0 +1,293 @@
+"""Walking an HDF5 weights file: refusing what is not self-contained (external
+storage or links, dangling links, virtual datasets, plugin filters) before any
+value is read, within the limits and a time budget, and reading the tree of
+saveables of a ``.keras`` archive's ``model.weights.h5``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from weighttie.errors import FileFormatError, LimitError
+from weighttie.limits import Limits
+
+#: Time allowed to walk a weights file: a base plus a share per object visited.
+H5_SECONDS = 5.0
+H5_SECONDS_PER_OBJECT = 0.002
+
+#: Filters HDF5 (and h5py, for LZF) have built in. Any other filter id makes HDF5
+#: search its plugin directories and load a shared library when values are read.
+_BUILTIN_FILTERS = frozenset({1, 2, 3, 5, 6, 32000})  # deflate shuffle fletcher32 nbit
+#                                                      scaleoffset lzf
+_SELF_CONTAINED = "weighttie reads only self-contained weights files"
+
+
+class _Pace:
+    """A time budget that grows with the work done: ``base + per_item × items`` seconds.
+
+    A damaged HDF5 object can make one call take seconds; a file full of them must
+    not hang the reader.
+    """
+
+    def __init__(self, what: str, base: float, per_item: float) -> None:
+        self.what, self.base, self.per_item = what, base, per_item
+        self.started = time.monotonic()
+
+    def check(self, items: int, doing: str) -> None:
+        budget = self.base + self.per_item * items
+        if time.monotonic() - self.started > budget:
+            raise FileFormatError(
+                f"{self.what} is damaged: {doing} took longer than {budget:.0f} s"
+            )
+
+
+def _check_links(h5: Any, where: str, limits: Limits) -> None:
+    """Refuse links that lead out of the file: external, user-defined, dangling soft links.
+
+    HDF5's object visitor follows hard links only, and so does everything that
+    follows; but Keras opens datasets by path, through whatever link is there.
+    """
+    from h5py import h5l
+
+    links = h5.id.links
+    hard: set[bytes] = set()
+    other: list[tuple[bytes, int]] = []
+    pace = _Pace(where, H5_SECONDS, H5_SECONDS_PER_OBJECT)
+    stopped: list[FileFormatError] = []
+
+    def visit(name: bytes, info: Any) -> bool | None:
+        # h5py's link visitor cannot pass an exception on (it raises SystemError):
+        # a refusal is kept, the visit stopped (a value other than None), and raised after.
+        count = len(hard) + len(other) + 1
+        try:
+            if count > limits.h5_objects:
+                raise LimitError(
+                    f"{where} holds more than {limits.h5_objects:,} HDF5 links, "
+                    "the h5_objects limit",
+                    limit="h5_objects",
+                )
+            pace.check(count, f"listing {count:,} links")
+        except FileFormatError as exc:
+            stopped.append(exc)
+            return True
+        if info.type == h5l.TYPE_HARD:
+            hard.add(name)
+        else:  # resolved after the visit: h5py must not be re-entered from its callback
+            other.append((name, info.type))
+        return None
+
+    links.visit(visit, info=True)
+    if stopped:
+        raise stopped[0]
+    for name, kind in other:
+        if kind == h5l.TYPE_SOFT:
+            target = links.get_val(name)
+            if _resolve_soft(name, target) not in hard:
+                raise FileFormatError(
+                    f"{where} holds a soft link {_text(name)!r} to {_text(target)!r}, which "
+                    f"names no object of the file; {_SELF_CONTAINED}"
+                )
+        elif kind == h5l.TYPE_EXTERNAL:
+            file, target = links.get_val(name)
+            raise FileFormatError(
+                f"{where} links {_text(name)!r} to object {_text(target)!r} of another file "
+                f"({_text(file)!r}); {_SELF_CONTAINED}"
+            )
+        else:
+            raise FileFormatError(
+                f"{where} holds {_text(name)!r}, a user-defined link (class {kind}) HDF5 "
+                f"would resolve through a plugin; {_SELF_CONTAINED}"
+            )
+
+
+def _resolve_soft(name: bytes, target: bytes) -> bytes:
+    """The path (relative to the root, as the link visitor names objects) a soft link names."""
+    base = [] if target.startswith(b"/") else name.split(b"/")[:-1]
+    parts: list[bytes] = list(base)
+    for part in target.split(b"/"):
+        if part in (b"", b"."):
+            continue
+        if part == b"..":  # HDF5 has no "..": a literal name, which no Keras file uses
+            return b"\0"
+        parts.append(part)
+    return b"/".join(parts)
+
+
+def _text(raw: bytes | str) -> str:
+    return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+
+
+def _attr_text(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else None
+
+
+def _check_dataset(dataset: Any, name: str, where: str) -> None:
+    """Refuse a dataset whose values live outside the file or need a filter plugin.
+
+    Only the creation property list is read: for a virtual dataset, even asking
+    for its shape can open the source files.
+    """
+    from h5py import h5d
+
+    plist = dataset.get_create_plist()
+    if plist.get_layout() == h5d.VIRTUAL:
+        source = _text(plist.get_virtual_filename(0)) if plist.get_virtual_count() else "?"
+        raise FileFormatError(
+            f"{where} stores dataset {name!r} as a virtual dataset mapped from "
+            f"{source!r}; {_SELF_CONTAINED}"
+        )
+    if plist.get_external_count():
+        raise FileFormatError(
+            f"{where} stores dataset {name!r} in an external file "
+            f"({_text(plist.get_external(0)[0])!r}); {_SELF_CONTAINED}"
+        )
+    for index in range(plist.get_nfilters()):
+        code, _, _, filter_name = plist.get_filter(index)
+        if code not in _BUILTIN_FILTERS:
+            raise FileFormatError(
+                f"{where} stores dataset {name!r} through HDF5 filter {code} "
+                f"({_text(filter_name) or 'unnamed'}), which is not built into HDF5: reading "
+                "it would load a plugin library from this machine; weighttie reads only "
+                "datasets stored plain or with HDF5's built-in filters"
+            )
+
+
+def _walk_h5(
+    h5: Any,
+    where: str,
+    limits: Limits,
+    on_dataset: Callable[[str, Any], None] | None = None,
+    on_group: Callable[[bytes, str], None] | None = None,
+) -> None:
+    """Check a weights file and visit its objects, within ``limits``, before any value is read.
+
+    Links are checked first; then one pass of HDF5's own visitor (``h5o.visit``)
+    over the objects: the high-level h5py API costs twice as much per object, which
+    on a large model is most of the static reader's time. Each dataset is checked
+    (:func:`_check_dataset`) before ``on_dataset`` sees it.
+    """
+    from h5py import h5d, h5o
+
+    _check_links(h5, where, limits)
+    fid = h5.id
+    visited = 0
+    pace = _Pace(where, H5_SECONDS, H5_SECONDS_PER_OBJECT)
+
+    def visit(raw: bytes, info: Any) -> None:
+        nonlocal visited
+        visited += 1
+        if visited > limits.h5_objects:
+            raise LimitError(
+                f"{where} holds more than {limits.h5_objects:,} HDF5 objects, the h5_objects limit",
+                limit="h5_objects",
+            )
+        pace.check(visited, f"reading {visited:,} objects")  # healthy: 0.25 ms an object
+        name = raw.decode("utf-8", "replace")
+        # A layer's variables sit some three groups deeper per level (layers/<name>/vars/0).
+        if name.count("/") > 3 * (limits.depth + 1):
+            raise LimitError(
+                f"{where} nests groups more than {3 * (limits.depth + 1)} levels deep, "
+                "the depth limit",
+                limit="depth",
+            )
+        if info.type == h5o.TYPE_DATASET:
+            dataset = h5d.open(fid, raw)
+            _check_dataset(dataset, name, where)
+            if on_dataset is not None:
+                on_dataset(name, dataset)
+        elif info.type == h5o.TYPE_GROUP and on_group is not None:
+            on_group(raw, name)
+
+    h5o.visit(fid, visit, info=True)
+
+
+@contextmanager
+def _h5_errors(path: str, what: str) -> Iterator[None]:
+    """HDF5 reports damage with many exception types; turn each into one clear error."""
+    try:
+        yield
+    except FileFormatError:
+        raise
+    except (OSError, RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+        raise FileFormatError(
+            f"{path!r}: {what} is damaged or truncated ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+@dataclass
+class _Group:
+    """One saveable in model.weights.h5: its variables and its child saveables."""
+
+    name: str | None
+    variables: list[tuple[str, tuple[int, ...], str]] = field(default_factory=list)
+    layers: list[_Group] = field(default_factory=list)  # under "layers/" (models)
+    attributes: dict[str, _Group] = field(default_factory=dict)  # other child saveables
+
+
+def _read_group(
+    h5: Any, where: str, limits: Limits, handles: dict[str, Any] | None = None
+) -> _Group:
+    """Read the tree of saveables in model.weights.h5: names, variable shapes and dtypes."""
+    import numpy as np
+    from h5py import h5a, h5o
+
+    root = _Group(name=None)
+    groups: dict[str, _Group] = {"": root}
+    datasets: list[tuple[str, tuple[int, ...], str]] = []
+    named: list[tuple[str, Any]] = []
+
+    def on_dataset(name: str, ds: Any) -> None:
+        datasets.append((name, tuple(int(d) for d in ds.shape), str(ds.dtype)))
+        if handles is not None:  # kept open: values are read through them
+            handles["/" + name] = ds
+
+    def on_group(raw: bytes, name: str) -> None:
+        last = name.rpartition("/")[2]
+        if last == "vars":
+            obj = h5o.open(h5.id, raw)
+            if h5a.exists(obj, b"name"):
+                attr = h5a.open(obj, b"name")
+                if attr.shape == ():  # a layer name is one string; anything else is not
+                    value = np.empty((), dtype=attr.dtype)
+                    attr.read(value)
+                    named.append((name, value[()]))
+        elif last != "layers":
+            groups[name] = _Group(name=None)
+
+    _walk_h5(h5, where, limits, on_dataset, on_group)
+    # Link each saveable group to its parent: "a/layers/b" is a layer of "a",
+    # "a/cell" an attribute of "a".
+    for name in sorted(groups, key=lambda n: (n.count("/"), n)):
+        if not name:
+            continue
+        parent, _, key = name.rpartition("/")
+        if parent.endswith("layers") and parent.rpartition("/")[2] == "layers":
+            owner = groups.get(parent.rpartition("/")[0])
+            if owner is not None:
+                owner.layers.append(groups[name])
+            continue
+        owner = groups.get(parent)
+        if owner is not None:
+            owner.attributes[key] = groups[name]
+    for name, value in named:
+        group = groups.get(name.rpartition("/")[0] if "/" in name else "")
+        if group is not None:
+            if isinstance(value, bytes):
+                value = value.decode("utf-8", "replace")
+            group.name = value if isinstance(value, str) else None
+    for name, shape, dtype in datasets:
+        owner_path, _, index = name.rpartition("/")
+        vars_owner, _, leaf = owner_path.rpartition("/")
+        if leaf != "vars" or not index.isdigit():
+            continue
+        group = groups.get(vars_owner if "/" in owner_path else "")
+        if group is not None:
+            group.variables.append(("/" + name, shape, dtype))
+    for group in groups.values():
+        group.variables.sort(key=lambda v: int(v[0].rpartition("/")[2]))
+    return root

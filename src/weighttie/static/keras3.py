@@ -1,0 +1,215 @@
+"""The ``.keras`` (Keras 3) reader: ``config.json`` gives the layers, nested models
+and every call; ``model.weights.h5`` each layer's variables under a group whose
+``vars`` carries the layer's name, and the sublayers a layer holds (an LSTM's
+``cell``). Declared ties are applied once their saved copies are found equal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from weighttie.archive import WEIGHTS, KerasArchive
+from weighttie.errors import FileFormatError, LimitError
+from weighttie.facts import ModelFacts
+from weighttie.graph import ROOT, build_report, join_path
+from weighttie.limits import Limits
+from weighttie.report import CallNode, ModelInfo, Report, Source
+from weighttie.static.class_tables import (
+    MODEL_CLASSES,
+    UNKNOWN_CLASS,
+    _sublayer_class,
+    variable_names,
+)
+from weighttie.static.config_graph import (
+    _graph_nodes,
+    _is_model,
+    _layer_entries,
+    _layer_name,
+    _trainable,
+)
+from weighttie.static.declared_ties import _apply_ties, _differing_tie_findings
+from weighttie.static.h5_tree import _Group, _h5_errors, _read_group
+from weighttie.static.rows import _Reader
+from weighttie.static.values import _value_access, _Values
+
+
+def _read_keras(path: str, findings: bool, limits: Limits) -> Report:
+    where = f"{path!r}: {WEIGHTS}"
+    with KerasArchive(path, limits=limits) as archive:
+        config = archive.config()
+        metadata = archive.metadata()
+        if not archive.has(WEIGHTS):
+            raise FileFormatError(
+                f"{path!r} has no model.weights.h5; expected a .keras archive written by "
+                "Keras 3 (config.json, metadata.json, model.weights.h5)"
+            )
+        with archive.weights() as h5, _h5_errors(path, WEIGHTS):
+            handles: dict[str, Any] = {}
+            group = _read_group(h5, where, limits, handles if findings else None)
+            values = _Values(h5, handles, where)
+            facts = _keras_facts(path, config, metadata, group, values, limits, findings)
+            return build_report(facts, findings=findings)
+
+
+def _keras_facts(
+    path: str,
+    config: dict[str, Any],
+    metadata: dict[str, Any],
+    group: _Group,
+    values: _Values,
+    limits: Limits,
+    findings: bool,
+) -> ModelFacts:
+    """The facts of a .keras file, with a finding for each declared tie whose copies differ.
+
+    Declared ties' copies are always compared (a tie is bound only if they agree);
+    other values are read only for ``findings``.
+    """
+    reader = _Reader(repr(path), limits)
+    class_name = str(config.get("class_name", UNKNOWN_CLASS))
+    name = _layer_name(config) or "model"
+    root_trainable = _trainable(config)
+    reader.add(
+        ROOT,
+        name,
+        class_name,
+        None,
+        True,
+        None,
+        group.variables,
+        [str(i) for i in range(len(group.variables))],
+        root_trainable,
+    )
+    if _is_model(config):
+        _keras_model(reader, config, group, ROOT, root_trainable, 0)
+    elif class_name in MODEL_CLASSES:
+        raise FileFormatError(
+            f"{path!r}: config.json describes a {class_name} model without a list of layers"
+        )
+    else:  # a subclassed model: the weights file is the only map of its layers
+        _sublayers(reader, group, class_name, {}, ROOT, root_trainable, 0)
+    ties, differing = _apply_ties(reader, config, values)
+    version = metadata.get("keras_version")
+    info = ModelInfo(
+        name=name,
+        class_name=class_name,
+        source=Source.STATIC,
+        file=path,
+        keras_version=version if isinstance(version, str) else None,
+    )
+    return ModelFacts(
+        model=info,
+        layers=reader.rows,
+        variables=tuple(reader.variables.values()),
+        ties=tuple(ties),
+        findings=tuple(_differing_tie_findings(reader, differing)),
+        access=_value_access(reader, values if findings else None),
+    )
+
+
+def _keras_model(
+    reader: _Reader,
+    entry: dict[str, Any],
+    group: _Group | None,
+    path: str,
+    trainable: bool,
+    depth: int,
+) -> None:
+    if depth > reader.limits.depth:
+        raise LimitError(
+            f"{reader.where}: config.json nests models more than {reader.limits.depth} levels "
+            "deep, the depth limit",
+            limit="depth",
+        )
+    level = _layer_entries(entry)
+    sequential = entry.get("class_name") == "Sequential"
+    nodes = _graph_nodes(level, path, sequential)
+    by_name: dict[str, _Group] = {}
+    if group is not None:
+        for child in [*group.layers, *group.attributes.values()]:
+            if child.name is not None:
+                by_name.setdefault(child.name, child)
+    for name, child_entry in level:
+        child_path = join_path(path, name)
+        _keras_layer(
+            reader,
+            child_entry,
+            by_name.get(name),
+            child_path,
+            path,
+            nodes.get(name, ()),
+            trainable and _trainable(child_entry),
+            depth + 1,
+        )
+
+
+def _keras_layer(
+    reader: _Reader,
+    entry: dict[str, Any],
+    group: _Group | None,
+    path: str,
+    parent: str,
+    nodes: tuple[CallNode, ...] | None,
+    trainable: bool,
+    depth: int,
+) -> None:
+    class_name = str(entry.get("class_name", UNKNOWN_CLASS))
+    config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+    variables = group.variables if group is not None else []
+    reader.entries[path] = entry
+    reader.add(
+        path,
+        path.rsplit("/", 1)[-1],
+        class_name,
+        parent,
+        _is_model(entry),
+        nodes,
+        variables,
+        variable_names(class_name, config, len(variables)),  # type: ignore[arg-type]
+        trainable,
+    )
+    if _is_model(entry):
+        _keras_model(reader, entry, group, path, trainable, depth)
+    elif group is not None:
+        _sublayers(reader, group, class_name, config, path, trainable, depth)  # type: ignore[arg-type]
+
+
+def _sublayers(
+    reader: _Reader,
+    group: _Group,
+    class_name: str,
+    config: dict[str, Any],
+    path: str,
+    trainable: bool,
+    depth: int,
+) -> None:
+    """The sublayers the weights file shows below ``path`` (at ``depth``, as a path's
+    slashes count)."""
+    children = [(key, child) for key, child in sorted(group.attributes.items())]
+    children += [(str(i), child) for i, child in enumerate(group.layers)]
+    children = [(key, child) for key, child in children if child.name is not None]
+    if children and depth > reader.limits.depth:
+        raise LimitError(
+            f"{reader.where}: model.weights.h5 nests layers more than {reader.limits.depth} "
+            "levels deep, the depth limit",
+            limit="depth",
+        )
+    taken: set[str] = set()
+    for key, child in children:
+        assert child.name is not None
+        child_path = join_path(path, child.name)
+        if child_path in taken:
+            continue
+        taken.add(child_path)
+        sub_class, sub_config = _sublayer_class(class_name, config, key)
+        reader.add(
+            child_path,
+            child.name,
+            sub_class,
+            path,
+            False,
+            None,
+            child.variables,
+            variable_names(sub_class, sub_config, len(child.variables)),
+            trainable,
+        )
+        _sublayers(reader, child, sub_class, sub_config, child_path, trainable, depth + 1)

@@ -1,0 +1,197 @@
+"""The legacy ``.h5`` reader (Keras 2 / tf.keras / tf_keras, and Keras 3's legacy
+format): the ``model_config`` attribute and the ``model_weights`` group, whose
+``weight_names`` name every variable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from weighttie.archive import iter_layer_configs, open_h5, parse_model_config
+from weighttie.errors import FileFormatError, LimitError
+from weighttie.facts import ModelFacts
+from weighttie.graph import ROOT, build_report, join_path
+from weighttie.limits import Limits
+from weighttie.loading import open_model_file
+from weighttie.report import ModelInfo, Report, Source
+from weighttie.static.class_tables import UNKNOWN_CLASS, _sublayer_class
+from weighttie.static.config_graph import (
+    _graph_nodes,
+    _is_model,
+    _layer_entries,
+    _layer_name,
+    _trainable,
+)
+from weighttie.static.h5_tree import _attr_text, _h5_errors, _walk_h5
+from weighttie.static.rows import _Reader
+from weighttie.static.values import _value_access, _Values
+
+
+def _legacy_config(h5: Any, path: str, limits: Limits) -> dict[str, Any] | None:
+    """The ``model_config`` attribute of a legacy file, parsed within ``limits``; None if absent."""
+    from h5py import h5a
+
+    if not h5a.exists(h5.id, b"model_config"):
+        return None
+    if h5a.open(h5.id, b"model_config").get_storage_size() > limits.config_bytes:
+        raise LimitError(
+            f"{path!r}: model_config holds more than {limits.config_bytes:,} bytes, "
+            "the config_bytes limit",
+            limit="config_bytes",
+        )
+    value = h5.attrs.get("model_config")
+    data = value.encode("utf-8", "surrogatepass") if isinstance(value, str) else value
+    if not isinstance(data, bytes):
+        return None
+    if len(data) > limits.config_bytes:
+        raise LimitError(
+            f"{path!r}: model_config holds {len(data):,} bytes, more than the "
+            f"{limits.config_bytes:,} of the config_bytes limit",
+            limit="config_bytes",
+        )
+    config = parse_model_config(data, limits=limits, where=f"{path!r}: model_config")
+    if not isinstance(config, dict):
+        raise FileFormatError(f"{path!r}: model_config must be a JSON object")
+    return config
+
+
+def _read_legacy_h5(path: str, findings: bool, limits: Limits) -> Report:
+    where = repr(path)
+    with open_model_file(path) as file, open_h5(file, where) as h5, _h5_errors(path, "the file"):
+        config = _legacy_config(h5, path, limits)
+        if config is None:
+            raise FileFormatError(
+                f"{path!r} is an HDF5 file without a model_config attribute: it holds "
+                "weights only (save_weights) or is not a Keras model"
+            )
+        _walk_h5(h5, where, limits)
+        weights = h5.get("model_weights")
+        version = _attr_text(h5.attrs.get("keras_version"))
+        reader = _Reader(where, limits)
+        class_name = str(config.get("class_name", UNKNOWN_CLASS))
+        name = _layer_name(config) or "model"
+        reader.add(ROOT, name, class_name, None, True, None, [], [], True)
+        _legacy_model(reader, config, weights, ROOT, _trainable(config), 0)
+        info = ModelInfo(
+            name=name, class_name=class_name, source=Source.STATIC, file=path, keras_version=version
+        )
+        values = _Values(h5, {}, where) if findings else None
+        facts = ModelFacts(
+            model=info,
+            layers=reader.rows,
+            variables=tuple(reader.variables.values()),
+            access=_value_access(reader, values),
+        )
+        return build_report(facts, findings=findings)
+
+
+def _legacy_weights(group: Any) -> list[tuple[str, tuple[int, ...], str, str]]:
+    """(dataset key, shape, dtype, weight name) for a legacy layer group."""
+    import h5py
+
+    if not isinstance(group, h5py.Group):
+        return []
+    names = group.attrs.get("weight_names")
+    result = []
+    for raw in list(names) if names is not None else []:
+        weight = _attr_text(raw)
+        if not weight:
+            continue
+        dataset = group.get(weight)
+        if isinstance(dataset, h5py.Dataset):
+            result.append(
+                (dataset.name, tuple(int(d) for d in dataset.shape), str(dataset.dtype), weight)
+            )
+    return result
+
+
+def _legacy_model(
+    reader: _Reader,
+    entry: dict[str, Any],
+    weights: Any,
+    path: str,
+    trainable: bool,
+    depth: int,
+    inherited: list[tuple[str, tuple[int, ...], str, str]] | None = None,
+) -> None:
+    """Rows of one legacy model level; ``inherited``: a nested model's weights, by inner layer."""
+    if depth > reader.limits.depth:
+        raise LimitError(
+            f"{reader.where}: model_config nests models more than {reader.limits.depth} "
+            "levels deep, the depth limit",
+            limit="depth",
+        )
+    level = _layer_entries(entry)
+    nodes = _graph_nodes(level, path, entry.get("class_name") == "Sequential")
+    names_here = {name for name, _ in level}
+    for name, child in level:
+        child_path = join_path(path, name)
+        child_trainable = trainable and _trainable(child)
+        if inherited is not None:
+            # A nested model's weights are named by the layer that made them: this
+            # layer's own, or (for a nested model) a layer anywhere in its subtree.
+            subtree = (
+                {
+                    p.rpartition("/")[2]
+                    for p, _ in iter_layer_configs(child, max_depth=reader.limits.depth)
+                }
+                - names_here
+                if _is_model(child)
+                else set()
+            )
+            own = [
+                w
+                for w in inherited
+                if (first := _weight_parts(w[3])[0]) == name or first in subtree
+            ]
+        else:
+            own = _legacy_weights(weights.get(name) if weights is not None else None)
+        class_name = str(child.get("class_name", UNKNOWN_CLASS))
+        if _is_model(child):
+            reader.add(
+                child_path,
+                name,
+                class_name,
+                path,
+                True,
+                nodes.get(name, ()),
+                [],
+                [],
+                child_trainable,
+            )
+            _legacy_model(reader, child, None, child_path, child_trainable, depth + 1, own)
+            continue
+        direct = [w for w in own if len(_weight_parts(w[3])) <= 2]
+        reader.add(
+            child_path,
+            name,
+            class_name,
+            path,
+            False,
+            nodes.get(name, ()),
+            [(k, s, d) for k, s, d, _ in direct],
+            [_weight_parts(w)[-1] for _, _, _, w in direct],
+            child_trainable,
+        )
+        nested: dict[str, list[tuple[str, tuple[int, ...], str, str]]] = {}
+        for w in own:
+            parts = _weight_parts(w[3])
+            if len(parts) > 2:
+                nested.setdefault(parts[1], []).append(w)
+        config = child.get("config") if isinstance(child.get("config"), dict) else {}
+        for sub_name, sub_weights in nested.items():
+            sub_class, _ = _sublayer_class(class_name, config, "cell")  # type: ignore[arg-type]
+            reader.add(
+                join_path(child_path, sub_name),
+                sub_name,
+                sub_class,
+                child_path,
+                False,
+                None,
+                [(k, s, d) for k, s, d, _ in sub_weights],
+                [_weight_parts(w)[-1] for _, _, _, w in sub_weights],
+                child_trainable,
+            )
+
+
+def _weight_parts(weight: str) -> list[str]:
+    return weight.split(":", 1)[0].split("/")
