@@ -36,7 +36,8 @@ from hostile import (
     virtual_dataset,
 )
 from weighttie.errors import FileFormatError, MissingFileError
-from weighttie.loading import check_model_file, load_keras_model
+from weighttie.keras_loading import load_keras_model
+from weighttie.loading import check_model_file
 from weighttie.static import check_before_load, read_report
 
 SELF_CONTAINED = "weighttie reads only self-contained weights files"

@@ -178,3 +178,24 @@ def test_reset_step_functions_and_built_optimizer() -> None:
     assert (model.train_function, model.test_function, model.predict_function) == (None,) * 3
     model.fit(data, np.ones((4, 2), "float32"), verbose=0)  # Keras builds them again
     assert model.train_function is not None
+
+
+def test_live_layers_view_pairs_by_name_and_sublayers() -> None:
+    """_keras.LIVE_LAYERS: what tie_record.pair_variables sees of live layers."""
+    from weighttie._keras import LIVE_LAYERS
+    from weighttie.tie_record import pair_variables
+
+    a, b = keras.layers.LSTM(3), keras.layers.LSTM(3)
+    for layer in (a, b):
+        layer.build((None, 5, 2))
+    assert LIVE_LAYERS.name(a) == a.name and LIVE_LAYERS.class_name(a) == "LSTM"
+    assert LIVE_LAYERS.same_class(a, b) and not LIVE_LAYERS.same_class(a, keras.layers.GRU(3))
+    assert LIVE_LAYERS.sublayers(a) == [a.cell]
+    assert set(LIVE_LAYERS.variables(a.cell)) == {"kernel", "recurrent_kernel", "bias"}
+    pairs = pair_variables(a, b, None, LIVE_LAYERS)
+    by_name_a = {v.name: v for v in a.cell.weights}
+    by_name_b = {v.name: v for v in b.cell.weights}
+    assert sorted(p.name for p in pairs) == ["bias", "kernel", "recurrent_kernel"]
+    for p in pairs:
+        assert p.source is by_name_a[p.name] and p.target is by_name_b[p.name]
+        assert (p.source_layer, p.target_layer) == (a.cell, b.cell)

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 __all__ = [
+    "LIVE_LAYERS",
+    "LiveLayers",
     "after_build",
     "built_optimizer",
     "extend_build_config",
@@ -52,6 +54,29 @@ def own_variables(layer: Any) -> list[Any]:
     if trainable is None or non_trainable is None:
         return []  # a plain Operation (keras.ops.add in a functional graph)
     return list(trainable) + list(non_trainable)
+
+
+class LiveLayers:
+    """Live Keras layers as :func:`weighttie.tie_record.pair_variables` sees them."""
+
+    def name(self, layer: Any) -> str:
+        return str(layer.name)
+
+    def class_name(self, layer: Any) -> str:
+        return type(layer).__name__
+
+    def same_class(self, a: Any, b: Any) -> bool:
+        return type(a) is type(b)
+
+    def variables(self, layer: Any) -> dict[str, Any]:
+        return {v.name: v for v in own_variables(layer)}
+
+    def sublayers(self, layer: Any) -> list[Any]:
+        return sublayers(layer)
+
+
+#: The one :class:`LiveLayers` view.
+LIVE_LAYERS = LiveLayers()
 
 
 def sublayers(layer: Any) -> list[Any]:

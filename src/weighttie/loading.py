@@ -9,16 +9,13 @@ from __future__ import annotations
 import io
 import os
 import stat
-import warnings
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
 
-from weighttie.errors import FileFormatError, MissingFileError, UnsafeModelError
+from weighttie.errors import FileFormatError, MissingFileError
 from weighttie.files import regular_file
-from weighttie.limits import DEFAULT_LIMITS, Limits
 
-__all__ = ["FileKind", "check_model_file", "load_keras_model", "open_model_file"]
+__all__ = ["FileKind", "check_model_file", "open_model_file"]
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -107,64 +104,3 @@ def check_model_file(path: str | os.PathLike[str]) -> FileKind:
         f"{str(p)!r} is not a Keras model file: expected a .keras zip archive or an "
         f"HDF5 .h5 file, found a file starting with {head[:8]!r}"
     )
-
-
-def _first_line(exc: BaseException, limit: int = 300) -> str:
-    text = str(exc).strip().splitlines()
-    line = text[0].strip() if text else type(exc).__name__
-    return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def load_keras_model(
-    path: str | os.PathLike[str],
-    *,
-    unsafe: bool = False,
-    compile: bool = False,
-    custom_objects: dict[str, Any] | None = None,
-    quiet: bool = True,
-    limits: Limits = DEFAULT_LIMITS,
-) -> Any:
-    """Load a model file through Keras, with ``safe_mode`` on unless ``unsafe``.
-
-    Before Keras sees the file (and before Keras is imported), the bounded reader
-    checks it: its config within ``limits``, and a weights file that is
-    self-contained (no external storage or links, no virtual datasets, no filters
-    HDF5 would look for as plugins), so nothing Keras then reads can block or
-    reach outside the file.
-
-    ``quiet`` silences Keras's Python warnings during the load (the command line
-    wants one line per error); library callers get them.
-
-    Raises:
-        MissingFileError, FileFormatError: see :func:`check_model_file`; also when
-            Keras fails to read the file.
-        LimitError: the file holds more than ``limits`` allow.
-        UnsafeModelError: the file holds Python code (a Lambda layer) and ``unsafe``
-            is False.
-    """
-    from weighttie.static import check_before_load
-
-    check_before_load(path, limits=limits)
-    import keras
-
-    try:
-        with warnings.catch_warnings():
-            if quiet:
-                warnings.simplefilter("ignore")
-            return keras.saving.load_model(
-                os.fspath(path),
-                safe_mode=not unsafe,
-                compile=compile,
-                custom_objects=custom_objects,
-            )
-    except Exception as exc:
-        message = str(exc)
-        if not unsafe and "safe_mode=False" in message:
-            raise UnsafeModelError(
-                f"{os.fspath(path)!r} contains Python code (e.g. a Lambda layer) that Keras "
-                "does not run in safe mode; pass --unsafe (Python: unsafe=True) only if you "
-                "trust the file"
-            ) from None
-        raise FileFormatError(
-            f"Keras could not load {os.fspath(path)!r}: {type(exc).__name__}: {_first_line(exc)}"
-        ) from None

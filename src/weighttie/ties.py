@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import inspect
 import os
-import uuid
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
 from weighttie import _keras
-from weighttie.archive import RECORD_KEY, RECORD_VERSION, FileTie, file_ties
+from weighttie.archive import iter_layer_configs
 from weighttie.errors import (
     FileFormatError,
     LayerNotFoundError,
@@ -31,9 +30,19 @@ from weighttie.errors import (
     TieShapeError,
     TieValueError,
 )
+from weighttie.tie_record import (
+    STATE_ATTR,
+    DeclaredTie,
+    FileTie,
+    TieState,
+    VariablePair,
+    build_record,
+    file_ties,
+    pair_variables,
+    state_of,
+)
 
 __all__ = [
-    "declared_ties",
     "load_model",
     "retie",
     "tie_weights",
@@ -46,33 +55,15 @@ Keep = Literal["source", "target"]
 # -- per-layer bookkeeping ------------------------------------------------------
 
 
-@dataclass
-class _Tie:
-    source: Any
-    variables: tuple[str, ...] | None  # None: every variable
+def _state_of(layer: Any) -> TieState | None:
+    return state_of(layer)
 
 
-@dataclass
-class _TieState:
-    token: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
-    ties: list[_Tie] = field(default_factory=list)  # this layer is the target
-    targets: list[Any] = field(default_factory=list)  # layers tied to this one
-    hooked: bool = False
-
-
-_STATE_ATTR = "_weighttie_ties"
-
-
-def _state_of(layer: Any) -> _TieState | None:
-    state = getattr(layer, _STATE_ATTR, None)
-    return state if isinstance(state, _TieState) else None
-
-
-def _state(layer: Any) -> _TieState:
+def _state(layer: Any) -> TieState:
     state = _state_of(layer)
     if state is None:
-        state = _TieState()
-        _keras.set_private(layer, _STATE_ATTR, state)
+        state = TieState()
+        _keras.set_private(layer, STATE_ATTR, state)
         _keras.extend_build_config(layer, lambda: _record(layer))
     return state
 
@@ -80,33 +71,15 @@ def _state(layer: Any) -> _TieState:
 def _record(layer: Any) -> dict[str, Any]:
     """What ``save`` writes into the layer's build_config."""
     state = _state_of(layer)
-    if state is None or (not state.ties and not state.targets):
+    if state is None:
         return {}
-    return {
-        RECORD_KEY: {
-            "version": RECORD_VERSION,
-            "id": state.token,
-            "ties": [
-                {
-                    "source": _state(t.source).token,
-                    "variables": None if t.variables is None else list(t.variables),
-                }
-                for t in state.ties
-            ],
-        }
-    }
+    return build_record(state, lambda source: _state(source).token)
 
 
 # -- pairing variables ----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class _Pair:
-    source_layer: Any
-    target_layer: Any
-    name: str
-    source: Any  # keras.Variable
-    target: Any
+_Pair = VariablePair[Any, Any]
 
 
 def _describe(layer: Any, name: str) -> str:
@@ -114,48 +87,8 @@ def _describe(layer: Any, name: str) -> str:
 
 
 def _pairs(source: Any, target: Any, names: tuple[str, ...] | None) -> list[_Pair]:
-    """Match target's variables to source's: by name, through sublayers by position."""
-    pairs: list[_Pair] = []
-    seen_names: set[str] = set()
-
-    def visit(s: Any, t: Any) -> None:
-        if type(s) is not type(t):
-            raise TieError(
-                f"tie_weights ties layers of one class; {s.name} is {type(s).__name__} "
-                f"and {t.name} is {type(t).__name__}"
-            )
-        s_vars = {v.name: v for v in _keras.own_variables(s)}
-        t_vars = {v.name: v for v in _keras.own_variables(t)}
-        seen_names.update(s_vars)
-        seen_names.update(t_vars)
-        for name in sorted(set(s_vars) | set(t_vars)):
-            if names is not None and name not in names:
-                continue
-            if name not in s_vars or name not in t_vars:
-                has, lacks = (s, t) if name in s_vars else (t, s)
-                raise TieError(
-                    f"{_describe(has, name)} has no counterpart: {lacks.name} holds no "
-                    f"variable {name!r}; tie a subset with variables=[...]"
-                )
-            pairs.append(_Pair(s, t, name, s_vars[name], t_vars[name]))
-        s_subs, t_subs = _keras.sublayers(s), _keras.sublayers(t)
-        if len(s_subs) != len(t_subs):
-            raise TieError(
-                f"{s.name} has {len(s_subs)} sublayers and {t.name} has {len(t_subs)}; "
-                "tie_weights needs the same structure on both sides"
-            )
-        for s_sub, t_sub in zip(s_subs, t_subs, strict=True):
-            visit(s_sub, t_sub)
-
-    visit(source, target)
-    if names is not None:
-        missing = sorted(set(names) - {p.name for p in pairs})
-        if missing:
-            raise TieError(
-                f"{target.name} and {source.name} have no variable named "
-                f"{', '.join(map(repr, missing))}; their variables are "
-                f"{', '.join(sorted(seen_names)) or '(none: are they built?)'}"
-            )
+    """The tie's variable pairs (:func:`~weighttie.tie_record.pair_variables`), shapes checked."""
+    pairs = pair_variables(source, target, names, _keras.LIVE_LAYERS)
     for p in pairs:
         if tuple(p.source.shape) != tuple(p.target.shape):
             raise TieShapeError(
@@ -441,7 +374,7 @@ def _tie(
     if source.built and target.built:
         # validates everything before changing anything
         _bind(source, target, names, keep, check_optimizers=check_optimizers)
-    _state(target).ties.append(_Tie(source, names))
+    _state(target).ties.append(DeclaredTie(source, names))
     _state(source).targets.append(target)
     _hook(source)
     _hook(target)
@@ -478,42 +411,6 @@ def untie(target: Any) -> None:
         if source_state is not None:
             source_state.targets = [t for t in source_state.targets if t is not target]
     state.ties.clear()
-
-
-# -- what a model declares ------------------------------------------------------
-
-
-def declared_ties(model: Any, layers_by_path: dict[str, Any]) -> tuple[Any, ...]:
-    """The ties declared on the layers of a walked model, as report ``Tie`` rows.
-
-    ``layers_by_path`` maps each path of the model to an object with a ``layer``
-    attribute (the walker's visited layers).
-    """
-    from weighttie.report import Tie
-
-    path_of: dict[int, str] = {}
-    for path, visited in sorted(layers_by_path.items()):
-        path_of.setdefault(id(visited.layer), path)
-    rows = []
-    for path, visited in sorted(layers_by_path.items()):
-        if path_of[id(visited.layer)] != path:
-            continue
-        state = _state_of(visited.layer)
-        if state is None:
-            continue
-        for tie in state.ties:
-            source_path = path_of.get(id(tie.source), f"{tie.source.name} (not in this model)")
-            bound = False
-            names: tuple[str, ...] = tie.variables or ()
-            if tie.source.built and visited.layer.built:
-                try:
-                    pairs = _pairs(tie.source, visited.layer, tie.variables)
-                except TieError:
-                    pairs = []
-                bound = bool(pairs) and all(p.source is p.target for p in pairs)
-                names = tie.variables or tuple(sorted({p.name for p in pairs}))
-            rows.append(Tie(source=source_path, target=path, variables=names, bound=bound))
-    return tuple(rows)
 
 
 # -- load / retie: checking a file's ties ------------------------------------------
@@ -555,11 +452,11 @@ def _resolve(tie: FileTie, layers: dict[str, Any], file: str) -> _PathTie:
     return _PathTie(layers[tie.source], layers[tie.target], tie.variables, tie.source, tie.target)
 
 
-def _source_of(layer: Any, planned: dict[int, _PathTie]) -> _Tie | None:
+def _source_of(layer: Any, planned: dict[int, _PathTie]) -> DeclaredTie | None:
     """The tie ``layer`` takes its variables through: planned from the file, or in the model."""
     if id(layer) in planned:
         tie = planned[id(layer)]
-        return _Tie(tie.source, tie.variables)
+        return DeclaredTie(tie.source, tie.variables)
     state = _state_of(layer)
     return state.ties[0] if state is not None and state.ties else None
 
@@ -680,7 +577,7 @@ def _optimizer(entry: Any, file: str, unsafe: bool) -> Any:
     """The optimizer a compile_config names, as an (unbuilt) optimizer object."""
     import keras
 
-    from weighttie.loading import _first_line
+    from weighttie.keras_loading import first_line as _first_line
 
     try:
         return keras.optimizers.get(
@@ -723,7 +620,7 @@ def _compile_arguments(
     """compile()'s arguments from a compile_config, as ``compile_from_config`` reads them."""
     import keras
 
-    from weighttie.loading import _first_line
+    from weighttie.keras_loading import first_line as _first_line
 
     _check_compile_keys(model, config, file)
     rest = {key: value for key, value in config.items() if key != "optimizer"}
@@ -915,7 +812,7 @@ def _bind_file(
     unsafe: bool = False,
 ) -> list[FileTie]:
     """Bind every tie ``file`` declares, then compile from it: all of it, or nothing."""
-    ties = file_ties(config)
+    ties = file_ties(iter_layer_configs(config))
     planned = _plan_file_ties(model, ties, file)
     step = _prepare_compile(model, file, config, custom_objects, unsafe) if compile else None
     _bind_and_compile(model, planned, step, file)
@@ -947,7 +844,8 @@ def load_model(
         >>> again = weighttie.load_model("tied.keras")     # doctest: +SKIP
     """
     from weighttie.archive import KerasArchive
-    from weighttie.loading import FileKind, check_model_file, load_keras_model
+    from weighttie.keras_loading import load_keras_model
+    from weighttie.loading import FileKind, check_model_file
 
     file = os.fspath(path)
     kind = check_model_file(file)
@@ -955,7 +853,7 @@ def load_model(
     if kind is FileKind.KERAS:
         with KerasArchive(file) as archive:
             config = archive.config()
-    if not file_ties(config):
+    if not file_ties(iter_layer_configs(config)):
         return load_keras_model(
             file, unsafe=unsafe, compile=compile, custom_objects=custom_objects, quiet=False
         )

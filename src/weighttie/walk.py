@@ -29,6 +29,7 @@ from weighttie.report import (
     Tie,
     resolve_layer,
 )
+from weighttie.tie_record import declared_ties
 
 __all__ = ["analyze", "node_input", "node_output"]
 
@@ -223,9 +224,8 @@ def analyze(
     """
     walk = _walk(model)
     if ties is None:
-        from weighttie.ties import declared_ties
-
-        ties = declared_ties(model, walk.visited)
+        layers = {path: visited.layer for path, visited in walk.visited.items()}
+        ties = declared_ties(layers, _keras.LIVE_LAYERS)
     info = ModelInfo(
         name=str(model.name),
         class_name=type(model).__name__,

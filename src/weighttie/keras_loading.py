@@ -1,0 +1,80 @@
+"""Loading a model file through Keras, after the bounded reader has seen it.
+
+Keras is imported only once the file has passed weighttie's own checks
+(:func:`weighttie.static.check_before_load`): a file over a limit, damaged, or
+reaching outside itself is refused before a backend loads (seconds and hundreds
+of MB) and before Keras opens anything. Keras's many failure modes become one
+:class:`~weighttie.errors.WeighttieError` with a message that says what was
+expected, what was found, and what to do.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from typing import Any
+
+from weighttie.errors import FileFormatError, UnsafeModelError
+from weighttie.limits import DEFAULT_LIMITS, Limits
+from weighttie.static import check_before_load
+
+__all__ = ["first_line", "load_keras_model"]
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    text = str(exc).strip().splitlines()
+    line = text[0].strip() if text else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
+def load_keras_model(
+    path: str | os.PathLike[str],
+    *,
+    unsafe: bool = False,
+    compile: bool = False,
+    custom_objects: dict[str, Any] | None = None,
+    quiet: bool = True,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Any:
+    """Load a model file through Keras, with ``safe_mode`` on unless ``unsafe``.
+
+    Before Keras sees the file (and before Keras is imported), the bounded reader
+    checks it: its config within ``limits``, and a weights file that is
+    self-contained (no external storage or links, no virtual datasets, no filters
+    HDF5 would look for as plugins), so nothing Keras then reads can block or
+    reach outside the file.
+
+    ``quiet`` silences Keras's Python warnings during the load (the command line
+    wants one line per error); library callers get them.
+
+    Raises:
+        MissingFileError, FileFormatError: see :func:`check_model_file`; also when
+            Keras fails to read the file.
+        LimitError: the file holds more than ``limits`` allow.
+        UnsafeModelError: the file holds Python code (a Lambda layer) and ``unsafe``
+            is False.
+    """
+    check_before_load(path, limits=limits)
+    import keras
+
+    try:
+        with warnings.catch_warnings():
+            if quiet:
+                warnings.simplefilter("ignore")
+            return keras.saving.load_model(
+                os.fspath(path),
+                safe_mode=not unsafe,
+                compile=compile,
+                custom_objects=custom_objects,
+            )
+    except Exception as exc:
+        message = str(exc)
+        if not unsafe and "safe_mode=False" in message:
+            raise UnsafeModelError(
+                f"{os.fspath(path)!r} contains Python code (e.g. a Lambda layer) that Keras "
+                "does not run in safe mode; pass --unsafe (Python: unsafe=True) only if you "
+                "trust the file"
+            ) from None
+        raise FileFormatError(
+            f"Keras could not load {os.fspath(path)!r}: {type(exc).__name__}: {first_line(exc)}"
+        ) from None

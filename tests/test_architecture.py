@@ -1,0 +1,101 @@
+"""The house rules of docs/architecture.md, checked on the source.
+
+Imports are read from the source (every ``import`` anywhere in a module, those
+inside functions included), so a circle hidden in a function body counts too.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import networkx as nx
+
+PACKAGE = Path(__file__).parents[1] / "src" / "weighttie"
+
+#: Modules that read only the Report (or build it from facts): never Keras or a backend.
+KERAS_FREE = {
+    "weighttie.report",
+    "weighttie.render",
+    "weighttie.graph",
+    "weighttie.facts",
+    "weighttie.findings",
+    "weighttie.spec",
+    "weighttie.tie_record",
+    "weighttie.escape",
+    "weighttie.files",
+    "weighttie.limits",
+    "weighttie.picture",
+    "weighttie.layout",
+    "weighttie.drawing",
+    "weighttie.page",
+    "weighttie.archive",
+    "weighttie.loading",
+    "weighttie.static",
+}
+#: The one upward edge: ``Report._repr_html_`` draws the picture in a notebook,
+#: importing it when called.
+NOTEBOOK_HOOK = ("weighttie.report", "weighttie.picture")
+BACKENDS = {"keras", "tensorflow", "jax", "torch", "tf_keras"}
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _graph() -> tuple[nx.DiGraph, dict[str, set[str]]]:
+    modules = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph = nx.DiGraph()
+    raw: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        graph.add_node(name)
+        raw[name] = _imports(path)
+        for target in raw[name]:
+            if target in modules and target != name and not name.startswith(target + "."):
+                graph.add_edge(name, target)
+    return graph, raw
+
+
+def test_no_import_circle() -> None:
+    graph, _ = _graph()
+    graph.remove_edge(*NOTEBOOK_HOOK)
+    cycles = sorted(nx.simple_cycles(graph), key=len)
+    assert cycles == [], f"import circles: {cycles[:3]}"
+
+
+def test_report_side_modules_never_import_a_backend() -> None:
+    graph, raw = _graph()
+    for module in sorted(graph):
+        if module in KERAS_FREE or any(module.startswith(m + ".") for m in KERAS_FREE):
+            direct = {name.split(".")[0] for name in raw[module]} & BACKENDS
+            assert not direct, f"{module} imports {direct}"
+            reachable = nx.descendants(graph, module)
+            keras_side = reachable - KERAS_FREE - {"weighttie", "weighttie.errors"}
+            keras_side = {
+                m for m in keras_side if not any(m.startswith(k + ".") for k in KERAS_FREE)
+            }
+            importing = {m for m in keras_side if {n.split(".")[0] for n in raw[m]} & BACKENDS}
+            assert not importing, f"{module} reaches {importing}, which import a backend"
+
+
+def test_private_keras_attributes_are_read_only_in_keras_module() -> None:
+    """`_inbound_nodes`, `_tracker`, `_kernel` …: only weighttie._keras touches them."""
+    private = ("_inbound_nodes", "_tracker", "_kernel", "_nodes", "_layers", "_trainable_variables")
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "_keras.py":
+            continue
+        text = path.read_text(encoding="utf-8")
+        for attr in private:
+            assert f".{attr}" not in text, f"{path.name} reads {attr}"
