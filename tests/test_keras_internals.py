@@ -199,3 +199,55 @@ def test_live_layers_view_pairs_by_name_and_sublayers() -> None:
     for p in pairs:
         assert p.source is by_name_a[p.name] and p.target is by_name_b[p.name]
         assert (p.source_layer, p.target_layer) == (a.cell, b.cell)
+
+
+# -- the write helpers ---------------------------------------------------------------------
+
+
+def test_replace_own_variable_swaps_every_place_a_layer_holds_it() -> None:
+    a, b = keras.layers.Dense(3), keras.layers.Dense(3)
+    a.build((None, 4))
+    b.build((None, 4))
+    old = b.kernel
+    assert _keras.replace_own_variable(b, old, a.kernel) is True
+    assert b.kernel is a.kernel  # what call reads (Dense.kernel over _kernel)
+    assert b.weights[0] is a.kernel  # what saving and the optimizer read
+    assert all(v is not old for v in b.weights)
+    x = np.ones((2, 4), "float32")
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(b(x)) - keras.ops.convert_to_numpy(b.bias),
+        x @ keras.ops.convert_to_numpy(a.kernel),
+    )
+    assert _keras.replace_own_variable(b, old, a.kernel) is False  # nothing left to replace
+
+
+def test_set_private_is_not_tracked_by_keras() -> None:
+    layer = keras.layers.Dense(2)
+    layer.build((None, 3))
+    variable = keras.Variable(np.zeros(2, "float32"))
+    _keras.set_private(layer, "_weighttie_probe", variable)  # a built layer would refuse it
+    assert layer._weighttie_probe is variable
+    assert all(v is not variable for v in layer.weights)
+
+
+def test_extend_build_config_adds_keys_once_and_plain_keras_loads_it(tmp_path) -> None:
+    layer = keras.layers.Dense(2, name="d")
+    _keras.extend_build_config(layer, lambda: {"weighttie": {"version": 1}})
+    _keras.extend_build_config(layer, lambda: {"other": 1})  # a second call changes nothing
+    x = keras.Input((3,))
+    model = keras.Model(x, layer(x))
+    assert model.get_layer("d").get_build_config() == {
+        "input_shape": (None, 3),
+        "weighttie": {"version": 1},
+    }
+    model.save(tmp_path / "m.keras")
+    again = keras.saving.load_model(tmp_path / "m.keras")
+    assert again.get_layer("d").built
+
+
+def test_after_build_runs_the_callback_with_the_layer_built() -> None:
+    seen = []
+    layer = keras.layers.Dense(2)
+    _keras.after_build(layer, lambda built: seen.append((built is layer, built.built)))
+    layer(np.ones((1, 3), "float32"))
+    assert seen == [(True, True)]
