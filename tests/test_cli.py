@@ -294,3 +294,18 @@ def test_a_bad_picture_path_fails_before_anything_is_printed(save, tmp_path: Pat
     path = save(zoo.siamese_tower())
     code, out, err = run(capsys, "report", str(path), "--html", str(tmp_path / "no" / "p.html"))
     assert (code, out) == (2, "") and "does not exist" in err
+
+
+def test_sort_name_lists_rows_by_path_and_model_order_is_the_default(save, capsys) -> None:
+    path = save(zoo.siamese_tower())
+
+    def first_column(text: str) -> list[str]:
+        lines = text.split("\n\n")[1].splitlines()[2:]  # the layer table, without its header
+        return [line.split()[0] for line in lines if line and not line.startswith(" ")]
+
+    _, by_model, _ = run(capsys, "report", str(path))
+    _, by_name, _ = run(capsys, "report", str(path), "--sort", "name")
+    assert first_column(by_name) == sorted(first_column(by_model))
+    report = weighttie.read_report(path)
+    assert first_column(by_model) == [r.path for r in sorted(report.layers, key=lambda r: r.order)]
+    assert first_column(by_model) != first_column(by_name)

@@ -41,7 +41,16 @@ def test_json_has_the_documented_keys() -> None:
         "non_trainable_unique",
     }
     lstm = next(row for row in doc["layers"] if row["path"] == "lstm")
-    assert set(lstm) == {"name", "path", "class", "uses", "params", "variables", "nodes"}
+    assert list(lstm) == [
+        "name",
+        "path",
+        "order",
+        "class",
+        "uses",
+        "params",
+        "variables",
+        "nodes",
+    ]
     assert lstm["nodes"][1] == {
         "index": 1,
         "inbound": [["right", 0, 0]],
@@ -123,3 +132,22 @@ def test_the_documented_example_is_what_the_zoo_model_gives() -> None:
     assert documented_lstm == next(r for r in actual["layers"] if r["path"] == "lstm")
     documented_kernel = example["variables"][0]
     assert documented_kernel in actual["variables"]
+
+
+def test_order_is_model_order_and_reports_without_it_read_in_path_order() -> None:
+    """The table lists layers as the model does (issue 14); older JSON still reads."""
+    model = zoo.siamese_tower()
+    report = weighttie.analyze(model)
+    by_order = [row.path for row in sorted(report.layers, key=lambda r: r.order)]
+    top_level = [p for p in by_order if "/" not in p]
+    assert top_level == [layer.name for layer in model.layers]
+    tower = model.get_layer("tower")
+    assert [p for p in by_order if p.startswith("tower/")] == [
+        f"tower/{layer.name}" for layer in tower.layers
+    ]
+    assert by_order.index("tower") < by_order.index("tower/" + tower.layers[0].name)
+    doc = json.loads(report.to_json())
+    for row in doc["layers"]:
+        del row["order"]
+    old = Report.from_dict(doc)
+    assert [row.order for row in old.layers] == list(range(len(old.layers)))

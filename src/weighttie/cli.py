@@ -48,7 +48,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     from weighttie import __version__
-    from weighttie.render import CheckFormat, DiffFormat, Format
+    from weighttie.render import CheckFormat, DiffFormat, Format, Sort
 
     parser = _Parser(
         prog="weighttie",
@@ -75,6 +75,12 @@ def _parser() -> argparse.ArgumentParser:
         choices=[f.value for f in Format],
         default=Format.TABLE.value,
         help="output format (default: table)",
+    )
+    report.add_argument(
+        "--sort",
+        choices=[s.value for s in Sort],
+        default=Sort.MODEL.value,
+        help="layer rows in model order (as model.summary() lists them; default) or by name",
     )
     report.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE")
     report.add_argument(
@@ -257,7 +263,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         check_graph_path(args.graph)
     _check_outputs(args.output, args.graph, args.html, args.svg)
     report = _model_report(args.path, args, findings=args.findings)
-    text = render(report, args.format)
+    text = render(report, args.format, sort=args.sort)
     # Files first: a failure to write one leaves stdout untouched.
     if args.graph:
         write_graph(report, args.graph)

@@ -99,7 +99,7 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
     for key, path in owner.items():
         owned[path] += size[key]
 
-    layer_infos = []
+    layer_infos: list[LayerInfo] = []
     for row in layers:
         held_keys = list(dict.fromkeys(row.variables))
         if row.path == ROOT and not held_keys:
@@ -116,6 +116,7 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
                 ),
                 variables=tuple(sorted(var_path[k] for k in held_keys)),
                 nodes=row.nodes,
+                order=len(layer_infos),  # facts list layers in model order
             )
         )
 

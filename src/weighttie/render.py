@@ -28,7 +28,7 @@ def tabulate(rows: Sequence[Sequence[object]], **kwargs: object) -> str:
     return str(_tabulate(rows, **kwargs))
 
 
-__all__ = ["CheckFormat", "DiffFormat", "Format", "render", "render_check", "render_diff"]
+__all__ = ["CheckFormat", "DiffFormat", "Format", "Sort", "render", "render_check", "render_diff"]
 
 
 class Format(StrEnum):
@@ -39,6 +39,13 @@ class Format(StrEnum):
     JSON = "json"
     HTML = "html"  # a self-contained page with the picture (docs/picture.md)
     SVG = "svg"  # the picture alone
+
+
+class Sort(StrEnum):
+    """Row order of the human layer table."""
+
+    MODEL = "model"  # as the model lists its layers, nested ones under their model
+    NAME = "name"  # by path
 
 
 class CheckFormat(StrEnum):
@@ -56,7 +63,9 @@ class DiffFormat(StrEnum):
     JSON = "json"
 
 
-def render(report: Report, fmt: Format | str = Format.TABLE) -> str:
+def render(
+    report: Report, fmt: Format | str = Format.TABLE, *, sort: Sort | str = Sort.MODEL
+) -> str:
     """Render a report as text ending in a newline.
 
     Example:
@@ -73,7 +82,7 @@ def render(report: Report, fmt: Format | str = Format.TABLE) -> str:
         from weighttie.picture import to_svg
 
         return to_svg(report)
-    return _Human(report, markdown=fmt is Format.MARKDOWN).text()
+    return _Human(report, markdown=fmt is Format.MARKDOWN, sort=Sort(sort)).text()
 
 
 def _shape(shape: Shape) -> str:
@@ -94,12 +103,19 @@ def _num(n: int) -> str:
 class _Human:
     """Table and Markdown share one layout; only the table format, headings and escaping differ."""
 
-    def __init__(self, report: Report, *, markdown: bool) -> None:
+    def __init__(self, report: Report, *, markdown: bool, sort: Sort = Sort.MODEL) -> None:
         self.report = report
         self.markdown = markdown
+        self.sort = sort
         self.tablefmt = "github" if markdown else "simple"
         self.newline = "<br>" if markdown else "\n"
         self.esc: Callable[[str], str] = escape_markdown if markdown else printable
+
+    def rows(self) -> list[LayerInfo]:
+        """The layer rows in the order asked for (the Report keeps them by path)."""
+        if self.sort is Sort.NAME:
+            return list(self.report.layers)
+        return sorted(self.report.layers, key=lambda row: (row.order, row.path))
 
     def heading(self, text: str) -> str:
         return f"## {text}" if self.markdown else text
@@ -148,7 +164,7 @@ class _Human:
                 _num(row.params.per_use),
                 self.newline.join(labels.get(row.path, [])),
             ]
-            for row in self.report.layers
+            for row in self.rows()
         ]
         headers = ["Layer", "Class", "Calls: output shape", "Params", "Uses", "Per use", "Sharing"]
         return str(tabulate(rows, headers=headers, tablefmt=self.tablefmt, disable_numparse=True))

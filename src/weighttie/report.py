@@ -122,7 +122,10 @@ class LayerInfo:
     """One layer (or nested model, or graph operation) at one path in the model.
 
     ``nodes`` is ``None`` when the calls are unknown: inside a subclassed model and
-    for sublayers a layer calls itself (an LSTM's cell).
+    for sublayers a layer calls itself (an LSTM's cell). ``order`` is the layer's
+    position in the model: a model's layers in the order Keras lists them, each
+    nested model's (or layer's) own layers right after it, as ``model.summary()``
+    reads; reports list layers by path, renderers may list them in this order.
     """
 
     name: str
@@ -132,6 +135,7 @@ class LayerInfo:
     params: LayerParams
     variables: tuple[str, ...]
     nodes: tuple[CallNode, ...] | None
+    order: int = 0
 
 
 @dataclass(frozen=True)
@@ -470,6 +474,7 @@ def _layer_to_dict(row: LayerInfo) -> dict[str, Any]:
     return {
         "name": row.name,
         "path": row.path,
+        "order": row.order,
         "class": row.class_name,
         "uses": row.uses,
         "params": {
@@ -543,8 +548,9 @@ def _report_from_dict(doc: Mapping[str, Any]) -> Report:
             ),
             variables=_strs(row["variables"]),
             nodes=None if row["nodes"] is None else tuple(_node_from_dict(n) for n in row["nodes"]),
+            order=_int(row.get("order", i)),
         )
-        for row in doc["layers"]
+        for i, row in enumerate(doc["layers"])
     )
     variables = tuple(
         VariableInfo(
