@@ -23,7 +23,6 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from weighttie.errors import FileFormatError, LimitError
@@ -32,18 +31,10 @@ from weighttie.limits import DEFAULT_LIMITS, Limits
 from weighttie.loading import open_model_file
 
 __all__ = [
-    "RECORD_KEY",
-    "RECORD_VERSION",
-    "FileTie",
     "KerasArchive",
-    "file_ties",
     "iter_layer_configs",
     "parse_model_config",
 ]
-
-#: The key weighttie adds to a tied layer's ``build_config`` (see docs/ties.md).
-RECORD_KEY = "weighttie"
-RECORD_VERSION = 1
 
 CONFIG = "config.json"
 METADATA = "metadata.json"
@@ -142,6 +133,7 @@ def open_h5(
     size = os.fstat(file.fileno()).st_size if length is None else length
     window = _Window(file, offset, size)
     try:
+        check_global_heaps(window, size, what)
         try:
             handle = h5py.File(window, "r")
         except (OSError, ValueError) as exc:
@@ -152,6 +144,77 @@ def open_h5(
             yield handle
     finally:
         window.close()
+
+
+# -- global heaps HDF5 would parse forever ---------------------------------------------
+
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+#: A global heap collection as HDF5 writes it: signature, version 1, three reserved zeros.
+_COLLECTION = b"GCOL\x01\x00\x00\x00"
+_COLLECTION_MIN = 4096  # HDF5 never makes a smaller one
+_SCAN_CHUNK = 16 * 1024 * 1024
+
+
+def check_global_heaps(stream: Any, length: int, what: str) -> None:
+    """Refuse an HDF5 file with a global heap collection HDF5 would parse forever.
+
+    Variable-length strings (a layer's ``name``, a legacy ``model_config``) live in
+    global heap collections. HDF5 1.14 decodes a collection object by object, each
+    object's size leading to the next; a damaged size of 0 leaves it decoding the
+    same object forever, in C, where no time budget can fire (found by fuzzing).
+    Every collection in the file is walked here first, as HDF5 would walk it. The
+    file is read once, in chunks of 16 MiB; memory does not grow with it.
+
+    Raises:
+        FileFormatError: a collection's objects do not tile it.
+    """
+    length_size = _length_size(stream)
+    position = 0
+    while position < length:
+        stream.seek(position)
+        chunk = stream.read(min(_SCAN_CHUNK + len(_COLLECTION) - 1, length - position))
+        found = chunk.find(_COLLECTION)
+        while 0 <= found < _SCAN_CHUNK:
+            _check_collection(stream, position + found, length, length_size, what)
+            found = chunk.find(_COLLECTION, found + 1)
+        position += _SCAN_CHUNK
+
+
+def _length_size(stream: Any) -> int:
+    """The size of lengths the superblock declares (8 in files h5py writes)."""
+    stream.seek(0)
+    head = stream.read(16)
+    if not head.startswith(_HDF5_SIGNATURE) or len(head) < 16:
+        return 8
+    version = head[8]
+    size = head[14] if version in (0, 1) else head[10]
+    return size if size in (2, 4, 8) else 8
+
+
+def _check_collection(stream: Any, start: int, length: int, length_size: int, what: str) -> None:
+    """Walk one collection's objects as HDF5's decoder does (H5HG__cache_heap_deserialize)."""
+    stream.seek(start + 8)
+    size = int.from_bytes(stream.read(length_size), "little")
+    end = start + size
+    if size < _COLLECTION_MIN or end > length:
+        return  # not a collection HDF5 could load: it fails on it, it does not hang
+    header = 8 + length_size  # index, reference count, reserved, size
+    place = start + 8 + length_size
+    while place < end:
+        if place + header > end:
+            return  # the rest is free space too small for an object header
+        stream.seek(place)
+        object_header = stream.read(header)
+        index = int.from_bytes(object_header[:2], "little")
+        object_size = int.from_bytes(object_header[8:], "little")
+        need = header + (object_size + 7) // 8 * 8 if index > 0 else object_size
+        if need == 0 or need > end - place:
+            raise FileFormatError(
+                f"{what} is damaged: the global heap collection at byte {start:,} has an "
+                f"object at byte {place:,} claiming {object_size:,} bytes, which "
+                + ("HDF5 would decode forever" if need == 0 else "runs past the collection")
+            )
+        place += need
 
 
 class KerasArchive:
@@ -267,6 +330,7 @@ class KerasArchive:
         import h5py
 
         with self._zip.open(info) as stream:
+            check_global_heaps(stream, info.file_size, what)
             try:
                 handle = h5py.File(stream, "r")
             except (OSError, ValueError) as exc:
@@ -505,45 +569,3 @@ def iter_layer_configs(
         path = join_path(parent, name)
         yield path, entry
         yield from iter_layer_configs(entry, path, depth + 1, max_depth=limit)
-
-
-@dataclass(frozen=True)
-class FileTie:
-    """A tie a saved file declares: layer paths inside the file's model."""
-
-    source: str
-    target: str
-    variables: tuple[str, ...] | None
-
-
-def file_ties(config: dict[str, Any], *, limits: Limits = DEFAULT_LIMITS) -> list[FileTie]:
-    """Read the ties declared in a model config (config.json of a .keras file).
-
-    Raises:
-        FileFormatError: a tie names a source that is not in the file.
-    """
-    by_token: dict[str, str] = {}
-    declared: list[tuple[str, dict[str, Any]]] = []
-    for path, entry in iter_layer_configs(config, max_depth=limits.depth):
-        build = entry.get("build_config")
-        record = build.get(RECORD_KEY) if isinstance(build, dict) else None
-        if not isinstance(record, dict):
-            continue
-        token = record.get("id")
-        if isinstance(token, str):
-            by_token.setdefault(token, path)
-        for tie in record.get("ties") or ():
-            if isinstance(tie, dict):
-                declared.append((path, tie))
-    result = []
-    for target, tie in declared:
-        source = by_token.get(str(tie.get("source")))
-        if source is None:
-            raise FileFormatError(
-                f"layer {target!r} declares a tie to a layer that is not in the file "
-                f"(id {tie.get('source')!r})"
-            )
-        names = tie.get("variables")
-        variables = tuple(str(n) for n in names) if isinstance(names, list) and names else None
-        result.append(FileTie(source=source, target=target, variables=variables))
-    return result

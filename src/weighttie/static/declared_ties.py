@@ -7,12 +7,14 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from weighttie.archive import file_ties
+from weighttie.archive import iter_layer_configs
+from weighttie.errors import TieError
 from weighttie.facts import RawLayer, RawVariable
 from weighttie.graph import ROOT, variable_paths
 from weighttie.report import Finding, Tie
 from weighttie.static.rows import _Reader
 from weighttie.static.values import _Values
+from weighttie.tie_record import file_ties, pair_variables
 
 
 @dataclass(frozen=True)
@@ -35,48 +37,29 @@ def _apply_ties(
     and the file's two copies of each variable hold equal values, which is what
     :func:`weighttie.load_model` requires; the copies are compared in full, streamed.
     """
-    ties = file_ties(config, limits=reader.limits)
+    ties = file_ties(iter_layer_configs(config, max_depth=reader.limits.depth))
     if not ties:
         return [], []
-    rows = {row.path: row for row in reader.rows}
-    children: dict[str, list[str]] = {}
-    for row in reader.rows:
-        if row.parent is not None and row.path != ROOT:
-            children.setdefault(row.parent, []).append(row.path)
+    view = _FileRows(reader)
     merge: dict[Hashable, Hashable] = {}
     result = []
 
-    def pair(
-        source: str, target: str, names: tuple[str, ...] | None
-    ) -> list[tuple[Any, Any]] | None:
-        s_row, t_row = rows[source], rows[target]
-        if s_row.class_name != t_row.class_name:
-            return None
-        s_vars = {reader.variables[k].name: k for k in s_row.variables}
-        t_vars = {reader.variables[k].name: k for k in t_row.variables}
-        pairs = []
-        for name, t_key in t_vars.items():
-            if names is not None and name not in names:
-                continue
-            s_key = s_vars.get(name)
-            if s_key is None or not _same_spec(reader.variables[s_key], reader.variables[t_key]):
-                return None
-            pairs.append((t_key, s_key))
-        s_subs, t_subs = children.get(source, []), children.get(target, [])
-        if len(s_subs) != len(t_subs):
-            return None
-        for s_sub, t_sub in zip(s_subs, t_subs, strict=True):
-            sub = pair(s_sub, t_sub, names)
-            if sub is None:
-                return None
-            pairs += sub
-        return pairs
+    def pair(source: str, target: str, names: tuple[str, ...] | None) -> list[tuple[Any, Any]]:
+        """(target key, source key) of each pair the tie binds; none if the layers do not fit."""
+        try:
+            pairs = pair_variables(source, target, names, view)
+        except TieError:
+            return []
+        specs = reader.variables
+        if not all(_same_spec(specs[p.source], specs[p.target]) for p in pairs):
+            return []
+        return [(p.target, p.source) for p in pairs]
 
     differing: list[_DifferingTie] = []
     for tie in ties:
-        if tie.source not in rows or tie.target not in rows:
+        if tie.source not in view.rows or tie.target not in view.rows:
             continue
-        pairs = pair(tie.source, tie.target, tie.variables) or []
+        pairs = pair(tie.source, tie.target, tie.variables)
         names = tie.variables
         if pairs and names is None:
             names = tuple(sorted({reader.variables[t].name for t, _ in pairs}))
@@ -108,6 +91,33 @@ def _apply_ties(
         for row in reader.rows
     ]
     return result, differing
+
+
+class _FileRows:
+    """A file's layer rows as :func:`~weighttie.tie_record.pair_variables` sees them."""
+
+    def __init__(self, reader: _Reader) -> None:
+        self.reader = reader
+        self.rows = {row.path: row for row in reader.rows}
+        self.children: dict[str, list[str]] = {}
+        for row in reader.rows:
+            if row.parent is not None and row.path != ROOT:
+                self.children.setdefault(row.parent, []).append(row.path)
+
+    def name(self, layer: str) -> str:
+        return self.rows[layer].name
+
+    def class_name(self, layer: str) -> str:
+        return self.rows[layer].class_name
+
+    def same_class(self, a: str, b: str) -> bool:
+        return self.rows[a].class_name == self.rows[b].class_name
+
+    def variables(self, layer: str) -> dict[str, Hashable]:
+        return {self.reader.variables[k].name: k for k in self.rows[layer].variables}
+
+    def sublayers(self, layer: str) -> list[str]:
+        return self.children.get(layer, [])
 
 
 def _same_spec(a: RawVariable, b: RawVariable) -> bool:
