@@ -146,6 +146,29 @@ def damaged_heap(valid: Valid, out: Path) -> Path:
     return _write(out / "heap.keras", members)
 
 
+def looping_heap(valid: Valid, out: Path) -> Path:
+    """The global heap holding the layer names, its free-space object's size set to 0.
+
+    HDF5 1.14 decodes a collection object by object, each size leading to the next:
+    on this one it decodes the same object forever, in C (a fuzzer find).
+    """
+    members = _members(valid.keras)
+    h5 = bytearray(members["model.weights.h5"])
+    start = h5.find(b"GCOL")
+    (size,) = struct.unpack("<Q", h5[start + 8 : start + 16])
+    place = start + 16
+    while True:  # to the free-space object (index 0), which ends the collection
+        (index,) = struct.unpack("<H", h5[place : place + 2])
+        (length,) = struct.unpack("<Q", h5[place + 8 : place + 16])
+        if index == 0:
+            break
+        place += 16 + (length + 7) // 8 * 8
+    assert place < start + size
+    h5[place + 8 : place + 16] = struct.pack("<Q", 0)
+    members["model.weights.h5"] = bytes(h5)
+    return _write(out / "loop.keras", members)
+
+
 def dotdot_member(valid: Valid, out: Path) -> Path:
     members = _members(valid.keras)
     members["../escaped.txt"] = b"written outside?"
@@ -488,6 +511,7 @@ CASES = [
     Case("weights truncated", weights_truncated, (2, "damaged or truncated")),
     Case("weights of the wrong shape", weights_wrong_shape, (0, ""), (2, "could not load")),
     Case("weights with a damaged heap", damaged_heap, (2, "damaged")),
+    Case("weights with a heap HDF5 loops on", looping_heap, (2, "HDF5 would decode forever")),
     Case("member names with ../", dotdot_member, (0, "")),
     Case("HDF5 that is not a model", not_keras_h5, (2, "without a model_config")),
     # Keras ignores metadata.json on load; so does weighttie (keras_version: null).

@@ -3,6 +3,9 @@
 CI runs a bounded number of cases. For a longer local run:
 
     WEIGHTTIE_FUZZ_EXAMPLES=20000 .venv/bin/python -m pytest tests/test_fuzz.py
+
+That a damaged file also ends *promptly* depends on the machine: those checks are
+``budget`` tests (``pytest -m budget``).
 """
 
 from __future__ import annotations
@@ -99,7 +102,13 @@ def _replace(doc: Any, path: tuple[Any, ...], new: Any) -> Any:
     return doc
 
 
-def _read(members: dict[str, bytes], directory: Path) -> None:
+#: Budget: the longest a damaged file may take to read or refuse.
+DAMAGED_SECONDS = 15.0
+
+
+def _read(members: dict[str, bytes], directory: Path, seconds: float | None = None) -> None:
+    """Read an archive of ``members``: a Report that round-trips, or a WeighttieError;
+    within ``seconds`` when given."""
     path = directory / "fuzzed.keras"
     with zipfile.ZipFile(path, "w") as z:
         for name, data in members.items():
@@ -108,11 +117,12 @@ def _read(members: dict[str, bytes], directory: Path) -> None:
     try:
         report = read_report(path)
     except WeighttieError:
-        return
-    finally:
-        assert time.monotonic() - start < 15, "a damaged file must not stall the reader"
-    assert isinstance(report, Report)
-    Report.from_json(report.to_json())  # whatever it says round-trips
+        report = None
+    took = time.monotonic() - start
+    if seconds is not None:
+        assert took < seconds, f"a damaged file stalled the reader for {took:.1f} s"
+    if report is not None:
+        Report.from_json(report.to_json())  # whatever it says round-trips
 
 
 @FUZZ
@@ -126,18 +136,33 @@ def test_mutated_configs(valid: dict[str, bytes], tmp_path: Path, data: st.DataO
     _read({**valid, "config.json": json.dumps(config).encode()}, tmp_path)
 
 
+DAMAGE = {
+    "data": st.binary(max_size=4096),
+    "keep": st.integers(0, 40000),
+    "member": st.sampled_from(["config.json", "model.weights.h5"]),
+}
+
+
+def _damaged(valid: dict[str, bytes], data: bytes, keep: int, member: str) -> dict[str, bytes]:
+    original = valid[member]
+    return {**valid, member: original[:keep] + data + original[keep + len(data) :]}
+
+
 @FUZZ
-@given(
-    data=st.binary(max_size=4096),
-    keep=st.integers(0, 40000),
-    member=st.sampled_from(["config.json", "model.weights.h5"]),
-)
+@given(**DAMAGE)
 def test_damaged_members(
     valid: dict[str, bytes], tmp_path: Path, data: bytes, keep: int, member: str
 ) -> None:
-    original = valid[member]
-    damaged = original[:keep] + data + original[keep + len(data) :]
-    _read({**valid, member: damaged}, tmp_path)
+    _read(_damaged(valid, data, keep, member), tmp_path)
+
+
+@pytest.mark.budget
+@FUZZ
+@given(**DAMAGE)
+def test_damaged_members_end_promptly(
+    valid: dict[str, bytes], tmp_path: Path, data: bytes, keep: int, member: str
+) -> None:
+    _read(_damaged(valid, data, keep, member), tmp_path, DAMAGED_SECONDS)
 
 
 @FUZZ
@@ -151,18 +176,33 @@ def test_random_files(tmp_path: Path, data: bytes) -> None:
 
 
 # Damage the fuzzer found: one HDF5 call on a damaged vlen attribute takes seconds
-# before it fails. The reader must still end promptly, with a clear error.
+# before it fails, or never ends. The reader must end promptly, with a clear error.
 FOUND = [
     (25658, "4f4a2b91dccb8f1431d5783e12d836bc2c96fb0ba084c3094f"),
     (15399, "0b4b82f0d68f3fa2f5c02a27"),
+    # A layer-name string's size in the global heap: HDF5 then decodes a 0-byte
+    # object forever (in C; no time budget fires). Refused before HDF5 reads the heap.
+    (2077, "562d0dad"),
 ]
+
+
+def _patched(valid: dict[str, bytes], offset: int, data: str) -> dict[str, bytes]:
+    h5 = valid["model.weights.h5"]
+    patch = bytes.fromhex(data)
+    return {**valid, "model.weights.h5": h5[:offset] + patch + h5[offset + len(patch) :]}
 
 
 @pytest.mark.parametrize(("offset", "data"), FOUND)
 def test_fuzz_regressions(valid: dict[str, bytes], tmp_path: Path, offset: int, data: str) -> None:
-    h5 = valid["model.weights.h5"]
-    patch = bytes.fromhex(data)
-    _read({**valid, "model.weights.h5": h5[:offset] + patch + h5[offset + len(patch) :]}, tmp_path)
+    _read(_patched(valid, offset, data), tmp_path)
+
+
+@pytest.mark.budget
+@pytest.mark.parametrize(("offset", "data"), FOUND)
+def test_fuzz_regressions_end_promptly(
+    valid: dict[str, bytes], tmp_path: Path, offset: int, data: str
+) -> None:
+    _read(_patched(valid, offset, data), tmp_path, DAMAGED_SECONDS)
 
 
 def test_boolean_call_index_is_not_zero(valid: dict[str, bytes], tmp_path: Path) -> None:

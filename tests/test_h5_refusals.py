@@ -10,6 +10,8 @@ budget fires. The static reader, ``check_before_load`` and every load through Ke
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,6 +33,7 @@ from hostile import (
     fifo_guard,
     host_secret,
     legacy_kernel,
+    looping_heap,
     make_fifo,
     plugin_filter,
     virtual_dataset,
@@ -192,3 +195,29 @@ def test_self_contained_files_stay_readable(
     original = load_keras_model(valid.keras)
     for a, b in zip(loaded.weights, original.weights, strict=True):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_a_heap_hdf5_would_decode_forever_is_refused_before_keras(
+    valid: Valid, tmp_path: Path
+) -> None:
+    """A fuzzer find: HDF5 itself spins in C on this file, so the check runs in a child
+    process under a hang guard (a regression fails here instead of hanging the suite)."""
+    path = looping_heap(valid, tmp_path)
+    code = (
+        "import sys\n"
+        "from weighttie.errors import FileFormatError\n"
+        "from weighttie.static import check_before_load, read_report\n"
+        "for read in (read_report, check_before_load):\n"
+        "    try:\n"
+        "        read(sys.argv[1])\n"
+        "    except FileFormatError as exc:\n"
+        "        print(exc)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120
+    )
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2, result.stderr
+    for line in lines:
+        assert line.startswith(f"{str(path)!r}: model.weights.h5 is damaged: the global heap ")
+        assert line.endswith("claiming 0 bytes, which HDF5 would decode forever")
