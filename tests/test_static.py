@@ -98,14 +98,6 @@ def test_sequential_shapes_come_from_build_configs(save) -> None:
     assert static.layer("steps").nodes[0].output_shapes == ((None, 7, 3),)
 
 
-def test_output_shapes_nothing_consumes_are_unknown(save) -> None:
-    static = read_report(save(zoo.siamese_lstm()))
-    assert static.layer("score").nodes[0].output_shapes == (None,)
-    doc = json.loads(static.to_json())
-    score = next(r for r in doc["layers"] if r["path"] == "score")
-    assert score["nodes"][0]["output_shapes"] == [None]
-
-
 def test_subclassed_file_is_read_from_its_weights_alone(save) -> None:
     static = read_report(save(zoo.subclassed()))
     assert [r.path for r in static.layers] == ["hidden", "norm", "out"]
@@ -374,8 +366,8 @@ def test_a_file_exactly_at_the_limits_is_read_and_one_past_is_refused(make, save
 
 def test_limits_are_checked_before_keras_loads(save) -> None:
     from weighttie.errors import LimitError
+    from weighttie.keras_loading import load_keras_model
     from weighttie.limits import Limits
-    from weighttie.loading import load_keras_model
 
     path = save(zoo.siamese_tower())
     layers, _ = _size_of(read_report(path))

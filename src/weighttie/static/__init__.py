@@ -15,9 +15,11 @@ before Keras opens a file). It reads what the file states and nothing more:
   ``model_config`` attribute and the ``model_weights`` group, whose
   ``weight_names`` name every variable.
 
-Where the file does not state a fact (a call's output shape that nothing
-consumes, the class of a sublayer, the names of an unknown layer's variables) the
-report says so (null, ``?``, numbered names) rather than guess. Ties declared in
+A call's shapes the file does not state are computed by
+:mod:`weighttie.shape_rules` (Keras's built-in layers only). Where the file does
+not state a fact and no rule knows it (a custom layer's output shape, the class
+of a sublayer, the names of an unknown layer's variables) the report says so
+(null, ``?``, numbered names) rather than guess. Ties declared in
 the file are applied as :func:`weighttie.load_model` would bind them, once their
 saved copies are found to hold equal values (a tie whose copies differ is reported
 unbound, with a ``broken-tie`` finding).
@@ -28,6 +30,8 @@ The package's modules, one job each:
   names, which are not trainable, its sublayers' classes);
 * :mod:`~weighttie.static.config_graph`: a config's graph (calls, inbound
   tensors, stated shapes, wiring and cycle checks, Keras 2 call numbering);
+* :mod:`~weighttie.static.call_shapes`: every call's input and output shapes, the
+  file's or the shape rules';
 * :mod:`~weighttie.static.h5_tree`: walking an HDF5 file and refusing what is not
   self-contained; the tree of saveables of ``model.weights.h5``;
 * :mod:`~weighttie.static.values`: values streamed under a time budget;

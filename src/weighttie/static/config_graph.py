@@ -10,12 +10,12 @@ model's calls from 1 (:func:`_keras2_node_offsets` renumbers them from 0).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from weighttie.errors import FileFormatError
 from weighttie.graph import join_path
-from weighttie.report import CallNode, InboundRef, Shape
+from weighttie.report import Shape
 
 
 def _shape(value: Any) -> Shape | None:
@@ -57,12 +57,24 @@ def _is_index(value: Any) -> bool:
 
 @dataclass
 class _Call:
+    """One call as the config records it.
+
+    ``inbound`` lists every tensor the call receives, as ``tree.flatten((args,
+    kwargs))`` orders them (positional first, then keyword arguments by sorted
+    key); ``input_shapes`` the shape the file states for each (or None).
+    ``constants`` holds the shapes of constant positional operands (Keras 2's
+    ``_CONSTANT_VALUE``, as in ``2.0 * x``) by their place among the inputs, and
+    ``kwargs`` the call's keyword arguments as stored: both only feed the shape rules.
+    """
+
     inbound: list[tuple[str, int, int]]
     input_shapes: list[Shape | None]
     keras2: bool = False  # Keras 2 list format: see _keras2_node_offsets
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    constants: dict[int, Shape | None] = field(default_factory=dict)
 
 
-def _calls(entry: dict[str, Any]) -> list[_Call]:
+def _calls(entry: dict[str, Any], where: str = "config.json") -> list[_Call]:
     """The calls a layer entry records (Keras 3 dict nodes or Keras 2 list nodes)."""
     nodes = entry.get("inbound_nodes")
     if not isinstance(nodes, list):
@@ -81,24 +93,90 @@ def _calls(entry: dict[str, Any]) -> list[_Call]:
                     and all(_is_index(h) for h in history[1:])
                 ):
                     raise FileFormatError(
-                        f"config.json: an input of layer {_layer_name(entry)!r} has a malformed "
+                        f"{where}: an input of layer {_layer_name(entry)!r} has a malformed "
                         f"keras_history {str(history)[:60]!r}; expected [layer, call, tensor]"
                     )
                 inbound.append((history[0], history[1], history[2]))
                 shapes.append(_shape(tensor.get("shape")))
-            calls.append(_Call(inbound, shapes))
+            kwargs = node.get("kwargs")
+            calls.append(_Call(inbound, shapes, kwargs=kwargs if isinstance(kwargs, dict) else {}))
         elif isinstance(node, list):  # Keras 2: [[name, node_index, tensor_index, kwargs], ...]
-            inbound = [
-                (ref[0], ref[1], ref[2])
-                for ref in node
-                if isinstance(ref, list)
-                and len(ref) >= 3
-                and isinstance(ref[0], str)
-                and _is_index(ref[1])
-                and _is_index(ref[2])
-            ]
-            calls.append(_Call(inbound, [None] * len(inbound), keras2=True))
+            calls.append(_keras2_call(node))
     return calls
+
+
+#: How Keras 2 names a constant positional operand in a node (``2.0 * x``).
+_CONSTANT = "_CONSTANT_VALUE"
+
+
+def _keras2_ref(value: Any) -> bool:
+    """A Keras 2 tensor reference ``[layer, node, tensor]`` (with a kwargs dict, or not),
+    or a constant operand ``["_CONSTANT_VALUE", -1, value, kwargs]``."""
+    if not (isinstance(value, list) and len(value) in (3, 4) and isinstance(value[0], str)):
+        return False
+    if len(value) == 4 and not isinstance(value[3], dict):
+        return False
+    return value[0] == _CONSTANT or (_is_index(value[1]) and _is_index(value[2]))
+
+
+def _keras2_call(node: list[Any]) -> _Call:
+    """One Keras 2 call: its first argument's references (a list of them, or, for an op
+    layer's single tensor, the reference itself), then the tensors among its kwargs.
+
+    Keras 2 writes every argument after the first as a keyword argument, in a dict
+    that ends each reference of the first (``{"y": ["dense", 0, 0]}``).
+    """
+    refs: list[list[Any]] = []
+    stack: list[Any] = [node] if _keras2_ref(node) else list(reversed(node))
+    while stack:  # the first argument may nest (a list of lists of references)
+        item = stack.pop()
+        if _keras2_ref(item):
+            refs.append(item)
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+    call = _Call([], [], keras2=True)
+    for ref in refs:
+        if ref[0] == _CONSTANT:
+            call.constants[len(call.inbound) + len(call.constants)] = _constant_shape(ref[2])
+        else:
+            call.inbound.append((ref[0], ref[1], ref[2]))
+    kwargs = refs[0][3] if refs and len(refs[0]) == 4 else {}
+    call.kwargs = kwargs
+    call.inbound += _keras2_kwarg_refs(kwargs)
+    call.input_shapes = [None] * len(call.inbound)
+    return call
+
+
+def _keras2_kwarg_refs(kwargs: dict[str, Any]) -> list[tuple[str, int, int]]:
+    """The tensor references among a Keras 2 call's kwargs, in ``tree.flatten`` order
+    (dict keys sorted, depth first)."""
+    found = []
+    stack: list[Any] = [kwargs]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item[key] for key in sorted(item, key=str, reverse=True))
+        elif isinstance(item, list):
+            if len(item) == 3 and _keras2_ref(item) and item[0] != _CONSTANT:
+                found.append((item[0], item[1], item[2]))
+            else:
+                stack.extend(reversed(item))
+    return found
+
+
+def _constant_shape(value: Any) -> Shape | None:
+    """The shape of a constant operand (a number or a regular nested list), else None."""
+    dims: list[int | None] = []
+    level = [value]
+    while all(isinstance(v, list) for v in level):
+        size = len(level[0])
+        if not size or any(len(v) != size for v in level) or len(level) * size > 100_000:
+            return None
+        dims.append(size)
+        level = [item for v in level for item in v]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in level):
+        return None
+    return tuple(dims)
 
 
 def _skips_first_node(entry: dict[str, Any]) -> bool:
@@ -142,9 +220,13 @@ def _layer_name(entry: dict[str, Any]) -> str | None:
 
 
 def _layer_entries(
-    model_entry: dict[str, Any], where: str = "config.json"
+    model_entry: dict[str, Any], where: str = "config.json", keras2: bool = False
 ) -> list[tuple[str, dict[str, Any]]]:
-    """The layers a model config lists, checked: each an object with a unique name and a class."""
+    """The layers a model config lists, checked: each an object with a unique name and a class.
+
+    Keras 3 refuses ``/`` in a layer's name; Keras 2 (``keras2``) allows it
+    (tf_keras DenseNet's ``conv1/conv``): see :func:`_path_name`.
+    """
     inner = model_entry.get("config")
     layers = inner.get("layers") if isinstance(inner, dict) else None
     if not isinstance(layers, list):
@@ -158,19 +240,29 @@ def _layer_entries(
                 f"{type(entry).__name__}, expected an object"
             )
         name = _layer_name(entry)
-        if name is None or not name or "/" in name:
+        if name is None or not name or ("/" in name and not keras2):
             raise FileFormatError(
                 f"{where}: layer {i} of model {_layer_name(model_entry)!r} has no valid name"
             )
         if not isinstance(entry.get("class_name"), str):
             raise FileFormatError(f"{where}: layer {name!r} has no class_name")
-        if name in seen:
+        if name in seen or _path_name(name) in seen:
             raise FileFormatError(
                 f"{where}: model {_layer_name(model_entry)!r} has two layers named {name!r}"
             )
         seen.add(name)
+        seen.add(_path_name(name))
         result.append((name, entry))
     return result
+
+
+def _path_name(name: str) -> str:
+    """A layer's name as one step of a path: a Keras 2 name holding ``/`` has it written
+    ``%2F`` (and ``%`` written ``%25``) so that the path still parts at layers; other
+    names are kept as they are."""
+    if "/" not in name:
+        return name
+    return name.replace("%", "%25").replace("/", "%2F")
 
 
 def _is_model(entry: dict[str, Any]) -> bool:
@@ -183,10 +275,11 @@ def _trainable(entry: dict[str, Any]) -> bool:
     return not (isinstance(config, dict) and config.get("trainable") is False)
 
 
-def _graph_nodes(
-    level: list[tuple[str, dict[str, Any]]], parent: str, sequential: bool
-) -> dict[str, tuple[CallNode, ...]]:
-    """Every call at one graph level, with inbound paths and the shapes the file states."""
+def _level_calls(
+    level: list[tuple[str, dict[str, Any]]], parent: str, sequential: bool, where: str
+) -> tuple[dict[str, list[_Call]], list[tuple[str, int]]]:
+    """Every call at one graph level, checked (:func:`_check_wiring`), and the calls in
+    an order where each comes after those it takes inputs from."""
     calls: dict[str, list[_Call]] = {}
     if sequential:
         previous: tuple[str, Shape | None] | None = None
@@ -198,69 +291,43 @@ def _graph_nodes(
             build = entry.get("build_config")
             shape = _shape(build.get("input_shape")) if isinstance(build, dict) else None
             if previous is None:
-                calls[name] = [_Call([], [shape])]
+                calls[name] = [_Call([], [shape or _input_layer_shape(entry)])]
             else:
                 calls[name] = [_Call([(previous[0], 0, 0)], [shape or previous[1]])]
             previous = (name, None)
     else:
         for name, entry in level:
-            calls[name] = _calls(entry)
+            calls[name] = _calls(entry, where)
             if entry.get("class_name") == "InputLayer" and not calls[name]:
                 calls[name] = [_Call([], [])]
 
     _keras2_node_offsets(level, calls)
-    _check_wiring(calls, parent)
-
-    # Output shapes: what the consumers of each (layer, call, tensor) say it is.
-    produced: dict[tuple[str, int], dict[int, Shape | None]] = {}
-    for name, entry in level:
-        if entry.get("class_name") == "InputLayer":
-            produced.setdefault((name, 0), {})[0] = _input_layer_shape(entry)
-    for layer_calls in calls.values():
-        for call in layer_calls:
-            for (src, node, tensor), shape in zip(call.inbound, call.input_shapes, strict=True):
-                slot = produced.setdefault((src, node), {})
-                if slot.get(tensor) is None:
-                    slot[tensor] = shape
-    result = {}
-    for name, layer_calls in calls.items():
-        nodes = []
-        for index, call in enumerate(layer_calls):
-            outputs = produced.get((name, index), {})
-            count = max(outputs, default=-1) + 1 or 1
-            nodes.append(
-                CallNode(
-                    index=index,
-                    inbound=tuple(
-                        InboundRef(join_path(parent, s), n, t) for s, n, t in call.inbound
-                    ),
-                    input_shapes=tuple(call.input_shapes),
-                    output_shapes=tuple(outputs.get(t) for t in range(count)),
-                )
-            )
-        result[name] = tuple(nodes)
-    return result
+    return calls, _check_wiring(calls, parent, where)
 
 
-def _check_wiring(calls: dict[str, list[_Call]], parent: str) -> None:
-    """Every input names a call that exists, and no call depends on itself."""
+def _check_wiring(
+    calls: dict[str, list[_Call]], parent: str, where_file: str
+) -> list[tuple[str, int]]:
+    """Every input names a call that exists, and no call depends on itself; returns the
+    calls in topological order (each after the calls it takes inputs from)."""
     where = f"model {parent!r}" if parent else "the model"
     for name, layer_calls in calls.items():
         for index, call in enumerate(layer_calls):
             for source, node, _ in call.inbound:
                 if source not in calls:
                     raise FileFormatError(
-                        f"config.json: call {index} of layer {join_path(parent, name)!r} takes "
+                        f"{where_file}: call {index} of layer {join_path(parent, name)!r} takes "
                         f"its input from {source!r}, which is not a layer of {where}"
                     )
                 if not 0 <= node < len(calls[source]):
                     raise FileFormatError(
-                        f"config.json: call {index} of layer {join_path(parent, name)!r} takes "
+                        f"{where_file}: call {index} of layer {join_path(parent, name)!r} takes "
                         f"its input from call {node} of {source!r}, which has "
                         f"{len(calls[source])} call(s)"
                     )
     # Cycle check over (layer, call) pairs, iteratively (graphs can be deep).
     state: dict[tuple[str, int], int] = {}  # 1 on the current path, 2 done
+    order: list[tuple[str, int]] = []
     for start_name, layer_calls in calls.items():
         for start_index in range(len(layer_calls)):
             if state.get((start_name, start_index)) == 2:
@@ -270,6 +337,7 @@ def _check_wiring(calls: dict[str, list[_Call]], parent: str) -> None:
                 key, leaving = stack.pop()
                 if leaving:
                     state[key] = 2
+                    order.append(key)
                     continue
                 if state.get(key) == 2:
                     continue
@@ -279,8 +347,9 @@ def _check_wiring(calls: dict[str, list[_Call]], parent: str) -> None:
                     mark = state.get((source, node))
                     if mark == 1:
                         raise FileFormatError(
-                            f"config.json: the graph of {where} has a cycle through layer "
+                            f"{where_file}: the graph of {where} has a cycle through layer "
                             f"{join_path(parent, source)!r}"
                         )
                     if mark is None:
                         stack.append(((source, node), False))
+    return order

@@ -13,6 +13,7 @@ from weighttie.facts import ModelFacts
 from weighttie.graph import ROOT, build_report, join_path
 from weighttie.limits import Limits
 from weighttie.report import CallNode, ModelInfo, Report, Source
+from weighttie.static.call_shapes import _graph_nodes
 from weighttie.static.class_tables import (
     MODEL_CLASSES,
     UNKNOWN_CLASS,
@@ -20,7 +21,6 @@ from weighttie.static.class_tables import (
     variable_names,
 )
 from weighttie.static.config_graph import (
-    _graph_nodes,
     _is_model,
     _layer_entries,
     _layer_name,
@@ -122,7 +122,7 @@ def _keras_model(
         )
     level = _layer_entries(entry)
     sequential = entry.get("class_name") == "Sequential"
-    nodes = _graph_nodes(level, path, sequential)
+    nodes = _graph_nodes(level, path, sequential, depth=reader.limits.depth - depth)
     by_name: dict[str, _Group] = {}
     if group is not None:
         for child in [*group.layers, *group.attributes.values()]:

@@ -13,12 +13,13 @@ from weighttie.graph import ROOT, build_report, join_path
 from weighttie.limits import Limits
 from weighttie.loading import open_model_file
 from weighttie.report import ModelInfo, Report, Source
+from weighttie.static.call_shapes import _graph_nodes
 from weighttie.static.class_tables import UNKNOWN_CLASS, _sublayer_class
 from weighttie.static.config_graph import (
-    _graph_nodes,
     _is_model,
     _layer_entries,
     _layer_name,
+    _path_name,
     _trainable,
 )
 from weighttie.static.h5_tree import _attr_text, _h5_errors, _walk_h5
@@ -120,29 +121,16 @@ def _legacy_model(
             "levels deep, the depth limit",
             limit="depth",
         )
-    level = _layer_entries(entry)
-    nodes = _graph_nodes(level, path, entry.get("class_name") == "Sequential")
-    names_here = {name for name, _ in level}
+    level = _layer_entries(entry, "model_config", keras2=True)
+    sequential = entry.get("class_name") == "Sequential"
+    depth_left = reader.limits.depth - depth
+    nodes = _graph_nodes(level, path, sequential, "model_config", depth_left, keras2=True)
+    owned = _weights_by_layer(level, inherited, reader.limits.depth) if inherited else {}
     for name, child in level:
-        child_path = join_path(path, name)
+        child_path = join_path(path, _path_name(name))
         child_trainable = trainable and _trainable(child)
         if inherited is not None:
-            # A nested model's weights are named by the layer that made them: this
-            # layer's own, or (for a nested model) a layer anywhere in its subtree.
-            subtree = (
-                {
-                    p.rpartition("/")[2]
-                    for p, _ in iter_layer_configs(child, max_depth=reader.limits.depth)
-                }
-                - names_here
-                if _is_model(child)
-                else set()
-            )
-            own = [
-                w
-                for w in inherited
-                if (first := _weight_parts(w[3])[0]) == name or first in subtree
-            ]
+            own = owned.get(name, [])
         else:
             own = _legacy_weights(weights.get(name) if weights is not None else None)
         class_name = str(child.get("class_name", UNKNOWN_CLASS))
@@ -160,7 +148,7 @@ def _legacy_model(
             )
             _legacy_model(reader, child, None, child_path, child_trainable, depth + 1, own)
             continue
-        direct = [w for w in own if len(_weight_parts(w[3])) <= 2]
+        direct = [w for w in own if len(_weight_parts(w[3], name)) <= 2]
         reader.add(
             child_path,
             name,
@@ -169,12 +157,12 @@ def _legacy_model(
             False,
             nodes.get(name, ()),
             [(k, s, d) for k, s, d, _ in direct],
-            [_weight_parts(w)[-1] for _, _, _, w in direct],
+            [_weight_parts(w, name)[-1] for _, _, _, w in direct],
             child_trainable,
         )
         nested: dict[str, list[tuple[str, tuple[int, ...], str, str]]] = {}
         for w in own:
-            parts = _weight_parts(w[3])
+            parts = _weight_parts(w[3], name)
             if len(parts) > 2:
                 nested.setdefault(parts[1], []).append(w)
         config = child.get("config") if isinstance(child.get("config"), dict) else {}
@@ -193,5 +181,41 @@ def _legacy_model(
             )
 
 
-def _weight_parts(weight: str) -> list[str]:
-    return weight.split(":", 1)[0].split("/")
+def _weight_parts(weight: str, layer: str | None = None) -> list[str]:
+    """A weight's name in parts, ``:0`` dropped: ``lstm/lstm_cell/kernel:0`` → ``lstm``,
+    ``lstm_cell``, ``kernel``; a ``layer`` name (which may hold ``/``, as tf_keras's
+    ``conv1/conv`` does) that starts it is kept whole."""
+    bare = weight.split(":", 1)[0]
+    if layer is not None and bare.startswith(layer + "/"):
+        return [layer, *bare[len(layer) + 1 :].split("/")]
+    return bare.split("/")
+
+
+def _weights_by_layer(
+    level: list[tuple[str, dict[str, Any]]],
+    weights: list[tuple[str, tuple[int, ...], str, str]],
+    max_depth: int,
+) -> dict[str, list[tuple[str, tuple[int, ...], str, str]]]:
+    """A nested model's weights by the layer of ``level`` that holds them.
+
+    A weight is named by the layer that made it: a layer of this level, or (for a
+    nested model) a layer anywhere in its subtree; names here win, and of the names
+    a weight starts with, the longest (names may hold ``/``).
+    """
+    owners: dict[str, str] = {}
+    for name, child in level:
+        if _is_model(child):
+            for _, entry in iter_layer_configs(child, max_depth=max_depth):
+                inner = _layer_name(entry)
+                if inner is not None:
+                    owners.setdefault(inner, name)
+    owners.update({name: name for name, _ in level})
+    result: dict[str, list[tuple[str, tuple[int, ...], str, str]]] = {}
+    for weight in weights:
+        parts = weight[3].split(":", 1)[0].split("/")
+        for end in range(len(parts) - 1, 0, -1):
+            owner = owners.get("/".join(parts[:end]))
+            if owner is not None:
+                result.setdefault(owner, []).append(weight)
+                break
+    return result

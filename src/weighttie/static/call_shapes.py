@@ -1,0 +1,235 @@
+"""The shapes of every call at one graph level: the file's where it states them,
+:mod:`weighttie.shape_rules`' elsewhere.
+
+Calls are visited in topological order. A call's input shapes are the file's
+(Keras 3 states the shape of each inbound tensor) or else the output shapes
+already found for the call that made the tensor; its output shapes are those
+its consumers state, or else the layer's rule applied to its inputs. A nested
+model's call gives the shapes of the inner graph's outputs for the call's
+inputs. A stated shape is never replaced by a computed one, and where neither
+the file nor a rule knows a shape it stays None ("unknown").
+
+Only Keras's built-in layers get a rule: a Keras 3 entry whose ``module`` is
+``keras.layers`` (a Keras 3 op, ``keras.src.ops.numpy.Add``, shares names with
+layers) or a Keras 2 entry (no ``module``), not registered under another name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from weighttie.errors import FileFormatError
+from weighttie.graph import join_path
+from weighttie.report import CallNode, InboundRef, Shape
+from weighttie.shape_rules import output_shapes
+from weighttie.static.config_graph import (
+    _Call,
+    _input_layer_shape,
+    _is_index,
+    _is_model,
+    _layer_entries,
+    _level_calls,
+    _path_name,
+)
+
+#: Shapes found per call: (layer name, call index) → one shape (or None) per tensor.
+_Found = dict[tuple[str, int], list[Shape | None]]
+_Memo = dict[tuple[int, tuple[Shape | None, ...]], tuple[Shape | None, ...] | None]
+
+
+def _graph_nodes(
+    level: list[tuple[str, dict[str, Any]]],
+    parent: str,
+    sequential: bool,
+    where: str = "config.json",
+    depth: int = 8,
+    keras2: bool = False,
+) -> dict[str, tuple[CallNode, ...]]:
+    """Every call at one graph level, with inbound paths, input and output shapes.
+
+    ``depth``: how many levels of nested models may be entered to find the shapes
+    of a nested model's outputs.
+    """
+    calls, order = _level_calls(level, parent, sequential, where)
+    inputs, outputs = _level_shapes(level, calls, order, None, _Shapes(where, depth, keras2))
+    result = {}
+    for name, layer_calls in calls.items():
+        result[name] = tuple(
+            CallNode(
+                index=index,
+                inbound=tuple(
+                    InboundRef(join_path(parent, _path_name(s)), n, t) for s, n, t in call.inbound
+                ),
+                input_shapes=tuple(inputs[(name, index)]),
+                output_shapes=tuple(outputs[(name, index)]),
+            )
+            for index, call in enumerate(layer_calls)
+        )
+    return result
+
+
+class _Shapes:
+    """What finding shapes needs beyond one level: the file's name for messages, how
+    deep nested models may be entered, the file's Keras generation, and the nested
+    models' outputs already found (by model entry and input shapes)."""
+
+    def __init__(self, where: str, depth: int, keras2: bool) -> None:
+        self.where, self.depth, self.keras2 = where, depth, keras2
+        self.memo: _Memo = {}
+
+
+def _level_shapes(
+    level: list[tuple[str, dict[str, Any]]],
+    calls: dict[str, list[_Call]],
+    order: list[tuple[str, int]],
+    inputs_given: dict[str, Shape | None] | None,
+    shapes: _Shapes,
+    depth: int = 0,
+) -> tuple[_Found, _Found]:
+    """Input and output shapes of each call, visiting ``order``.
+
+    ``inputs_given``: the shapes of the InputLayers' tensors when the level is a
+    nested model called on inputs other than those it was built for; the shapes the
+    file states inside are then not used (they are the shapes it was built for).
+    """
+    entries = dict(level)
+    stated: dict[tuple[str, int], dict[int, Shape | None]] = {}
+    for name, entry in level:
+        if entry.get("class_name") == "InputLayer":
+            stated[(name, 0)] = {
+                0: _input_layer_shape(entry) if inputs_given is None else inputs_given.get(name)
+            }
+    if inputs_given is None:  # what the consumers of each (layer, call, tensor) say it is
+        for layer_calls in calls.values():
+            for call in layer_calls:
+                for (src, node, tensor), shape in zip(
+                    call.inbound, call.input_shapes, strict=False
+                ):
+                    slot = stated.setdefault((src, node), {})
+                    if slot.get(tensor) is None:
+                        slot[tensor] = shape
+    inputs: _Found = {}
+    outputs: _Found = {}
+    for key in order:
+        name, index = key
+        call = calls[name][index]
+        if call.inbound:
+            found = [
+                (shape if inputs_given is None else None) or _tensor_shape(outputs, ref)
+                for ref, shape in zip(call.inbound, _padded(call.input_shapes, call), strict=True)
+            ]
+        else:  # a Sequential model's first layer: the shape it was built for
+            found = list(call.input_shapes) if inputs_given is None else []
+        inputs[key] = found[: len(call.inbound)] if call.inbound else list(call.input_shapes)
+        computed = _call_outputs(entries[name], call, found, shapes, depth)
+        said = stated.get(key, {})
+        count = max(len(computed or ()), max(said, default=-1) + 1, 1)
+        outputs[key] = [
+            said[t] if said.get(t) is not None else _at(computed, t) for t in range(count)
+        ]
+    return inputs, outputs
+
+
+def _padded(shapes: list[Shape | None], call: _Call) -> list[Shape | None]:
+    return (shapes + [None] * len(call.inbound))[: len(call.inbound)]
+
+
+def _at(shapes: tuple[Shape | None, ...] | None, index: int) -> Shape | None:
+    return shapes[index] if shapes is not None and index < len(shapes) else None
+
+
+def _tensor_shape(outputs: _Found, ref: tuple[str, int, int]) -> Shape | None:
+    made = outputs.get((ref[0], ref[1]))
+    return made[ref[2]] if made is not None and ref[2] < len(made) else None
+
+
+def _built_in(entry: dict[str, Any]) -> bool:
+    """A Keras built-in layer: Keras 3's ``keras.layers`` module, or a Keras 2 entry."""
+    module = entry.get("module")
+    registered = entry.get("registered_name")
+    return module in (None, "keras.layers") and registered in (None, entry.get("class_name"))
+
+
+def _call_outputs(
+    entry: dict[str, Any], call: _Call, found: list[Shape | None], shapes: _Shapes, depth: int
+) -> tuple[Shape | None, ...] | None:
+    """The output shapes the rules give for one call (None: not known)."""
+    if _is_model(entry):
+        return _model_outputs(entry, found, shapes, depth + 1)
+    config = entry.get("config")
+    if not _built_in(entry) or not isinstance(config, dict):
+        return None
+    operands = list(found)
+    for position, shape in sorted(call.constants.items()):
+        operands.insert(position, shape)
+    return output_shapes(str(entry.get("class_name")), config, operands, call.kwargs)
+
+
+def _model_outputs(
+    entry: dict[str, Any], found: list[Shape | None], shapes: _Shapes, depth: int
+) -> tuple[Shape | None, ...] | None:
+    """The shapes of a nested model's outputs when called on inputs of shapes ``found``."""
+    key = (id(entry), tuple(found))
+    if key in shapes.memo:
+        return shapes.memo[key]
+    shapes.memo[key] = None  # also what a model reached again through itself gets
+    if depth > shapes.depth:
+        return None
+    try:
+        level = _layer_entries(entry, shapes.where, shapes.keras2)
+        sequential = entry.get("class_name") == "Sequential"
+        calls, order = _level_calls(level, "", sequential, shapes.where)
+    except FileFormatError:  # reported where the reader reaches that level
+        return None
+    config = entry["config"]
+    if sequential:
+        names = [name for name, _ in level]
+        inputs = [(names[0], 0, 0)] if names else []
+        ends = [(names[-1], 0, 0)] if names else []
+    else:
+        inputs = _refs(config.get("input_layers"))
+        ends = _refs(config.get("output_layers"))
+    if not inputs or not ends or len(inputs) != len(found):
+        return None
+    built = []
+    for name, _, _ in inputs:
+        input_entry = dict(level).get(name)
+        if input_entry is None:
+            return None
+        built.append(_input_layer_shape(input_entry))
+    given = (
+        None if built == found else {name: s for (name, _, _), s in zip(inputs, found, strict=True)}
+    )
+    if given is not None and sequential and level and level[0][1].get("class_name") != "InputLayer":
+        return None
+    _, outputs = _level_shapes(level, calls, order, given, shapes, depth)
+    if sequential:
+        result = tuple(outputs.get((ends[0][0], 0), [None]))
+    else:
+        result = tuple(_tensor_shape(outputs, ref) for ref in ends)
+    shapes.memo[key] = result
+    return result
+
+
+def _refs(value: Any) -> list[tuple[str, int, int]]:
+    """A model config's ``input_layers`` / ``output_layers``: one ``[layer, node,
+    tensor]`` reference or a structure of them, in ``tree.flatten`` order."""
+    found = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if (
+            isinstance(item, list)
+            and len(item) == 3
+            and isinstance(item[0], str)
+            and _is_index(item[1])
+            and _is_index(item[2])
+        ):
+            found.append((item[0], item[1], item[2]))
+        elif isinstance(item, list):
+            stack.extend(reversed(item))
+        elif isinstance(item, dict):
+            stack.extend(item[k] for k in sorted(item, key=str, reverse=True))
+        else:
+            return []
+    return found

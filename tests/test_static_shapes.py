@@ -1,0 +1,275 @@
+"""Shapes on the static path: every call's input and output shapes, Keras as the oracle.
+
+The static reader takes a shape from the file where the file states it and
+computes the rest with :mod:`weighttie.shape_rules`; these tests require the
+result to equal what Keras itself says, call by call, with nothing unknown:
+for Keras 3 ``.keras`` files the live walker of the same model, for Keras 2
+(tf_keras) ``.h5`` files the tf_keras model's own layer shapes.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import h5py
+import keras
+import pytest
+
+import weighttie
+import zoo
+from weighttie.report import Report, Shape
+from weighttie.static import read_report
+
+UNSAVEABLE = {"tied_embeddings"}  # plain Keras cannot save it (see test_static.py)
+NO_GRAPH = {"subclassed"}  # no functional graph in the file
+#: Zoo models with calls whose shapes no rule can know: raw keras.ops in the graph
+#: (``ops.add``) are Keras 3 op entries, not layers.
+OPS_IN_GRAPH = {"weightless_reuse"}
+
+
+def call_shapes(report: Report) -> dict[tuple[str, int], tuple[Any, Any]]:
+    """(layer path, call index) → (input shapes, output shapes), for every call."""
+    return {
+        (row.path, node.index): (node.input_shapes, node.output_shapes)
+        for row in report.layers
+        for node in row.nodes or ()
+    }
+
+
+def unknown_and_wrong(static: Report, live: Report) -> tuple[list[str], list[str]]:
+    """The calls whose static shapes are unknown, and those that differ from Keras's."""
+    expected = call_shapes(live)
+    got = call_shapes(static)
+    assert got.keys() == expected.keys()
+    unknown, wrong = [], []
+    for key, (inputs, outputs) in got.items():
+        if None in inputs or None in outputs:
+            unknown.append(f"{key}: {inputs} -> {outputs}")
+        elif (inputs, outputs) != expected[key]:
+            wrong.append(f"{key}: {inputs} -> {outputs}, Keras: {expected[key]}")
+    return unknown, wrong
+
+
+@pytest.mark.parametrize("name", sorted(set(zoo.ZOO) - UNSAVEABLE - NO_GRAPH - OPS_IN_GRAPH))
+def test_every_call_shape_of_the_zoo_is_known_and_right(name: str, save) -> None:
+    model = zoo.ZOO[name]()
+    unknown, wrong = unknown_and_wrong(read_report(save(model)), weighttie.analyze(model))
+    assert unknown == []
+    assert wrong == []
+
+
+def test_model_outputs_get_shapes(save) -> None:
+    """Nothing consumes a model's outputs, so the file states no shape for them."""
+    static = read_report(save(zoo.siamese_lstm()))
+    assert static.layer("score").nodes[0].output_shapes == ((None, 1),)
+    doc = json.loads(static.to_json())
+    score = next(r for r in doc["layers"] if r["path"] == "score")
+    assert score["nodes"][0]["output_shapes"] == [[None, 1]]
+
+
+def test_one_conv_at_two_sizes_has_both_output_shapes(save) -> None:
+    """One Conv2D called on a 32×32 and a 64×64 input, both calls the model's outputs."""
+    conv = keras.layers.Conv2D(16, 3, padding="same", name="conv")
+    small = keras.Input((32, 32, 3), name="small")
+    large = keras.Input((64, 64, 3), name="large")
+    model = keras.Model([small, large], [conv(small), conv(large)])
+    static = read_report(save(model))
+    assert [n.output_shapes for n in static.layer("conv").nodes or ()] == [
+        ((None, 32, 32, 16),),
+        ((None, 64, 64, 16),),
+    ]
+
+
+def test_a_tuple_output_lists_every_tensor(save) -> None:
+    """An LSTM with return_state as a model output: three tensors, none consumed."""
+    x = keras.Input((7, 3), name="x")
+    outputs = keras.layers.LSTM(4, return_state=True, name="lstm")(x)
+    model = keras.Model(x, outputs)
+    static = read_report(save(model))
+    assert static.layer("lstm").nodes[0].output_shapes == ((None, 4),) * 3
+    assert unknown_and_wrong(static, weighttie.analyze(model)) == ([], [])
+
+
+def test_a_call_no_rule_knows_stays_unknown(save) -> None:
+    """A raw keras.ops call is a Keras 3 op entry (``keras.src.ops.numpy.Add``), not the Add
+    layer: no rule is applied to it, and its output (a model output) stays unknown."""
+    a = keras.Input((4,), name="a")
+    b = keras.Input((4,), name="b")
+    model = keras.Model([a, b], keras.ops.add(keras.layers.Dense(4, name="d")(a), b))
+    static = read_report(save(model))
+    op = next(r for r in static.layers if r.class_name == "Add")
+    assert op.nodes is not None and op.nodes[0].output_shapes == (None,)
+    assert op.nodes[0].input_shapes == ((None, 4), (None, 4))
+
+
+def test_nested_model_called_on_other_shapes_gets_its_outputs_recomputed(save) -> None:
+    """A fully convolutional tower built for any size called on 24×24: the call's output
+    follows its input, not the shapes the tower's own graph states."""
+    x = keras.Input((None, None, 3), name="x")
+    tower = keras.Model(x, keras.layers.Conv2D(5, 3, name="conv")(x), name="tower")
+    big = keras.Input((24, 24, 3), name="big")
+    model = keras.Model(big, tower(big))
+    static = read_report(save(model))
+    assert static.layer("tower").nodes[0].output_shapes == ((None, 22, 22, 5),)
+    assert unknown_and_wrong(static, weighttie.analyze(model)) == ([], [])
+
+
+# -- keras.applications, as .keras (Keras 3) and as .h5 (Keras 2, tf_keras) -----------
+
+
+def _applications(module: Any) -> dict[str, Callable[[], Any]]:
+    def make(name: str, **kwargs: Any) -> Callable[[], Any]:
+        return lambda: getattr(module.applications, name)(weights=None, **kwargs)
+
+    return {
+        "MobileNetV2": make("MobileNetV2", input_shape=(96, 96, 3)),
+        "ResNet50": make("ResNet50", input_shape=(64, 64, 3)),
+        "DenseNet121": make("DenseNet121", input_shape=(64, 64, 3)),
+        "MobileNetV3Small": make("MobileNetV3Small", input_shape=(96, 96, 3)),
+        "EfficientNetB0": make("EfficientNetB0", input_shape=(64, 64, 3)),
+    }
+
+
+CORPUS = sorted(_applications(keras))
+FAST = {"MobileNetV2"}
+
+
+def _marks(name: str) -> Any:
+    return pytest.param(name, marks=() if name in FAST else pytest.mark.slow)
+
+
+@pytest.mark.parametrize("name", [_marks(n) for n in CORPUS])
+def test_keras_applications_shapes_equal_keras(name: str, save) -> None:
+    model = _applications(keras)[name]()
+    unknown, wrong = unknown_and_wrong(read_report(save(model)), weighttie.analyze(model))
+    assert unknown == []
+    assert wrong == []
+
+
+def _tf_keras_shapes(model: Any) -> dict[str, list[Shape]]:
+    """Each layer's output shapes as tf_keras reports them (one call each)."""
+    import tensorflow as tf
+
+    def shape(t: Any) -> Shape:
+        return tuple(t.shape.as_list())
+
+    return {
+        layer.name: [shape(t) for t in tf.nest.flatten(layer.output)]
+        for layer in model.layers
+        if layer.__class__.__name__ != "InputLayer"
+    }
+
+
+def _path_name(name: str) -> str:
+    return name.replace("%", "%25").replace("/", "%2F") if "/" in name else name
+
+
+@pytest.mark.parametrize("name", [_marks(n) for n in CORPUS])
+def test_keras2_applications_shapes_equal_tf_keras(name: str, tmp_path: Path) -> None:
+    tf_keras = pytest.importorskip("tf_keras")
+    model = _applications(tf_keras)[name]()
+    path = tmp_path / f"{name}.h5"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "You are saving your model as an HDF5 file")
+        model.save(path)
+    static = read_report(path)
+    expected = _tf_keras_shapes(model)
+    outputs: dict[str, Shape | None] = {}
+    unknown, wrong = [], []
+    for layer in model.layers:
+        row = static.layer(_path_name(layer.name))
+        assert row.name == layer.name
+        if layer.name not in expected:
+            continue
+        (node,) = row.nodes or ()
+        if None in node.output_shapes:
+            unknown.append(f"{layer.name}: {node.output_shapes}")
+        elif list(node.output_shapes) != expected[layer.name]:
+            wrong.append(f"{layer.name}: {node.output_shapes}, tf_keras: {expected[layer.name]}")
+        for ref, shape in zip(node.inbound, node.input_shapes, strict=True):
+            producer = static.layer(ref.layer).nodes or ()
+            assert shape == producer[ref.node_index].output_shapes[ref.tensor_index], layer.name
+        outputs[layer.name] = node.output_shapes[0]
+    assert unknown == []
+    assert wrong == []
+    with h5py.File(path) as f:
+        config = json.loads(f.attrs["model_config"])
+    assert len(outputs) == len(config["config"]["layers"]) - 1
+
+
+# -- Keras 2 files: op layers, names holding "/" ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def keras2_ops(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, list[Shape]]]:
+    """A tf_keras model whose op layers (TFOpLambda) take tensors in their call kwargs
+    (``a + b``: ``y``), a constant first operand (``2.0 * x``), a slice and a bias_add, and a
+    MultiHeadAttention called with three tensors (query positional, value and key kwargs)."""
+    tf_keras = pytest.importorskip("tf_keras")
+    import tensorflow as tf
+
+    k = tf_keras
+    inp = k.Input((8,), name="inp")
+    a = k.layers.Dense(4, name="d1")(inp)
+    b = k.layers.Dense(4, name="d2")(inp)
+    added = a + b
+    doubled = 2.0 * added
+    sliced = doubled[:, 1:3]
+    biased = tf.nn.bias_add(added, tf.ones(4))
+    q = k.Input((5, 8), name="q")
+    v = k.Input((6, 8), name="v")
+    attended = k.layers.MultiHeadAttention(2, 4, name="mha")(q, v, v)
+    model = k.Model([inp, q, v], [doubled, sliced, biased, attended])
+    path = tmp_path_factory.mktemp("keras2") / "ops.h5"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "You are saving your model as an HDF5 file")
+        model.save(path)
+    return path, _tf_keras_shapes(model)
+
+
+def test_keras2_op_layers_keep_tensors_from_their_kwargs(keras2_ops) -> None:
+    path, expected = keras2_ops
+    static = read_report(path)
+    add = static.layer("tf.__operators__.add")
+    assert [r.layer for r in add.nodes[0].inbound] == ["d1", "d2"]
+    assert add.nodes[0].input_shapes == ((None, 4), (None, 4))
+    multiply = static.layer("tf.math.multiply")  # 2.0 * x: the constant is no input
+    assert [r.layer for r in multiply.nodes[0].inbound] == ["tf.__operators__.add"]
+    mha = static.layer("mha")
+    assert [r.layer for r in mha.nodes[0].inbound] == ["q", "v", "v"]
+    for name, shapes in expected.items():
+        assert list(static.layer(name).nodes[0].output_shapes) == shapes, name
+
+
+def test_keras2_layer_names_with_slashes_are_read(tmp_path: Path) -> None:
+    """tf_keras DenseNet names layers ``conv1/conv``: the name is kept, and in paths the
+    ``/`` is written ``%2F`` so that a path still parts at layers."""
+    tf_keras = pytest.importorskip("tf_keras")
+    k = tf_keras
+    x = k.Input((8, 8, 3), name="x")
+    y = k.layers.Conv2D(4, 3, name="conv1/conv")(x)
+    y = k.layers.BatchNormalization(name="conv1/bn")(y)
+    model = k.Model(x, k.layers.Dense(2, name="out")(y))
+    path = tmp_path / "slashes.h5"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "You are saving your model as an HDF5 file")
+        model.save(path)
+    static = read_report(path)
+    conv = static.layer("conv1%2Fconv")
+    assert conv.name == "conv1/conv"
+    assert conv.nodes[0].output_shapes == ((None, 6, 6, 4),)
+    bn = static.layer("conv1%2Fbn")
+    assert [r.layer for r in bn.nodes[0].inbound] == ["conv1%2Fconv"]
+    assert {v.rsplit("/", 1)[-1] for v in bn.variables} == {
+        "gamma",
+        "beta",
+        "moving_mean",
+        "moving_variance",
+    }
+    assert {v.rsplit("/", 1)[-1] for v in conv.variables} == {"kernel", "bias"}
+    assert static.params.unique == model.count_params()
+    assert static.layer("out").nodes[0].output_shapes == ((None, 6, 6, 2),)
