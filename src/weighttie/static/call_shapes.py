@@ -41,17 +41,16 @@ def _graph_nodes(
     level: list[tuple[str, dict[str, Any]]],
     parent: str,
     sequential: bool,
-    where: str = "config.json",
-    depth: int = 8,
-    keras2: bool = False,
+    shapes: _Shapes,
+    depth: int,
 ) -> dict[str, tuple[CallNode, ...]]:
     """Every call at one graph level, with inbound paths, input and output shapes.
 
-    ``depth``: how many levels of nested models may be entered to find the shapes
-    of a nested model's outputs.
+    ``depth``: the level's depth of nesting (nested models are entered to find the
+    shapes of their outputs up to ``shapes.max_depth``).
     """
-    calls, order = _level_calls(level, parent, sequential, where)
-    inputs, outputs = _level_shapes(level, calls, order, None, _Shapes(where, depth, keras2))
+    calls, order = _level_calls(level, parent, sequential, shapes.where)
+    inputs, outputs = _level_shapes(level, calls, order, None, shapes, depth)
     result = {}
     for name, layer_calls in calls.items():
         result[name] = tuple(
@@ -69,12 +68,19 @@ def _graph_nodes(
 
 
 class _Shapes:
-    """What finding shapes needs beyond one level: the file's name for messages, how
-    deep nested models may be entered, the file's Keras generation, and the nested
-    models' outputs already found (by model entry and input shapes)."""
+    """What finding shapes needs across one file: its name for messages, its Keras
+    generation, how deep nested models may be entered, and a budget of calls that
+    entering them may visit.
 
-    def __init__(self, where: str, depth: int, keras2: bool) -> None:
-        self.where, self.depth, self.keras2 = where, depth, keras2
+    Finding a nested model's outputs visits its graph again for each distinct set
+    of input shapes (remembered by model and shapes); a file built to make that
+    work grow (many models, each called on many shapes) ends the budget, and the
+    shapes left are unknown rather than the reader slow.
+    """
+
+    def __init__(self, where: str, keras2: bool, max_depth: int, budget: int) -> None:
+        self.where, self.keras2 = where, keras2
+        self.max_depth, self.budget = max_depth, budget
         self.memo: _Memo = {}
 
 
@@ -173,7 +179,7 @@ def _model_outputs(
     if key in shapes.memo:
         return shapes.memo[key]
     shapes.memo[key] = None  # also what a model reached again through itself gets
-    if depth > shapes.depth:
+    if depth > shapes.max_depth:
         return None
     try:
         level = _layer_entries(entry, shapes.where, shapes.keras2)
@@ -201,6 +207,9 @@ def _model_outputs(
         None if built == found else {name: s for (name, _, _), s in zip(inputs, found, strict=True)}
     )
     if given is not None and sequential and level and level[0][1].get("class_name") != "InputLayer":
+        return None
+    shapes.budget -= len(order)
+    if shapes.budget < 0:
         return None
     _, outputs = _level_shapes(level, calls, order, given, shapes, depth)
     if sequential:

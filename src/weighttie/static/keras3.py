@@ -13,7 +13,7 @@ from weighttie.facts import ModelFacts
 from weighttie.graph import ROOT, build_report, join_path
 from weighttie.limits import Limits
 from weighttie.report import CallNode, ModelInfo, Report, Source
-from weighttie.static.call_shapes import _graph_nodes
+from weighttie.static.call_shapes import _graph_nodes, _Shapes
 from weighttie.static.class_tables import (
     MODEL_CLASSES,
     UNKNOWN_CLASS,
@@ -80,7 +80,8 @@ def _keras_facts(
         root_trainable,
     )
     if _is_model(config):
-        _keras_model(reader, config, group, ROOT, root_trainable, 0)
+        shapes = _Shapes("config.json", False, limits.depth, limits.calls)
+        _keras_model(reader, config, group, ROOT, root_trainable, 0, shapes)
     elif class_name in MODEL_CLASSES:
         raise FileFormatError(
             f"{path!r}: config.json describes a {class_name} model without a list of layers"
@@ -113,6 +114,7 @@ def _keras_model(
     path: str,
     trainable: bool,
     depth: int,
+    shapes: _Shapes,
 ) -> None:
     if depth > reader.limits.depth:
         raise LimitError(
@@ -122,7 +124,7 @@ def _keras_model(
         )
     level = _layer_entries(entry)
     sequential = entry.get("class_name") == "Sequential"
-    nodes = _graph_nodes(level, path, sequential, depth=reader.limits.depth - depth)
+    nodes = _graph_nodes(level, path, sequential, shapes, depth)
     by_name: dict[str, _Group] = {}
     if group is not None:
         for child in [*group.layers, *group.attributes.values()]:
@@ -139,6 +141,7 @@ def _keras_model(
             nodes.get(name, ()),
             trainable and _trainable(child_entry),
             depth + 1,
+            shapes,
         )
 
 
@@ -151,6 +154,7 @@ def _keras_layer(
     nodes: tuple[CallNode, ...] | None,
     trainable: bool,
     depth: int,
+    shapes: _Shapes,
 ) -> None:
     class_name = str(entry.get("class_name", UNKNOWN_CLASS))
     config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
@@ -168,7 +172,7 @@ def _keras_layer(
         trainable,
     )
     if _is_model(entry):
-        _keras_model(reader, entry, group, path, trainable, depth)
+        _keras_model(reader, entry, group, path, trainable, depth, shapes)
     elif group is not None:
         _sublayers(reader, group, class_name, config, path, trainable, depth)  # type: ignore[arg-type]
 

@@ -13,7 +13,7 @@ from weighttie.graph import ROOT, build_report, join_path
 from weighttie.limits import Limits
 from weighttie.loading import open_model_file
 from weighttie.report import ModelInfo, Report, Source
-from weighttie.static.call_shapes import _graph_nodes
+from weighttie.static.call_shapes import _graph_nodes, _Shapes
 from weighttie.static.class_tables import UNKNOWN_CLASS, _sublayer_class
 from weighttie.static.config_graph import (
     _is_model,
@@ -71,7 +71,8 @@ def _read_legacy_h5(path: str, findings: bool, limits: Limits) -> Report:
         class_name = str(config.get("class_name", UNKNOWN_CLASS))
         name = _layer_name(config) or "model"
         reader.add(ROOT, name, class_name, None, True, None, [], [], True)
-        _legacy_model(reader, config, weights, ROOT, _trainable(config), 0)
+        shapes = _Shapes("model_config", True, limits.depth, limits.calls)
+        _legacy_model(reader, config, weights, ROOT, _trainable(config), 0, shapes)
         info = ModelInfo(
             name=name, class_name=class_name, source=Source.STATIC, file=path, keras_version=version
         )
@@ -112,6 +113,7 @@ def _legacy_model(
     path: str,
     trainable: bool,
     depth: int,
+    shapes: _Shapes,
     inherited: list[tuple[str, tuple[int, ...], str, str]] | None = None,
 ) -> None:
     """Rows of one legacy model level; ``inherited``: a nested model's weights, by inner layer."""
@@ -123,8 +125,7 @@ def _legacy_model(
         )
     level = _layer_entries(entry, "model_config", keras2=True)
     sequential = entry.get("class_name") == "Sequential"
-    depth_left = reader.limits.depth - depth
-    nodes = _graph_nodes(level, path, sequential, "model_config", depth_left, keras2=True)
+    nodes = _graph_nodes(level, path, sequential, shapes, depth)
     owned = _weights_by_layer(level, inherited, reader.limits.depth) if inherited else {}
     for name, child in level:
         child_path = join_path(path, _path_name(name))
@@ -146,7 +147,7 @@ def _legacy_model(
                 [],
                 child_trainable,
             )
-            _legacy_model(reader, child, None, child_path, child_trainable, depth + 1, own)
+            _legacy_model(reader, child, None, child_path, child_trainable, depth + 1, shapes, own)
             continue
         direct = [w for w in own if len(_weight_parts(w[3], name)) <= 2]
         reader.add(
