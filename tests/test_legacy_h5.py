@@ -105,3 +105,61 @@ def test_keras2_model_config_is_read_within_limits(tmp_path: Path) -> None:
         assert caught.value.limit == field
     with pytest.raises(LimitError, match=r"model_config holds .* the config_bytes limit"):
         read_report(path, limits=Limits(config_bytes=100))
+
+
+def test_keras2_shapes_are_computed(tmp_path: Path) -> None:
+    """Keras 2 configs state no shapes: every call's shapes come from the rules, the
+    nested model's calls included (its inner graph for the call's inputs)."""
+    path = tmp_path / "keras2.h5"
+    keras2_shared_lstm(path)
+    report = read_report(path)
+    assert [n.output_shapes for n in report.layer("lstm").nodes or ()] == [((None, 8),)] * 2
+    assert [n.output_shapes for n in report.layer("tower").nodes or ()] == [((None, 3),)] * 2
+    assert report.layer("merge").nodes[0].input_shapes == ((None, 8),) * 2 + ((None, 3),) * 2
+    assert report.layer("score").nodes[0].output_shapes == ((None, 1),)
+
+
+def test_keras2_nested_model_with_slashed_names_called_twice(tmp_path: Path) -> None:
+    """tf_keras names such as ``block/conv`` inside a nested model called twice: each
+    weight goes to the layer whose whole name starts it, the nested model is one
+    shared-model group, and paths write the ``/`` of a name as ``%2F``."""
+    k2.utils.set_random_seed(0)
+    x = k2.Input((6, 6, 2), name="tower_in")
+    y = k2.layers.Conv2D(3, 3, name="block/conv")(x)
+    y = k2.layers.BatchNormalization(name="block/bn")(y)
+    y = k2.layers.Dense(2, name="block")(k2.layers.Flatten(name="flat")(y))
+    tower = k2.Model(x, y, name="tower")
+    a = k2.Input((6, 6, 2), name="a")
+    b = k2.Input((6, 6, 2), name="b")
+    model = k2.Model([a, b], k2.layers.Add(name="add")([tower(a), tower(b)]))
+    path = tmp_path / "slashes.h5"
+    model.save(path)
+    report = read_report(path)
+    assert report.params.unique == model.count_params()
+    (group,) = report.groups
+    assert (group.kind.value, group.layers, group.calls) == ("shared-model", ("tower",), 2)
+    conv = report.layer("tower/block%2Fconv")
+    assert (conv.name, conv.params.held) == ("block/conv", 3 * 3 * 2 * 3 + 3)
+    assert report.layer("tower/block%2Fbn").params.held == 4 * 3
+    assert report.layer("tower/block").params.held == 4 * 4 * 3 * 2 + 2
+    assert conv.nodes[0].output_shapes == ((None, 4, 4, 3),)
+    assert report.layer("add").nodes[0].output_shapes == ((None, 2),)
+
+
+def test_keras2_config_errors_name_model_config(tmp_path: Path) -> None:
+    """A damaged Keras 2 graph is reported against model_config, not config.json."""
+    import json
+
+    import h5py
+
+    from weighttie.errors import FileFormatError
+
+    path = tmp_path / "keras2.h5"
+    keras2_shared_lstm(path)
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        score = next(e for e in config["config"]["layers"] if e["name"] == "score")
+        score["inbound_nodes"] = [[["nowhere", 0, 0, {}]]]
+        f.attrs["model_config"] = json.dumps(config)
+    with pytest.raises(FileFormatError, match=r"^model_config: call 0 of layer 'score'"):
+        read_report(path)
