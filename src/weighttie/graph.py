@@ -1,7 +1,7 @@
 """The variable-identity graph: from raw layer and variable facts to a Report.
 
 Both front ends (the live walker in ``walk.py`` and the static reader in
-``static.py``) describe a model with the same facts (:mod:`weighttie.facts`): one
+``static/``) describe a model with the same facts (:mod:`weighttie.facts`): one
 :class:`~weighttie.facts.RawLayer` per layer *occurrence* (a path), one
 :class:`~weighttie.facts.RawVariable` per variable *object*, keyed by identity,
 the declared ties, and access to configs and values. :func:`build_report` turns
