@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "bench"
 PY = sys.executable
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+#: Reports are written here: weighttie writes regular files only (no /dev/null).
+REPORT = OUT / "last-report.json"
 
 BLOCK_BACKENDS = """
 import sys
@@ -37,7 +39,7 @@ sys.meta_path.insert(0, _Block())
 """
 
 
-def run(argv: list[str], repeat: int = 5) -> tuple[float, float]:
+def run(argv: list[str], repeat: int = 5, expect: int = 0) -> tuple[float, float]:
     """Median wall seconds and max peak RSS (MB, the child's own VmHWM) of a whole process."""
     walls, peaks = [], []
     wrapped = [PY, "-c", PEAK, *argv]
@@ -45,8 +47,8 @@ def run(argv: list[str], repeat: int = 5) -> tuple[float, float]:
         start = time.perf_counter()
         proc = subprocess.run(wrapped, capture_output=True, text=True, env=ENV)
         walls.append(time.perf_counter() - start)
-        if proc.returncode != 0:
-            raise SystemExit(f"{argv} failed: {proc.stderr}")
+        if proc.returncode != expect:
+            raise SystemExit(f"{argv}: exit {proc.returncode}, expected {expect}: {proc.stderr}")
         peaks.append(int(proc.stderr.strip().splitlines()[-1]) / 1024)
     return statistics.median(walls), max(peaks)
 
@@ -81,7 +83,7 @@ def weighttie_static(path: Path) -> list[str]:
         BLOCK_BACKENDS
         + "from weighttie.cli import run\nsys.argv = ['weighttie', *sys.argv[1:]]\nrun()"
     )
-    return ["-c", code, "report", str(path), "--format", "json", "-o", os.devnull]
+    return ["-c", code, "report", str(path), "--format", "json", "-o", str(REPORT)]
 
 
 def build_siamese_xception(path: Path) -> None:
@@ -118,7 +120,7 @@ def bench_xception() -> list[str]:
     )
     load_only = float(inproc.stderr.strip().splitlines()[-1])
     live_wall, live_rss = run(
-        ["-m", "weighttie.cli", "report", str(path), "--load", "-f", "json", "-o", os.devnull],
+        ["-m", "weighttie.cli", "report", str(path), "--load", "-f", "json", "-o", str(REPORT)],
         repeat=3,
     )
     return [
@@ -269,11 +271,124 @@ def bench_size(big_units: int) -> list[str]:
     return lines
 
 
+LIMIT_CODE = textwrap.dedent(
+    """
+    import io, json, sys, zipfile, h5py, numpy as np
+    kind, path = sys.argv[1], sys.argv[2]
+    sys.path.insert(0, "tests")
+    from weighttie.limits import DEFAULT_LIMITS as L
+
+    def tensor(source):
+        return {"class_name": "__keras_tensor__",
+                "config": {"shape": [None, 4], "dtype": "float32",
+                           "keras_history": [source, 0, 0]}}
+
+    def entry(cls, name, config, nodes):  # as Keras 3.15 writes a layer
+        dtype = {"module": "keras", "class_name": "DTypePolicy",
+                 "config": {"name": "float32"}, "registered_name": None}
+        return {"module": "keras.layers", "class_name": cls, "registered_name": None,
+                "config": {"name": name, "trainable": True, "dtype": dtype, **config},
+                "build_config": {"input_shape": [None, 4]}, "name": name,
+                "inbound_nodes": [{"args": [tensor(s)], "kwargs": {}} for s in nodes]}
+
+    layers = [{"module": "keras.layers", "class_name": "InputLayer", "registered_name": None,
+               "config": {"batch_shape": [None, 4], "dtype": "float32", "name": "x"},
+               "name": "x", "inbound_nodes": []}]
+    weights = io.BytesIO()
+    with h5py.File(weights, "w") as h5:
+        h5.create_group("vars").attrs["name"] = "limit"
+        h5.create_group("layers/input_layer/vars").attrs["name"] = "x"
+        if kind == "layers":  # a chain of weightless layers, up to the layers limit
+            previous = "x"
+            for i in range(1, L.layers):
+                name = f"a{i}"
+                layers.append(entry("Activation", name, {"activation": "relu"}, [previous]))
+                h5.create_group(f"layers/activation_{i}/vars").attrs["name"] = name
+                previous = name
+        else:  # one Dense called on the input, up to the calls limit
+            layers.append(entry("Dense", "d", {"units": 4}, ["x"] * (L.calls - 1)))
+            group = h5.create_group("layers/dense/vars")
+            group.attrs["name"] = "d"
+            group.create_dataset("0", data=np.ones((4, 4), "float32"))
+            group.create_dataset("1", data=np.zeros(4, "float32"))
+    config = {"module": "keras.src.models.functional", "class_name": "Functional",
+              "config": {"name": "limit", "layers": layers}}
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("metadata.json", json.dumps({"keras_version": "3.15.1"}))
+        z.writestr("config.json", json.dumps(config), zipfile.ZIP_DEFLATED)
+        z.writestr("model.weights.h5", weights.getvalue())
+    """
+)
+
+COST_CODE = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, "tests")
+    import hostile
+    valid = hostile.Valid(keras=Path(sys.argv[3]), h5=Path(sys.argv[3]))
+    getattr(hostile, sys.argv[1])(valid, Path(sys.argv[2]).parent).rename(sys.argv[2])
+    """
+)
+
+
+def bench_limits(previous: str | None) -> list[str]:
+    """Files right at the default layers and calls limits, and the issue's two cost cases."""
+    from weighttie.limits import DEFAULT_LIMITS as limits
+
+    valid = OUT / "tiny.keras"
+    if not valid.exists():
+        subprocess.run([PY, "-c", BIG_CODE, "4", str(valid), "distinct"], check=True, env=ENV)
+    cases = []
+    for kind in ("layers", "calls"):
+        path = OUT / f"at-{kind}-limit.keras"
+        if not path.exists():
+            subprocess.run([PY, "-c", LIMIT_CODE, kind, str(path)], check=True, env=ENV, cwd=ROOT)
+        cases.append((f"`{path.name}`: at the {kind} limit", path, 0))
+    for builder, what in (("many_layers", "640,000 layers"), ("many_calls", "470,000 calls")):
+        path = OUT / f"{builder.replace('_', '-')}.keras"
+        if not path.exists():
+            subprocess.run(
+                [PY, "-c", COST_CODE, builder, str(path), str(valid)], check=True, env=ENV, cwd=ROOT
+            )
+        cases.append((f"`{path.name}`: {what}, refused", path, 2))
+    lines = [
+        f"Files at the default limits ({limits.layers:,} layers, {limits.calls:,} calls) and "
+        "the two small, costly files of issue 9; whole process, `weighttie report` (static, "
+        "backends unimportable, findings on):",
+        "",
+        "| file | archive | wall | peak RSS |" + (" before: wall | peak RSS |" if previous else ""),
+        "|---|---|---|---|" + ("---|---|" if previous else ""),
+    ]
+    for label, path, code in cases:
+        wall, rss = run(weighttie_static(path), repeat=3, expect=code)
+        row = f"| {label} | {path.stat().st_size / 1e6:.2f} MB | {wall:.2f} s | {rss:.0f} MB |"
+        if previous:
+            env_before = {**ENV, "PYTHONPATH": previous}
+            before = _run_with(weighttie_static(path), env_before)
+            row += f" {before[0]:.2f} s | {before[1]:.0f} MB |"
+        lines.append(row)
+    return lines
+
+
+def _run_with(argv: list[str], env: dict[str, str]) -> tuple[float, float]:
+    """One run of a whole process under ``env``, whatever its exit code."""
+    start = time.perf_counter()
+    proc = subprocess.run([PY, "-c", PEAK, *argv], capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - start
+    return wall, int(proc.stderr.strip().splitlines()[-1]) / 1024
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the largest cases")
     parser.add_argument(
-        "--only", choices=["xception", "scaling", "size"], help="run one section only"
+        "--only", choices=["xception", "scaling", "size", "limits"], help="run one section only"
+    )
+    parser.add_argument(
+        "--before",
+        metavar="SRC",
+        help="limits: also time an older weighttie (the src/ directory of a checkout of it)",
     )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
@@ -281,6 +396,7 @@ def main() -> int:
         "xception": bench_xception,
         "scaling": lambda: bench_scaling([1000, 5000] if args.quick else [1000, 5000, 20000]),
         "size": lambda: bench_size(4096 if args.quick else 16384),
+        "limits": lambda: bench_limits(args.before),
     }
     sections = [run() for name, run in runs.items() if args.only in (None, name)]
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores\n")

@@ -483,6 +483,37 @@ def many_calls(valid: Valid, out: Path, count: int = MANY_CALLS) -> Path:
     return _compact_archive(config, valid, out / "many-calls.keras")
 
 
+def _deflated_members(valid: Valid, path: Path, **replaced: bytes) -> Path:
+    """The valid archive with some members replaced, deflated (a few kB for 60 MB)."""
+    members = {**_members(valid.keras), **replaced}
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            kind = zipfile.ZIP_STORED if name.endswith(".h5") else zipfile.ZIP_DEFLATED
+            z.writestr(name, data, kind)
+    return path
+
+
+def empty_objects(valid: Valid, out: Path) -> Path:
+    """config.json of five million ``{}`` beside the layers: 1.7 GB once parsed as dicts."""
+    config = json.loads(_members(valid.keras)["config.json"])
+    text = json.dumps(config)[:-1] + ', "junk": [' + "{}," * 5_000_000 + "{}]}"
+    return _deflated_members(valid, out / "objects.keras", **{"config.json": text.encode()})
+
+
+def many_numbers(valid: Valid, out: Path) -> Path:
+    """A layer argument of twelve million floats: 0.8 GB once parsed."""
+    config = json.loads(_members(valid.keras)["config.json"])
+    _layer(config, "score")["config"]["bias_initializer"] = [0.5] * 12_000_000
+    data = json.dumps(config, separators=(",", ":")).encode()
+    return _deflated_members(valid, out / "numbers.keras", **{"config.json": data})
+
+
+def metadata_objects(valid: Valid, out: Path) -> Path:
+    """metadata.json of twenty million ``{}``: Keras ignores it, so does weighttie."""
+    data = b"[" + b"{}," * 20_000_000 + b"{}]"
+    return _deflated_members(valid, out / "metadata.keras", **{"metadata.json": data})
+
+
 SELF_CONTAINED = "weighttie reads only self-contained weights files"
 
 CASES = [
@@ -561,6 +592,13 @@ CASES = [
     ),
     Case("640,000 trivial layers", many_layers, (2, "layers, the layers limit")),
     Case("one layer called 470,000 times", many_calls, (2, "calls of layers, the calls limit")),
+    Case(
+        "config.json of 5 million empty objects",
+        empty_objects,
+        (2, "JSON objects and arrays, more than the 4,194,304 weighttie parses"),
+    ),
+    Case("a layer argument of 12 million numbers", many_numbers, (2, "JSON values, more than")),
+    Case("metadata.json of 20 million empty objects", metadata_objects, (0, "")),
 ]
 
 

@@ -155,7 +155,14 @@ LOAD_PEAK = (
 
 @pytest.mark.budget
 @pytest.mark.parametrize(
-    "name", ["zip bomb", "zip bomb, lying header", *COST_CASES], ids=lambda n: n
+    "name",
+    [
+        "zip bomb",
+        "zip bomb, lying header",
+        "config.json of 5 million empty objects",
+        *COST_CASES,
+    ],
+    ids=lambda n: n,
 )
 def test_memory_stays_bounded_with_load(name: str, corpus: dict[str, Path]) -> None:
     """--load reads the config through the same bounded reader before Keras sees the file."""

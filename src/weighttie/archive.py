@@ -308,8 +308,11 @@ class KerasArchive:
         """
         if not self.has(METADATA):
             return {}
+        where = f"{self.path!r}: {METADATA}"
         try:
-            meta = json.loads(self._read(METADATA))
+            data = self._read(METADATA)
+            _check_json_size(data, self.limits, where)
+            meta = json.loads(data)
         except (FileFormatError, ValueError, RecursionError):
             return {}
         return meta if isinstance(meta, dict) else {}
@@ -388,8 +391,9 @@ def parse_model_config(data: bytes, *, limits: Limits, where: str) -> Any:
         LimitError: the config exceeds ``limits.layers``, ``limits.calls`` or
             ``limits.depth``.
     """
+    containers = _check_json_size(data, limits, where)
     try:
-        if data.count(b"{") + data.count(b"[") <= min(limits.layers, limits.calls):
+        if containers <= min(limits.layers, limits.calls):
             return json.loads(data)
         text = data.decode(json.detect_encoding(data), "surrogatepass")
         del data  # the caller passed its only reference: half the memory of a big config
@@ -399,6 +403,36 @@ def parse_model_config(data: bytes, *, limits: Limits, where: str) -> Any:
         raise
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
         raise FileFormatError(f"{where} is not valid JSON: {exc}") from None
+
+
+#: Parsed JSON takes far more memory than its text: 64 MiB of ``{},`` become 1.7 GB
+#: of dicts, of ``0.5,`` 0.8 GB of floats. Real configs hold one object or array per
+#: 20 to 55 bytes and one comma per 18 to 24; a document may hold one per 16 and one
+#: per 8 bytes of the config_bytes limit, which keeps its objects within a few
+#: hundred MB at the default limit.
+_BYTES_PER_CONTAINER = 16
+_BYTES_PER_COMMA = 8
+
+
+def _check_json_size(data: bytes, limits: Limits, where: str) -> int:
+    """Refuse a JSON document with more values than its byte limit allows; return how
+    many objects and arrays it holds at most (braces in strings count too)."""
+    containers = data.count(b"{") + data.count(b"[")
+    commas = data.count(b",")
+    most_containers = limits.config_bytes // _BYTES_PER_CONTAINER
+    most_commas = limits.config_bytes // _BYTES_PER_COMMA
+    if containers > most_containers or commas > most_commas:
+        found, most, what = (
+            (containers, most_containers, "objects and arrays")
+            if containers > most_containers
+            else (commas, most_commas, "values")
+        )
+        raise LimitError(
+            f"{where} holds {found:,} JSON {what}, more than the {most:,} weighttie parses "
+            "within the config_bytes limit",
+            limit="config_bytes",
+        )
+    return containers
 
 
 def _skip(text: str, pos: int) -> int:
