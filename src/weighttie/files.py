@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import os
 import stat
 import tempfile
@@ -24,7 +25,7 @@ from pathlib import Path
 
 from weighttie.errors import FileFormatError, LimitError, MissingFileError, OutputError
 
-__all__ = ["check_output_path", "read_limited", "regular_file", "write_output"]
+__all__ = ["check_output_path", "open_regular", "read_limited", "regular_file", "write_output"]
 
 
 _KINDS = {
@@ -64,6 +65,28 @@ def regular_file(path: str | os.PathLike[str], *, what: str = "file") -> Path:
     return p
 
 
+def open_regular(path: str | os.PathLike[str], *, what: str = "file") -> io.BufferedReader:
+    """Open a path that :func:`regular_file` accepted, for reading, without ever blocking.
+
+    The file is opened non-blocking and checked again once open (``fstat``), so a
+    FIFO, a device or a socket swapped in after the path was checked is refused
+    too, never waited on.
+
+    Raises:
+        FileFormatError: it cannot be opened, or is no longer a regular file.
+    """
+    p = Path(path)
+    try:
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise FileFormatError(f"cannot read {str(p)!r}: {_os_reason(exc)}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise FileFormatError(f"{str(p)!r} is {_kind(mode)}; expected a {what}")
+    return os.fdopen(fd, "rb")
+
+
 def read_limited(
     path: str | os.PathLike[str], *, limit: int, limit_name: str, what: str = "file"
 ) -> bytes:
@@ -77,14 +100,8 @@ def read_limited(
         LimitError: the file holds more than ``limit`` bytes (nothing more is read).
     """
     p = regular_file(path, what=what)
-    try:
-        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise FileFormatError(f"cannot read {str(p)!r}: {_os_reason(exc)}") from None
-    with os.fdopen(fd, "rb") as f:
+    with open_regular(p, what=what) as f:
         info = os.fstat(f.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise FileFormatError(f"{str(p)!r} is {_kind(info.st_mode)}; expected a {what}")
         if info.st_size > limit:
             raise LimitError(
                 f"{str(p)!r} holds {info.st_size:,} bytes, more than the {limit:,} weighttie "

@@ -1,7 +1,6 @@
-"""Opening model files: validate the path, then load through Keras with safe mode on.
+"""Model files: only regular files are opened, and which format a file is.
 
-Everything here turns Keras's many failure modes into one :class:`WeighttieError`
-with a message that says what was expected, what was found, and what to do.
+Loading through Keras is :mod:`weighttie.keras_loading`'s job.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from weighttie.errors import FileFormatError, MissingFileError
-from weighttie.files import regular_file
+from weighttie.files import open_regular, regular_file
 
 __all__ = ["FileKind", "check_model_file", "open_model_file"]
 
@@ -39,15 +38,7 @@ def open_model_file(path: str | os.PathLike[str]) -> io.BufferedReader:
     Raises:
         MissingFileError, FileFormatError: see :func:`check_model_file`.
     """
-    p = _checked_path(path)
-    try:
-        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-    except OSError as exc:
-        raise FileFormatError(f"cannot read {str(p)!r}: {exc.strerror or exc}") from None
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise FileFormatError(f"{str(p)!r} is not a regular file; expected {_EXPECTED}")
-    return os.fdopen(fd, "rb")
+    return open_regular(_checked_path(path), what=_EXPECTED.removeprefix("a "))
 
 
 def _checked_path(path: str | os.PathLike[str]) -> Path:
