@@ -128,22 +128,29 @@ def open_h5(
     Raises:
         FileFormatError: the bytes are not a readable HDF5 file.
     """
-    import h5py
-
     size = os.fstat(file.fileno()).st_size if length is None else length
     window = _Window(file, offset, size)
     try:
-        check_global_heaps(window, size, what)
-        try:
-            handle = h5py.File(window, "r")
-        except (OSError, ValueError) as exc:
-            raise FileFormatError(
-                f"{what} is damaged or truncated (not a readable HDF5 file: {exc})"
-            ) from None
-        with handle:
+        with _h5_file(window, size, what) as handle:
             yield handle
     finally:
         window.close()
+
+
+@contextmanager
+def _h5_file(stream: Any, size: int, what: str) -> Iterator[Any]:
+    """h5py's read-only view of a seekable stream of ``size`` bytes, checked first."""
+    import h5py
+
+    check_global_heaps(stream, size, what)
+    try:
+        handle = h5py.File(stream, "r")
+    except (OSError, ValueError) as exc:
+        raise FileFormatError(
+            f"{what} is damaged or truncated (not a readable HDF5 file: {exc})"
+        ) from None
+    with handle:
+        yield handle
 
 
 # -- global heaps HDF5 would parse forever ---------------------------------------------
@@ -330,18 +337,8 @@ class KerasArchive:
                 yield h5
             return
         # Not what Keras writes; read through zipfile (slower, still bounded).
-        import h5py
-
-        with self._zip.open(info) as stream:
-            check_global_heaps(stream, info.file_size, what)
-            try:
-                handle = h5py.File(stream, "r")
-            except (OSError, ValueError) as exc:
-                raise FileFormatError(
-                    f"{what} is damaged or truncated (not a readable HDF5 file: {exc})"
-                ) from None
-            with handle:
-                yield handle
+        with self._zip.open(info) as stream, _h5_file(stream, info.file_size, what) as h5:
+            yield h5
 
 
 def _data_offset(file: io.BufferedReader, path: str, info: zipfile.ZipInfo) -> int:
