@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from weighttie.archive import WEIGHTS, KerasArchive
-from weighttie.errors import FileFormatError, LimitError
+from weighttie.errors import FileFormatError
 from weighttie.facts import ModelFacts
 from weighttie.graph import ROOT, build_report, join_path
 from weighttie.limits import Limits
@@ -116,12 +116,7 @@ def _keras_model(
     depth: int,
     shapes: _Shapes,
 ) -> None:
-    if depth > reader.limits.depth:
-        raise LimitError(
-            f"{reader.where}: config.json nests models more than {reader.limits.depth} levels "
-            "deep, the depth limit",
-            limit="depth",
-        )
+    reader.check_depth(depth, "config.json nests models")
     level = _layer_entries(entry)
     sequential = entry.get("class_name") == "Sequential"
     nodes = _graph_nodes(level, path, sequential, shapes, depth)
@@ -191,12 +186,8 @@ def _sublayers(
     children = [(key, child) for key, child in sorted(group.attributes.items())]
     children += [(str(i), child) for i, child in enumerate(group.layers)]
     children = [(key, child) for key, child in children if child.name is not None]
-    if children and depth > reader.limits.depth:
-        raise LimitError(
-            f"{reader.where}: model.weights.h5 nests layers more than {reader.limits.depth} "
-            "levels deep, the depth limit",
-            limit="depth",
-        )
+    if children:
+        reader.check_depth(depth, "model.weights.h5 nests layers")
     taken: set[str] = set()
     for key, child in children:
         assert child.name is not None

@@ -117,12 +117,7 @@ def _legacy_model(
     inherited: list[tuple[str, tuple[int, ...], str, str]] | None = None,
 ) -> None:
     """Rows of one legacy model level; ``inherited``: a nested model's weights, by inner layer."""
-    if depth > reader.limits.depth:
-        raise LimitError(
-            f"{reader.where}: model_config nests models more than {reader.limits.depth} "
-            "levels deep, the depth limit",
-            limit="depth",
-        )
+    reader.check_depth(depth, "model_config nests models")
     level = _layer_entries(entry, "model_config", keras2=True)
     sequential = entry.get("class_name") == "Sequential"
     nodes = _graph_nodes(level, path, sequential, shapes, depth)

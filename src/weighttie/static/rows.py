@@ -25,6 +25,14 @@ class _Reader:
         self.layers = 0
         self.calls = 0
 
+    def check_depth(self, depth: int, what: str) -> None:
+        """Refuse nesting past the depth limit: ``what`` nests models (or layers) ``depth`` deep."""
+        if depth > self.limits.depth:
+            raise LimitError(
+                f"{self.where}: {what} more than {self.limits.depth} levels deep, the depth limit",
+                limit="depth",
+            )
+
     def _count(self, path: str, nodes: tuple[CallNode, ...] | None) -> None:
         """Keep layers and calls within limits.
 
