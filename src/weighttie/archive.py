@@ -469,6 +469,7 @@ class _CountingParser:
         self.layers = 0
         self.calls = 0
         self.keys: dict[str, str] = {}  # one string per distinct key, as json.loads keeps
+        self.next_layers = 0  # where '"layers"' occurs next in the text (-1: nowhere)
 
     def document(self) -> Any:
         pos = _skip(self.text, 0)
@@ -480,11 +481,25 @@ class _CountingParser:
 
     def _value(self, pos: int, role: str | None, depth: int) -> tuple[Any, int]:
         opening = self.text[pos : pos + 1]
+        if opening == "{" and role == _CONFIG and not self._layers_ahead(pos):
+            return _DECODER.raw_decode(self.text, pos)  # no model in it: read it whole
         if opening == "{" and role in (_ENTRY, _CONFIG):
             return self._object(pos, role, depth)
         if opening == "[" and role in (_LAYERS, _NODES):
             return self._array(pos, role, depth)
         return _DECODER.raw_decode(self.text, pos)
+
+    def _layers_ahead(self, pos: int) -> bool:
+        """Whether the text still holds ``"layers"`` at or after ``pos``.
+
+        A layer's config that cannot hold a model's layer list is read by ``json`` in
+        one call. (A key spelled with escapes, ``"lay\\u0065rs"``, is not seen here;
+        such a model's layers are still counted, by the reader, after parsing, within
+        the JSON bounds of :func:`_check_json_size`.)
+        """
+        if 0 <= self.next_layers < pos:
+            self.next_layers = self.text.find('"layers"', pos)
+        return self.next_layers >= 0
 
     def _key(self, pos: int) -> tuple[str, int]:
         text = self.text
