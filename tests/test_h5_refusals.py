@@ -221,3 +221,20 @@ def test_a_heap_hdf5_would_decode_forever_is_refused_before_keras(
     for line in lines:
         assert line.startswith(f"{str(path)!r}: model.weights.h5 is damaged: the global heap ")
         assert line.endswith("claiming 0 bytes, which HDF5 would decode forever")
+
+
+def test_a_soft_link_through_another_soft_link_is_refused(valid: Valid, tmp_path: Path) -> None:
+    """Soft links must name an object through hard links alone (Keras writes none)."""
+
+    def chain(h5: h5py.File, out: Path) -> None:
+        h5["vars_alias"] = h5py.SoftLink("/layers/dense/vars")
+        h5["kernel_alias"] = h5py.SoftLink("/vars_alias/0")
+
+    path = edit_weights(chain)(valid, tmp_path)
+    with pytest.raises(FileFormatError) as caught:
+        read_report(path)
+    assert str(caught.value) == _message(
+        path,
+        "holds a soft link 'kernel_alias' to '/vars_alias/0', which names no object of the "
+        f"file; {SELF_CONTAINED}",
+    )

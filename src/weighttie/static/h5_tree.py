@@ -44,63 +44,89 @@ class _Pace:
             )
 
 
-def _check_links(h5: Any, where: str, limits: Limits) -> None:
-    """Refuse links that lead out of the file: external, user-defined, dangling soft links.
+class _Links:
+    """Every group's links, checked when the object walk reaches the group (its metadata
+    is then in HDF5's cache, and no list of the file's paths is kept).
 
     HDF5's object visitor follows hard links only, and so does everything that
-    follows; but Keras opens datasets by path, through whatever link is there.
+    follows; but Keras opens datasets by path, through whatever link is there. So
+    external and user-defined links are refused at once, and soft links are kept and,
+    once the walk is over, must name an object of the file through hard links alone.
     """
-    from h5py import h5l
 
-    links = h5.id.links
-    hard: set[bytes] = set()
-    other: list[tuple[bytes, int]] = []
-    pace = _Pace(where, H5_SECONDS, H5_SECONDS_PER_OBJECT)
-    stopped: list[FileFormatError] = []
+    def __init__(self, h5: Any, where: str, limits: Limits) -> None:
+        self.h5, self.where, self.limits = h5, where, limits
+        self.count = 0
+        self.soft: list[bytes] = []
 
-    def visit(name: bytes, info: Any) -> bool | None:
-        # h5py's link visitor cannot pass an exception on (it raises SystemError):
-        # a refusal is kept, the visit stopped (a value other than None), and raised after.
-        count = len(hard) + len(other) + 1
-        try:
-            if count > limits.h5_objects:
-                raise LimitError(
-                    f"{where} holds more than {limits.h5_objects:,} HDF5 links, "
-                    "the h5_objects limit",
-                    limit="h5_objects",
+    def check_group(self, group: Any, path: bytes) -> None:
+        """Check the links of ``group``, found at ``path`` (``b""``: the root)."""
+        from h5py import h5l
+
+        other: list[tuple[bytes, int]] = []
+        stopped: list[FileFormatError] = []
+
+        def listed(name: bytes, info: Any) -> bool | None:
+            # h5py's link iteration cannot pass an exception on (it raises SystemError):
+            # a refusal is kept, the iteration stopped (a value other than None), and
+            # raised after.
+            self.count += 1
+            if self.count > self.limits.h5_objects:
+                stopped.append(
+                    LimitError(
+                        f"{self.where} holds more than {self.limits.h5_objects:,} HDF5 links, "
+                        "the h5_objects limit",
+                        limit="h5_objects",
+                    )
                 )
-            pace.check(count, f"listing {count:,} links")
-        except FileFormatError as exc:
-            stopped.append(exc)
-            return True
-        if info.type == h5l.TYPE_HARD:
-            hard.add(name)
-        else:  # resolved after the visit: h5py must not be re-entered from its callback
-            other.append((name, info.type))
-        return None
+                return True
+            if info.type != h5l.TYPE_HARD:
+                other.append((name, info.type))
+            return None
 
-    links.visit(visit, info=True)
-    if stopped:
-        raise stopped[0]
-    for name, kind in other:
-        if kind == h5l.TYPE_SOFT:
-            target = links.get_val(name)
-            if _resolve_soft(name, target) not in hard:
+        group.links.iterate(listed, info=True)
+        if stopped:
+            raise stopped[0]
+        for name, kind in other:
+            full = path + b"/" + name if path else name
+            if kind == h5l.TYPE_SOFT:
+                self.soft.append(full)
+            elif kind == h5l.TYPE_EXTERNAL:
+                file, target = group.links.get_val(name)
                 raise FileFormatError(
-                    f"{where} holds a soft link {_text(name)!r} to {_text(target)!r}, which "
-                    f"names no object of the file; {_SELF_CONTAINED}"
+                    f"{self.where} links {_text(full)!r} to object {_text(target)!r} of "
+                    f"another file ({_text(file)!r}); {_SELF_CONTAINED}"
                 )
-        elif kind == h5l.TYPE_EXTERNAL:
-            file, target = links.get_val(name)
-            raise FileFormatError(
-                f"{where} links {_text(name)!r} to object {_text(target)!r} of another file "
-                f"({_text(file)!r}); {_SELF_CONTAINED}"
-            )
-        else:
-            raise FileFormatError(
-                f"{where} holds {_text(name)!r}, a user-defined link (class {kind}) HDF5 "
-                f"would resolve through a plugin; {_SELF_CONTAINED}"
-            )
+            else:
+                raise FileFormatError(
+                    f"{self.where} holds {_text(full)!r}, a user-defined link (class {kind}) "
+                    f"HDF5 would resolve through a plugin; {_SELF_CONTAINED}"
+                )
+
+    def check_soft(self) -> None:
+        """Each soft link must name an object reached through hard links alone."""
+        links = self.h5.id.links
+        for name in self.soft:
+            target = links.get_val(name)
+            if not self._hard_path(_resolve_soft(name, target)):
+                raise FileFormatError(
+                    f"{self.where} holds a soft link {_text(name)!r} to {_text(target)!r}, "
+                    f"which names no object of the file; {_SELF_CONTAINED}"
+                )
+
+    def _hard_path(self, path: bytes) -> bool:
+        from h5py import h5g, h5l, h5o
+
+        group = self.h5.id
+        parts = path.split(b"/") if path else []
+        for i, part in enumerate(parts):
+            if not group.links.exists(part) or (group.links.get_info(part).type != h5l.TYPE_HARD):
+                return False
+            if i < len(parts) - 1:
+                if h5o.get_info(group, part).type != h5o.TYPE_GROUP:
+                    return False
+                group = h5g.open(group, part)
+        return bool(parts)
 
 
 def _resolve_soft(name: bytes, target: bytes) -> bytes:
@@ -166,14 +192,16 @@ def _walk_h5(
 ) -> None:
     """Check a weights file and visit its objects, within ``limits``, before any value is read.
 
-    Links are checked first; then one pass of HDF5's own visitor (``h5o.visit``)
-    over the objects: the high-level h5py API costs twice as much per object, which
-    on a large model is most of the static reader's time. Each dataset is checked
-    (:func:`_check_dataset`) before ``on_dataset`` sees it.
+    One pass of HDF5's own visitor (``h5o.visit``) over the objects: the high-level
+    h5py API costs twice as much per object, which on a large model is most of the
+    static reader's time. Each group's links are checked as it is reached
+    (:class:`_Links`), each dataset (:func:`_check_dataset`) before ``on_dataset``
+    sees it.
     """
-    from h5py import h5d, h5o
+    from h5py import h5d, h5g, h5o
 
-    _check_links(h5, where, limits)
+    links = _Links(h5, where, limits)
+    links.check_group(h5.id, b"")
     fid = h5.id
     visited = 0
     pace = _Pace(where, H5_SECONDS, H5_SECONDS_PER_OBJECT)
@@ -200,10 +228,13 @@ def _walk_h5(
             _check_dataset(dataset, name, where)
             if on_dataset is not None:
                 on_dataset(name, dataset)
-        elif info.type == h5o.TYPE_GROUP and on_group is not None:
-            on_group(raw, name)
+        elif info.type == h5o.TYPE_GROUP:
+            links.check_group(h5g.open(fid, raw), raw)
+            if on_group is not None:
+                on_group(raw, name)
 
     h5o.visit(fid, visit, info=True)
+    links.check_soft()
 
 
 @contextmanager
