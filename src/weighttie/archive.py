@@ -159,7 +159,7 @@ _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 #: A global heap collection as HDF5 writes it: signature, version 1, three reserved zeros.
 _COLLECTION = b"GCOL\x01\x00\x00\x00"
 _COLLECTION_MIN = 4096  # HDF5 never makes a smaller one
-_SCAN_CHUNK = 16 * 1024 * 1024
+_SCAN_CHUNK = 8 * 1024 * 1024
 
 
 def check_global_heaps(stream: Any, length: int, what: str) -> None:
@@ -170,20 +170,24 @@ def check_global_heaps(stream: Any, length: int, what: str) -> None:
     object's size leading to the next; a damaged size of 0 leaves it decoding the
     same object forever, in C, where no time budget can fire (found by fuzzing).
     Every collection in the file is walked here first, as HDF5 would walk it. The
-    file is read once, in chunks of 16 MiB; memory does not grow with it.
+    file is read once, in chunks of 8 MiB; memory does not grow with it.
 
     Raises:
         FileFormatError: a collection's objects do not tile it.
     """
     length_size = _length_size(stream)
+    overlap = len(_COLLECTION) - 1  # a signature across two chunks is found in the first
+    buffer = bytearray(_SCAN_CHUNK + overlap)  # one buffer, refilled: no copy per chunk
     position = 0
     while position < length:
         stream.seek(position)
-        chunk = stream.read(min(_SCAN_CHUNK + len(_COLLECTION) - 1, length - position))
-        found = chunk.find(_COLLECTION)
+        view = memoryview(buffer)[: min(len(buffer), length - position)]
+        got = stream.readinto(view)
+        view.release()
+        found = buffer.find(_COLLECTION, 0, got or 0)
         while 0 <= found < _SCAN_CHUNK:
             _check_collection(stream, position + found, length, length_size, what)
-            found = chunk.find(_COLLECTION, found + 1)
+            found = buffer.find(_COLLECTION, found + 1, got or 0)
         position += _SCAN_CHUNK
 
 
