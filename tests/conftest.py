@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from hostile import Valid
+
 GOLDEN = Path(__file__).parent / "golden"
 
 # tf_keras (Keras 2, which writes the legacy test files) needs TensorFlow; the JAX
@@ -43,6 +45,21 @@ def golden(request: pytest.FixtureRequest) -> Callable[[str, str], None]:
         assert text == path.read_text(encoding="utf-8")
 
     return check
+
+
+@pytest.fixture(scope="session")
+def valid(tmp_path_factory: pytest.TempPathFactory) -> Valid:
+    """A valid model saved both ways (.keras and .h5): what the hostile corpora start from.
+
+    Tests only read these files; each bad file is built in a directory of its own.
+    """
+    import zoo
+
+    directory = tmp_path_factory.mktemp("valid")
+    model = zoo.siamese_tower()
+    model.save(directory / "siamese.keras")
+    model.save(directory / "siamese.h5")
+    return Valid(keras=directory / "siamese.keras", h5=directory / "siamese.h5")
 
 
 @pytest.fixture

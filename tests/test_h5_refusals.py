@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 import weighttie
-import zoo
 from hostile import (
     KERAS_KERNEL,
     SECRET,
@@ -44,15 +43,6 @@ from weighttie.loading import check_model_file
 from weighttie.static import check_before_load, read_report
 
 SELF_CONTAINED = "weighttie reads only self-contained weights files"
-
-
-@pytest.fixture(scope="module")
-def valid(tmp_path_factory: pytest.TempPathFactory) -> Valid:
-    directory = tmp_path_factory.mktemp("valid")
-    model = zoo.siamese_tower()
-    model.save(directory / "siamese.keras")
-    model.save(directory / "siamese.h5")
-    return Valid(keras=directory / "siamese.keras", h5=directory / "siamese.h5")
 
 
 def _message(path: Path, tail: str) -> str:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-import zoo
 from hostile import CASES, SECRET, Case, Valid, fifo_guard
 from test_static import BLOCKER, PEAK_KIB
 from weighttie.cli import main
@@ -29,15 +28,6 @@ STATIC_RSS_MB = 300.0
 COST_SECONDS = 5.0
 COST_RSS_MB = 600.0
 LOAD_RSS_MB = 300.0
-
-
-@pytest.fixture(scope="session")
-def valid(tmp_path_factory: pytest.TempPathFactory) -> Valid:
-    directory = tmp_path_factory.mktemp("valid")
-    model = zoo.siamese_tower()
-    model.save(directory / "siamese.keras")
-    model.save(directory / "siamese.h5")
-    return Valid(keras=directory / "siamese.keras", h5=directory / "siamese.h5")
 
 
 @pytest.fixture(scope="session")
