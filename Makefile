@@ -10,7 +10,12 @@ STAMP  := $(VENV)/.installed
 # One TensorFlow distribution only (tensorflow-cpu). tf_keras writes the Keras 2
 # test files; it declares a dependency on the `tensorflow` distribution, so it is
 # installed with --no-deps and pinned to the same release (docs/install.md).
+# keras-hub (the transformer tests' models, built offline from constructor
+# arguments) declares tensorflow-text, which pulls `tensorflow` in too: it is
+# installed with --no-deps as well; the two packages its import needs (regex,
+# tokenizers) are in the test extras.
 TF_VERSION := 2.21.*
+KERAS_HUB_VERSION := 0.32.*
 
 .PHONY: demo test budgets lint bench clean browser
 
@@ -19,7 +24,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check \
 		-e ".[tensorflow-cpu,test,lint]" "tensorflow-cpu==$(TF_VERSION)"
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
-		"tf_keras==$(TF_VERSION)"
+		"tf_keras==$(TF_VERSION)" "keras-hub==$(KERAS_HUB_VERSION)"
 	touch $(STAMP)
 
 demo: $(STAMP)
