@@ -562,3 +562,32 @@ def _replace_member(path: Path, member: str, data: bytes) -> None:
         for item in old.infolist():
             new.writestr(item, data if item.filename == member else old.read(item))
     tmp.replace(path)
+
+
+def halved_mse(y_true, y_pred):  # type: ignore[no-untyped-def]
+    """A loss Keras knows only through custom_objects (not registered)."""
+    return keras.ops.mean(keras.ops.square(y_true - y_pred)) / 2
+
+
+def test_retie_takes_the_custom_objects_the_plain_load_was_given(tmp_path: Path) -> None:
+    straight = same_valid_model()
+    straight.compile(keras.optimizers.Adam(1e-2), halved_mse)
+    fit(straight, 2)
+    resumed = same_valid_model()
+    resumed.compile(keras.optimizers.Adam(1e-2), halved_mse)
+    fit(resumed, 1)
+    resumed.save(tmp_path / "m.keras")
+    custom = {"halved_mse": halved_mse}
+    with pytest.warns(UserWarning, match="Skipping variable loading for optimizer"):
+        plain = keras.saving.load_model(tmp_path / "m.keras", custom_objects=custom)
+    before = snapshot(plain.get_layer("same"), plain.get_layer("valid"))
+
+    with pytest.raises(weighttie.FileFormatError, match="halved_mse"):
+        weighttie.retie(plain, tmp_path / "m.keras")
+    assert_unchanged(before, plain.get_layer("same"), plain.get_layer("valid"))
+    assert plain.get_layer("valid").kernel is not plain.get_layer("same").kernel
+
+    weighttie.retie(plain, tmp_path / "m.keras", custom_objects=custom)
+    assert plain.get_layer("valid").kernel is plain.get_layer("same").kernel
+    fit(plain, 1)
+    assert_same_state(straight, plain)

@@ -864,7 +864,13 @@ def load_model(
     return model
 
 
-def retie(model: Any, path: str | os.PathLike[str]) -> tuple[FileTie, ...]:
+def retie(
+    model: Any,
+    path: str | os.PathLike[str],
+    *,
+    custom_objects: dict[str, Any] | None = None,
+    unsafe: bool = False,
+) -> tuple[FileTie, ...]:
     """Bind the ties ``path`` declares on a model already loaded with plain Keras.
 
     If the model is compiled, its optimizer (which plain Keras built on the untied
@@ -875,6 +881,10 @@ def retie(model: Any, path: str | os.PathLike[str]) -> tuple[FileTie, ...]:
     against each other, and its compile config is read before anything changes;
     if binding or compiling still fails (or is interrupted), the model is put back
     as it was: its variables, tie records and optimizer.
+
+    ``custom_objects`` and ``unsafe`` mean what they mean to ``load_model``: the
+    compile config may name a loss, metric or optimizer Keras only knows through
+    them (pass what the plain ``keras.saving.load_model`` call was given).
 
     Returns:
         The ties the file declares, as source/target paths.
@@ -893,4 +903,8 @@ def retie(model: Any, path: str | os.PathLike[str]) -> tuple[FileTie, ...]:
     with KerasArchive(file) as archive:
         config = archive.config()
     compiled = getattr(model, "optimizer", None) is not None
-    return tuple(_bind_file(model, file, config, compile=compiled))
+    return tuple(
+        _bind_file(
+            model, file, config, compile=compiled, custom_objects=custom_objects, unsafe=unsafe
+        )
+    )
