@@ -100,6 +100,23 @@ def _num(n: int) -> str:
     return f"{n:,}"
 
 
+def _si(n: int, unit: str = "") -> str:
+    """``n`` to three significant digits with a decimal prefix: 347 kB, 4.09 G."""
+    value = float(n)
+    for prefix in ("", "k", "M", "G", "T", "P"):
+        if abs(value) < 999.5 or prefix == "P":
+            break
+        value /= 1000
+    if not prefix:
+        return f"{n} {unit}".rstrip()
+    digits = 2 if value < 9.995 else 1 if value < 99.95 else 0
+    return f"{value:.{digits}f} {prefix}{unit}"
+
+
+def _macs(n: int | None) -> str:
+    return "unknown" if n is None else _num(n)
+
+
 class _Human:
     """Table and Markdown share one layout; only the table format, headings and escaping differ."""
 
@@ -162,11 +179,21 @@ class _Human:
                 _num(row.params.held),
                 row.uses,
                 _num(row.params.per_use),
+                "" if row.nodes is None else _macs(row.macs),  # no calls: counted in its caller
                 self.newline.join(labels.get(row.path, [])),
             ]
             for row in self.rows()
         ]
-        headers = ["Layer", "Class", "Calls: output shape", "Params", "Uses", "Per use", "Sharing"]
+        headers = [
+            "Layer",
+            "Class",
+            "Calls: output shape",
+            "Params",
+            "Uses",
+            "Per use",
+            "MACs",
+            "Sharing",
+        ]
         return str(tabulate(rows, headers=headers, tablefmt=self.tablefmt, disable_numparse=True))
 
     def row_path(self, row: LayerInfo) -> str:
@@ -218,7 +245,28 @@ class _Human:
         line += f"; {groups} sharing group{'s' if groups != 1 else ''}"
         if self.report.model.source:
             line += f"; source: {self.esc(self.report.model.source)}"
-        return f"**{line}**" if self.markdown else line
+        cost = self.cost()
+        if self.markdown:
+            return f"**{line}**\n\n**{cost}**"
+        return f"{line}\n{cost}"
+
+    def cost(self) -> str:
+        """``Cost: 1,234 MACs per forward pass; 347 kB unique, 694 kB per use``."""
+        c = self.report.cost
+        if c.macs is None:
+            macs = "MACs per forward pass unknown"
+        else:
+            macs = f"{_num(c.macs)} MACs per forward pass"
+            if c.uncounted:
+                macs = "at least " + macs
+        if c.uncounted:
+            macs += f" ({c.uncounted} layer{'s' if c.uncounted != 1 else ''} not counted)"
+        b = c.bytes
+        if b.unique is None or b.per_use is None:
+            size = "bytes unknown"
+        else:
+            size = f"{_si(b.unique, 'B')} unique, {_si(b.per_use, 'B')} per use"
+        return f"Cost: {macs}; {size}"
 
 
 # -- check results ----------------------------------------------------------------------
