@@ -287,7 +287,7 @@ def _macs(
             base = 1 if row.parent is None else uses.get(row.parent or ROOT)
             rows[row.path] = _product(per_run[row.path], base)
 
-    total, counted, uncounted = 0, 0, 0
+    total, uncounted = 0, 0
     for row in leaves:
         if uses.get(row.path) == 0:
             continue
@@ -296,7 +296,6 @@ def _macs(
             uncounted += 1
         else:
             total += value
-            counted += 1
     covered = {row.path for row in layers if row.nodes is not None}
     for row in layers:  # layers no graph call covers
         if row.path == ROOT or row.nodes is not None or uses.get(row.path) == 0:
@@ -311,7 +310,7 @@ def _macs(
     return _Macs(
         nodes=nodes,
         rows=rows,
-        total=None if not counted and uncounted else total,
+        total=None if not total and uncounted else total,  # "at least 0" says nothing
         uncounted=uncounted,
     )
 

@@ -158,10 +158,10 @@ class Cost:
 
     ``bytes``: the variables' bytes, stored once and per use. ``macs``:
     multiply-accumulates of one forward pass per example, summed over every call
-    whose MACs are known (a shared tower counts once per call); None when no call
-    is known at all. ``uncounted``: layers that compute in a forward pass but are
-    not in ``macs`` (a class without a rule, unknown shapes or calls); when it is
-    not 0, ``macs`` is a lower bound.
+    whose MACs are known (a shared tower counts once per call); None when layers
+    are uncounted and the known ones add up to 0. ``uncounted``: layers that
+    compute in a forward pass but are not in ``macs`` (a class without a rule,
+    unknown shapes or calls); when it is not 0, ``macs`` is a lower bound.
     """
 
     bytes: Bytes
