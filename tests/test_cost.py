@@ -20,7 +20,7 @@ from keras import layers
 import weighttie
 import zoo
 from weighttie.cli import main
-from weighttie.cost import HeldWeights, Weight, call_macs, variable_bytes
+from weighttie.cost import HeldWeights, Weight, call_macs, cost_line, variable_bytes
 from weighttie.facts import ModelFacts, RawLayer, RawVariable
 from weighttie.graph import build_report
 from weighttie.render import render
@@ -374,3 +374,32 @@ def test_the_summary_line_states_macs_and_bytes() -> None:
     assert (
         last == f"Cost: {report.cost.macs:,} MACs per forward pass; 740 B unique, 1.41 kB per use"
     )
+
+
+@pytest.mark.parametrize(
+    ("n", "text"),
+    [
+        (0, "0 B"),
+        (999, "999 B"),
+        (1000, "1.00 kB"),
+        (9994, "9.99 kB"),
+        (9995, "10.0 kB"),
+        (99_950, "100 kB"),
+        (999_499, "999 kB"),
+        (999_500, "1.00 MB"),
+        (102_546_848, "103 MB"),
+        (4_089_184_256, "4.09 GB"),
+    ],
+)
+def test_bytes_are_shown_to_three_digits_in_decimal_units(n: int, text: str) -> None:
+    from weighttie.cost import _si
+
+    assert _si(n, "B") == text
+
+
+def test_the_html_page_shows_the_cost_line_and_a_macs_column() -> None:
+    report = weighttie.analyze(zoo.siamese_tower())
+    page = render(report, "html")
+    assert f'<p class="sum">{cost_line(report)}</p>' in page
+    assert ">MACs<" in page
+    assert f'data-v="{report.layer("tower").macs}"' in page

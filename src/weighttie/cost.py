@@ -27,7 +27,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from weighttie.report import Shape
+from weighttie.report import Report, Shape
 
 __all__ = [
     "DTYPE_BYTES",
@@ -35,6 +35,7 @@ __all__ = [
     "HeldWeights",
     "Weight",
     "call_macs",
+    "cost_line",
     "variable_bytes",
 ]
 
@@ -208,6 +209,43 @@ def call_macs(
         return rule(weights, ins, outs)
     except _Unknown:
         return None
+
+
+def _si(n: int, unit: str = "") -> str:
+    """``n`` to three significant digits with a decimal prefix: 347 kB, 4.09 G."""
+    value = float(n)
+    for prefix in ("", "k", "M", "G", "T", "P"):
+        if abs(value) < 999.5 or prefix == "P":
+            break
+        value /= 1000
+    if not prefix:
+        return f"{n} {unit}".rstrip()
+    digits = 2 if value < 9.995 else 1 if value < 99.95 else 0
+    return f"{value:.{digits}f} {prefix}{unit}"
+
+
+def cost_line(report: Report) -> str:
+    """``Cost: 1,234 MACs per forward pass; 347 kB unique, 694 kB per use`` (docs/cost.md).
+
+    Example:
+        >>> cost_line(weighttie.analyze(model))  # doctest: +SKIP
+        'Cost: 21,680 MACs per forward pass; 740 B unique, 1.41 kB per use'
+    """
+    c = report.cost
+    if c.macs is None:
+        macs = "MACs per forward pass unknown"
+    else:
+        macs = f"{c.macs:,} MACs per forward pass"
+        if c.uncounted:
+            macs = "at least " + macs
+    if c.uncounted:
+        macs += f" ({c.uncounted} layer{'s' if c.uncounted != 1 else ''} not counted)"
+    b = c.bytes
+    if b.unique is None or b.per_use is None:
+        size = "bytes unknown"
+    else:
+        size = f"{_si(b.unique, 'B')} unique, {_si(b.per_use, 'B')} per use"
+    return f"Cost: {macs}; {size}"
 
 
 # -- helpers -------------------------------------------------------------------------

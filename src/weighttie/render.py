@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from weighttie.cost import cost_line
 from weighttie.escape import markdown as escape_markdown
 from weighttie.escape import printable
 from weighttie.report import CallNode, LayerInfo, Report, Shape
@@ -28,7 +29,15 @@ def tabulate(rows: Sequence[Sequence[object]], **kwargs: object) -> str:
     return str(_tabulate(rows, **kwargs))
 
 
-__all__ = ["CheckFormat", "DiffFormat", "Format", "Sort", "render", "render_check", "render_diff"]
+__all__ = [
+    "CheckFormat",
+    "DiffFormat",
+    "Format",
+    "Sort",
+    "render",
+    "render_check",
+    "render_diff",
+]
 
 
 class Format(StrEnum):
@@ -98,19 +107,6 @@ def _shapes(shapes: Sequence[Shape | None]) -> str:
 
 def _num(n: int) -> str:
     return f"{n:,}"
-
-
-def _si(n: int, unit: str = "") -> str:
-    """``n`` to three significant digits with a decimal prefix: 347 kB, 4.09 G."""
-    value = float(n)
-    for prefix in ("", "k", "M", "G", "T", "P"):
-        if abs(value) < 999.5 or prefix == "P":
-            break
-        value /= 1000
-    if not prefix:
-        return f"{n} {unit}".rstrip()
-    digits = 2 if value < 9.995 else 1 if value < 99.95 else 0
-    return f"{value:.{digits}f} {prefix}{unit}"
 
 
 def _macs(n: int | None) -> str:
@@ -251,22 +247,7 @@ class _Human:
         return f"{line}\n{cost}"
 
     def cost(self) -> str:
-        """``Cost: 1,234 MACs per forward pass; 347 kB unique, 694 kB per use``."""
-        c = self.report.cost
-        if c.macs is None:
-            macs = "MACs per forward pass unknown"
-        else:
-            macs = f"{_num(c.macs)} MACs per forward pass"
-            if c.uncounted:
-                macs = "at least " + macs
-        if c.uncounted:
-            macs += f" ({c.uncounted} layer{'s' if c.uncounted != 1 else ''} not counted)"
-        b = c.bytes
-        if b.unique is None or b.per_use is None:
-            size = "bytes unknown"
-        else:
-            size = f"{_si(b.unique, 'B')} unique, {_si(b.per_use, 'B')} per use"
-        return f"Cost: {macs}; {size}"
+        return self.esc(cost_line(self.report))
 
 
 # -- check results ----------------------------------------------------------------------
