@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import keras
 import numpy as np
@@ -225,6 +226,41 @@ def test_static_cost_equals_live_cost(name: str, save) -> None:
     assert {r.path: r.macs for r in static.layers} == {r.path: r.macs for r in live.layers}
     # by value, not path: the static reader names Normalization's variables 0, 1, 2
     assert sorted(v.bytes for v in static.variables) == sorted(v.bytes for v in live.variables)  # type: ignore[type-var]
+
+
+def _sequence_and_image(api: Any) -> Any:
+    """One architecture in Keras 3 or tf_keras: recurrent, attention and conv rules at once."""
+    L = api.layers
+    x = api.Input((10, 8))
+    h = L.LSTM(6, return_sequences=True)(x)
+    h = L.Bidirectional(L.GRU(5, return_sequences=True))(h)
+    h = L.MultiHeadAttention(2, 4)(h, h)
+    h = L.SimpleRNN(3)(h)
+    img = api.Input((12, 12, 3))
+    c = L.Conv2D(4, 3)(img)
+    c = L.DepthwiseConv2D(3, depth_multiplier=2)(c)
+    c = L.SeparableConv2D(5, 3)(c)
+    c = L.Conv2DTranspose(5, 3, strides=2)(c)
+    c = L.GlobalAveragePooling2D()(c)
+    out = L.Dense(2)(L.Concatenate()([h, c]))
+    return api.Model([x, img], out)
+
+
+def test_a_keras2_h5_read_statically_costs_what_keras3_counts_live(tmp_path: Path) -> None:
+    """tf_keras files name variables ``kernel:0`` and hold an RNN's weights on its cell or on
+    the layer itself; the rules read them the same (Keras 3 cannot load this file at all:
+    LSTM's ``time_major``)."""
+    k2 = pytest.importorskip("tf_keras")
+    path = tmp_path / "k2.h5"
+    _sequence_and_image(k2).save(path)
+    static = read_report(path)
+    live = weighttie.analyze(_sequence_and_image(keras))
+    assert static.cost == live.cost and static.cost.uncounted == 0
+
+    def by_class(report: Report) -> list[tuple[str, int | None]]:
+        return sorted((r.class_name, r.macs) for r in report.layers if r.nodes is not None)
+
+    assert by_class(static) == by_class(live)
 
 
 # -- JSON, reading /1 -------------------------------------------------------------------
