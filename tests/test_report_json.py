@@ -1,4 +1,4 @@
-"""The Report data model and its JSON contract (weighttie.report/1)."""
+"""The Report data model and its JSON contract (weighttie.report/2; /1 still reads)."""
 
 from __future__ import annotations
 
