@@ -59,7 +59,19 @@ def mixed_dtypes() -> keras.Model:
     return keras.Model(x, h, name="mixed_dtypes")
 
 
+def time_distributed() -> keras.Model:
+    """TimeDistributed over a Conv2D, a Flatten and a Dense: the wrapped layers are sublayers
+    without calls, costed in the wrapper's call."""
+    keras.utils.set_random_seed(4)
+    x = keras.Input((4, 10, 10, 3), name="frames")
+    h = layers.TimeDistributed(layers.Conv2D(5, 3), name="conv")(x)
+    h = layers.TimeDistributed(layers.Flatten(), name="flat")(h)
+    h = layers.TimeDistributed(layers.Dense(7), name="dense")(h)
+    return keras.Model(x, h, name="time_distributed")
+
+
 MODELS = {
+    "time_distributed": time_distributed,
     "mixed_dtypes": mixed_dtypes,
     "siamese_tower": zoo.siamese_tower,
     "siamese_lstm": zoo.siamese_lstm,

@@ -188,6 +188,11 @@ CASES: dict[str, tuple[Callable[[], keras.Layer], tuple[tuple[int, ...], ...]]] 
         lambda: layers.ConvLSTM2D(3, 3, strides=2, unroll=True),
         ((2, 9, 9, 2),),
     ),
+    "time-distributed-conv": (
+        lambda: layers.TimeDistributed(layers.Conv2D(5, 3, strides=2)),
+        ((4, 11, 9, 3),),
+    ),
+    "time-distributed-dense": (lambda: layers.TimeDistributed(layers.Dense(6)), ((5, 3, 4),)),
     "attention": (lambda: layers.Attention(), ((6, 4), (5, 4))),
     "attention-scaled-key": (lambda: layers.Attention(use_scale=True), ((6, 4), (5, 3), (5, 4))),
 }

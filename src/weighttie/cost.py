@@ -451,6 +451,18 @@ def _attention(w: HeldWeights, ins: Shapes, outs: Shapes) -> int:
     return query[0] * value[0] * (query[-1] + value[-1])
 
 
+def _time_distributed(w: HeldWeights, ins: Shapes, outs: Shapes) -> int:
+    """The wrapped layer's MACs on one time step, times the steps."""
+    x, y = _known(ins, 0), _known(outs, 0)
+    if len(w.sublayers) != 1 or w.own or not x or not y or x[0] != y[0]:
+        raise _Unknown
+    inner = next(iter(w.sublayers.values()))
+    macs = call_macs(inner.class_name, inner, [(None, *x[1:])], [(None, *y[1:])])
+    if macs is None:
+        raise _Unknown
+    return x[0] * macs
+
+
 _RULES = {
     "Dense": _dense,
     **{f"Conv{n}D": _conv for n in (1, 2, 3)},
@@ -462,4 +474,5 @@ _RULES = {
     **{f"ConvLSTM{n}D": _conv_rnn for n in (1, 2, 3)},
     "MultiHeadAttention": _multi_head_attention,
     "Attention": _attention,
+    "TimeDistributed": _time_distributed,
 }
