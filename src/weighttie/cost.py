@@ -17,6 +17,7 @@ guessed. docs/cost.md states the conventions:
 * a class without a rule (a custom layer, ``Lambda``, ``Dot``, Keras 2 op layers)
   is unknown.
 
+:func:`cost_line` is the one-line summary the table, Markdown and HTML show.
 This module imports no Keras.
 """
 
