@@ -19,6 +19,7 @@ KERAS_FREE = {
     "weighttie.report",
     "weighttie.render",
     "weighttie.graph",
+    "weighttie.cost",
     "weighttie.facts",
     "weighttie.findings",
     "weighttie.spec",

@@ -57,9 +57,10 @@ def test_table_is_the_default_and_ends_with_the_summary(save, capsys) -> None:
     code, out, err = run(capsys, "report", str(path))
     assert code == 0 and err == ""
     assert "G1 shared-layer" in out
-    last = out.rstrip("\n").splitlines()[-1]
-    assert last.startswith("Params: ")
-    assert "1 sharing group" in last
+    summary, cost = out.rstrip("\n").splitlines()[-2:]
+    assert summary.startswith("Params: ")
+    assert "1 sharing group" in summary
+    assert cost.startswith("Cost: ")
 
 
 def test_output_file_and_graph_file(save, tmp_path: Path, capsys) -> None:

@@ -174,7 +174,7 @@ def test_markdown_renders_names_as_plain_text(report: Report) -> None:
     }
     assert html == {"<br>"}  # the line breaks inside a cell are ours; nothing else is HTML
     markup = sorted({c.type for c in inline} - {"text", "html_inline", "softbreak"})
-    assert markup == ["strong_close", "strong_open"]  # only the summary line is bold
+    assert markup == ["strong_close", "strong_open"]  # only the summary lines are bold
     headings = [_text(tokens[i + 1]) for i, t in enumerate(tokens) if t.type == "heading_open"]
     assert headings == [
         "Model 'model\\x1b]0;pwned\\x07' (Functional) from evil\\x1b[2J\\n.keras",
@@ -183,8 +183,8 @@ def test_markdown_renders_names_as_plain_text(report: Report) -> None:
         "Findings",
     ]
     rows = _table_rows(tokens)
-    assert {len(row) for row in rows} <= {4, 6, 7}  # a | in a name adds no cell
-    layer_cells = {row[0] for row in rows if len(row) == 7}
+    assert {len(row) for row in rows} <= {4, 6, 8}  # a | in a name adds no cell
+    layer_cells = {row[0] for row in rows if len(row) == 8}
     assert {printable(name) for name in HOSTILE_NAMES} <= layer_cells
 
 

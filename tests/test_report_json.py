@@ -1,4 +1,4 @@
-"""The Report data model and its JSON contract (weighttie.report/1)."""
+"""The Report data model and its JSON contract (weighttie.report/2; /1 still reads)."""
 
 from __future__ import annotations
 
@@ -22,11 +22,12 @@ def test_report_round_trips_through_json(name: str) -> None:
 
 def test_json_has_the_documented_keys() -> None:
     doc = json.loads(weighttie.analyze(zoo.siamese_lstm()).to_json())
-    assert doc["schema"] == "weighttie.report/1"
+    assert doc["schema"] == "weighttie.report/2"
     assert list(doc) == [
         "schema",
         "model",
         "params",
+        "cost",
         "layers",
         "variables",
         "groups",
@@ -48,6 +49,8 @@ def test_json_has_the_documented_keys() -> None:
         "class",
         "uses",
         "params",
+        "bytes",
+        "macs",
         "variables",
         "nodes",
     ]
@@ -56,11 +59,28 @@ def test_json_has_the_documented_keys() -> None:
         "inbound": [["right", 0, 0]],
         "input_shapes": [[None, None, 6]],
         "output_shapes": [[None, 8]],
+        "macs": None,
+    }
+    assert set(lstm["bytes"]) == {"held", "unique", "per_use"}
+    assert doc["cost"] == {
+        "bytes": {"unique": doc["cost"]["bytes"]["unique"], "per_use": 3908},
+        "macs": 16,
+        "uncounted": 1,
     }
     variable = doc["variables"][0]
-    assert set(variable) == {"path", "shape", "dtype", "trainable", "size", "layers", "uses"}
+    assert set(variable) == {
+        "path",
+        "shape",
+        "dtype",
+        "trainable",
+        "size",
+        "layers",
+        "uses",
+        "bytes",
+    }
     group = doc["groups"][0]
-    assert set(group) == {"kind", "layers", "variables", "params", "calls", "duplicated"}
+    assert set(group) == {"kind", "layers", "variables", "params", "calls", "duplicated", "bytes"}
+    assert set(group["bytes"]) == {"unique", "per_use"}
     assert group["kind"] == "shared-layer"
 
 
@@ -83,6 +103,8 @@ def test_report_is_frozen() -> None:
         ("[1, 2]", "expected a JSON object"),
         ('{"schema": "other/2"}', "schema='other/2'"),
         ('{"schema": "weighttie.report/1"}', "KeyError"),
+        ('{"schema": "weighttie.report/2"}', "does not follow weighttie.report/2: KeyError"),
+        ('{"schema": "weighttie.report/3"}', "'weighttie.report/2' \\(or 'weighttie.report/1'\\)"),
         ("[" * 100_000, "nests arrays or objects too deeply"),
         (b'{"schema": "\xff"}', "not valid JSON: 'utf-8' codec can't decode"),
     ],
@@ -127,6 +149,7 @@ def test_the_documented_example_is_what_the_zoo_model_gives() -> None:
     actual = weighttie.analyze(zoo.siamese_lstm()).to_dict()
     assert example["schema"] == actual["schema"]
     assert example["params"] == actual["params"]
+    assert example["cost"] == actual["cost"]
     assert example["groups"] == actual["groups"]
     documented_lstm = example["layers"][0]
     assert documented_lstm == next(r for r in actual["layers"] if r["path"] == "lstm")

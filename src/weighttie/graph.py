@@ -14,6 +14,9 @@ The counting rules (docs/concepts.md):
 * ``uses(row) = calls(row) × uses(parent)``; the analyzed model runs once.
 * ``uses(variable) = Σ uses(row)`` over the rows that hold it directly.
 * ``unique = Σ size``; ``per_use = Σ size × uses``; ``duplicated = per_use − unique``.
+* bytes likewise, with ``bytes(variable) = size × dtype width`` (:mod:`weighttie.cost`);
+  MACs per call from :func:`weighttie.cost.call_macs`, a nested model's call as the
+  sum of its inner calls, and ``macs = Σ call MACs × uses(parent)`` (docs/cost.md).
 
 This module imports no Keras.
 """
@@ -26,10 +29,11 @@ import math
 import os
 from collections import defaultdict
 from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from weighttie.cost import ZERO_MAC_CLASSES, HeldWeights, Weight, call_macs, variable_bytes
 from weighttie.errors import WeighttieError
 from weighttie.escape import to_xml_safe
 from weighttie.facts import ModelFacts, RawLayer, RawVariable, ValueAccess
@@ -38,8 +42,12 @@ from weighttie.files import check_output_path, write_output
 if TYPE_CHECKING:
     import networkx as nx
 from weighttie.report import (
+    Bytes,
+    CallNode,
+    Cost,
     Finding,
     GroupKind,
+    LayerBytes,
     LayerInfo,
     LayerParams,
     Params,
@@ -96,8 +104,13 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
 
     owner = {key: min(paths) for key, paths in holders.items()}
     owned: dict[str, int] = defaultdict(int)
+    owned_keys: dict[str, list[Hashable]] = defaultdict(list)
     for key, path in owner.items():
         owned[path] += size[key]
+        owned_keys[path].append(key)
+
+    nbytes = {key: variable_bytes(size[key], var_by_key[key].dtype) for key in holders}
+    macs = _macs(layers, uses, var_by_key)
 
     layer_infos: list[LayerInfo] = []
     for row in layers:
@@ -105,6 +118,7 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
         if row.path == ROOT and not held_keys:
             continue
         held = sum(size[k] for k in held_keys)
+        held_bytes = _sum(nbytes[k] for k in held_keys)
         layer_infos.append(
             LayerInfo(
                 name=row.name,
@@ -115,8 +129,14 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
                     held=held, unique=owned[row.path], per_use=held * uses[row.path]
                 ),
                 variables=tuple(sorted(var_path[k] for k in held_keys)),
-                nodes=row.nodes,
+                nodes=macs.nodes.get(row.path, row.nodes),
                 order=len(layer_infos),  # facts list layers in model order
+                bytes=LayerBytes(
+                    held=held_bytes,
+                    unique=_sum(nbytes[k] for k in owned_keys[row.path]),
+                    per_use=_product(held_bytes, uses[row.path]),
+                ),
+                macs=macs.rows.get(row.path),
             )
         )
 
@@ -129,6 +149,7 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
             size=size[key],
             layers=tuple(sorted(paths)),
             uses=var_uses[key],
+            bytes=nbytes[key],
         )
         for key, paths in holders.items()
     ]
@@ -137,6 +158,12 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
         rows, holders, uses, size, var_path
     )
     groups.sort(key=lambda g: (g.layers, g.kind.value))
+    if groups:
+        key_of = {path: key for key, path in var_path.items()}
+        groups = [
+            replace(g, bytes=_bytes(nbytes, var_uses, [key_of[p] for p in g.variables]))
+            for g in groups
+        ]
 
     report = Report(
         model=facts.model,
@@ -151,6 +178,11 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
         variables=tuple(sorted(variable_infos, key=lambda v: v.path)),
         groups=tuple(groups),
         ties=tuple(sorted(facts.ties, key=lambda t: (t.target, t.source))),
+        cost=Cost(
+            bytes=_bytes(nbytes, var_uses, list(holders)),
+            macs=macs.total,
+            uncounted=macs.uncounted,
+        ),
     )
     if not findings:
         return report
@@ -160,6 +192,127 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
     if not found:
         return report
     return replace(report, findings=tuple(sorted(found, key=lambda f: (f.kind, f.layers))))
+
+
+# -- cost ---------------------------------------------------------------------------
+
+
+def _sum(values: Iterable[int | None]) -> int | None:
+    """The sum, or None when any term is unknown."""
+    total = 0
+    for value in values:
+        if value is None:
+            return None
+        total += value
+    return total
+
+
+def _product(a: int | None, b: int | None) -> int | None:
+    return None if a is None or b is None else a * b
+
+
+def _bytes(
+    nbytes: dict[Hashable, int | None], var_uses: dict[Hashable, int], keys: Sequence[Hashable]
+) -> Bytes:
+    """Bytes of ``keys`` stored once and at every use."""
+    return Bytes(
+        unique=_sum(nbytes[k] for k in keys),
+        per_use=_sum(_product(nbytes[k], var_uses[k]) for k in keys),
+    )
+
+
+@dataclass
+class _Macs:
+    """MACs as :func:`build_report` attaches them: per call, per row, in total."""
+
+    nodes: dict[str, tuple[CallNode, ...]]  # rows with calls, each call's macs filled
+    rows: dict[str, int | None]  # per forward pass
+    total: int | None
+    uncounted: int
+
+
+def _macs(
+    layers: Sequence[RawLayer], uses: dict[str, int], var_by_key: dict[Hashable, RawVariable]
+) -> _Macs:
+    """MACs of every call in the graph; a call's sublayers (an LSTM's cell) count in it.
+
+    A row with calls whose children have calls too is a graph container (a nested
+    functional model): each of its calls costs the sum of its inner calls. Any
+    other row with calls is costed by :func:`weighttie.cost.call_macs` over its
+    own and its sublayers' variables. The total counts each leaf call × the uses
+    of its parent, so a tower called twice counts twice. A layer outside any
+    graph call (a subclassed model's) computes an unknown number of times:
+    it is uncounted, unless its class counts 0 or it only contains others.
+    """
+    children: dict[str | None, list[RawLayer]] = defaultdict(list)
+    for row in layers:
+        if row.path != ROOT:
+            children[row.parent or ROOT].append(row)
+    held: dict[str, HeldWeights] = {}
+    for row in reversed(layers):  # children before parents
+        held[row.path] = HeldWeights(
+            class_name=row.class_name,
+            own=tuple(
+                Weight(var_by_key[k].name, var_by_key[k].shape)
+                for k in dict.fromkeys(row.variables)
+            ),
+            sublayers={c.name: held[c.path] for c in children.get(row.path, ())},
+        )
+
+    nodes: dict[str, tuple[CallNode, ...]] = {}
+    per_run: dict[str, int | None] = {}  # one run of each row's calls together
+    leaves: list[RawLayer] = []
+    for row in reversed(layers):
+        if row.nodes is None:
+            continue
+        inner = [c for c in children.get(row.path, ()) if c.nodes is not None]
+        if inner:  # a graph container: every call runs the whole inner graph once
+            cost = _sum(per_run[c.path] for c in inner)
+            filled = tuple(replace(n, macs=cost) for n in row.nodes)
+        else:
+            leaves.append(row)
+            filled = tuple(
+                replace(
+                    n,
+                    macs=call_macs(row.class_name, held[row.path], n.input_shapes, n.output_shapes),
+                )
+                for n in row.nodes
+            )
+        nodes[row.path] = filled
+        per_run[row.path] = _sum(n.macs for n in filled)
+
+    rows: dict[str, int | None] = {}
+    for row in layers:
+        if row.nodes is not None:
+            base = 1 if row.parent is None else uses.get(row.parent or ROOT)
+            rows[row.path] = _product(per_run[row.path], base)
+
+    total, uncounted = 0, 0
+    for row in leaves:
+        if uses.get(row.path) == 0:
+            continue
+        value = rows[row.path]
+        if value is None:
+            uncounted += 1
+        else:
+            total += value
+    covered = {row.path for row in layers if row.nodes is not None}
+    for row in layers:  # layers no graph call covers
+        if row.path == ROOT or row.nodes is not None or uses.get(row.path) == 0:
+            continue
+        if row.parent in covered:
+            covered.add(row.path)  # a sublayer of a costed call: its cost is in that call
+            continue
+        if row.class_name in ZERO_MAC_CLASSES:
+            continue
+        if row.variables or not children.get(row.path):
+            uncounted += 1
+    return _Macs(
+        nodes=nodes,
+        rows=rows,
+        total=None if not total and uncounted else total,  # "at least 0" says nothing
+        uncounted=uncounted,
+    )
 
 
 def _derived_findings(

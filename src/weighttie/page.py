@@ -15,6 +15,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 
+from weighttie.cost import cost_line
 from weighttie.drawing import SVG_CSS, Facts, byte_size, esc, num, shapes
 from weighttie.layout import BAND_GAP, HEADER_H, NODE_H, PAD
 from weighttie.report import LayerInfo, Report
@@ -320,7 +321,8 @@ class _Page:
             f"non-trainable {num(p.non_trainable_unique)}) · {num(calls)} calls · "
             f"{groups} sharing group{'s' if groups != 1 else ''} · source: {esc(r.model.source)}"
         )
-        return f'<h1>{title}</h1><p class="sum">{summary}</p>'
+        cost = esc(cost_line(r))
+        return f'<h1>{title}</h1><p class="sum">{summary}</p><p class="sum">{cost}</p>'
 
     def legend(self) -> str:
         if not self.report.groups:
@@ -380,9 +382,16 @@ class _Page:
                 f"<tr><td>{_go(row.path, row.path or f'({row.name})')}</td>"
                 f'<td>{esc(row.class_name)}</td><td class="m">{self.calls(row)}</td>'
                 f"{_n(row.params.held)}{_n(held_bytes, byte_size(held_bytes))}{_n(row.uses)}"
-                f"{_n(row.params.per_use)}<td>{sharing}</td><td>{findings}</td></tr>"
+                f"{_n(row.params.per_use)}{self.macs(row)}<td>{sharing}</td><td>{findings}</td></tr>"
             )
         return rows
+
+    @staticmethod
+    def macs(row: LayerInfo) -> str:
+        """Blank for a row without calls: its cost is in the call that runs it."""
+        if row.nodes is None:
+            return '<td class="n" data-v="-1"></td>'
+        return _n(row.macs, "unknown" if row.macs is None else None)
 
     @staticmethod
     def calls(row: LayerInfo) -> str:
@@ -403,6 +412,7 @@ class _Page:
                     ("Bytes", True),
                     ("Uses", True),
                     ("Per use", True),
+                    ("MACs", True),
                     ("Sharing", False),
                     ("Findings", False),
                 ],

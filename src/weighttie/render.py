@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from weighttie.cost import cost_line
 from weighttie.escape import markdown as escape_markdown
 from weighttie.escape import printable
 from weighttie.report import CallNode, LayerInfo, Report, Shape
@@ -28,7 +29,15 @@ def tabulate(rows: Sequence[Sequence[object]], **kwargs: object) -> str:
     return str(_tabulate(rows, **kwargs))
 
 
-__all__ = ["CheckFormat", "DiffFormat", "Format", "Sort", "render", "render_check", "render_diff"]
+__all__ = [
+    "CheckFormat",
+    "DiffFormat",
+    "Format",
+    "Sort",
+    "render",
+    "render_check",
+    "render_diff",
+]
 
 
 class Format(StrEnum):
@@ -100,6 +109,10 @@ def _num(n: int) -> str:
     return f"{n:,}"
 
 
+def _macs(n: int | None) -> str:
+    return "unknown" if n is None else _num(n)
+
+
 class _Human:
     """Table and Markdown share one layout; only the table format, headings and escaping differ."""
 
@@ -162,11 +175,21 @@ class _Human:
                 _num(row.params.held),
                 row.uses,
                 _num(row.params.per_use),
+                "" if row.nodes is None else _macs(row.macs),  # no calls: counted in its caller
                 self.newline.join(labels.get(row.path, [])),
             ]
             for row in self.rows()
         ]
-        headers = ["Layer", "Class", "Calls: output shape", "Params", "Uses", "Per use", "Sharing"]
+        headers = [
+            "Layer",
+            "Class",
+            "Calls: output shape",
+            "Params",
+            "Uses",
+            "Per use",
+            "MACs",
+            "Sharing",
+        ]
         return str(tabulate(rows, headers=headers, tablefmt=self.tablefmt, disable_numparse=True))
 
     def row_path(self, row: LayerInfo) -> str:
@@ -218,7 +241,13 @@ class _Human:
         line += f"; {groups} sharing group{'s' if groups != 1 else ''}"
         if self.report.model.source:
             line += f"; source: {self.esc(self.report.model.source)}"
-        return f"**{line}**" if self.markdown else line
+        cost = self.cost()
+        if self.markdown:
+            return f"**{line}**\n\n**{cost}**"
+        return f"{line}\n{cost}"
+
+    def cost(self) -> str:
+        return self.esc(cost_line(self.report))
 
 
 # -- check results ----------------------------------------------------------------------

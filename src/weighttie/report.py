@@ -2,8 +2,9 @@
 
 This module imports no Keras. Everything downstream of the walker and the static
 reader (renderers, graph export, checks) reads only these classes. A Report
-round-trips through the versioned JSON contract ``weighttie.report/1``
-(docs/json-contract.md)::
+round-trips through the versioned JSON contract ``weighttie.report/2``
+(docs/json-contract.md); a ``weighttie.report/1`` document still reads, with its
+cost unknown::
 
     >>> report = Report.from_json(text)          # doctest: +SKIP
     >>> report.layer("lstm").nodes[1].output_shapes
@@ -26,10 +27,13 @@ from weighttie.limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
     "SCHEMA",
+    "Bytes",
     "CallNode",
+    "Cost",
     "Finding",
     "GroupKind",
     "InboundRef",
+    "LayerBytes",
     "LayerInfo",
     "LayerParams",
     "ModelInfo",
@@ -42,7 +46,9 @@ __all__ = [
     "read_report_json",
 ]
 
-SCHEMA = "weighttie.report/1"
+SCHEMA = "weighttie.report/2"
+#: The schema before cost (bytes and MACs) was added; still read, with cost unknown.
+SCHEMA_1 = "weighttie.report/1"
 
 #: A tensor shape; ``None`` marks a dimension that is not known (e.g. the batch).
 Shape = tuple[int | None, ...]
@@ -94,12 +100,17 @@ class CallNode:
 
     ``index`` counts only the calls that belong to the analyzed model's graph, in
     call order, so it matches the node indices a saved ``.keras`` file uses.
+    ``macs``: multiply-accumulates of one run of this call, per example (a nested
+    model's call: the sum of its inner calls), or None where unknown
+    (docs/cost.md). Front ends leave it None; :func:`weighttie.graph.build_report`
+    fills it.
     """
 
     index: int
     inbound: tuple[InboundRef, ...]
     input_shapes: tuple[Shape | None, ...]
     output_shapes: tuple[Shape | None, ...]
+    macs: int | None = None
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,51 @@ class LayerParams:
 
 
 @dataclass(frozen=True)
+class LayerBytes:
+    """Bytes of one layer row, counted as :class:`LayerParams` counts parameters.
+
+    Each is None when some variable's dtype has no known width (or uses are unknown).
+    """
+
+    held: int | None
+    unique: int | None
+    per_use: int | None
+
+
+#: Bytes of a row whose cost is not known (a ``weighttie.report/1`` report).
+UNKNOWN_LAYER_BYTES = LayerBytes(None, None, None)
+
+
+@dataclass(frozen=True)
+class Bytes:
+    """Bytes of a set of variables: each stored once (``unique``), or at every use (``per_use``)."""
+
+    unique: int | None
+    per_use: int | None
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Model-wide cost (docs/cost.md).
+
+    ``bytes``: the variables' bytes, stored once and per use. ``macs``:
+    multiply-accumulates of one forward pass per example, summed over every call
+    whose MACs are known (a shared tower counts once per call); None when layers
+    are uncounted and the known ones add up to 0. ``uncounted``: layers that
+    compute in a forward pass but are not in ``macs`` (a class without a rule,
+    unknown shapes or calls); when it is not 0, ``macs`` is a lower bound.
+    """
+
+    bytes: Bytes
+    macs: int | None
+    uncounted: int
+
+
+#: The cost of a ``weighttie.report/1`` report: not recorded.
+UNKNOWN_COST = Cost(Bytes(None, None), None, 0)
+
+
+@dataclass(frozen=True)
 class LayerInfo:
     """One layer (or nested model, or graph operation) at one path in the model.
 
@@ -126,6 +182,9 @@ class LayerInfo:
     position in the model: a model's layers in the order Keras lists them, each
     nested model's (or layer's) own layers right after it, as ``model.summary()``
     reads; reports list layers by path, renderers may list them in this order.
+    ``bytes``: see :class:`LayerBytes`. ``macs``: this row's MACs in one forward
+    pass of the analyzed model (its calls' ``macs`` × its parent's uses; a nested
+    model's includes its inner layers), or None where any is unknown.
     """
 
     name: str
@@ -136,11 +195,16 @@ class LayerInfo:
     variables: tuple[str, ...]
     nodes: tuple[CallNode, ...] | None
     order: int = 0
+    bytes: LayerBytes = UNKNOWN_LAYER_BYTES
+    macs: int | None = None
 
 
 @dataclass(frozen=True)
 class VariableInfo:
-    """One variable object. ``path`` is its first holder's path plus its name."""
+    """One variable object. ``path`` is its first holder's path plus its name.
+
+    ``bytes`` = size × the dtype's width, None when the width is not known.
+    """
 
     path: str
     shape: tuple[int, ...]
@@ -149,6 +213,7 @@ class VariableInfo:
     size: int
     layers: tuple[str, ...]
     uses: int
+    bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -158,7 +223,8 @@ class SharingGroup:
     ``params``: unique parameters of the group's variables. ``calls``: how often the
     layer/model is called (shared-layer, shared-model) or how many distinct layers
     hold the variables (tied). ``duplicated``: the part of ``Params.duplicated``
-    this sharing accounts for.
+    this sharing accounts for. ``bytes``: the group's variables stored once and
+    at every use.
     """
 
     kind: GroupKind
@@ -167,6 +233,7 @@ class SharingGroup:
     params: int
     calls: int
     duplicated: int
+    bytes: Bytes = Bytes(None, None)
 
 
 @dataclass(frozen=True)
@@ -227,6 +294,7 @@ class Report:
     groups: tuple[SharingGroup, ...]
     ties: tuple[Tie, ...] = ()
     findings: tuple[Finding, ...] = ()
+    cost: Cost = UNKNOWN_COST
     _by_path: Mapping[str, LayerInfo] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -263,7 +331,7 @@ class Report:
     # -- JSON contract ------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the report as plain JSON-ready data (``weighttie.report/1``)."""
+        """Return the report as plain JSON-ready data (``weighttie.report/2``)."""
         return {
             "schema": SCHEMA,
             "model": {
@@ -280,6 +348,11 @@ class Report:
                 "trainable_unique": self.params.trainable_unique,
                 "non_trainable_unique": self.params.non_trainable_unique,
             },
+            "cost": {
+                "bytes": _bytes_to_dict(self.cost.bytes),
+                "macs": self.cost.macs,
+                "uncounted": self.cost.uncounted,
+            },
             "layers": [_layer_to_dict(row) for row in self.layers],
             "variables": [
                 {
@@ -290,6 +363,7 @@ class Report:
                     "size": v.size,
                     "layers": list(v.layers),
                     "uses": v.uses,
+                    "bytes": v.bytes,
                 }
                 for v in self.variables
             ],
@@ -301,6 +375,7 @@ class Report:
                     "params": g.params,
                     "calls": g.calls,
                     "duplicated": g.duplicated,
+                    "bytes": _bytes_to_dict(g.bytes),
                 }
                 for g in self.groups
             ],
@@ -359,23 +434,27 @@ class Report:
     def from_dict(cls, doc: Mapping[str, Any]) -> Report:
         """Build a report from :meth:`to_dict` output.
 
+        A ``weighttie.report/1`` document (written before cost was recorded) reads
+        too, with every cost field unknown (None).
+
         Raises:
-            ReportFormatError: the document is not a ``weighttie.report/1`` report.
+            ReportFormatError: the document is not a ``weighttie.report/2`` (or /1) report.
         """
         if not isinstance(doc, Mapping):
             raise ReportFormatError(
                 f"expected a JSON object with schema {SCHEMA!r}; received: {type(doc).__name__}"
             )
         schema = doc.get("schema")
-        if schema != SCHEMA:
+        if schema not in (SCHEMA, SCHEMA_1):
             raise ReportFormatError(
-                f"expected a report with schema {SCHEMA!r}; received: schema={schema!r}"
+                f"expected a report with schema {SCHEMA!r} (or {SCHEMA_1!r}); "
+                f"received: schema={schema!r}"
             )
         try:
-            return _report_from_dict(doc)
+            return _report_from_dict(doc, with_cost=schema == SCHEMA)
         except (KeyError, TypeError, ValueError) as exc:
             raise ReportFormatError(
-                f"report document does not follow {SCHEMA}: {type(exc).__name__}: {exc}"
+                f"report document does not follow {schema}: {type(exc).__name__}: {exc}"
             ) from None
 
     @classmethod
@@ -384,7 +463,7 @@ class Report:
 
         Raises:
             ReportFormatError: the text is not JSON (or not UTF-8), nests deeper than
-                the parser follows, or is not a ``weighttie.report/1`` report.
+                the parser follows, or is not a ``weighttie.report/2`` (or /1) report.
         """
         try:
             doc = json.loads(text)
@@ -412,7 +491,7 @@ def read_report_json(path: str | os.PathLike[str], *, limits: Limits = DEFAULT_L
         MissingFileError: nothing exists at ``path``.
         FileFormatError: ``path`` is not a regular file.
         LimitError: the file holds more than ``limits.report_bytes`` (limit ``report_bytes``).
-        ReportFormatError: the file is not a ``weighttie.report/1`` JSON report.
+        ReportFormatError: the file is not a ``weighttie.report/2`` (or /1) JSON report.
     """
     data = read_limited(
         path, limit=limits.report_bytes, limit_name="report_bytes", what="JSON report"
@@ -470,6 +549,10 @@ def _shape_from_json(value: Any) -> Shape | None:
     return tuple(value)
 
 
+def _bytes_to_dict(b: Bytes) -> dict[str, int | None]:
+    return {"unique": b.unique, "per_use": b.per_use}
+
+
 def _layer_to_dict(row: LayerInfo) -> dict[str, Any]:
     return {
         "name": row.name,
@@ -482,6 +565,12 @@ def _layer_to_dict(row: LayerInfo) -> dict[str, Any]:
             "unique": row.params.unique,
             "per_use": row.params.per_use,
         },
+        "bytes": {
+            "held": row.bytes.held,
+            "unique": row.bytes.unique,
+            "per_use": row.bytes.per_use,
+        },
+        "macs": row.macs,
         "variables": list(row.variables),
         "nodes": None
         if row.nodes is None
@@ -491,6 +580,7 @@ def _layer_to_dict(row: LayerInfo) -> dict[str, Any]:
                 "inbound": [[r.layer, r.node_index, r.tensor_index] for r in n.inbound],
                 "input_shapes": [_shape_to_json(s) for s in n.input_shapes],
                 "output_shapes": [_shape_to_json(s) for s in n.output_shapes],
+                "macs": n.macs,
             }
             for n in row.nodes
         ],
@@ -509,6 +599,14 @@ def _str(value: Any) -> str:
     return value
 
 
+def _optional_int(value: Any) -> int | None:
+    return None if value is None else _int(value)
+
+
+def _bytes_from_dict(doc: Mapping[str, Any]) -> Bytes:
+    return Bytes(unique=_optional_int(doc["unique"]), per_use=_optional_int(doc["per_use"]))
+
+
 def _optional_str(value: Any) -> str | None:
     return None if value is None else _str(value)
 
@@ -519,7 +617,7 @@ def _strs(value: Any) -> tuple[str, ...]:
     return tuple(_str(v) for v in value)
 
 
-def _node_from_dict(doc: Mapping[str, Any]) -> CallNode:
+def _node_from_dict(doc: Mapping[str, Any], with_cost: bool) -> CallNode:
     inbound = []
     for ref in doc["inbound"]:
         layer, node_index, tensor_index = ref
@@ -529,12 +627,30 @@ def _node_from_dict(doc: Mapping[str, Any]) -> CallNode:
         inbound=tuple(inbound),
         input_shapes=tuple(_shape_from_json(s) for s in doc["input_shapes"]),
         output_shapes=tuple(_shape_from_json(s) for s in doc["output_shapes"]),
+        macs=_optional_int(doc["macs"]) if with_cost else None,
     )
 
 
-def _report_from_dict(doc: Mapping[str, Any]) -> Report:
+def _layer_bytes_from_dict(doc: Mapping[str, Any]) -> LayerBytes:
+    return LayerBytes(
+        held=_optional_int(doc["held"]),
+        unique=_optional_int(doc["unique"]),
+        per_use=_optional_int(doc["per_use"]),
+    )
+
+
+def _report_from_dict(doc: Mapping[str, Any], *, with_cost: bool = True) -> Report:
+    """A report from its JSON document; a /1 document (``with_cost`` false) has no cost."""
     m = doc["model"]
     p = doc["params"]
+    cost = UNKNOWN_COST
+    if with_cost:
+        c = doc["cost"]
+        cost = Cost(
+            bytes=_bytes_from_dict(c["bytes"]),
+            macs=_optional_int(c["macs"]),
+            uncounted=_int(c["uncounted"]),
+        )
     layers = tuple(
         LayerInfo(
             name=_str(row["name"]),
@@ -547,8 +663,12 @@ def _report_from_dict(doc: Mapping[str, Any]) -> Report:
                 per_use=_int(row["params"]["per_use"]),
             ),
             variables=_strs(row["variables"]),
-            nodes=None if row["nodes"] is None else tuple(_node_from_dict(n) for n in row["nodes"]),
+            nodes=None
+            if row["nodes"] is None
+            else tuple(_node_from_dict(n, with_cost) for n in row["nodes"]),
             order=_int(row.get("order", i)),
+            bytes=_layer_bytes_from_dict(row["bytes"]) if with_cost else UNKNOWN_LAYER_BYTES,
+            macs=_optional_int(row["macs"]) if with_cost else None,
         )
         for i, row in enumerate(doc["layers"])
     )
@@ -561,6 +681,7 @@ def _report_from_dict(doc: Mapping[str, Any]) -> Report:
             size=_int(v["size"]),
             layers=_strs(v["layers"]),
             uses=_int(v["uses"]),
+            bytes=_optional_int(v["bytes"]) if with_cost else None,
         )
         for v in doc["variables"]
     )
@@ -572,6 +693,7 @@ def _report_from_dict(doc: Mapping[str, Any]) -> Report:
             params=_int(g["params"]),
             calls=_int(g["calls"]),
             duplicated=_int(g["duplicated"]),
+            bytes=_bytes_from_dict(g["bytes"]) if with_cost else Bytes(None, None),
         )
         for g in doc["groups"]
     )
@@ -613,4 +735,5 @@ def _report_from_dict(doc: Mapping[str, Any]) -> Report:
         groups=groups,
         ties=ties,
         findings=findings,
+        cost=cost,
     )

@@ -14,6 +14,11 @@ Example spec::
     unique = 86785
     max_per_use = 200000
 
+    [cost]                         # budgets (docs/cost.md); snapshot writes none
+    max_macs = 1_000_000_000       # MACs per forward pass, every layer counted
+    max_bytes_unique = 400_000_000
+    max_bytes_per_use = 800_000_000
+
     [findings]
     forbid = ["twin-branches", "broken-tie"]
 
@@ -61,6 +66,8 @@ SPEC_SCHEMA = "weighttie.spec/1"
 
 _PARAM_KEYS = ("unique", "per_use", "duplicated", "trainable_unique", "non_trainable_unique")
 _BOUNDS = {f"{b}_{k}": (b, k) for k in _PARAM_KEYS for b in ("min", "max")}
+#: The budgets a spec's ``[cost]`` table may set.
+_COST_KEYS = ("max_macs", "max_bytes_unique", "max_bytes_per_use")
 
 
 @dataclass(frozen=True)
@@ -82,6 +89,7 @@ class Spec:
     not_shared: tuple[tuple[str, ...], ...] = ()
     params: Mapping[str, int] = field(default_factory=dict)
     forbid_findings: frozenset[str] = frozenset(k.value for k in FindingKind)
+    cost: Mapping[str, int] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any], *, source: str = "spec") -> Spec:
@@ -211,7 +219,7 @@ def _int(value: Any, where: str) -> int:
 
 
 def _spec_from_dict(doc: Mapping[str, Any], source: str) -> Spec:
-    known = {"schema", "exact_groups", "params", "findings", "group", "not_shared"}
+    known = {"schema", "exact_groups", "params", "cost", "findings", "group", "not_shared"}
     unknown = sorted(set(doc) - known)
     if unknown:
         raise SpecError(
@@ -272,6 +280,17 @@ def _spec_from_dict(doc: Mapping[str, Any], source: str) -> Spec:
             )
         params[key] = _int(value, f"{source}: params.{key}")
 
+    cost: dict[str, int] = {}
+    raw_cost = doc.get("cost", {})
+    if not isinstance(raw_cost, dict):
+        raise SpecError(f"{source}: [cost] must be a table")
+    for key, value in raw_cost.items():
+        if key not in _COST_KEYS:
+            raise SpecError(
+                f"{source}: [cost] has unknown key {key!r}; use one of {', '.join(_COST_KEYS)}"
+            )
+        cost[key] = _int(value, f"{source}: cost.{key}")
+
     kinds = {k.value for k in FindingKind}
     forbid = set(kinds)
     raw_findings = doc.get("findings", {})
@@ -294,6 +313,7 @@ def _spec_from_dict(doc: Mapping[str, Any], source: str) -> Spec:
         not_shared=tuple(not_shared),
         params=params,
         forbid_findings=frozenset(forbid),
+        cost=cost,
     )
 
 
@@ -342,6 +362,8 @@ def check(report: Report, spec: Spec) -> list[Result]:
     results: list[Result] = []
     for key, value in spec.params.items():
         results.append(_check_param(report, key, value))
+    for key, value in spec.cost.items():
+        results.append(_check_cost(report, key, value))
     matched_groups: set[int] = set()
     for g in spec.groups:
         result, index = _check_group(report, g)
@@ -379,6 +401,33 @@ def _check_param(report: Report, key: str, expected: int) -> Result:
         ok = found >= expected
         text = f"params.{name} >= {expected:,}"
     return Result(text, None if ok else f"found {found:,}")
+
+
+def _check_cost(report: Report, key: str, limit: int) -> Result:
+    """One ``[cost]`` budget: ``max_macs``, ``max_bytes_unique`` or ``max_bytes_per_use``.
+
+    A budget holds only when the cost is known: MACs with every layer counted,
+    bytes with every dtype's width known. Unknown is a failure that says why.
+    """
+    cost = report.cost
+    if key == "max_macs":
+        text = f"cost.macs <= {limit:,}"
+        if cost.macs is not None and cost.macs > limit:
+            bound = "at least " if cost.uncounted else ""
+            return Result(text, f"found {bound}{cost.macs:,}")
+        if cost.uncounted:
+            layers = f"{cost.uncounted} layer{'s' if cost.uncounted != 1 else ''}"
+            counted = "" if cost.macs is None else f"{cost.macs:,} counted, "
+            return Result(text, f"unknown: {counted}{layers} not counted")
+        if cost.macs is None:
+            return Result(text, "unknown: no call's MACs are known (a weighttie.report/1 report?)")
+        return Result(text, None)
+    which = key.removeprefix("max_bytes_")
+    found = getattr(cost.bytes, which)
+    text = f"cost.bytes.{which} <= {limit:,}"
+    if found is None:
+        return Result(text, "unknown: a variable's dtype has no known width, or no cost recorded")
+    return Result(text, None if found <= limit else f"found {found:,}")
 
 
 def _check_group(report: Report, expected: GroupSpec) -> tuple[Result, int | None]:

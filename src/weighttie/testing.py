@@ -21,6 +21,7 @@ from weighttie.report import Report
 from weighttie.spec import Spec, check, load_spec, match_layers
 
 __all__ = [
+    "assert_cost",
     "assert_matches_spec",
     "assert_no_findings",
     "assert_not_shared",
@@ -173,6 +174,40 @@ def assert_params(
         for k, v in given.items()
         if v is not None
         for r in [_check_param(report, k, v)]
+        if r.failure
+    ]
+    if failures:
+        raise AssertionError(f"model {report.model.name!r}: " + "; ".join(failures))
+
+
+def assert_cost(
+    model: Any,
+    *,
+    max_macs: int | None = None,
+    max_bytes_unique: int | None = None,
+    max_bytes_per_use: int | None = None,
+) -> None:
+    """Cost budgets (docs/cost.md): MACs per forward pass, bytes stored once / per use.
+
+    A budget holds only when the cost is known: an uncounted layer (a custom class)
+    fails ``max_macs``, saying so.
+
+    Example:
+        >>> assert_cost(model, max_macs=5 * 10**9, max_bytes_unique=10**8)  # doctest: +SKIP
+    """
+    from weighttie.spec import _check_cost
+
+    report = report_of(model)
+    given = {
+        "max_macs": max_macs,
+        "max_bytes_unique": max_bytes_unique,
+        "max_bytes_per_use": max_bytes_per_use,
+    }
+    failures = [
+        f"{r.name}: {r.failure}"
+        for k, v in given.items()
+        if v is not None
+        for r in [_check_cost(report, k, v)]
         if r.failure
     ]
     if failures:
