@@ -10,7 +10,7 @@ from weighttie.facts import RawLayer, RawVariable
 from weighttie.graph import ROOT
 from weighttie.limits import Limits
 from weighttie.report import CallNode
-from weighttie.static.class_tables import _NON_TRAINABLE
+from weighttie.static.class_tables import trainable_flags
 
 
 class _Reader:
@@ -65,17 +65,32 @@ class _Reader:
         names: list[str],
         trainable: bool,
     ) -> None:
+        """One row and the variables it holds itself.
+
+        ``trainable`` is False where the layer or a parent is frozen by its config; the
+        layer's class decides the rest (:func:`~weighttie.static.class_tables.trainable_flags`),
+        read from its config entry when the reader recorded one (``entries``) before this call.
+        A row without an entry of its own (a sublayer the weights file shows) is given one for
+        findings: its parent's config, which made it, without the parent's name.
+        """
         self._count(path, nodes)
+        entry = self.entries.get(path)
+        config = entry.get("config") if entry is not None else None
+        flags = trainable_flags(class_name, config if isinstance(config, dict) else {}, names)
         keys = []
-        for (key, shape, dtype), var_name in zip(variables, names, strict=True):
+        for (key, shape, dtype), var_name, flag in zip(variables, names, flags, strict=True):
             self.variables[key] = RawVariable(
                 key=key,
                 name=var_name,
                 shape=shape,
                 dtype=dtype,
-                trainable=trainable and var_name not in _NON_TRAINABLE,
+                trainable=trainable and flag,
             )
             keys.append(key)
+        made_by = self.entries.get(parent) if parent is not None and entry is None else None
+        if made_by is not None and isinstance(made_by.get("config"), dict):
+            config = {k: v for k, v in made_by["config"].items() if k != "name"}
+            self.entries[path] = {"class_name": class_name, "config": {"sublayer_of": config}}
         self.rows.append(
             RawLayer(
                 path=path,
