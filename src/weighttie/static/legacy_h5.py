@@ -130,6 +130,7 @@ def _legacy_model(
         else:
             own = _legacy_weights(weights.get(name) if weights is not None else None)
         class_name = str(child.get("class_name", UNKNOWN_CLASS))
+        reader.entries[child_path] = child  # its config: trainable flags and findings
         if _is_model(child):
             reader.add(
                 child_path,
