@@ -112,6 +112,16 @@ KERAS3: dict[str, Callable[[], Any]] = {
     "int8-reversible-embedding-untied": lambda: _quantized(
         "int8", lambda: layers.ReversibleEmbedding(10, 4, tie_weights=False), (3,)
     ),
+    # SpectralNormalization holds its layer's kernel as its own: one variable, saved twice
+    "spectral-normalization-dense": lambda: _model(
+        layers.SpectralNormalization(layers.Dense(3)), (4,)
+    ),
+    "spectral-normalization-conv": lambda: _model(
+        layers.SpectralNormalization(layers.Conv2D(3, 2)), (5, 5, 2)
+    ),
+    "spectral-normalization-embedding": lambda: _model(
+        layers.SpectralNormalization(layers.Embedding(10, 3)), (4,)
+    ),
     "reversible-embedding-untied": lambda: _model(
         layers.ReversibleEmbedding(10, 4, tie_weights=False), (3,)
     ),
@@ -129,9 +139,10 @@ def test_static_trainable_split_equals_keras(name: str, save) -> None:
     live = weighttie.analyze(model)
     assert static.params == live.params
     assert static.params.trainable_unique == _trainable_size(model)
-    assert [(v.path, v.shape, v.dtype, v.trainable) for v in static.variables] == [
-        (v.path, v.shape, v.dtype, v.trainable) for v in live.variables
+    assert [(v.path, v.shape, v.dtype, v.trainable, v.layers) for v in static.variables] == [
+        (v.path, v.shape, v.dtype, v.trainable, v.layers) for v in live.variables
     ]
+    assert static.groups == live.groups
 
 
 def _tf_keras_models() -> dict[str, Callable[[], Any]]:
@@ -197,7 +208,9 @@ def test_keras2_adapt_state_of_unknown_length_is_non_trainable(tmp_path: Path) -
     k = pytest.importorskip("tf_keras")
     kl = k.layers
     models = {
-        "disc": _model(_adapted(kl.Discretization(num_bins=3), np.arange(12.0).reshape(4, 3)), (3,), k),
+        "disc": _model(
+            _adapted(kl.Discretization(num_bins=3), np.arange(12.0).reshape(4, 3)), (3,), k
+        ),
         "idf": _model(
             kl.IntegerLookup(vocabulary=[1, 2], idf_weights=[1.0, 2.0], output_mode="tf_idf"),
             (3,),

@@ -102,7 +102,7 @@ def _embedding(config: dict[str, Any]) -> list[str] | None:
     mode = _quantization_mode(config)
     if mode is not None and mode not in _QUANTIZED_EMBEDDINGS:
         return None
-    return ["embeddings"] + _QUANTIZED_EMBEDDINGS.get(mode or "", [])
+    return ["embeddings", *_QUANTIZED_EMBEDDINGS.get(mode or "", [])]
 
 
 def _reversible_embedding(config: dict[str, Any]) -> list[str] | None:
@@ -112,9 +112,15 @@ def _reversible_embedding(config: dict[str, Any]) -> list[str] | None:
     return names + _QUANTIZED_REVERSE[_quantization_mode(config)]
 
 
+def _wrapped_class(config: dict[str, Any]) -> Any:
+    layer = config.get("layer")
+    return layer.get("class_name") if isinstance(layer, dict) else None
+
+
 def _batch_norm(config: dict[str, Any]) -> list[str]:
     names = [*_norm(config), "moving_mean", "moving_variance"]
-    return names + (["moving_stddev", "renorm_mean", "renorm_stddev"] if config.get("renorm") else [])
+    renorm = ["moving_stddev", "renorm_mean", "renorm_stddev"] if config.get("renorm") else []
+    return names + renorm
 
 
 _NAMES: dict[str, Any] = {
@@ -147,12 +153,21 @@ _NAMES: dict[str, Any] = {
     "BatchNormalization": _batch_norm,
     "SyncBatchNormalization": _batch_norm,
     "Normalization": lambda c: ["mean", "variance", "count"],
-    "SpectralNormalization": lambda c: ["kernel", "vector_u"],
+    "SpectralNormalization": lambda c: [
+        "embeddings" if _wrapped_class(c) == "Embedding" else "kernel",
+        "vector_u",
+    ],
     "LayerNormalization": _norm,
     "GroupNormalization": _norm,
     "PReLU": lambda c: ["alpha"],
 }
 _RECURRENT = ("LSTMCell", "GRUCell", "SimpleRNNCell")
+
+#: A wrapper's own variable that is its sublayer's variable (one object, which Keras saves
+#: under each layer): SpectralNormalization's ``kernel`` is its layer's kernel or embeddings.
+HELD_FROM_SUBLAYER: dict[str, frozenset[str]] = {
+    "SpectralNormalization": frozenset({"kernel", "embeddings"}),
+}
 
 
 def variable_names(class_name: str, config: dict[str, Any], count: int) -> list[str]:
@@ -178,8 +193,8 @@ def trainable_flags(class_name: str, config: dict[str, Any], names: list[str]) -
     created trainable, whatever its config's ``trainable`` says (the caller adds that).
 
     Example:
-        >>> trainable_flags("BatchNormalization", {}, ["gamma", "beta", "moving_mean", "moving_variance"])
-        [True, True, False, False]
+        >>> trainable_flags("BatchNormalization", {}, ["gamma", "beta", "moving_mean"])
+        [True, True, False]
     """
     if class_name in _STATE_ONLY:
         return [False] * len(names)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+import dataclasses
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 from weighttie.errors import LimitError
@@ -10,7 +11,7 @@ from weighttie.facts import RawLayer, RawVariable
 from weighttie.graph import ROOT
 from weighttie.limits import Limits
 from weighttie.report import CallNode
-from weighttie.static.class_tables import trainable_flags
+from weighttie.static.class_tables import HELD_FROM_SUBLAYER, trainable_flags
 
 
 class _Reader:
@@ -22,6 +23,7 @@ class _Reader:
         self.rows: list[RawLayer] = []
         self.variables: dict[Hashable, RawVariable] = {}
         self.entries: dict[str, dict[str, Any]] = {}
+        self.row_index: dict[str, int] = {}
         self.layers = 0
         self.calls = 0
 
@@ -91,6 +93,9 @@ class _Reader:
         if made_by is not None and isinstance(made_by.get("config"), dict):
             config = {k: v for k, v in made_by["config"].items() if k != "name"}
             self.entries[path] = {"class_name": class_name, "config": {"sublayer_of": config}}
+        if parent is not None:
+            self._share_with_parent(parent, keys, names)
+        self.row_index[path] = len(self.rows)
         self.rows.append(
             RawLayer(
                 path=path,
@@ -103,3 +108,28 @@ class _Reader:
                 variables=tuple(keys),
             )
         )
+
+    def _share_with_parent(self, parent: str, keys: Sequence[Hashable], names: list[str]) -> None:
+        """Where the parent's class holds one of this sublayer's variables as its own
+        (:data:`~weighttie.static.class_tables.HELD_FROM_SUBLAYER`), the parent's saved copy
+        is that variable: the parent's row takes this row's key, and the copy is dropped."""
+        index = self.row_index.get(parent)
+        if index is None or self.rows[index].class_name not in HELD_FROM_SUBLAYER:
+            return
+        held = HELD_FROM_SUBLAYER[self.rows[index].class_name]
+        row = self.rows[index]
+        copy = next((k for k in row.variables if self.variables[k].name in held), None)
+        if copy is None:
+            return
+        name = self.variables[copy].name
+        source = next((k for k, n in zip(keys, names, strict=True) if n == name), None)
+        if source is None:
+            return
+        if (self.variables[copy].shape, self.variables[copy].dtype) != (
+            self.variables[source].shape,
+            self.variables[source].dtype,
+        ):
+            return
+        del self.variables[copy]
+        variables = tuple(source if k == copy else k for k in row.variables)
+        self.rows[index] = dataclasses.replace(row, variables=variables)
