@@ -10,6 +10,7 @@ for Keras 3 ``.keras`` files the live walker of the same model, for Keras 2
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -131,6 +132,16 @@ def _applications(module: Any) -> dict[str, Callable[[], Any]]:
         "DenseNet121": make("DenseNet121", input_shape=(64, 64, 3)),
         "MobileNetV3Small": make("MobileNetV3Small", input_shape=(96, 96, 3)),
         "EfficientNetB0": make("EfficientNetB0", input_shape=(64, 64, 3)),
+        # one of each other family (their siblings are the same layers at other sizes)
+        "MobileNet": make("MobileNet", input_shape=(64, 64, 3)),
+        "ResNet50V2": make("ResNet50V2", input_shape=(64, 64, 3)),
+        "InceptionV3": make("InceptionV3", input_shape=(75, 75, 3)),
+        "InceptionResNetV2": make("InceptionResNetV2", input_shape=(75, 75, 3)),
+        "Xception": make("Xception", input_shape=(71, 71, 3)),
+        "VGG16": make("VGG16", input_shape=(32, 32, 3)),
+        "NASNetMobile": make("NASNetMobile", input_shape=(32, 32, 3)),
+        "ConvNeXtTiny": make("ConvNeXtTiny", input_shape=(32, 32, 3)),
+        "EfficientNetV2B0": make("EfficientNetV2B0", input_shape=(32, 32, 3)),
     }
 
 
@@ -145,9 +156,11 @@ def _marks(name: str) -> Any:
 @pytest.mark.parametrize("name", [_marks(n) for n in CORPUS])
 def test_keras_applications_shapes_equal_keras(name: str, save) -> None:
     model = _applications(keras)[name]()
-    unknown, wrong = unknown_and_wrong(read_report(save(model)), weighttie.analyze(model))
+    static, live = read_report(save(model)), weighttie.analyze(model)
+    unknown, wrong = unknown_and_wrong(static, live)
     assert unknown == []
     assert wrong == []
+    assert static.params == live.params  # trainable or not too (EfficientNet's Normalization)
 
 
 def _tf_keras_shapes(model: Any) -> dict[str, list[Shape]]:
@@ -199,6 +212,9 @@ def test_keras2_applications_shapes_equal_tf_keras(name: str, tmp_path: Path) ->
     with h5py.File(path) as f:
         config = json.loads(f.attrs["model_config"])
     assert len(outputs) == len(config["config"]["layers"]) - 1
+    assert static.params.unique == model.count_params()
+    trainable = sum(int(math.prod(v.shape)) for v in model.trainable_weights)
+    assert static.params.trainable_unique == trainable
 
 
 # -- Keras 2 files: op layers, names holding "/" ------------------------------------------
