@@ -257,3 +257,32 @@ def test_trainable_flags_equal_each_layers_own(name: str) -> None:
         assert flags == [bool(by_name[n].trainable) for n in names], type(layer).__name__
         checked += 1
     assert checked or not model.trainable_weights
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: _model(layers.Dense(3, lora_rank=2), (4,)),
+        lambda: _model(layers.Conv2D(3, 2, lora_rank=2), (4, 4, 2)),
+        lambda: _model(layers.Embedding(10, 4, lora_rank=2), (3,)),
+    ],
+    ids=["dense", "conv2d", "embedding"],
+)
+def test_lora_kernel_is_frozen_and_its_factors_are_not_in_the_file(make, save) -> None:
+    """Keras saves a LoRA layer's kernel with the product of its factors merged in, and
+    makes the factors anew on load: the file holds the kernel (frozen under LoRA), not
+    the factors, so the static count is short of the live one by exactly their size."""
+    model = make()
+    static = read_report(save(model))
+    live = {v.path: v for v in weighttie.analyze(model).variables}
+    factors = {p: v for p, v in live.items() if p.rsplit("/", 1)[-1].startswith("lora_")}
+    assert len(factors) == 2
+    for variable in static.variables:
+        assert (variable.shape, variable.trainable) == (
+            live[variable.path].shape,
+            live[variable.path].trainable,
+        )
+    assert set(live) - {v.path for v in static.variables} == set(factors)
+    assert static.params.trainable_unique == _trainable_size(model) - sum(
+        v.size for v in factors.values()
+    )

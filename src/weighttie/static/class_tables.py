@@ -7,7 +7,8 @@ a layer frozen by its user says ``"trainable": false`` in its config, and a
 built-in class creates some variables non-trainable whatever its config says:
 BatchNormalization's moving statistics, the state of preprocessing layers
 (Normalization, Discretization, the lookups), SpectralNormalization's
-``vector_u``, and every variable but the bias of a layer quantized to integers.
+``vector_u``, every variable but the bias of a layer quantized to integers, and the
+kernel of a layer with LoRA (``lora_rank``).
 :func:`trainable_flags` holds those rules, tested against Keras and tf_keras.
 """
 
@@ -36,6 +37,10 @@ _STATE_ONLY = frozenset(
 )
 #: Quantization modes whose layers train only their bias (the rest is integer state).
 _INTEGER_MODES = frozenset({"int8", "int4", "gptq", "awq"})
+#: Classes that take ``lora_rank``: their kernel (or embeddings) is frozen under LoRA.
+_LORA = frozenset(
+    {"Dense", "EinsumDense", "Embedding", "ReversibleEmbedding", "Conv1D", "Conv2D", "Conv3D"}
+)
 #: For a class the tables do not know (a custom layer, a sublayer of unknown class): the
 #: names of BatchNormalization's and Normalization's statistics, the one hint left.
 _NON_TRAINABLE_NAMES = frozenset({"moving_mean", "moving_variance", "mean", "variance", "count"})
@@ -200,6 +205,8 @@ def trainable_flags(class_name: str, config: dict[str, Any], names: list[str]) -
         return [False] * len(names)
     if _quantization_mode(config) in _INTEGER_MODES:
         return [name == "bias" for name in names]
+    if config.get("lora_rank") and class_name in _LORA:  # LoRA trains its factors instead
+        return [name not in ("kernel", "embeddings") for name in names]
     known = class_name in _NAMES or class_name in _NON_TRAINABLE_BY_CLASS
     frozen = _NON_TRAINABLE_BY_CLASS.get(class_name, frozenset() if known else _NON_TRAINABLE_NAMES)
     return [name not in frozen for name in names]
