@@ -5,8 +5,10 @@ the same model with it; the findings read statically from either file must equal
 those of live :func:`weighttie.analyze` on the Keras 3 model. ``twin-branches``
 compares layer configs without names, so the static reader must give every layer it
 lists a config: the legacy reader once gave none, and every twin was missed in
-``.h5`` files (regression test); a sublayer the weights file shows (an LSTM's cell)
-is given its parent's config.
+``.h5`` files (regression test). A sublayer the weights file shows (an LSTM's cell,
+a Bidirectional's forward and backward layers) is given the config its parent's
+config holds for it, and Keras 2 weight names are nested as deep as they go
+(``bi/forward_gru/gru_cell/kernel``), as Keras 3 files nest them.
 """
 
 from __future__ import annotations
@@ -64,6 +66,34 @@ def nested_twins(k: Any) -> Any:
     return k.Model(outer_x, k.layers.Dense(1, name="head")(inner(outer_x)))
 
 
+def sequential_twins(k: Any) -> Any:
+    """Two Sequential towers (Conv, BatchNormalization, pooling, Dense) built separately."""
+
+    def tower(name: str) -> Any:
+        return k.Sequential(
+            [
+                k.Input((8, 8, 3)),
+                k.layers.Conv2D(4, 3, name=f"{name}_conv"),
+                k.layers.BatchNormalization(name=f"{name}_bn"),
+                k.layers.GlobalAveragePooling2D(name=f"{name}_pool"),
+                k.layers.Dense(2, name=f"{name}_out"),
+            ],
+            name=name,
+        )
+
+    left, right = k.Input((8, 8, 3), name="left"), k.Input((8, 8, 3), name="right")
+    merged = k.layers.Subtract(name="diff")([tower("seq_a")(left), tower("seq_b")(right)])
+    return k.Model([left, right], merged)
+
+
+def bidirectional_twins(k: Any) -> Any:
+    """Two Bidirectional GRU layers of one config on two inputs (sublayers in the weights)."""
+    left, right = k.Input((5, 3), name="left"), k.Input((5, 3), name="right")
+    a = k.layers.Bidirectional(k.layers.GRU(4), name="bi_a")(left)
+    b = k.layers.Bidirectional(k.layers.GRU(4), name="bi_b")(right)
+    return k.Model([left, right], k.layers.Concatenate(name="merge")([a, b]))
+
+
 def shared_tower(k: Any) -> Any:
     """One tower called on both inputs: shared, not twins (no finding)."""
     left, right = k.Input((8,), name="left"), k.Input((8,), name="right")
@@ -87,6 +117,8 @@ BUILDERS: dict[str, Callable[[Any], Any]] = {
     "ensemble-of-3": lambda k: ensemble(k, 3, same_input=True),
     "ensemble-of-3-own-inputs": lambda k: ensemble(k, 3, same_input=False),
     "nested-twins": nested_twins,
+    "sequential-twins": sequential_twins,
+    "bidirectional-twins": bidirectional_twins,
     "shared-tower": shared_tower,
     "different-towers": different_towers,
 }
@@ -109,4 +141,5 @@ def test_keras_and_h5_files_give_the_live_findings(name: str, tmp_path: Path) ->
     assert _findings(read_report(tmp_path / "m.keras")) == live
     assert _findings(read_report(tmp_path / "m.h5")) == live
     twins = [layers for kind, layers, _ in live if kind == "twin-branches"]
-    assert len(twins) == (0 if name in ("shared-tower", "different-towers") else 1)
+    expected = {"shared-tower": 0, "different-towers": 0, "bidirectional-twins": 2}
+    assert len(twins) == expected.get(name, 1)

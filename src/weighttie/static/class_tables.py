@@ -227,3 +227,31 @@ def _sublayer_class(
         sub_config = sub.get("config")
         return sub["class_name"], sub_config if isinstance(sub_config, dict) else {}
     return UNKNOWN_CLASS, {}
+
+
+def _sublayer_key(parent_class: str, name: str) -> str | None:
+    """The attribute a sublayer named ``name`` is held under, where the file names no
+    attribute (a Keras 2 weight name, a row's name): an RNN's ``cell``, a Bidirectional's
+    ``forward_layer`` or ``backward_layer`` (Keras names them ``forward_…`` and
+    ``backward_…``), a wrapper's ``layer``."""
+    if parent_class in _RNN_CELLS:
+        return "cell"
+    if parent_class == "Bidirectional":
+        return "backward_layer" if name.startswith("backward_") else "forward_layer"
+    if parent_class in ("TimeDistributed", "SpectralNormalization"):
+        return "layer"
+    return None
+
+
+def sublayer_entry(
+    parent_class: str, parent_config: dict[str, Any], name: str, class_name: str
+) -> dict[str, Any] | None:
+    """A config entry for a sublayer the config describes (an RNN's cell, a wrapper's
+    layer), with the attribute that holds it; None where the config does not say."""
+    key = _sublayer_key(parent_class, name)
+    if key is None:
+        return None
+    sub_class, sub_config = _sublayer_class(parent_class, parent_config, key)
+    if sub_class == UNKNOWN_CLASS or class_name not in (sub_class, UNKNOWN_CLASS):
+        return None
+    return {"class_name": sub_class, "config": {**sub_config, "held_as": key}}

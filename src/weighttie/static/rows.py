@@ -11,7 +11,7 @@ from weighttie.facts import RawLayer, RawVariable
 from weighttie.graph import ROOT
 from weighttie.limits import Limits
 from weighttie.report import CallNode
-from weighttie.static.class_tables import HELD_FROM_SUBLAYER, trainable_flags
+from weighttie.static.class_tables import HELD_FROM_SUBLAYER, sublayer_entry, trainable_flags
 
 
 class _Reader:
@@ -24,6 +24,7 @@ class _Reader:
         self.variables: dict[Hashable, RawVariable] = {}
         self.entries: dict[str, dict[str, Any]] = {}
         self.row_index: dict[str, int] = {}
+        self.sublayers: dict[str, int] = {}  # the last sublayer index given, by parent
         self.layers = 0
         self.calls = 0
 
@@ -73,7 +74,7 @@ class _Reader:
         layer's class decides the rest (:func:`~weighttie.static.class_tables.trainable_flags`),
         read from its config entry when the reader recorded one (``entries``) before this call.
         A row without an entry of its own (a sublayer the weights file shows) is given one for
-        findings: its parent's config, which made it, without the parent's name.
+        findings (:meth:`_sublayer_entry`).
         """
         self._count(path, nodes)
         entry = self.entries.get(path)
@@ -90,9 +91,8 @@ class _Reader:
             )
             keys.append(key)
         made_by = self.entries.get(parent) if parent is not None and entry is None else None
-        if made_by is not None and isinstance(made_by.get("config"), dict):
-            config = {k: v for k, v in made_by["config"].items() if k != "name"}
-            self.entries[path] = {"class_name": class_name, "config": {"sublayer_of": config}}
+        if parent is not None and made_by is not None and isinstance(made_by.get("config"), dict):
+            self.entries[path] = self._sublayer_entry(parent, made_by, name, class_name)
         if parent is not None:
             self._share_with_parent(parent, keys, names)
         self.row_index[path] = len(self.rows)
@@ -108,6 +108,21 @@ class _Reader:
                 variables=tuple(keys),
             )
         )
+
+    def _sublayer_entry(
+        self, parent: str, made_by: dict[str, Any], name: str, class_name: str
+    ) -> dict[str, Any]:
+        """The config entry of a sublayer: its own, where its parent's config holds it (an
+        RNN's cell, a Bidirectional's layers); else its parent's config (without the parent's
+        name), with its class and its place among the parent's sublayers."""
+        parent_class = str(made_by.get("class_name", ""))
+        own = sublayer_entry(parent_class, made_by["config"], name, class_name)
+        if own is not None:
+            return own
+        config = {k: v for k, v in made_by["config"].items() if k != "name"}
+        index = self.sublayers[parent] = self.sublayers.get(parent, -1) + 1
+        made = {"sublayer_of": config, "index": index, "class_name": class_name}
+        return {"class_name": class_name, "config": made}
 
     def _share_with_parent(self, parent: str, keys: Sequence[Hashable], names: list[str]) -> None:
         """Where the parent's class holds one of this sublayer's variables as its own
