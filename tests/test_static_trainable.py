@@ -93,6 +93,33 @@ KERAS3: dict[str, Callable[[], Any]] = {
         (3,),
         dtype="string",
     ),
+    "image-preprocessing": lambda: _model(
+        lambda x: layers.RandomContrast(0.2, seed=4)(
+            layers.RandomZoom(0.1, seed=5)(
+                layers.RandomRotation(0.1, seed=6)(
+                    layers.CenterCrop(12, 12)(layers.Resizing(16, 16)(layers.Rescaling(0.5)(x)))
+                )
+            )
+        ),
+        (20, 20, 3),
+    ),
+    "integer-lookup-hashing-encoding": lambda: _model(
+        lambda x: [
+            layers.IntegerLookup(vocabulary=[1, 2], idf_weights=[1.0, 2.0], output_mode="tf_idf")(
+                x
+            ),
+            layers.CategoryEncoding(8, output_mode="count")(layers.Hashing(8)(x)),
+        ],
+        (3,),
+        dtype="int64",
+    ),
+    "text-vectorization-tf-idf": lambda: _model(
+        layers.TextVectorization(
+            vocabulary=["a", "b"], idf_weights=[1.0, 2.0], output_mode="tf_idf"
+        ),
+        (1,),
+        dtype="string",
+    ),
     "random-flip-dropout-noise": lambda: _model(
         lambda x: layers.GaussianNoise(0.1, seed=2)(
             layers.Dropout(0.5, seed=1)(layers.RandomFlip(seed=3)(x))
