@@ -163,3 +163,25 @@ def test_keras2_config_errors_name_model_config(tmp_path: Path) -> None:
         f.attrs["model_config"] = json.dumps(config)
     with pytest.raises(FileFormatError, match=r"^model_config: call 0 of layer 'score'"):
         read_report(path)
+
+
+def test_keras2_sublayers_nest_as_their_weight_names_do(tmp_path: Path) -> None:
+    """A tf_keras Bidirectional GRU's weights are named ``bi/forward_gru/gru_cell/kernel``:
+    the forward and backward GRUs are rows, each holding its cell, whose classes come from
+    the Bidirectional's config (as a Keras 3 file shows them)."""
+    x = k2.Input((5, 3), name="x")
+    model = k2.Model(x, k2.layers.Bidirectional(k2.layers.GRU(4), name="bi")(x))
+    path = tmp_path / "bi.h5"
+    model.save(path)
+    static = read_report(path)
+    rows = {r.path: r for r in static.layers if r.path.startswith("bi/")}
+    forward = next(p for p in rows if p.count("/") == 1 and p.startswith("bi/forward_"))
+    backward = next(p for p in rows if p.count("/") == 1 and p.startswith("bi/backward_"))
+    for layer in (forward, backward):
+        assert rows[layer].class_name == "GRU"
+        assert rows[layer].variables == ()
+        (cell,) = [p for p in rows if p.startswith(layer + "/")]
+        assert rows[cell].class_name == "GRUCell"
+        names = sorted(v.rsplit("/", 1)[-1] for v in rows[cell].variables)
+        assert names == ["bias", "kernel", "recurrent_kernel"]
+    assert static.params.unique == model.count_params()

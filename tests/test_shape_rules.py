@@ -1163,3 +1163,30 @@ def test_imports_neither_keras_nor_numpy() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+# -- keras.applications' own layers, as tf_keras writes them (no module) -----------------------
+
+
+def test_application_layers_match_tf_keras() -> None:
+    """ConvNeXt's LayerScale and InceptionResNetV2's CustomScaleLayer, as tf_keras saves
+    them (class names without a module); a same-named layer with other arguments is no
+    application layer and stays unknown."""
+    tf_keras = pytest.importorskip("tf_keras")
+    from tf_keras.src.applications.convnext import LayerScale
+    from tf_keras.src.applications.inception_resnet_v2 import CustomScaleLayer
+
+    x = tf_keras.Input((5, 5, 8))
+    y = tf_keras.Input((5, 5, 8))
+    for layer, inputs in ((LayerScale(1e-6, 8), [x]), (CustomScaleLayer(0.17), [x, y])):
+        out = layer(*inputs) if len(inputs) == 1 else layer(inputs)
+        config = tf_keras.Model(inputs, out).get_config()
+        (entry,) = [e for e in config["layers"] if e["name"] == layer.name]
+        shapes = [tuple(t.shape.as_list()) for t in inputs]
+        assert output_shapes(entry["class_name"], entry["config"], shapes) == (
+            tuple(out.shape.as_list()),
+        )
+        other = {**entry["config"], "axis": -1}
+        assert output_shapes(entry["class_name"], other, shapes) is None
+    shape = (None, 5, 5, 8)
+    assert output_shapes("LayerScale", {"init_values": 1e-6, "projection_dim": 4}, [shape]) is None

@@ -10,6 +10,7 @@ for Keras 3 ``.keras`` files the live walker of the same model, for Keras 2
 from __future__ import annotations
 
 import json
+import math
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -131,6 +132,16 @@ def _applications(module: Any) -> dict[str, Callable[[], Any]]:
         "DenseNet121": make("DenseNet121", input_shape=(64, 64, 3)),
         "MobileNetV3Small": make("MobileNetV3Small", input_shape=(96, 96, 3)),
         "EfficientNetB0": make("EfficientNetB0", input_shape=(64, 64, 3)),
+        # one of each other family (their siblings are the same layers at other sizes)
+        "MobileNet": make("MobileNet", input_shape=(64, 64, 3)),
+        "ResNet50V2": make("ResNet50V2", input_shape=(64, 64, 3)),
+        "InceptionV3": make("InceptionV3", input_shape=(75, 75, 3)),
+        "InceptionResNetV2": make("InceptionResNetV2", input_shape=(75, 75, 3)),
+        "Xception": make("Xception", input_shape=(71, 71, 3)),
+        "VGG16": make("VGG16", input_shape=(32, 32, 3)),
+        "NASNetMobile": make("NASNetMobile", input_shape=(32, 32, 3)),
+        "ConvNeXtTiny": make("ConvNeXtTiny", input_shape=(32, 32, 3)),
+        "EfficientNetV2B0": make("EfficientNetV2B0", input_shape=(32, 32, 3)),
     }
 
 
@@ -145,9 +156,11 @@ def _marks(name: str) -> Any:
 @pytest.mark.parametrize("name", [_marks(n) for n in CORPUS])
 def test_keras_applications_shapes_equal_keras(name: str, save) -> None:
     model = _applications(keras)[name]()
-    unknown, wrong = unknown_and_wrong(read_report(save(model)), weighttie.analyze(model))
+    static, live = read_report(save(model)), weighttie.analyze(model)
+    unknown, wrong = unknown_and_wrong(static, live)
     assert unknown == []
     assert wrong == []
+    assert static.params == live.params  # trainable or not too (EfficientNet's Normalization)
 
 
 def _tf_keras_shapes(model: Any) -> dict[str, list[Shape]]:
@@ -199,6 +212,9 @@ def test_keras2_applications_shapes_equal_tf_keras(name: str, tmp_path: Path) ->
     with h5py.File(path) as f:
         config = json.loads(f.attrs["model_config"])
     assert len(outputs) == len(config["config"]["layers"]) - 1
+    assert static.params.unique == model.count_params()
+    trainable = sum(int(math.prod(v.shape)) for v in model.trainable_weights)
+    assert static.params.trainable_unique == trainable
 
 
 # -- Keras 2 files: op layers, names holding "/" ------------------------------------------
@@ -280,3 +296,106 @@ def test_keras2_layer_names_with_slashes_are_read(tmp_path: Path) -> None:
     assert {v.rsplit("/", 1)[-1] for v in conv.variables} == {"kernel", "bias"}
     assert static.params.unique == model.count_params()
     assert static.layer("out").nodes[0].output_shapes == ((None, 6, 6, 2),)
+
+
+# -- layers that return several tensors, as model outputs and inside the graph ---------------
+
+
+def _several_outputs(k: Any, name: str) -> Any:
+    """One model per layer that returns several tensors: ``*-out`` makes them the model's
+    outputs (no consumer states their shapes), ``*-in`` feeds them to other layers."""
+    layers = k.layers
+    kind, _, where = name.rpartition("-")
+    x = k.Input((7, 3), name="x")
+    q, v = k.Input((5, 8), name="q"), k.Input((6, 8), name="v")
+    inputs: Any = x
+    if kind in ("LSTM", "GRU", "SimpleRNN", "LSTM-sequences"):
+        cls = kind.split("-")[0]
+        rnn = getattr(layers, cls)(4, return_state=True, return_sequences="-" in kind, name="rnn")
+        outputs = rnn(x)
+    elif kind == "stacked-cells":
+        cells = [layers.LSTMCell(4), layers.GRUCell(5)]
+        outputs = layers.RNN(cells, return_state=True, name="rnn")(x)
+    elif kind in ("bidirectional-LSTM", "bidirectional-GRU-sequences"):
+        inner = getattr(layers, kind.split("-")[1])(4, return_state=True)
+        inner.return_sequences = kind.endswith("sequences")
+        outputs = layers.Bidirectional(inner, name="bi")(x)
+    elif kind == "ConvLSTM2D":
+        inputs = k.Input((3, 5, 5, 2), name="frames")
+        outputs = layers.ConvLSTM2D(3, 2, return_state=True, name="clstm")(inputs)
+    elif kind in ("MultiHeadAttention", "Attention", "AdditiveAttention"):
+        inputs = [q, v]
+        if kind == "MultiHeadAttention":
+            layer = layers.MultiHeadAttention(2, 4, name="att")
+            outputs = layer(q, v, return_attention_scores=True)
+        else:
+            outputs = getattr(layers, kind)(name="att")([q, v], return_attention_scores=True)
+    elif kind == "nested-model":
+        i = k.Input((7, 3), name="i")
+        inner = k.Model(i, layers.LSTM(4, return_state=True, name="lstm")(i), name="inner")
+        outputs = inner(x)
+    else:
+        raise AssertionError(kind)
+    outputs = _flat(outputs)
+    if where == "in":
+        flat = [layers.Flatten(name=f"flat{i}")(t) for i, t in enumerate(outputs)]
+        outputs = [layers.Concatenate(name="merge")(flat)]
+    return k.Model(inputs, outputs)
+
+
+def _flat(value: Any) -> list[Any]:
+    """Tensors of nested lists and tuples, depth first (stacked cells nest their states)."""
+    if isinstance(value, list | tuple):
+        return [t for item in value for t in _flat(item)]
+    return [value]
+
+
+SEVERAL = [
+    f"{kind}-{where}"
+    for kind in (
+        "LSTM",
+        "GRU",
+        "SimpleRNN",
+        "LSTM-sequences",
+        "stacked-cells",
+        "bidirectional-LSTM",
+        "bidirectional-GRU-sequences",
+        "ConvLSTM2D",
+        "MultiHeadAttention",
+        "Attention",
+        "AdditiveAttention",
+        "nested-model",
+    )
+    for where in ("out", "in")
+]
+
+
+@pytest.mark.parametrize("name", SEVERAL)
+def test_several_outputs_equal_keras(name: str, save) -> None:
+    """Every tensor of every call, with its shape, as live ``analyze`` lists them, except
+    MultiHeadAttention's scores as a model output: Keras 3.15's symbolic call says
+    ``(batch, heads, query, query)``, the rule gives the real ``(…, query, key)``."""
+    model = _several_outputs(keras, name)
+    static = read_report(save(model))
+    expected = call_shapes(weighttie.analyze(model))
+    if name == "MultiHeadAttention-out":
+        zeros = [keras.ops.zeros((2, 5, 8)), keras.ops.zeros((2, 6, 8))]
+        real = [tuple(t.shape) for t in model(zeros)]
+        inputs, (output, scores) = expected[("att", 0)]
+        assert scores[:3] == (None, *real[1][1:3]) and real[1][3] == 6
+        expected[("att", 0)] = (inputs, (output, (None, *real[1][1:])))
+    assert call_shapes(static) == expected
+
+
+@pytest.mark.parametrize("name", SEVERAL)
+def test_several_outputs_of_keras2_files_equal_tf_keras(name: str, tmp_path: Path) -> None:
+    tf_keras = pytest.importorskip("tf_keras")
+    model = _several_outputs(tf_keras, name)
+    path = tmp_path / "several.h5"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "You are saving your model as an HDF5 file")
+        model.save(path)
+    static = read_report(path)
+    for layer, shapes in _tf_keras_shapes(model).items():
+        (node,) = static.layer(layer).nodes or ()
+        assert list(node.output_shapes) == shapes, layer

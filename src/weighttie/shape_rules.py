@@ -1596,6 +1596,37 @@ def _tf_op(call: _Call) -> Shapes:
     return rule(call)
 
 
+# -- keras.applications' own layers ---------------------------------------------------------
+
+#: Config keys every serialized layer may carry besides its own arguments.
+_BASE_KEYS = frozenset({"name", "trainable", "dtype"})
+
+
+def _application_layer(call: _Call, keys: frozenset[str]) -> None:
+    """A layer keras.applications defines (tf_keras names it without a module): accepted
+    only with exactly that layer's config keys, so a custom layer of the same name and
+    other arguments stays unknown."""
+    if set(call.config) - _BASE_KEYS != keys:
+        raise _Unsure
+
+
+def _layer_scale(call: _Call) -> Shapes:
+    """ConvNeXt's ``LayerScale``: ``x * gamma``, gamma of shape ``(projection_dim,)``."""
+    _application_layer(call, frozenset({"init_values", "projection_dim"}))
+    shape = call.x
+    if not shape or shape[-1] != _int(call.config["projection_dim"], 1):
+        raise _Unsure
+    return (shape,)
+
+
+def _custom_scale(call: _Call) -> Shapes:
+    """InceptionResNetV2's ``CustomScaleLayer``: ``inputs[0] + inputs[1] * scale``."""
+    _application_layer(call, frozenset({"scale"}))
+    if len(call.shapes) != 2 or call.shapes[0] is None or call.shapes[0] != call.shapes[1]:
+        raise _Unsure
+    return (call.shapes[0],)
+
+
 # -- the table ------------------------------------------------------------------------------
 
 _SAME_SHAPE = (
@@ -1672,4 +1703,7 @@ _RULES: dict[str, Rule] = {
     "HashedCrossing": _hashed_crossing,
     "TFOpLambda": _tf_op,
     "SlicingOpLambda": _tf_op,
+    "LayerScale": _layer_scale,
+    "CustomScaleLayer": _custom_scale,
+    "Custom>CustomScaleLayer": _custom_scale,  # as tf_keras registers it
 }

@@ -14,7 +14,7 @@ from weighttie.limits import Limits
 from weighttie.loading import open_model_file
 from weighttie.report import ModelInfo, Report, Source
 from weighttie.static.call_shapes import _graph_nodes, _Shapes
-from weighttie.static.class_tables import UNKNOWN_CLASS, _sublayer_class
+from weighttie.static.class_tables import UNKNOWN_CLASS, _sublayer_class, _sublayer_key
 from weighttie.static.config_graph import (
     _is_model,
     _layer_entries,
@@ -130,6 +130,7 @@ def _legacy_model(
         else:
             own = _legacy_weights(weights.get(name) if weights is not None else None)
         class_name = str(child.get("class_name", UNKNOWN_CLASS))
+        reader.entries[child_path] = child  # its config: trainable flags and findings
         if _is_model(child):
             reader.add(
                 child_path,
@@ -156,25 +157,51 @@ def _legacy_model(
             [_weight_parts(w, name)[-1] for _, _, _, w in direct],
             child_trainable,
         )
-        nested: dict[str, list[tuple[str, tuple[int, ...], str, str]]] = {}
-        for w in own:
-            parts = _weight_parts(w[3], name)
-            if len(parts) > 2:
-                nested.setdefault(parts[1], []).append(w)
         config = child.get("config") if isinstance(child.get("config"), dict) else {}
-        for sub_name, sub_weights in nested.items():
-            sub_class, _ = _sublayer_class(class_name, config, "cell")  # type: ignore[arg-type]
-            reader.add(
-                join_path(child_path, sub_name),
-                sub_name,
-                sub_class,
-                child_path,
-                False,
-                None,
-                [(k, s, d) for k, s, d, _ in sub_weights],
-                [_weight_parts(w)[-1] for _, _, _, w in sub_weights],
-                child_trainable,
-            )
+        deeper = [(w, _weight_parts(w[3], name)[1:]) for w in own]
+        _legacy_sublayers(
+            reader,
+            [(w, parts) for w, parts in deeper if len(parts) > 1],
+            (child_path, class_name, config),  # type: ignore[arg-type]
+            child_trainable,
+            depth + 1,
+        )
+
+
+def _legacy_sublayers(
+    reader: _Reader,
+    weights: list[tuple[tuple[str, tuple[int, ...], str, str], list[str]]],
+    parent: tuple[str, str, dict[str, Any]],
+    trainable: bool,
+    depth: int,
+) -> None:
+    """Rows of the sublayers a layer's weight names show, nested as the names nest them
+    (``bi/forward_gru/gru_cell/kernel``: the forward GRU, then its cell); ``weights``
+    pairs each weight with the parts of its name below the parent."""
+    path, class_name, config = parent
+    groups: dict[str, list[tuple[tuple[str, tuple[int, ...], str, str], list[str]]]] = {}
+    for weight, parts in weights:
+        groups.setdefault(parts[0], []).append((weight, parts[1:]))
+    if groups:
+        reader.check_depth(depth, "model_weights nests layers")
+    for sub_name, items in groups.items():
+        key = _sublayer_key(class_name, sub_name) or "cell"
+        sub_class, sub_config = _sublayer_class(class_name, config, key)
+        sub_path = join_path(path, sub_name)
+        direct = [(w, parts) for w, parts in items if len(parts) == 1]
+        reader.add(
+            sub_path,
+            sub_name,
+            sub_class,
+            path,
+            False,
+            None,
+            [(k, s, d) for (k, s, d, _), _ in direct],
+            [parts[0] for _, parts in direct],
+            trainable,
+        )
+        deeper = [(w, parts) for w, parts in items if len(parts) > 1]
+        _legacy_sublayers(reader, deeper, (sub_path, sub_class, sub_config), trainable, depth + 1)
 
 
 def _weight_parts(weight: str, layer: str | None = None) -> list[str]:

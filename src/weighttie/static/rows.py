@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+import dataclasses
+from collections.abc import Hashable, Sequence
 from typing import Any
 
 from weighttie.errors import LimitError
@@ -10,7 +11,7 @@ from weighttie.facts import RawLayer, RawVariable
 from weighttie.graph import ROOT
 from weighttie.limits import Limits
 from weighttie.report import CallNode
-from weighttie.static.class_tables import _NON_TRAINABLE
+from weighttie.static.class_tables import HELD_FROM_SUBLAYER, sublayer_entry, trainable_flags
 
 
 class _Reader:
@@ -22,6 +23,8 @@ class _Reader:
         self.rows: list[RawLayer] = []
         self.variables: dict[Hashable, RawVariable] = {}
         self.entries: dict[str, dict[str, Any]] = {}
+        self.row_index: dict[str, int] = {}
+        self.sublayers: dict[str, int] = {}  # the last sublayer index given, by parent
         self.layers = 0
         self.calls = 0
 
@@ -65,17 +68,34 @@ class _Reader:
         names: list[str],
         trainable: bool,
     ) -> None:
+        """One row and the variables it holds itself.
+
+        ``trainable`` is False where the layer or a parent is frozen by its config; the
+        layer's class decides the rest (:func:`~weighttie.static.class_tables.trainable_flags`),
+        read from its config entry when the reader recorded one (``entries``) before this call.
+        A row without an entry of its own (a sublayer the weights file shows) is given one for
+        findings (:meth:`_sublayer_entry`).
+        """
         self._count(path, nodes)
+        entry = self.entries.get(path)
+        config = entry.get("config") if entry is not None else None
+        flags = trainable_flags(class_name, config if isinstance(config, dict) else {}, names)
         keys = []
-        for (key, shape, dtype), var_name in zip(variables, names, strict=True):
+        for (key, shape, dtype), var_name, flag in zip(variables, names, flags, strict=True):
             self.variables[key] = RawVariable(
                 key=key,
                 name=var_name,
                 shape=shape,
                 dtype=dtype,
-                trainable=trainable and var_name not in _NON_TRAINABLE,
+                trainable=trainable and flag,
             )
             keys.append(key)
+        made_by = self.entries.get(parent) if parent is not None and entry is None else None
+        if parent is not None and made_by is not None and isinstance(made_by.get("config"), dict):
+            self.entries[path] = self._sublayer_entry(parent, made_by, name, class_name)
+        if parent is not None:
+            self._share_with_parent(parent, keys, names)
+        self.row_index[path] = len(self.rows)
         self.rows.append(
             RawLayer(
                 path=path,
@@ -88,3 +108,43 @@ class _Reader:
                 variables=tuple(keys),
             )
         )
+
+    def _sublayer_entry(
+        self, parent: str, made_by: dict[str, Any], name: str, class_name: str
+    ) -> dict[str, Any]:
+        """The config entry of a sublayer: its own, where its parent's config holds it (an
+        RNN's cell, a Bidirectional's layers); else its parent's config (without the parent's
+        name), with its class and its place among the parent's sublayers."""
+        parent_class = str(made_by.get("class_name", ""))
+        own = sublayer_entry(parent_class, made_by["config"], name, class_name)
+        if own is not None:
+            return own
+        config = {k: v for k, v in made_by["config"].items() if k != "name"}
+        index = self.sublayers[parent] = self.sublayers.get(parent, -1) + 1
+        made = {"sublayer_of": config, "index": index, "class_name": class_name}
+        return {"class_name": class_name, "config": made}
+
+    def _share_with_parent(self, parent: str, keys: Sequence[Hashable], names: list[str]) -> None:
+        """Where the parent's class holds one of this sublayer's variables as its own
+        (:data:`~weighttie.static.class_tables.HELD_FROM_SUBLAYER`), the parent's saved copy
+        is that variable: the parent's row takes this row's key, and the copy is dropped."""
+        index = self.row_index.get(parent)
+        if index is None or self.rows[index].class_name not in HELD_FROM_SUBLAYER:
+            return
+        held = HELD_FROM_SUBLAYER[self.rows[index].class_name]
+        row = self.rows[index]
+        copy = next((k for k in row.variables if self.variables[k].name in held), None)
+        if copy is None:
+            return
+        name = self.variables[copy].name
+        source = next((k for k, n in zip(keys, names, strict=True) if n == name), None)
+        if source is None:
+            return
+        if (self.variables[copy].shape, self.variables[copy].dtype) != (
+            self.variables[source].shape,
+            self.variables[source].dtype,
+        ):
+            return
+        del self.variables[copy]
+        variables = tuple(source if k == copy else k for k in row.variables)
+        self.rows[index] = dataclasses.replace(row, variables=variables)
