@@ -303,3 +303,106 @@ def test_ambiguous_name_asks_for_the_path() -> None:
         report.layer("proj")
     with pytest.raises(weighttie.LayerNotFoundError, match="ambiguous"):
         weighttie.node_output(model, "proj")
+
+
+# -- uses from real calls (issue 12) -------------------------------------------------
+
+
+def _eager_calls(model: keras.Model, layer: keras.Layer, data: object) -> int:
+    """How many times ``layer`` runs when ``model`` runs eagerly on ``data`` (the oracle)."""
+    original = layer.call
+    calls = 0
+
+    def counting(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        return original(*args, **kwargs)
+
+    object.__setattr__(layer, "call", counting)
+    try:
+        model(data)
+    finally:
+        object.__delattr__(layer, "call")
+    return calls
+
+
+class CallsAgain(keras.layers.Layer):
+    """Calls a layer it holds, which the graph also calls (BertMaskedLM's head, in small)."""
+
+    def __init__(self, inner: keras.layers.Layer, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.inner = inner
+
+    def call(self, x: object) -> object:
+        return self.inner(x)
+
+
+class TwiceAndUnused(keras.Model):
+    """A subclassed model calling one Dense twice and holding one it never calls."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(4, name="dense")
+        self.spare = keras.layers.Dense(4, name="spare")
+        self.broken = False
+
+    def build(self, input_shape: object) -> None:
+        self.spare.build(input_shape)
+        super().build(input_shape)
+
+    def call(self, x: object) -> object:
+        if self.broken:
+            raise RuntimeError("this call fails once the test breaks it")
+        return self.dense(self.dense(x))
+
+
+def test_a_layer_called_inside_another_layers_call_runs_there_too() -> None:
+    """Issue 12: a sublayer also called in the graph was a 0-use reference (OPT, BERT MLM)."""
+    keras.utils.set_random_seed(12)
+    dense = keras.layers.Dense(4, name="dense")
+    x = keras.Input((4,), name="x")
+    model = keras.Model(x, CallsAgain(dense, name="again")(dense(x)), name="calls_again")
+    report = weighttie.analyze(model)
+    runs = _eager_calls(model, dense, np.ones((2, 4), "float32"))
+    assert runs == 2
+    assert report.variable("again/dense/kernel").uses == runs  # named after its first holder
+    assert report.layer("again/dense").uses == 1
+    (group,) = report.groups
+    assert (group.kind, group.layers, group.calls) == (
+        GroupKind.SHARED_LAYER,
+        ("again/dense", "dense"),
+        2,
+    )
+    assert group.duplicated == report.params.duplicated == dense.count_params()
+    assert report.params.unique == model.count_params()
+
+
+def test_a_subclassed_model_calling_a_layer_twice_uses_it_twice() -> None:
+    """Calls inside a subclassed model were unknown and counted once; an unused layer, once."""
+    keras.utils.set_random_seed(12)
+    model = TwiceAndUnused(name="twice")
+    model(np.ones((1, 4), "float32"))
+    report = weighttie.analyze(model)
+    assert _eager_calls(model, model.dense, np.ones((1, 4), "float32")) == 2
+    assert report.layer("dense").uses == 2
+    assert report.layer("spare").uses == 0  # held, built, never called
+    assert report.layer("dense").nodes is None  # the calls' shapes and wiring stay unknown
+    (group,) = report.groups
+    assert (group.layers, group.calls, group.duplicated) == (
+        ("dense",),
+        2,
+        model.dense.count_params(),
+    )
+    assert report.params.unique == model.count_params()
+
+
+def test_a_model_that_cannot_be_traced_falls_back_with_a_warning() -> None:
+    """No crash, no invented number: the one-call rule, and a warning saying why."""
+    keras.utils.set_random_seed(12)
+    model = TwiceAndUnused(name="twice")
+    model(np.ones((1, 4), "float32"))
+    model.broken = True
+    with pytest.warns(UserWarning, match=r"could not trace a symbolic call of 'twice' \(Runtime"):
+        report = weighttie.analyze(model)
+    assert (report.layer("dense").uses, report.layer("spare").uses) == (1, 1)
+    assert report.params.unique == model.count_params()
