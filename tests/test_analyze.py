@@ -406,3 +406,18 @@ def test_a_model_that_cannot_be_traced_falls_back_with_a_warning() -> None:
         report = weighttie.analyze(model)
     assert (report.layer("dense").uses, report.layer("spare").uses) == (1, 1)
     assert report.params.unique == model.count_params()
+
+
+def test_layers_run_in_a_loop_count_once_per_call_of_their_parent() -> None:
+    """TimeDistributed runs its layer's ``call`` per time step (not ``__call__``), an RNN its
+    cell in a loop: both stay one run per call, as before the trace."""
+    keras.utils.set_random_seed(12)
+    x = keras.Input((5, 3), name="x")
+    steps = keras.layers.TimeDistributed(keras.layers.Dense(2, name="dense"), name="steps")
+    both = keras.layers.Bidirectional(keras.layers.LSTM(2, name="lstm"), name="both")
+    model = keras.Model(x, both(steps(x)), name="loops")
+    report = weighttie.analyze(model)
+    uses = {r.path: r.uses for r in report.layers if r.params.held}
+    assert set(uses.values()) == {1}
+    assert "steps/dense" in uses and "both/forward_lstm/lstm_cell" in uses
+    assert report.params.per_use == report.params.unique == model.count_params()

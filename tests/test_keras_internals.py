@@ -290,4 +290,6 @@ def test_trace_calls_refuses_what_it_cannot_trace() -> None:
     with pytest.raises(_keras.TraceFailed, match="records no input shape"):
         _keras.trace_calls(never_built)
     assert _keras.loops_over_sublayers(keras.layers.LSTM(2))
+    assert _keras.loops_over_sublayers(keras.layers.TimeDistributed(keras.layers.Dense(2)))
+    assert not _keras.loops_over_sublayers(keras.layers.Bidirectional(keras.layers.LSTM(2)))
     assert not _keras.loops_over_sublayers(keras.layers.Dense(2))

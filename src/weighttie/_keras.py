@@ -536,11 +536,13 @@ def trace_calls(model: Any) -> dict[tuple[int, int], int]:
 
 
 def loops_over_sublayers(layer: Any) -> bool:
-    """Whether ``layer``'s call runs its sublayers in a loop over time (a recurrent layer).
+    """Whether ``layer``'s call runs its sublayers in a loop over time.
 
-    A symbolic pass traces a loop body once or more, so traced counts of an RNN's
-    cell say nothing about its calls.
+    A recurrent layer runs its cell in a loop a symbolic pass traces once or more;
+    ``TimeDistributed`` runs its layer's ``call`` (not ``__call__``) once per step
+    of a static time axis, or in a traced ``vectorized_map``. Traced counts of
+    their sublayers say nothing about their calls.
     """
     import keras
 
-    return isinstance(layer, keras.layers.RNN)
+    return isinstance(layer, keras.layers.RNN | keras.layers.TimeDistributed)

@@ -203,9 +203,17 @@ def _with_traced_calls(walk: _Walk) -> list[RawLayer]:
     symbolic pass runs once per traced loop body, not once per call.
     """
     rows = walk.rows
-    untraced = [r for r in rows if r.nodes is None and r.parent is not None]
-    if not untraced:
-        return rows
+    objects = {path: visited.layer for path, visited in walk.visited.items()}
+    objects[ROOT] = walk.model
+    wanted = [
+        row
+        for row in rows
+        if row.nodes is None
+        and row.parent is not None
+        and not _keras.loops_over_sublayers(objects[row.parent])
+    ]
+    if not wanted:
+        return rows  # every call is in a graph (or in a loop): no pass needed
     try:
         counts = _keras.trace_calls(walk.model)
     except _keras.TraceFailed as exc:
@@ -220,18 +228,16 @@ def _with_traced_calls(walk: _Walk) -> list[RawLayer]:
     runs: dict[int, int] = {}
     for (_, callee), n in counts.items():
         runs[callee] = runs.get(callee, 0) + n
-    objects = {path: visited.layer for path, visited in walk.visited.items()}
-    objects[ROOT] = walk.model
-    result = []
-    for row in rows:
-        if row.nodes is None and row.parent is not None:
-            parent = objects[row.parent]
-            parent_runs = runs.get(id(parent), 0)
-            made = counts.get((id(parent), id(objects[row.path])), 0)
-            if parent_runs and made % parent_runs == 0 and not _keras.loops_over_sublayers(parent):
-                row = replace(row, traced_calls=made // parent_runs)
-        result.append(row)
-    return result
+    traced = {}
+    for row in wanted:
+        parent = objects[row.parent or ROOT]
+        parent_runs = runs.get(id(parent), 0)
+        made = counts.get((id(parent), id(objects[row.path])), 0)
+        if parent_runs and made % parent_runs == 0:
+            traced[row.path] = made // parent_runs
+    return [
+        replace(row, traced_calls=traced[row.path]) if row.path in traced else row for row in rows
+    ]
 
 
 def analyze(
