@@ -1,16 +1,20 @@
 """Findings: sharing that probably should be there and is not.
 
 * ``broken-tie``: a tie a file declares whose saved copies hold different values
-  (the tie cannot be bound: :func:`differing_tie`); and distinct variables with
-  identical shape, dtype and values (a tie
-  lost in a plain-Keras reload, or weights copied instead of shared). Values are
+  (the tie cannot be bound: :func:`differing_tie`); and distinct variables in the
+  same role (holding class and variable name) of distinct layers, with identical
+  shape, dtype and values (a tie lost in a plain-Keras reload, or weights copied
+  instead of shared). Copies that are all parts of one layer that is not a model
+  (Gemma's key and value kernels in one attention layer) are not one. Values are
   hashed only for candidates that already match in shape and dtype, first a
   64 kB sample, then in full only where the samples collide, so big models stay
   fast. Constant tensors (zero biases, unit gammas at initialization) are never
   evidence of a copy and are skipped.
-* ``twin-branches``: nested models with the same structure (layer classes and
-  configs apart from names, variable shapes, wiring) holding separate variables:
-  typically a siamese model whose tower was built twice instead of called twice.
+* ``twin-branches``: nested models or layers with the same structure (layer classes
+  and configs apart from names, variable shapes, wiring) holding separate variables,
+  known to be parallel: they diverge in a functional graph and neither feeds the
+  other. Typically a siamese model whose tower was built twice instead of called
+  twice; a transformer's stack of blocks, in series, is not.
 
 Both front ends supply what the Report does not hold: a config fingerprint per
 layer path, and the bytes of a variable's values. This module imports no Keras.
