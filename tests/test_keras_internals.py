@@ -254,7 +254,7 @@ def test_after_build_runs_the_callback_with_the_layer_built() -> None:
     assert seen == [(True, True)]
 
 
-def _state(model: keras.Model) -> list[object]:
+def layer_state(model: keras.Model) -> list[object]:
     """Every layer's attributes (object identities, container lengths), calls and values."""
     state: list[object] = []
     for layer in model._flatten_layers(include_self=True):
@@ -270,9 +270,9 @@ def _state(model: keras.Model) -> list[object]:
 def test_trace_calls_counts_per_caller_and_leaves_the_model_as_it_was() -> None:
     for build in (zoo.siamese_tower, zoo.subclassed, zoo.tied_embeddings, zoo.sequential):
         model = build()
-        before = _state(model)
+        before = layer_state(model)
         counts = _keras.trace_calls(model)
-        assert _state(model) == before, build.__name__
+        assert layer_state(model) == before, build.__name__
         assert counts[(_keras.OUTSIDE, id(model))] == 1
     model = zoo.siamese_tower()
     counts = _keras.trace_calls(model)

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 import weighttie
+from weighttie import _keras
 from weighttie.cli import main
 
 keras_hub = pytest.importorskip("keras_hub")
@@ -171,6 +172,16 @@ def test_task_models_run_their_embedding_twice_or_more(built) -> None:
         "t5_seq2seq_lm": 3,
         "gemma_causal_lm": 2,
     }
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_the_symbolic_pass_leaves_the_model_as_it_was(name: str, built) -> None:
+    from test_keras_internals import layer_state
+
+    model = built[name][0]
+    before = layer_state(model)
+    _keras.trace_calls(model)
+    assert layer_state(model) == before
 
 
 @pytest.mark.parametrize("name", list(MODELS))
