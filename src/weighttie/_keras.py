@@ -519,9 +519,7 @@ def trace_calls(model: Any) -> dict[tuple[int, int], int]:
                 warnings.simplefilter("ignore")
                 backend.compute_output_spec(forward, *args, **kwargs)
         except Exception as exc:
-            text = str(exc).strip().splitlines()
-            line = text[0] if text else ""
-            raise TraceFailed(f"{type(exc).__name__}: {line[:200]}") from None
+            raise TraceFailed(_failure(exc)) from None
         finally:
             layer_class.__call__ = original
             _TRACING.counter = None
@@ -533,6 +531,25 @@ def trace_calls(model: Any) -> dict[tuple[int, int], int]:
     if any(run != first for run in counter.completed[1:]):
         raise TraceFailed("the layers called depend on the input's size")
     return first
+
+
+def _failure(exc: Exception) -> str:
+    """One line for a failed pass: the error under Keras's "Exception encountered when
+    calling X.call()" wrapping, and the innermost layer call it names."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    where = re.findall(r"Exception encountered when calling (\S+?)\.?$", text, re.MULTILINE)
+    lines = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip()
+        and not line.strip().startswith(("Exception encountered", "Arguments received", "•"))
+    ]
+    message = lines[0] if lines else ""
+    message = message if len(message) <= 200 else message[:199] + "…"
+    inside = f" in {where[-1]}" if where else ""
+    return f"{type(exc).__name__}{inside}: {message}"
 
 
 def loops_over_sublayers(layer: Any) -> bool:
