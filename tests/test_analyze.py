@@ -465,3 +465,28 @@ def test_a_layer_failing_symbolically_is_named_in_the_warning() -> None:
     inside = [(r.path, r.uses) for r in report.layers if r.path.startswith("holder/")]
     assert inside == [("holder/dense", 1), ("holder/needs_data", 1)]
     assert report.params.unique == model.count_params()
+
+
+class CallsCallDirectly(keras.layers.Layer):
+    """Runs its Dense's ``call`` itself, past ``Layer.__call__``."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(3, name="dense")
+
+    def build(self, input_shape: tuple[int, ...]) -> None:
+        self.dense.build(input_shape)
+
+    def call(self, x: object) -> object:
+        return self.dense.call(self.dense.call(x))
+
+
+def test_a_sublayer_whose_call_is_run_directly_is_counted() -> None:
+    keras.utils.set_random_seed(12)
+    x = keras.Input((3,), name="x")
+    holder = CallsCallDirectly(name="holder")
+    model = keras.Model(x, holder(x), name="direct")
+    assert _eager_calls(model, holder.dense, np.ones((1, 3), "float32")) == 2
+    report = weighttie.analyze(model)
+    assert report.layer("holder/dense").uses == 2
+    assert report.params.unique == model.count_params()

@@ -430,18 +430,20 @@ class _CallCounter:
         self.run: dict[tuple[int, int], int] = {}
         self.completed: list[dict[tuple[int, int], int]] = []
 
-    def call(self, original: Any, layer: Any, args: Any, kwargs: Any) -> Any:
+    def call(self, run: Callable[..., Any], layer: Any, args: Any, kwargs: Any) -> Any:
+        """Count one run of ``layer`` (``run(*args, **kwargs)``), unless it is already the
+        innermost layer running (``__call__`` reaching the same layer's ``call``)."""
         if self.stack and self.stack[-1] is layer:
-            return original(layer, *args, **kwargs)  # a layer re-entering its own call
+            return run(*args, **kwargs)
         if not self.stack:
             if layer is not self.root:
-                return original(layer, *args, **kwargs)
+                return run(*args, **kwargs)
             self.run = {}  # a backend may run the function twice, or retry after a failure
         pair = (id(self.stack[-1]) if self.stack else OUTSIDE, id(layer))
         self.run[pair] = self.run.get(pair, 0) + 1
         self.stack.append(layer)
         try:
-            result = original(layer, *args, **kwargs)
+            result = run(*args, **kwargs)
         finally:
             self.stack.pop()
         if not self.stack:
@@ -474,7 +476,7 @@ def _symbolic_inputs(model: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
 
 
 def trace_calls(model: Any) -> dict[tuple[int, int], int]:
-    """Count every ``Layer.__call__`` in one symbolic forward pass of ``model``.
+    """Count every layer call in one symbolic forward pass of ``model``.
 
     Returns ``{(id(caller), id(layer)): calls}``, where the caller is the innermost
     layer whose call was running (:data:`OUTSIDE` for ``model`` itself). The pass is
@@ -484,8 +486,10 @@ def trace_calls(model: Any) -> dict[tuple[int, int], int]:
     them, so every layer's own state is put back as it was (:func:`snapshot_state`).
     Keras's warnings during the pass (a mask a layer drops) are not shown.
 
-    The count wraps ``keras.Layer.__call__`` for the duration, under a lock; other
-    threads' calls pass through uncounted.
+    The count wraps ``keras.Layer.__call__`` for the duration, under a lock, and
+    each layer's ``call`` (a layer may run a sublayer's ``call`` itself; a run
+    through ``__call__`` then ``call`` counts once); other threads' calls pass
+    through uncounted.
 
     Raises:
         TraceFailed: the model has no known inputs, or its call fails symbolically,
@@ -505,16 +509,31 @@ def trace_calls(model: Any) -> dict[tuple[int, int], int]:
         active = getattr(_TRACING, "counter", None)
         if active is None:
             return original(self, *a, **k)
-        return active.call(original, self, a, k)
+        return active.call(functools.partial(original, self), self, a, k)
+
+    def count_direct_calls(layer: Any) -> None:
+        # A layer may run a sublayer's ``call`` itself, past ``__call__``: count it too.
+        bound = layer.call
+
+        def call(*a: Any, **k: Any) -> Any:
+            active = getattr(_TRACING, "counter", None)
+            if active is None:
+                return bound(*a, **k)
+            return active.call(bound, layer, a, k)
+
+        object.__setattr__(layer, "call", call)
 
     def forward(*a: Any, **k: Any) -> Any:
         return model(*a, **k)
 
     with _TRACE_LOCK:
-        restores = [snapshot_state(layer) for layer in model._flatten_layers(include_self=True)]
+        layers = model._flatten_layers(include_self=True)
+        restores = [snapshot_state(layer) for layer in layers]  # also drops the call wrappers
         layer_class.__call__ = counting_call
         _TRACING.counter = counter
         try:
+            for layer in layers:
+                count_direct_calls(layer)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 backend.compute_output_spec(forward, *args, **kwargs)
