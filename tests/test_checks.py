@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
 from keras import layers
 
@@ -371,3 +372,94 @@ def test_copies_whose_first_values_are_constant_are_still_found() -> None:
         ("first", "second"),
         table.size,
     )
+
+
+# -- twins are parallel; broken ties are same-role copies in distinct layers (issue 12) --
+
+
+def _block(name: str) -> keras.Model:
+    x = keras.Input((6,), name=f"{name}_in")
+    return keras.Model(x, layers.Dense(6, activation="relu", name=f"{name}_d")(x), name=name)
+
+
+def test_identical_blocks_in_series_are_not_twins() -> None:
+    """A stack (block_0 → block_1, a transformer's layers) is not two branches to share."""
+    keras.utils.set_random_seed(12)
+    x = keras.Input((6,), name="x")
+    model = keras.Model(x, _block("block_1")(_block("block_0")(x)), name="stack")
+    assert weighttie.analyze(model).findings == ()
+    # the same blocks side by side on one input are twins
+    parallel = keras.Model(x, layers.Add()([_block("left")(x), _block("right")(x)]))
+    (finding,) = weighttie.analyze(parallel).findings
+    assert (finding.kind, finding.layers) == ("twin-branches", ("left", "right"))
+
+
+def test_twins_of_a_stack_are_found_among_parallel_branches_only() -> None:
+    """Three identical blocks: two side by side, the third after them: one pair of twins."""
+    keras.utils.set_random_seed(12)
+    x = keras.Input((6,), name="x")
+    merged = layers.Add(name="add")([_block("a")(x), _block("b")(x)])
+    model = keras.Model(x, _block("c")(merged), name="fork_then_stack")
+    (finding,) = weighttie.analyze(model).findings
+    assert finding.layers == ("a", "b")
+    assert finding.params == model.get_layer("a").count_params()
+
+
+class TwoProjections(keras.layers.Layer):
+    """One layer holding two Dense sublayers of one config (an attention's key and value)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.key = layers.Dense(4, name="key")
+        self.value = layers.Dense(4, name="value")
+
+    def build(self, input_shape: object) -> None:
+        self.key.build(input_shape)
+        self.value.build(input_shape)
+
+    def call(self, x: object) -> object:
+        return self.key(x) + self.value(x)
+
+
+def test_equal_parts_of_one_layer_are_not_a_broken_tie() -> None:
+    """Issue 12: Gemma's key and value kernels, equal at initialization, were a broken tie."""
+    keras.utils.set_random_seed(12)
+    x = keras.Input((6,), name="x")
+    attention = TwoProjections(name="attention")
+    model = keras.Model(x, attention(x), name="one_layer")
+    attention.value.kernel.assign(attention.key.kernel)
+    attention.value.bias.assign(np.arange(4, dtype="float32"))
+    attention.key.bias.assign(np.arange(4, dtype="float32"))
+    assert weighttie.analyze(model).findings == ()
+    # the same copies in two distinct layers of the model are one
+    keras.utils.set_random_seed(12)
+    key, value = layers.Dense(4, name="key"), layers.Dense(4, name="value")
+    model = keras.Model(x, layers.Add()([key(x), value(x)]), name="two_layers")
+    value.set_weights(key.get_weights())
+    (finding,) = weighttie.analyze(model).findings
+    assert (finding.kind, finding.layers) == ("broken-tie", ("key", "value"))
+
+
+class Scales(keras.layers.Layer):
+    """Two same-shape vectors in different roles."""
+
+    def build(self, input_shape: object) -> None:
+        self.alpha = self.add_weight(shape=(4,), initializer="zeros", name="alpha")
+        self.beta = self.add_weight(shape=(4,), initializer="zeros", name="beta")
+
+    def call(self, x: object) -> object:
+        return x * self.alpha + self.beta
+
+
+def test_equal_values_in_different_roles_are_not_a_broken_tie() -> None:
+    x = keras.Input((4,), name="x")
+    first, second = Scales(name="first"), Scales(name="second")
+    model = keras.Model(x, second(first(x)), name="roles")
+    values = np.arange(1, 5, dtype="float32")
+    first.alpha.assign(values)
+    second.beta.assign(values)  # equal to first.alpha, but a different role
+    assert weighttie.analyze(model).findings == ()
+    second.alpha.assign(values)  # same role in a distinct layer: a copy
+    (finding,) = weighttie.analyze(model).findings
+    assert (finding.kind, finding.layers) == ("broken-tie", ("first", "second"))
+    assert "first/alpha = second/alpha" in finding.message

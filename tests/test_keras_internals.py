@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 
 import zoo
 from weighttie import _keras
@@ -251,3 +252,44 @@ def test_after_build_runs_the_callback_with_the_layer_built() -> None:
     _keras.after_build(layer, lambda built: seen.append((built is layer, built.built)))
     layer(np.ones((1, 3), "float32"))
     assert seen == [(True, True)]
+
+
+def layer_state(model: keras.Model) -> list[object]:
+    """Every layer's attributes (object identities, container lengths), calls and values."""
+    state: list[object] = []
+    for layer in model._flatten_layers(include_self=True):
+        attributes = {}
+        for name, value in vars(layer).items():
+            size = len(value) if isinstance(value, list | dict | set) else None
+            attributes[name] = (id(value), size)
+        state.append((id(layer), attributes, len(layer._inbound_nodes), layer.built))
+    state.append([np.asarray(v.numpy()).tobytes() for v in model.weights])
+    return state
+
+
+def test_trace_calls_counts_per_caller_and_leaves_the_model_as_it_was() -> None:
+    for build in (zoo.siamese_tower, zoo.subclassed, zoo.tied_embeddings, zoo.sequential):
+        model = build()
+        before = layer_state(model)
+        counts = _keras.trace_calls(model)
+        assert layer_state(model) == before, build.__name__
+        assert counts[(_keras.OUTSIDE, id(model))] == 1
+    model = zoo.siamese_tower()
+    counts = _keras.trace_calls(model)
+    tower = model.get_layer("tower")
+    assert counts[(id(model), id(tower))] == 2
+    assert counts[(id(tower), id(tower.get_layer("tower_conv")))] == 2  # per pass, not per run
+    model = zoo.tied_embeddings()
+    logits, embedding = model.get_layer("logits"), model.get_layer("embedding")
+    counts = _keras.trace_calls(model)
+    assert (id(logits), id(embedding)) not in counts  # held, never called
+
+
+def test_trace_calls_refuses_what_it_cannot_trace() -> None:
+    never_built = keras.Sequential([keras.layers.Dense(2)])
+    with pytest.raises(_keras.TraceFailed, match="records no input shape"):
+        _keras.trace_calls(never_built)
+    assert _keras.loops_over_sublayers(keras.layers.LSTM(2))
+    assert _keras.loops_over_sublayers(keras.layers.TimeDistributed(keras.layers.Dense(2)))
+    assert not _keras.loops_over_sublayers(keras.layers.Bidirectional(keras.layers.LSTM(2)))
+    assert not _keras.loops_over_sublayers(keras.layers.Dense(2))

@@ -14,12 +14,14 @@ rejected before a backend is loaded.
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 __all__ = [
     "LIVE_LAYERS",
     "LiveLayers",
+    "TraceFailed",
     "after_build",
     "built_optimizer",
     "extend_build_config",
@@ -29,6 +31,7 @@ __all__ = [
     "inbound_nodes",
     "is_own_node",
     "live_layers",
+    "loops_over_sublayers",
     "models_containing",
     "own_variables",
     "replace_own_variable",
@@ -37,6 +40,7 @@ __all__ = [
     "snapshot_state",
     "sublayers",
     "sync_torch_parameters",
+    "trace_calls",
     "variable_copy",
 ]
 
@@ -401,3 +405,180 @@ def snapshot_state(obj: Any) -> Callable[[], None]:
             _refill(stored_ids[key], saved_ids)
 
     return restore
+
+
+# -- calls traced in one symbolic forward pass ---------------------------------------------
+
+
+class TraceFailed(Exception):
+    """The model could not be traced symbolically; the message says why, in one line."""
+
+
+#: The caller recorded for the analyzed model's own call.
+OUTSIDE = 0
+
+_TRACE_LOCK = threading.Lock()
+_TRACING = threading.local()
+
+
+class _CallCounter:
+    """Counts ``Layer.__call__`` per (innermost calling layer, called layer) in one thread."""
+
+    def __init__(self, root: Any) -> None:
+        self.root = root
+        self.stack: list[Any] = []
+        self.run: dict[tuple[int, int], int] = {}
+        self.completed: list[dict[tuple[int, int], int]] = []
+
+    def call(self, run: Callable[..., Any], layer: Any, args: Any, kwargs: Any) -> Any:
+        """Count one run of ``layer`` (``run(*args, **kwargs)``), unless it is already the
+        innermost layer running (``__call__`` reaching the same layer's ``call``)."""
+        if self.stack and self.stack[-1] is layer:
+            return run(*args, **kwargs)
+        if not self.stack:
+            if layer is not self.root:
+                return run(*args, **kwargs)
+            self.run = {}  # a backend may run the function twice, or retry after a failure
+        pair = (id(self.stack[-1]) if self.stack else OUTSIDE, id(layer))
+        self.run[pair] = self.run.get(pair, 0) + 1
+        self.stack.append(layer)
+        try:
+            result = run(*args, **kwargs)
+        finally:
+            self.stack.pop()
+        if not self.stack:
+            self.completed.append(self.run)
+        return result
+
+
+def _symbolic_inputs(model: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The arguments of one symbolic call of ``model``: its graph's inputs, or the shapes it
+    was built with (a subclassed model or a layer)."""
+    from keras import KerasTensor
+    from keras.src import tree
+
+    graph = graph_of(model)
+    if graph is not None:
+        return (graph._inputs_struct,), {}
+    shapes = getattr(model, "_build_shapes_dict", None)
+    if not shapes:
+        raise TraceFailed(f"{model.name!r} records no input shape (it was never built or called)")
+    dtype = getattr(model, "input_dtype", None) or "float32"
+
+    def spec(shape: Any) -> Any:
+        return tree.map_shape_structure(lambda s: KerasTensor(tuple(s), dtype=dtype), shape)
+
+    if len(shapes) == 1:
+        return (spec(next(iter(shapes.values()))),), {}
+    if all(str(k).endswith("_shape") for k in shapes):
+        return (), {str(k)[: -len("_shape")]: spec(v) for k, v in shapes.items()}
+    raise TraceFailed(f"{model.name!r} was built with shapes weighttie cannot map to its inputs")
+
+
+def trace_calls(model: Any) -> dict[tuple[int, int], int]:
+    """Count every layer call in one symbolic forward pass of ``model``.
+
+    Returns ``{(id(caller), id(layer)): calls}``, where the caller is the innermost
+    layer whose call was running (:data:`OUTSIDE` for ``model`` itself). The pass is
+    Keras's own symbolic execution, ``backend.compute_output_spec`` over the
+    model's input specs: no data, no node added to any graph. It still marks
+    layers as called (``_called``, ``built``) and backends may cache things on
+    them, so every layer's own state is put back as it was (:func:`snapshot_state`).
+    Keras's warnings during the pass (a mask a layer drops) are not shown.
+
+    The count wraps ``keras.Layer.__call__`` for the duration, under a lock, and
+    each layer's ``call`` (a layer may run a sublayer's ``call`` itself; a run
+    through ``__call__`` then ``call`` counts once); other threads' calls pass
+    through uncounted.
+
+    Raises:
+        TraceFailed: the model has no known inputs, or its call fails symbolically,
+            or two runs of the pass (a backend trying two dynamic sizes) disagree.
+    """
+    import warnings
+
+    import keras
+    from keras.src import backend
+
+    args, kwargs = _symbolic_inputs(model)
+    layer_class = keras.Layer
+    original = layer_class.__dict__["__call__"]
+    counter = _CallCounter(model)
+
+    def counting_call(self: Any, *a: Any, **k: Any) -> Any:
+        active = getattr(_TRACING, "counter", None)
+        if active is None:
+            return original(self, *a, **k)
+        return active.call(functools.partial(original, self), self, a, k)
+
+    def count_direct_calls(layer: Any) -> None:
+        # A layer may run a sublayer's ``call`` itself, past ``__call__``: count it too.
+        bound = layer.call
+
+        def call(*a: Any, **k: Any) -> Any:
+            active = getattr(_TRACING, "counter", None)
+            if active is None:
+                return bound(*a, **k)
+            return active.call(bound, layer, a, k)
+
+        object.__setattr__(layer, "call", call)
+
+    def forward(*a: Any, **k: Any) -> Any:
+        return model(*a, **k)
+
+    with _TRACE_LOCK:
+        layers = model._flatten_layers(include_self=True)
+        restores = [snapshot_state(layer) for layer in layers]  # also drops the call wrappers
+        layer_class.__call__ = counting_call
+        _TRACING.counter = counter
+        try:
+            for layer in layers:
+                count_direct_calls(layer)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                backend.compute_output_spec(forward, *args, **kwargs)
+        except Exception as exc:
+            raise TraceFailed(_failure(exc)) from None
+        finally:
+            layer_class.__call__ = original
+            _TRACING.counter = None
+            for restore in restores:
+                restore()
+    if not counter.completed:
+        raise TraceFailed("the symbolic call of the model never completed")
+    first = counter.completed[0]
+    if any(run != first for run in counter.completed[1:]):
+        raise TraceFailed("the layers called depend on the input's size")
+    return first
+
+
+def _failure(exc: Exception) -> str:
+    """One line for a failed pass: the error under Keras's "Exception encountered when
+    calling X.call()" wrapping, and the innermost layer call it names."""
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    where = re.findall(r"Exception encountered when calling (\S+?)\.?$", text, re.MULTILINE)
+    lines = [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip()
+        and not line.strip().startswith(("Exception encountered", "Arguments received", "•"))
+    ]
+    message = lines[0] if lines else ""
+    message = message if len(message) <= 200 else message[:199] + "…"
+    inside = f" in {where[-1]}" if where else ""
+    return f"{type(exc).__name__}{inside}: {message}"
+
+
+def loops_over_sublayers(layer: Any) -> bool:
+    """Whether ``layer``'s call runs its sublayers in a loop over time.
+
+    A recurrent layer runs its cell in a loop a symbolic pass traces once or more;
+    ``TimeDistributed`` runs its layer's ``call`` (not ``__call__``) once per step
+    of a static time axis, or in a traced ``vectorized_map``. Traced counts of
+    their sublayers say nothing about their calls.
+    """
+    import keras
+
+    return isinstance(layer, keras.layers.RNN | keras.layers.TimeDistributed)

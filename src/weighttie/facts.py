@@ -40,7 +40,10 @@ class RawLayer:
     sit at two paths). ``nodes`` lists the calls in the parent's functional graph,
     or is None where there is no graph (subclassed models, a layer's own
     sublayers). ``variables`` are the keys of the variables the layer holds itself,
-    not through sublayers.
+    not through sublayers. ``traced_calls``, for a row with no graph, is how many
+    times the parent's call calls this layer per run of the parent, counted in a
+    symbolic forward pass; None where nobody traced it (a file, a trace that could
+    not run): :func:`weighttie.graph.build_report` then falls back to a rule.
     """
 
     path: str
@@ -51,6 +54,7 @@ class RawLayer:
     is_model: bool
     nodes: tuple[CallNode, ...] | None
     variables: tuple[Hashable, ...]
+    traced_calls: int | None = None
 
 
 @dataclass(frozen=True)

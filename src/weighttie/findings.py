@@ -1,16 +1,20 @@
 """Findings: sharing that probably should be there and is not.
 
 * ``broken-tie``: a tie a file declares whose saved copies hold different values
-  (the tie cannot be bound: :func:`differing_tie`); and distinct variables with
-  identical shape, dtype and values (a tie
-  lost in a plain-Keras reload, or weights copied instead of shared). Values are
+  (the tie cannot be bound: :func:`differing_tie`); and distinct variables in the
+  same role (holding class and variable name) of distinct layers, with identical
+  shape, dtype and values (a tie lost in a plain-Keras reload, or weights copied
+  instead of shared). Copies that are all parts of one layer that is not a model
+  (Gemma's key and value kernels in one attention layer) are not one. Values are
   hashed only for candidates that already match in shape and dtype, first a
   64 kB sample, then in full only where the samples collide, so big models stay
   fast. Constant tensors (zero biases, unit gammas at initialization) are never
   evidence of a copy and are skipped.
-* ``twin-branches``: nested models with the same structure (layer classes and
-  configs apart from names, variable shapes, wiring) holding separate variables:
-  typically a siamese model whose tower was built twice instead of called twice.
+* ``twin-branches``: nested models or layers with the same structure (layer classes
+  and configs apart from names, variable shapes, wiring) holding separate variables,
+  known to be parallel: they diverge in a functional graph and neither feeds the
+  other. Typically a siamese model whose tower was built twice instead of called
+  twice; a transformer's stack of blocks, in series, is not.
 
 Both front ends supply what the Report does not hold: a config fingerprint per
 layer path, and the bytes of a variable's values. This module imports no Keras.
@@ -21,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any
 
 from weighttie.report import Finding, FindingKind, LayerInfo, Report
@@ -63,12 +67,21 @@ def config_fingerprint(config: Any) -> str:
 
 
 def find_findings(
-    report: Report, *, fingerprint: Fingerprint, chunks: Chunks | None
+    report: Report,
+    *,
+    fingerprint: Fingerprint,
+    chunks: Chunks | None,
+    models: Collection[str] = (),
 ) -> tuple[Finding, ...]:
-    """All findings of a report; ``chunks`` None skips ``broken-tie`` (no values)."""
+    """All findings of a report; ``chunks`` None skips ``broken-tie`` (no values).
+
+    ``models`` are the paths of the layers that are models (the report's root always
+    is): copies inside one layer that is not a model are parts of that layer, not a
+    broken tie.
+    """
     found = _twin_branches(report, fingerprint)
     if chunks is not None:
-        found += _broken_ties(report, chunks)
+        found += _broken_ties(report, chunks, frozenset(models))
     return tuple(sorted(found, key=lambda f: (f.kind, f.layers)))
 
 
@@ -110,7 +123,37 @@ def _is_constant(chunk: bytes, first: bytes) -> bool:
     return False
 
 
-def _broken_ties(report: Report, chunks: Chunks) -> list[Finding]:
+def _role(report: Report, path: str) -> tuple[str, str]:
+    """A variable's role: its first holder's class and its own name (``EinsumDense``,
+    ``kernel``), without the ``#2`` that tells two same-named variables apart."""
+    v = report.variable(path)
+    holder = v.layers[0]
+    name = path[len(holder) + 1 :] if holder else path
+    stem, mark, number = name.rpartition("#")
+    return report.layer(holder).class_name, stem if mark and number.isdigit() else name
+
+
+def _common_ancestor(paths: Iterable[str]) -> str:
+    """The deepest layer path containing every path (a path contains itself)."""
+    split = [p.split("/") if p else [] for p in paths]
+    common: list[str] = []
+    for parts in zip(*split, strict=False):
+        if any(part != parts[0] for part in parts):
+            break
+        common.append(parts[0])
+    return "/".join(common)
+
+
+def _parts_of_one_layer(report: Report, group: list[str], models: frozenset[str]) -> bool:
+    """Whether every copy belongs to one layer that is not a model (held by it or its
+    sublayers, as ``layer.weights`` lists them): Gemma's key and value kernels inside
+    one attention layer, equal at initialization, are two parts of it, not a tie."""
+    holders = {p for path in group for p in report.variable(path).layers}
+    ancestor = _common_ancestor(holders)
+    return ancestor != "" and ancestor not in models
+
+
+def _broken_ties(report: Report, chunks: Chunks, models: frozenset[str]) -> list[Finding]:
     by_spec: dict[tuple[tuple[int, ...], str], list[str]] = defaultdict(list)
     for v in report.variables:
         if v.path.rsplit("/", 1)[-1] in _DERIVED:
@@ -138,7 +181,15 @@ def _broken_ties(report: Report, chunks: Chunks) -> list[Finding]:
                 digest, constant = whole.get(path) or _digest(chunks(path), None)[:2]
                 if not constant:
                     full[digest].append(path)
-            identical += [sorted(group) for group in full.values() if len(group) > 1]
+            for group in full.values():
+                by_role: dict[tuple[str, str], list[str]] = defaultdict(list)
+                for path in group:
+                    by_role[_role(report, path)].append(path)
+                identical += [
+                    sorted(same)
+                    for same in by_role.values()
+                    if len(same) > 1 and not _parts_of_one_layer(report, same, models)
+                ]
 
     # One finding per set of holding layers: same/kernel + same/bias vs valid/…
     variables = {v.path: v for v in report.variables}
@@ -277,6 +328,18 @@ def _twin_branches(report: Report, fingerprint: Fingerprint) -> list[Finding]:
         if row.path and children.get(row.path) and row.uses > 0:
             candidates[tuple(_signature(row, children, shapes))].append(row)
 
+    by_path = {r.path: r for r in report.layers}
+    # feeders[x]: the siblings whose outputs a call of x takes (its parent's graph)
+    feeders = {
+        r.path: {
+            ref.layer
+            for n in r.nodes or ()
+            for ref in n.inbound
+            if ref.layer in by_path and _parent(ref.layer) == _parent(r.path)
+        }
+        for r in report.layers
+        if r.path
+    }
     findings: list[Finding] = []
     claimed: set[str] = set()
     for rows in sorted(candidates.values(), key=lambda rs: min(r.path.count("/") for r in rs)):
@@ -300,17 +363,83 @@ def _twin_branches(report: Report, fingerprint: Fingerprint) -> list[Finding]:
             variables = [held[t.path] for t in twins]
             if any(a & b for i, a in enumerate(variables) for b in variables[i + 1 :]):
                 continue  # they already share: not twins but one branch
-            params = sum(sizes[v] for v in variables[0])
-            paths = tuple(sorted(t.path for t in twins))
-            claimed.update(paths)
-            findings.append(
-                Finding(
-                    kind=FindingKind.TWIN_BRANCHES,
-                    layers=paths,
-                    params=params * (len(twins) - 1),
-                    message=f"{' and '.join(paths)} have the same structure and configs but "
-                    f"separate variables ({params:,} parameters each): build the branch once and "
-                    "call it on each input to share it",
+            for parallel in _parallel_sets(twins, by_path, feeders):
+                params = sum(sizes[v] for v in held[parallel[0].path])
+                paths = tuple(sorted(t.path for t in parallel))
+                claimed.update(paths)
+                findings.append(
+                    Finding(
+                        kind=FindingKind.TWIN_BRANCHES,
+                        layers=paths,
+                        params=params * (len(parallel) - 1),
+                        message=f"{' and '.join(paths)} have the same structure and configs "
+                        f"but separate variables ({params:,} parameters each): build the branch "
+                        "once and call it on each input to share it",
+                    )
                 )
-            )
     return findings
+
+
+def _parent(path: str) -> str:
+    return path.rpartition("/")[0]
+
+
+def _branch_roots(a: str, b: str) -> tuple[str, str] | None:
+    """The ancestors-or-selves of ``a`` and ``b`` that are siblings under their nearest
+    common ancestor (``block_0/attn`` and ``block_1/attn`` → ``block_0``, ``block_1``)."""
+    ancestors_a = [a]
+    while ancestors_a[-1]:
+        ancestors_a.append(_parent(ancestors_a[-1]))
+    common = set(ancestors_a)
+    below_b = b
+    while _parent(below_b) not in common and below_b:
+        below_b = _parent(below_b)
+    if not below_b or below_b in common:
+        return None  # one is inside the other
+    lca = _parent(below_b)
+    below_a = next((p for p in ancestors_a if _parent(p) == lca), None)
+    return None if below_a is None else (below_a, below_b)
+
+
+def _feeds(source: str, target: str, feeders: dict[str, set[str]]) -> bool:
+    """Whether ``source``'s output reaches ``target`` through their parent's graph."""
+    stack, seen = [target], {target}
+    while stack:
+        for p in feeders.get(stack.pop(), ()):
+            if p == source:
+                return True
+            if p not in seen:
+                seen.add(p)
+                stack.append(p)
+    return False
+
+
+def _in_parallel(
+    a: str, b: str, by_path: dict[str, LayerInfo], feeders: dict[str, set[str]]
+) -> bool:
+    """Whether two branches are known to be parallel: they diverge in a functional graph
+    (both called in it) and neither feeds the other. Inside a subclassed model or a
+    layer's own sublayers the wiring is unknown, so they are not known to be parallel."""
+    roots = _branch_roots(a, b)
+    if roots is None:
+        return False
+    ra, rb = roots
+    if by_path[ra].nodes is None or by_path[rb].nodes is None:
+        return False
+    return not _feeds(ra, rb, feeders) and not _feeds(rb, ra, feeders)
+
+
+def _parallel_sets(
+    twins: list[LayerInfo], by_path: dict[str, LayerInfo], feeders: dict[str, set[str]]
+) -> list[list[LayerInfo]]:
+    """Twins split into sets of mutually parallel branches (in path order), two or more each:
+    a stack of blocks in series (transformer_layer_0 → transformer_layer_1) gives none."""
+    sets: list[list[LayerInfo]] = []
+    for twin in sorted(twins, key=lambda t: t.path):
+        for members in sets:
+            if all(_in_parallel(m.path, twin.path, by_path, feeders) for m in members):
+                members.append(twin)
+                break
+        else:
+            sets.append([twin])
+    return [members for members in sets if len(members) > 1]

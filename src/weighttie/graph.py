@@ -188,7 +188,8 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
         return report
     found = list(facts.findings)
     if facts.access is not None:
-        found += _derived_findings(report, facts.access, var_path)
+        models = {row.path for row in layers if row.is_model}
+        found += _derived_findings(report, facts.access, var_path, models)
     if not found:
         return report
     return replace(report, findings=tuple(sorted(found, key=lambda f: (f.kind, f.layers))))
@@ -316,7 +317,7 @@ def _macs(
 
 
 def _derived_findings(
-    report: Report, access: ValueAccess, var_path: dict[Hashable, str]
+    report: Report, access: ValueAccess, var_path: dict[Hashable, str], models: set[str]
 ) -> list[Finding]:
     """``broken-tie`` and ``twin-branches``, reading configs and values through ``access``."""
     from weighttie.findings import find_findings
@@ -324,7 +325,8 @@ def _derived_findings(
     key_of = {path: key for key, path in var_path.items()}
     read = access.chunks
     chunks = None if read is None else (lambda path: read(key_of[path]))
-    return list(find_findings(report, fingerprint=access.fingerprint, chunks=chunks))
+    found = find_findings(report, fingerprint=access.fingerprint, chunks=chunks, models=models)
+    return list(found)
 
 
 def variable_paths(
@@ -347,10 +349,15 @@ def _resolve_calls(layers: Sequence[RawLayer]) -> dict[str, int]:
     """How many times each row runs per run of its parent.
 
     A row in a functional graph runs once per call (node) in that graph. A row
-    with no graph (a sublayer found by tracking) is assumed to run once, unless the
-    same layer object is called in a graph elsewhere in the model or was already
-    reached by tracking: then this row is a reference to it (``TiedOutput`` keeping
-    the ``Embedding`` it reuses the matrix of) and runs 0 times.
+    with no graph (a sublayer found by tracking) runs as often as a symbolic
+    forward pass saw its parent call it (``traced_calls``): a sublayer its parent
+    only holds, never calls (``TiedOutput`` keeping the ``Embedding`` it borrows
+    the matrix of), runs 0 times; one its parent calls (``MaskedLMHead`` calling
+    the token embedding with ``reverse=True``) runs, even when it is also called in
+    a graph elsewhere. Where nobody traced the calls, a row with no graph is
+    assumed to run once, unless the same layer object is called in a graph
+    elsewhere in the model or was already reached: then it is taken for a
+    reference and runs 0 times.
     """
     in_graph = {row.identity for row in layers if row.nodes is not None}
     counted: set[Hashable] = set()
@@ -358,6 +365,10 @@ def _resolve_calls(layers: Sequence[RawLayer]) -> dict[str, int]:
     for row in layers:
         if row.nodes is not None:
             calls[row.path] = len(row.nodes)
+        elif row.traced_calls is not None:
+            calls[row.path] = row.traced_calls
+            if row.traced_calls:
+                counted.add(row.identity)
         elif row.identity in in_graph or row.identity in counted:
             calls[row.path] = 0
         else:

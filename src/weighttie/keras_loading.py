@@ -75,6 +75,48 @@ def load_keras_model(
                 "does not run in safe mode; pass --unsafe (Python: unsafe=True) only if you "
                 "trust the file"
             ) from None
+        hub_classes = _missing_keras_hub_classes(path, limits)
+        if hub_classes:
+            raise FileFormatError(
+                f"{os.fspath(path)!r} holds keras_hub classes ({', '.join(hub_classes)}); "
+                "loading it needs keras_hub, which is not installed here: pip install keras-hub"
+            ) from None
         raise FileFormatError(
             f"Keras could not load {os.fspath(path)!r}: {type(exc).__name__}: {first_line(exc)}"
         ) from None
+
+
+def _missing_keras_hub_classes(path: str | os.PathLike[str], limits: Limits) -> list[str]:
+    """The keras_hub classes a ``.keras`` file's config names, if keras_hub cannot be
+    imported here; otherwise (or for another file) an empty list.
+
+    Keras imports a class's module (``keras_hub.src.models…``) itself when it loads
+    the file, so with keras_hub installed nothing more is needed.
+    """
+    import importlib
+
+    try:
+        importlib.import_module("keras_hub")
+        return []
+    except ImportError:
+        pass
+    from weighttie.archive import KerasArchive
+
+    try:
+        with KerasArchive(os.fspath(path), limits=limits) as archive:
+            config = archive.config()
+    except Exception:  # an .h5 file, or not readable: Keras's own message stands
+        return []
+    found: set[str] = set()
+    stack: list[Any] = [config]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            module = str(item.get("module") or "")
+            registered = str(item.get("registered_name") or "")
+            if module.split(".")[0] == "keras_hub" or registered.startswith("keras_hub>"):
+                found.add(str(item.get("class_name")))
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return sorted(found)

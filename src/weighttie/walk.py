@@ -5,12 +5,19 @@ It visits the model's layers in pre-order: the operations of a functional graph
 cell, the layers of a subclassed model). For layers in a functional graph it lists
 only the calls (nodes) that belong to *that* graph, so a layer also used by another
 model does not bring that model's calls along.
+
+Layers with no graph (a subclassed model's layers, a layer's own sublayers) get
+their calls from one symbolic forward pass of the model
+(:func:`weighttie._keras.trace_calls`): how often each parent's call called each of
+its sublayers. Where the pass cannot run, analyze warns and the counting falls
+back to the one-call rule (docs/concepts.md).
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Hashable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import keras
@@ -187,6 +194,52 @@ def _walk(model: Any) -> _Walk:
     return walk
 
 
+def _with_traced_calls(walk: _Walk) -> list[RawLayer]:
+    """The walk's rows, each row with no graph given its traced calls per parent run.
+
+    Traces only when some row has no graph. A count the pass cannot give per run
+    of the parent (a parent never called, or calling the sublayer a varying number
+    of times) stays None, as do the sublayers of a recurrent layer, whose cell a
+    symbolic pass runs once per traced loop body, not once per call.
+    """
+    rows = walk.rows
+    objects = {path: visited.layer for path, visited in walk.visited.items()}
+    objects[ROOT] = walk.model
+    wanted = [
+        row
+        for row in rows
+        if row.nodes is None
+        and row.parent is not None
+        and not _keras.loops_over_sublayers(objects[row.parent])
+    ]
+    if not wanted:
+        return rows  # every call is in a graph (or in a loop): no pass needed
+    try:
+        counts = _keras.trace_calls(walk.model)
+    except _keras.TraceFailed as exc:
+        warnings.warn(
+            f"weighttie could not trace a symbolic call of {walk.model.name!r} ({exc}); "
+            "layers outside a functional graph are counted as called once per call of "
+            "their parent (docs/concepts.md)",
+            UserWarning,
+            stacklevel=3,
+        )
+        return rows
+    runs: dict[int, int] = {}
+    for (_, callee), n in counts.items():
+        runs[callee] = runs.get(callee, 0) + n
+    traced = {}
+    for row in wanted:
+        parent = objects[row.parent or ROOT]
+        parent_runs = runs.get(id(parent), 0)
+        made = counts.get((id(parent), id(objects[row.path])), 0)
+        if parent_runs and made % parent_runs == 0:
+            traced[row.path] = made // parent_runs
+    return [
+        replace(row, traced_calls=traced[row.path]) if row.path in traced else row for row in rows
+    ]
+
+
 def analyze(
     model: Any,
     *,
@@ -235,7 +288,7 @@ def analyze(
     )
     facts = ModelFacts(
         model=info,
-        layers=walk.rows,
+        layers=_with_traced_calls(walk),
         variables=tuple(walk.variables.values()),
         ties=tuple(ties),
         access=_value_access(walk),
