@@ -463,3 +463,35 @@ def test_equal_values_in_different_roles_are_not_a_broken_tie() -> None:
     (finding,) = weighttie.analyze(model).findings
     assert (finding.kind, finding.layers) == ("broken-tie", ("first", "second"))
     assert "first/alpha = second/alpha" in finding.message
+
+
+def _two_lstms() -> keras.Model:
+    """Two LSTMs built separately on two inputs: at initialization their biases are
+    equal (zeros with a block of ones for the forget gate), their kernels are not."""
+    keras.utils.set_random_seed(3)
+    a, b = keras.Input((5, 4), name="a"), keras.Input((5, 4), name="b")
+    left, right = layers.LSTM(6, name="left"), layers.LSTM(6, name="right")
+    return keras.Model([a, b], layers.Concatenate(name="cat")([left(a), right(b)]))
+
+
+def test_an_initializers_pattern_is_not_a_broken_tie(save) -> None:
+    """Regression: two fresh LSTMs' unit-forget biases (equal by construction) were
+    reported as a broken tie, live and static."""
+    model = _two_lstms()
+    left, right = model.get_layer("left"), model.get_layer("right")
+    assert np.array_equal(left.cell.bias.numpy(), right.cell.bias.numpy())  # the pattern
+    assert not any(f.kind == "broken-tie" for f in weighttie.analyze(model).findings)
+    static = read_report(save(model, "lstms.keras"))
+    assert not any(f.kind == "broken-tie" for f in static.findings)
+
+
+def test_copied_recurrent_weights_are_still_a_broken_tie(save) -> None:
+    model = _two_lstms()
+    left, right = model.get_layer("left"), model.get_layer("right")
+    right.set_weights(left.get_weights())
+    live = [f for f in weighttie.analyze(model).findings if f.kind == "broken-tie"]
+    assert [f.layers for f in live] == [("left/lstm_cell", "right/lstm_cell")]
+    # the kernels are evidence; the equal biases (a pattern) are not counted
+    assert live[0].params == left.cell.kernel.numpy().size + left.cell.recurrent_kernel.numpy().size
+    static = read_report(save(model, "copied.keras")).findings
+    assert [f for f in static if f.kind == "broken-tie"] == live

@@ -8,8 +8,9 @@
   (Gemma's key and value kernels in one attention layer) are not one. Values are
   hashed only for candidates that already match in shape and dtype, first a
   64 kB sample, then in full only where the samples collide, so big models stay
-  fast. Constant tensors (zero biases, unit gammas at initialization) are never
-  evidence of a copy and are skipped.
+  fast. Patterned tensors (zero biases, unit gammas, an LSTM's unit-forget bias
+  at initialization: a few distinct values, each repeated) are never evidence of
+  a copy and are skipped.
 * ``twin-branches``: nested models or layers with the same structure (layer classes
   and configs apart from names, variable shapes, wiring) holding separate variables,
   known to be parallel: they diverge in a functional graph and neither feeds the
@@ -28,6 +29,9 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
+
+from weighttie.cost import variable_bytes
 from weighttie.report import Finding, FindingKind, LayerInfo, Report
 
 __all__ = ["FindingKind", "config_fingerprint", "differing_tie", "find_findings"]
@@ -88,39 +92,63 @@ def find_findings(
 # -- broken ties ------------------------------------------------------------------
 
 
-def _digest(chunks: Iterable[bytes], limit: int | None) -> tuple[str, bool, bool]:
-    """Hash of the first ``limit`` bytes (all when None), whether they were all one value,
-    and whether that was the whole tensor.
+def _digest(chunks: Iterable[bytes], limit: int | None, width: int) -> tuple[str, bool, bool]:
+    """Hash of the first ``limit`` bytes (all when None), whether they were patterned
+    (:func:`_patterned`, reading elements ``width`` bytes wide), and whether that was
+    the whole tensor.
 
     Stops reading at ``limit``: the chunks come from a generator that streams the file.
     """
     h = hashlib.blake2b(digest_size=16)
-    first: bytes | None = None
-    constant = True
+    distinct: set[bytes] | None = set()  # None once there are too many to be a pattern
     seen = 0
     complete = True
     for chunk in chunks:
         if limit is not None and seen + len(chunk) > limit:
             chunk = chunk[: limit - seen]
             complete = False
-        if constant and chunk:
-            if first is None:
-                first = chunk[:16]
-            constant = _is_constant(chunk, first)
+        if distinct is not None and chunk:
+            distinct = _add_distinct(distinct, chunk, width)
         h.update(chunk)
         seen += len(chunk)
         if not complete:
             break
-    return h.hexdigest(), constant, complete
+    patterned = distinct is not None and (
+        len(distinct) == 1 or len(distinct) * _REPEATS * width <= seen
+    )
+    return h.hexdigest(), patterned, complete
 
 
-def _is_constant(chunk: bytes, first: bytes) -> bool:
-    """Whether ``chunk`` repeats one element (judged by its first 1, 2, 4 or 8 bytes)."""
-    for width in (8, 4, 2, 1):
-        if len(first) >= width and len(chunk) % width == 0:
-            unit = first[:width]
-            return chunk == unit * (len(chunk) // width)
-    return False
+#: A constant tensor, or one of at most this many distinct elements, each repeated
+#: at least ``_REPEATS`` times on average, is *patterned*: what a deterministic initializer
+#: writes (zeros, ones, an LSTM bias of zeros with a block of ones for the forget
+#: gate). Every fresh layer of a kind holds the same one, so two equal copies of it
+#: prove nothing; random or trained tensors have about as many distinct elements
+#: as elements.
+_PATTERN_VALUES = 16
+_REPEATS = 4
+
+
+def _add_distinct(distinct: set[bytes], chunk: bytes, width: int) -> set[bytes] | None:
+    """``distinct`` with the ``width``-byte elements of ``chunk`` added; None past the cap."""
+    if len(chunk) % width:
+        width = 1
+    view = np.frombuffer(chunk, dtype=f"V{width}")
+    for value in np.unique(view[: _PATTERN_VALUES * 64]):  # a cheap first look
+        distinct.add(value.tobytes())
+        if len(distinct) > _PATTERN_VALUES:
+            return None
+    for value in np.unique(view):
+        distinct.add(value.tobytes())
+        if len(distinct) > _PATTERN_VALUES:
+            return None
+    return distinct
+
+
+def _element_width(dtype: str) -> int:
+    """Bytes per element of ``dtype`` (1 when its width is not known)."""
+    width = variable_bytes(1, dtype)
+    return width if width in (1, 2, 4, 8, 16) else 1
 
 
 def _role(report: Report, path: str) -> tuple[str, str]:
@@ -161,25 +189,27 @@ def _broken_ties(report: Report, chunks: Chunks, models: frozenset[str]) -> list
         if v.size > 1 and any(report.layer(p).uses > 0 for p in v.layers):
             by_spec[(v.shape, v.dtype)].append(v.path)
     identical: list[list[str]] = []
-    for paths in by_spec.values():
+    for (_, dtype), paths in by_spec.items():
         if len(paths) < 2:
             continue
+        width = _element_width(dtype)
         samples: dict[str, list[str]] = defaultdict(list)
         whole: dict[str, tuple[str, bool]] = {}  # tensors the sample already covered
         for path in paths:
-            digest, constant, complete = _digest(chunks(path), SAMPLE_BYTES)
+            digest, patterned, complete = _digest(chunks(path), SAMPLE_BYTES, width)
             samples[digest].append(path)
             if complete:
-                whole[path] = (digest, constant)
+                whole[path] = (digest, patterned)
         for candidates in samples.values():
             if len(candidates) < 2:
                 continue
-            # Only here are whole tensors read; a constant one (all zeros, all ones)
-            # is equal to every other of its kind and proves nothing.
+            # Only here are whole tensors read; a patterned one (all zeros, all ones,
+            # an LSTM's initial bias) is equal to every other of its kind and proves
+            # nothing.
             full: dict[str, list[str]] = defaultdict(list)
             for path in candidates:
-                digest, constant = whole.get(path) or _digest(chunks(path), None)[:2]
-                if not constant:
+                digest, patterned = whole.get(path) or _digest(chunks(path), None, width)[:2]
+                if not patterned:
                     full[digest].append(path)
             for group in full.values():
                 by_role: dict[tuple[str, str], list[str]] = defaultdict(list)
