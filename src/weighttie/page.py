@@ -331,7 +331,7 @@ class _Page:
             items.append(
                 f'<li data-g="G{n + 1}">{_swatch(self.facts.colours[n])}<b>G{n + 1}</b> '
                 f"{esc(group.kind.value)}: {layers} · {num(group.params)} params · "
-                f"{group.calls} calls · {num(group.duplicated)} duplicated</li>"
+                f"{num(group.calls)} calls · {num(group.duplicated)} duplicated</li>"
             )
         return f'<h2>Sharing groups</h2><ul class="legend">{"".join(items)}</ul>'
 

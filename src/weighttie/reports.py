@@ -6,8 +6,10 @@ this?"; the answer follows one policy, here:
 * a :class:`~weighttie.Report` is itself;
 * a path ending in ``.json`` is a saved report, read back (bounded);
 * a model file is read statically, without Keras, unless ``load`` asks for Keras;
-  a subclassed model's file has no graph, so it is loaded through Keras (safe
-  mode) when its class is available, and read statically otherwise, with a note;
+  a subclassed model's file has no graph (a keras_hub model's config holds
+  constructor arguments), so it is loaded through Keras (safe mode) when Keras and
+  its class are available, and read statically otherwise, with a note (uses
+  unknown, counts exact);
 * anything else is a live Keras model or layer, analyzed.
 
 Before Keras sees a file, the bounded static reader has read it: limits, damaged
@@ -91,6 +93,12 @@ def _file_report(
     # (safe_mode never runs code from the file) but needs the class registered.
     try:
         loaded = _loaded_report(path, unsafe=False, findings=findings)
+    except ImportError as exc:  # Keras (or its backend) is not installed: the file alone
+        notes(
+            f"{report.model.class_name} is a subclassed model and Keras cannot be imported "
+            f"here ({exc.name or exc}): static report, read from the file alone"
+        )
+        return report
     except WeighttieError:
         notes(
             f"{report.model.class_name} is a subclassed model and its class is not "

@@ -252,12 +252,23 @@ def _h5_errors(path: str, what: str) -> Iterator[None]:
 
 @dataclass
 class _Group:
-    """One saveable in model.weights.h5: its variables and its child saveables."""
+    """One saveable in model.weights.h5: its variables and its child saveables.
+
+    ``key`` is the saveable's own group name: an attribute's name, or for a layer
+    of a model's ``layers`` list the snake-cased class name Keras gave it
+    (``reversible_embedding``, ``transformer_decoder_1``).
+    """
 
     name: str | None
     variables: list[tuple[str, tuple[int, ...], str]] = field(default_factory=list)
     layers: list[_Group] = field(default_factory=list)  # under "layers/" (models)
     attributes: dict[str, _Group] = field(default_factory=dict)  # other child saveables
+    key: str = ""
+
+
+#: A model's attribute Keras saves beside its layers that is not a layer: the
+#: optimizer (its variables are never counted; ``optimizer/vars/0`` is its iterations).
+NOT_LAYERS = frozenset({"optimizer"})
 
 
 def _read_group(
@@ -288,7 +299,7 @@ def _read_group(
                     attr.read(value)
                     named.append((name, value[()]))
         elif last != "layers":
-            groups[name] = _Group(name=None)
+            groups[name] = _Group(name=None, key=last)
 
     _walk_h5(h5, where, limits, on_dataset, on_group)
     # Link each saveable group to its parent: "a/layers/b" is a layer of "a",
@@ -305,6 +316,10 @@ def _read_group(
         owner = groups.get(parent)
         if owner is not None:
             owner.attributes[key] = groups[name]
+    for saveable in groups.values():  # a model's optimizer (the file's root is a model)
+        if saveable is root or saveable.layers:
+            for key in NOT_LAYERS:
+                saveable.attributes.pop(key, None)
     for name, value in named:
         group = groups.get(name.rpartition("/")[0] if "/" in name else "")
         if group is not None:
