@@ -369,21 +369,15 @@ def check(report: Report, spec: Spec) -> list[Result]:
 def _check_param(report: Report, key: str, expected: int) -> Result:
     bound, name = _BOUNDS.get(key, (None, key))
     found = getattr(report.params, name)
-    if found is None:  # per-use counts of a file that states no calls
+    op = {None: "==", "max": "<=", "min": ">="}[bound]
+    text = f"params.{name} {op} {expected:,}"
+    if found is None:  # a per-use count of a file that states no calls
         return Result(
-            f"params.{name}",
-            f"unknown: the {report.model.source.value} report cannot tell how often layers "
-            "run (check the model itself, or a report made with --load)",
+            text,
+            f"unknown: this {report.model.source.value} report cannot tell how often layers "
+            "run; check a report made with --load, or the live model",
         )
-    if bound is None:
-        ok = found == expected
-        text = f"params.{name} == {expected:,}"
-    elif bound == "max":
-        ok = found <= expected
-        text = f"params.{name} <= {expected:,}"
-    else:
-        ok = found >= expected
-        text = f"params.{name} >= {expected:,}"
+    ok = {None: found == expected, "max": found <= expected, "min": found >= expected}[bound]
     return Result(text, None if ok else f"found {found:,}")
 
 
