@@ -197,7 +197,7 @@ def test_human_output_says_unknown_and_prints_the_notes(saved: dict[str, Saved],
     assert "unknown per use, unknown duplicated" in text
     assert "calls are unknown (see the notes)" in text
     bullet = "- " if fmt == "markdown" else ""
-    assert f"{bullet}Note: OPTBackbone's config.json holds constructor arguments" in text
+    assert f"{bullet}Note: OPTBackbone's config holds constructor arguments" in text
 
 
 def test_per_use_check_fails_clearly_when_unknown(saved: dict[str, Saved], tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ this?"; the answer follows one policy, here:
   constructor arguments), so it is loaded through Keras (safe mode) when Keras and
   its class are available, and read statically otherwise, with a note (uses
   unknown, counts exact);
+* a folder (a keras_hub preset, sharded weights, a model saved with
+  ``zipped=False``) is read statically (:mod:`weighttie.static.preset`);
 * anything else is a live Keras model or layer, analyzed.
 
 Before Keras sees a file, the bounded static reader has read it: limits, damaged
@@ -24,7 +26,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from weighttie.errors import WeighttieError
+from weighttie.errors import FileFormatError, WeighttieError
 from weighttie.limits import DEFAULT_LIMITS, Limits
 from weighttie.report import Report
 
@@ -83,6 +85,13 @@ def _file_report(
 ) -> Report:
     from weighttie.static import MODEL_CLASSES, read_report
 
+    if os.path.isdir(path):  # a model folder (a keras_hub preset): read statically
+        if load:
+            raise FileFormatError(
+                f"{path!r} is a model folder, which weighttie reads statically only; "
+                "drop --load (or save the model as a .keras file to load it through Keras)"
+            )
+        return read_report(path, findings=findings, limits=limits)
     if load:
         read_report(path, findings=False, limits=limits)  # the bounded reader sees it first
         return _loaded_report(path, unsafe=unsafe, findings=findings)

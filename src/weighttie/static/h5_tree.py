@@ -271,24 +271,56 @@ class _Group:
 NOT_LAYERS = frozenset({"optimizer"})
 
 
-def _read_group(
-    h5: Any, where: str, limits: Limits, handles: dict[str, Any] | None = None
-) -> _Group:
-    """Read the tree of saveables in model.weights.h5: names, variable shapes and dtypes."""
+@dataclass
+class _Collected:
+    """What one walk of a weights file found, before the tree is linked: group paths
+    (with each group's own key), the ``vars`` groups' layer names, and the datasets."""
+
+    groups: dict[str, str] = field(default_factory=dict)
+    named: list[tuple[str, Any]] = field(default_factory=list)
+    datasets: list[tuple[str, tuple[int, ...], str]] = field(default_factory=list)
+    objects: int = 0  # groups and datasets visited
+
+    def merge(self, other: _Collected, where: str) -> None:
+        """Add another file's part of one tree (a shard): a dataset may be in one file only."""
+        for name, key in other.groups.items():
+            self.groups.setdefault(name, key)
+        self.named += other.named
+        seen = {name for name, _, _ in self.datasets}
+        for dataset in other.datasets:
+            if dataset[0] in seen:
+                raise FileFormatError(
+                    f"{where}: two weights files hold variable {dataset[0]!r}; expected each "
+                    "variable in one file only (a damaged or mixed-up set of shards)"
+                )
+        self.datasets += other.datasets
+        self.objects += other.objects
+
+
+def _collect(
+    h5: Any,
+    where: str,
+    limits: Limits,
+    handles: dict[str, Any] | None = None,
+    prefix: str = "",
+) -> _Collected:
+    """Walk one weights file (checked as :func:`_walk_h5` checks it), its paths below
+    ``prefix`` (``"layers/bert_backbone/"``: a backbone's file inside its task)."""
     import numpy as np
     from h5py import h5a, h5o
 
-    root = _Group(name=None)
-    groups: dict[str, _Group] = {"": root}
-    datasets: list[tuple[str, tuple[int, ...], str]] = []
-    named: list[tuple[str, Any]] = []
+    found = _Collected()
+    if prefix:
+        found.groups[prefix[:-1]] = prefix[:-1].rpartition("/")[2]
 
     def on_dataset(name: str, ds: Any) -> None:
-        datasets.append((name, tuple(int(d) for d in ds.shape), str(ds.dtype)))
+        found.objects += 1
+        found.datasets.append((prefix + name, tuple(int(d) for d in ds.shape), str(ds.dtype)))
         if handles is not None:  # kept open: values are read through them
-            handles["/" + name] = ds
+            handles["/" + prefix + name] = ds
 
     def on_group(raw: bytes, name: str) -> None:
+        found.objects += 1
         last = name.rpartition("/")[2]
         if last == "vars":
             obj = h5o.open(h5.id, raw)
@@ -297,11 +329,27 @@ def _read_group(
                 if attr.shape == ():  # a layer name is one string; anything else is not
                     value = np.empty((), dtype=attr.dtype)
                     attr.read(value)
-                    named.append((name, value[()]))
+                    found.named.append((prefix + name, value[()]))
         elif last != "layers":
-            groups[name] = _Group(name=None, key=last)
+            found.groups[prefix + name] = last
 
     _walk_h5(h5, where, limits, on_dataset, on_group)
+    return found
+
+
+def _read_group(
+    h5: Any, where: str, limits: Limits, handles: dict[str, Any] | None = None
+) -> _Group:
+    """Read the tree of saveables in model.weights.h5: names, variable shapes and dtypes."""
+    return _link(_collect(h5, where, limits, handles))
+
+
+def _link(found: _Collected) -> _Group:
+    """The tree of saveables of what one or more walks found."""
+    root = _Group(name=None)
+    groups: dict[str, _Group] = {"": root}
+    for name, key in found.groups.items():
+        groups[name] = _Group(name=None, key=key)
     # Link each saveable group to its parent: "a/layers/b" is a layer of "a",
     # "a/cell" an attribute of "a".
     for name in sorted(groups, key=lambda n: (n.count("/"), n)):
@@ -320,13 +368,14 @@ def _read_group(
         if saveable is root or saveable.layers:
             for key in NOT_LAYERS:
                 saveable.attributes.pop(key, None)
-    for name, value in named:
+    for name, value in found.named:
         group = groups.get(name.rpartition("/")[0] if "/" in name else "")
         if group is not None:
             if isinstance(value, bytes):
                 value = value.decode("utf-8", "replace")
-            group.name = value if isinstance(value, str) else None
-    for name, shape, dtype in datasets:
+            if isinstance(value, str) or group.name is None:  # a shard may not repeat it
+                group.name = value if isinstance(value, str) else None
+    for name, shape, dtype in found.datasets:
         owner_path, _, index = name.rpartition("/")
         vars_owner, _, leaf = owner_path.rpartition("/")
         if leaf != "vars" or not index.isdigit():

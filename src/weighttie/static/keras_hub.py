@@ -134,7 +134,7 @@ def hub_variable_names(class_name: str, config: dict[str, Any], count: int) -> l
 def graphless_notes(class_name: str, unknown_classes: int, ties: list[str]) -> tuple[str, ...]:
     """The notes of a static report of a graphless model: what its file cannot tell."""
     notes = [
-        f"{class_name}'s config.json holds constructor arguments, not a graph: which "
+        f"{class_name}'s config holds constructor arguments, not a graph: which "
         "layers call which, and how many times, is not in the file, so uses and "
         "per-use counts are unknown (--load counts them through Keras)"
     ]

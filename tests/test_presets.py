@@ -1,0 +1,271 @@
+"""Model folders read statically: keras_hub presets (plain and sharded), Keras's sharded
+weights and unzipped saves, and every refusal a folder can earn.
+
+Presets are made offline from constructor arguments with ``save_to_preset``; Keras's
+``count_params()`` and the static report of the same model saved as ``.keras`` are
+the oracles.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import h5py
+import keras
+import pytest
+
+from weighttie.cli import main
+from weighttie.errors import FileFormatError, LimitError
+from weighttie.limits import Limits
+from weighttie.static import read_report
+
+keras_hub = pytest.importorskip("keras_hub")
+
+from test_keras_hub_static import FAMILIES, _families, _size  # noqa: E402
+
+TINY_SHARD_GB = 2e-6  # about 2 KB: every tiny preset is split into several shards
+
+
+class Preset:
+    """One task model saved as a preset folder (plain and sharded) and as .keras."""
+
+    def __init__(self, name: str, directory: Path) -> None:
+        backbone, task = _families()[name]()
+        self.plain = directory / f"{name}_preset"
+        self.sharded = directory / f"{name}_sharded"
+        self.backbone = directory / f"{name}_backbone_preset"
+        self.keras = directory / f"{name}.keras"
+        task.save_to_preset(str(self.plain))
+        task.save_to_preset(str(self.sharded), max_shard_size=TINY_SHARD_GB)
+        backbone.save_to_preset(str(self.backbone))
+        task.save(self.keras)
+        self.class_name = type(task).__name__
+        self.backbone_class = type(backbone).__name__
+        self.count_params = task.count_params()
+        self.backbone_params = backbone.count_params()
+        self.trainable = _size(task.trainable_weights)
+
+
+@pytest.fixture(scope="module")
+def presets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Preset]:
+    directory = tmp_path_factory.mktemp("presets")
+    return {name: Preset(name, directory) for name in FAMILIES}
+
+
+def _variables(folder_or_file: Path) -> set[tuple[str, tuple[int, ...], str]]:
+    return {(v.path, v.shape, v.dtype) for v in read_report(folder_or_file).variables}
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# -- what keras_hub writes ---------------------------------------------------------------
+
+
+def test_preset_files_are_what_keras_hub_writes(presets: dict[str, Preset]) -> None:
+    bert = presets["bert"]
+    assert sorted(os.listdir(bert.plain)) == [
+        "config.json",
+        "metadata.json",
+        "model.weights.h5",
+        "task.json",
+        "task.weights.h5",  # the masked-LM head's own weights
+    ]
+    sharded = sorted(os.listdir(bert.sharded))
+    shards = [n for n in sharded if n.startswith("model_")]
+    assert "model.weights.json" in sharded and "model.weights.h5" not in sharded
+    assert len(shards) >= 2 and shards[0] == "model_00000.weights.h5"
+    index = json.loads((bert.sharded / "model.weights.json").read_text())
+    assert set(index) == {"metadata", "weight_map"}
+    # one layer's variables can be split over two shards
+    assert any(isinstance(v, list) and len(v) > 1 for v in index["weight_map"].values())
+
+
+# -- counts ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["plain", "sharded"])
+@pytest.mark.parametrize("name", FAMILIES)
+def test_preset_counts_equal_count_params(presets: dict[str, Preset], name: str, kind: str) -> None:
+    preset = presets[name]
+    report = read_report(getattr(preset, kind))
+    assert report.model.class_name == preset.class_name
+    assert report.model.source == "static"
+    assert report.params.unique == preset.count_params
+    assert report.params.trainable_unique == preset.trainable
+    assert report.params.per_use is None  # a preset states no calls
+    # the same variables, at the same paths, as the task saved as .keras
+    assert _variables(getattr(preset, kind)) == _variables(preset.keras)
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_backbone_preset_is_the_backbone(presets: dict[str, Preset], name: str) -> None:
+    preset = presets[name]
+    report = read_report(preset.backbone)
+    assert report.model.class_name == preset.backbone_class
+    assert report.params.unique == preset.backbone_params
+
+
+def test_sharded_keras_weights_of_a_functional_model(tmp_path: Path) -> None:
+    """Keras's own sharded weights (``save_weights(..., max_shard_size=...)``) beside the
+    config of ``model.save(folder, zipped=False)``: a graph, so calls are known."""
+    inputs = keras.Input((4,))
+    shared = keras.layers.Dense(16)
+    outputs = keras.layers.Add()([shared(inputs), shared(keras.layers.Dense(4)(inputs))])
+    model = keras.Model(inputs, keras.layers.Dense(3)(outputs))
+    folder = tmp_path / "functional"
+    model.save(folder, zipped=False)
+    whole = read_report(folder)
+    (folder / "model.weights.h5").unlink()
+    model.save_weights(folder / "model.weights.json", max_shard_size=3e-7)
+    assert len(list(folder.glob("model_*.weights.h5"))) >= 2
+    sharded = read_report(folder)
+    assert sharded.params.unique == whole.params.unique == model.count_params()
+    assert sharded.params.per_use == whole.params.per_use == model.count_params() + 4 * 16 + 16
+    assert [g.layers for g in sharded.groups] == [("dense",)]
+    assert sharded.model.notes == ()
+
+
+# -- the command line -------------------------------------------------------------------------
+
+
+def test_report_check_snapshot_and_diff_take_a_folder(
+    presets: dict[str, Preset], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gpt2 = presets["gpt2"]
+    code, out, err = run(capsys, "report", str(gpt2.sharded), "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["params"]["unique"] == gpt2.count_params
+    spec = tmp_path / "spec.toml"
+    assert run(capsys, "snapshot", str(gpt2.plain), "-o", str(spec))[0] == 0
+    assert "# per_use: unknown in this static report" in spec.read_text()
+    assert run(capsys, "check", str(gpt2.sharded), "--spec", str(spec))[0] == 0
+    code, out, _ = run(capsys, "diff", str(gpt2.plain), str(gpt2.sharded))
+    assert (code, out) == (0, "No differences in sharing groups, ties or parameter counts.\n")
+
+
+def _refused(capsys: pytest.CaptureFixture[str], folder: Path, *extra: str) -> str:
+    code, out, err = run(capsys, "report", str(folder), *extra)
+    assert code == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("weighttie: error: ") and "Traceback" not in err
+    return err
+
+
+@pytest.fixture
+def copy(presets: dict[str, Preset], tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A fresh copy of the BERT sharded preset, to damage."""
+
+    def _copy(kind: str = "sharded") -> Path:
+        target = tmp_path / f"bert_{kind}"
+        shutil.copytree(getattr(presets["bert"], kind), target, symlinks=True)
+        return target
+
+    return _copy
+
+
+def test_folder_without_config_is_refused(copy, capsys) -> None:  # type: ignore[no-untyped-def]
+    folder = copy()
+    (folder / "config.json").unlink()
+    assert "is a folder without config.json" in _refused(capsys, folder)
+
+
+def test_folder_without_weights_is_refused(copy, capsys) -> None:  # type: ignore[no-untyped-def]
+    folder = copy()
+    (folder / "model.weights.json").unlink()
+    assert "holds neither model.weights.h5 nor model.weights.json" in _refused(capsys, folder)
+
+
+@pytest.mark.parametrize(
+    ("index", "message"),
+    [
+        ("{not json", "is not valid JSON"),
+        ('{"metadata": {}}', "has no weight_map"),
+        ('{"weight_map": {"/vars": "../model_00000.weights.h5"}}', "expected the file name"),
+        ('{"weight_map": {"/vars": "/etc/passwd"}}', "expected the file name"),
+        ('{"weight_map": {"/vars": "model_00099.weights.h5"}}', "1 shard missing"),
+    ],
+)
+def test_bad_index_is_refused(copy, capsys, index: str, message: str) -> None:  # type: ignore[no-untyped-def]
+    folder = copy()
+    (folder / "model.weights.json").write_text(index)
+    assert message in _refused(capsys, folder)
+
+
+def test_missing_shard_is_refused(copy, capsys) -> None:  # type: ignore[no-untyped-def]
+    folder = copy()
+    (folder / "model_00001.weights.h5").unlink()
+    assert "missing from the folder: 'model_00001.weights.h5'" in _refused(capsys, folder)
+
+
+def test_shard_with_an_external_link_is_refused(copy, capsys) -> None:  # type: ignore[no-untyped-def]
+    folder = copy()
+    with h5py.File(folder / "model_00001.weights.h5", "a") as h5:
+        h5["layers/outside"] = h5py.ExternalLink("/etc/hostname", "/x")
+    assert "weighttie reads only self-contained weights files" in _refused(capsys, folder)
+
+
+def test_fifo_in_a_folder_is_refused_without_blocking(copy, capsys) -> None:  # type: ignore[no-untyped-def]
+    folder = copy("plain")
+    (folder / "model.weights.h5").unlink()
+    os.mkfifo(folder / "model.weights.h5")
+    assert "expected a weights file" in _refused(capsys, folder)
+
+
+def test_symlink_out_of_the_folder_is_followed_to_a_regular_file(
+    copy, tmp_path: Path, presets: dict[str, Preset]
+) -> None:  # type: ignore[no-untyped-def]
+    """A Hugging Face cache links each file of a snapshot to a blob outside the folder."""
+    folder = copy("plain")
+    blob = tmp_path / "blobs" / "0123abcd"
+    blob.parent.mkdir()
+    (folder / "model.weights.h5").rename(blob)
+    (folder / "model.weights.h5").symlink_to(blob)
+    assert read_report(folder).params.unique == presets["bert"].count_params
+
+
+def test_broken_symlink_is_refused(copy, capsys) -> None:  # type: ignore[no-untyped-def]
+    folder = copy("backbone")  # no task.json: config.json is the model's config
+    (folder / "config.json").unlink()
+    (folder / "config.json").symlink_to(folder / "nowhere.json")
+    assert "config.json is missing or a broken link" in _refused(capsys, folder)
+
+
+def test_load_of_a_folder_is_refused(presets: dict[str, Preset], capsys) -> None:  # type: ignore[no-untyped-def]
+    assert "drop --load" in _refused(capsys, presets["gpt2"].plain, "--load")
+
+
+def test_h5_objects_limit_holds_for_the_folder_as_a_whole(presets: dict[str, Preset]) -> None:
+    folder = presets["bert"].sharded
+    shards = sorted(folder.glob("model_*.weights.h5"))
+    largest = 0
+    for shard in shards:
+        names: list[str] = []
+        with h5py.File(shard) as h5:
+            h5.visit(names.append)
+        largest = max(largest, len(names))
+    with pytest.raises(LimitError, match="h5_objects"):
+        read_report(folder, limits=Limits(h5_objects=largest + 1))
+    assert read_report(folder).params.unique == presets["bert"].count_params
+
+
+def test_task_json_without_backbone_is_refused(copy) -> None:  # type: ignore[no-untyped-def]
+    folder = copy("plain")
+    (folder / "task.json").write_text('{"class_name": "BertMaskedLM", "config": {}}')
+    with pytest.raises(FileFormatError, match="names no backbone class"):
+        read_report(folder)
+
+
+def test_sizes_match_the_index_total(presets: dict[str, Preset]) -> None:
+    """The index's total_size is the bytes of the backbone's variables."""
+    folder = presets["gemma"].sharded
+    index = json.loads((folder / "model.weights.json").read_text())
+    report = read_report(folder)
+    backbone = [v for v in report.variables if v.path.startswith("gemma_backbone/")]
+    assert index["metadata"]["total_size"] == sum(math.prod(v.shape) * 4 for v in backbone)
