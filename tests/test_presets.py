@@ -8,16 +8,24 @@ the oracles.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
 import shutil
+import statistics
+import struct
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import h5py
 import keras
 import pytest
 
+import weighttie
 from weighttie.cli import main
 from weighttie.errors import FileFormatError, LimitError
 from weighttie.limits import Limits
@@ -25,7 +33,7 @@ from weighttie.static import read_report
 
 keras_hub = pytest.importorskip("keras_hub")
 
-from test_keras_hub_static import FAMILIES, _families, _size  # noqa: E402
+from test_keras_hub_static import BLOCKER, FAMILIES, NO_KERAS, _families, _size  # noqa: E402
 
 TINY_SHARD_GB = 2e-6  # about 2 KB: every tiny preset is split into several shards
 
@@ -173,7 +181,7 @@ def copy(presets: dict[str, Preset], tmp_path: Path):  # type: ignore[no-untyped
 def test_folder_without_config_is_refused(copy, capsys) -> None:  # type: ignore[no-untyped-def]
     folder = copy()
     (folder / "config.json").unlink()
-    assert "is a folder without config.json" in _refused(capsys, folder)
+    assert "is a directory without config.json" in _refused(capsys, folder)
 
 
 def test_folder_without_weights_is_refused(copy, capsys) -> None:  # type: ignore[no-untyped-def]
@@ -269,3 +277,93 @@ def test_sizes_match_the_index_total(presets: dict[str, Preset]) -> None:
     report = read_report(folder)
     backbone = [v for v in report.variables if v.path.startswith("gemma_backbone/")]
     assert index["metadata"]["total_size"] == sum(math.prod(v.shape) * 4 for v in backbone)
+
+
+# -- heaps and holes ------------------------------------------------------------------------
+
+
+def test_looping_heap_in_a_sparse_shard_is_refused(copy, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The global-heap check skips a sparse file's holes, never its data."""
+    folder = copy()
+    shard = folder / "model_00000.weights.h5"
+    data = bytearray(shard.read_bytes())
+    start = data.find(b"GCOL")
+    place = start + 16
+    while True:  # to the free-space object (index 0), which ends the collection
+        (index,) = struct.unpack("<H", data[place : place + 2])
+        (length,) = struct.unpack("<Q", data[place + 8 : place + 16])
+        if index == 0:
+            break
+        place += 16 + (length + 7) // 8 * 8
+    data[place + 8 : place + 16] = struct.pack("<Q", 0)
+    shard.write_bytes(bytes(data))
+    os.truncate(shard, len(data) + (256 << 20))  # a 256 MB hole after the data
+    assert "HDF5 would decode forever" in _refused(capsys, folder)
+
+
+# -- an LLM-sized file, declared but not written ----------------------------------------------
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _synthetic_llm() -> Any:
+    spec = importlib.util.spec_from_file_location("synthetic_llm", BENCHMARKS / "synthetic_llm.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["synthetic_llm"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_synthetic_decoder_has_the_layout_keras_hub_writes(tmp_path: Path) -> None:
+    """The benchmark's synthetic preset, at tiny sizes, equals a real GPT-2 preset."""
+    llm = _synthetic_llm()
+    sizes = {
+        "vocabulary_size": 50,
+        "num_layers": 3,
+        "num_heads": 2,
+        "hidden_dim": 8,
+        "intermediate_dim": 24,
+        "max_sequence_length": 12,
+    }
+    llm.write_preset(tmp_path / "synthetic", llm.Decoder(**sizes), shard_bytes=2048)
+    backbone = keras_hub.models.GPT2Backbone(**sizes)
+    backbone.save_to_preset(str(tmp_path / "real"), max_shard_size=TINY_SHARD_GB)
+    synthetic, real = read_report(tmp_path / "synthetic"), read_report(tmp_path / "real")
+    assert synthetic.params.unique == llm.Decoder(**sizes).params() == backbone.count_params()
+    assert _variables(tmp_path / "synthetic") == _variables(tmp_path / "real")
+    assert [r.path for r in synthetic.layers] == [r.path for r in real.layers]
+    assert len(list((tmp_path / "synthetic").glob("model_*.weights.h5"))) >= 2
+
+
+@pytest.mark.budget
+def test_llm_sized_preset_reports_in_under_a_second(tmp_path: Path) -> None:
+    """A 32-block decoder declaring 6.9 GB of weights (a sparse file): whole process < 1 s."""
+    llm = _synthetic_llm()
+    folder = tmp_path / "llm"
+    declared = llm.write_preset(folder)
+    assert declared > 6e9
+    assert sum(p.stat().st_size for p in folder.iterdir()) > 6e9
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(f"BLOCKED_NAMES = {NO_KERAS!r}\n{BLOCKER}")
+    src = Path(weighttie.__file__).parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), str(src)])}
+    out = tmp_path / "report.json"
+    code = "import sys; from weighttie.cli import main; sys.exit(main(sys.argv[1:]))"
+    walls = []
+    for _ in range(3):
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-c", code, "report", str(folder), "--format", "json", "-o", str(out)],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        walls.append(time.perf_counter() - start)
+        assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    assert doc["params"]["unique"] == llm.Decoder().params() == declared // 4
+    assert doc["findings"] == []
+    assert statistics.median(walls) < 1.0, walls

@@ -14,6 +14,7 @@ This module imports no Keras and no backend.
 
 from __future__ import annotations
 
+import errno
 import gc
 import io
 import json
@@ -95,6 +96,31 @@ class _Window(io.RawIOBase):
             self._cache[index] = block
         return block
 
+    def data_ranges(self) -> list[tuple[int, int]]:
+        """The ``(start, end)`` spans of the window that hold data: a sparse file's holes
+        (``SEEK_HOLE``), which read as zeros, are left out. One span, the whole window,
+        where the file system does not say."""
+        fd = self._file.fileno()
+        saved = os.lseek(fd, 0, os.SEEK_CUR)  # the buffered reader relies on it
+        end = self._offset + self._length
+        spans, position = [], self._offset
+        try:
+            while position < end:
+                start = os.lseek(fd, position, os.SEEK_DATA)
+                if start >= end:
+                    break
+                stop = min(os.lseek(fd, start, os.SEEK_HOLE), end)
+                spans.append((start - self._offset, stop - self._offset))
+                position = stop
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: no data after position
+                spans = [(0, self._length)]
+        except AttributeError:  # no SEEK_DATA on this platform
+            spans = [(0, self._length)]
+        finally:
+            os.lseek(fd, saved, os.SEEK_SET)
+        return spans
+
     def readinto(self, buffer: Any) -> int:
         remaining = self._length - self._pos
         if remaining <= 0:
@@ -170,7 +196,9 @@ def check_global_heaps(stream: Any, length: int, what: str) -> None:
     object's size leading to the next; a damaged size of 0 leaves it decoding the
     same object forever, in C, where no time budget can fire (found by fuzzing).
     Every collection in the file is walked here first, as HDF5 would walk it. The
-    file is read once, in chunks of 8 MiB; memory does not grow with it.
+    file is read once, in chunks of 8 MiB; memory does not grow with it. A sparse
+    file's holes read as zeros and hold no collection: they are skipped (``SEEK_HOLE``),
+    so a file whose declared weights were never written costs only its written bytes.
 
     Raises:
         FileFormatError: a collection's objects do not tile it.
@@ -178,17 +206,19 @@ def check_global_heaps(stream: Any, length: int, what: str) -> None:
     length_size = _length_size(stream)
     overlap = len(_COLLECTION) - 1  # a signature across two chunks is found in the first
     buffer = bytearray(_SCAN_CHUNK + overlap)  # one buffer, refilled: no copy per chunk
-    position = 0
-    while position < length:
-        stream.seek(position)
-        view = memoryview(buffer)[: min(len(buffer), length - position)]
-        got = stream.readinto(view)
-        view.release()
-        found = buffer.find(_COLLECTION, 0, got or 0)
-        while 0 <= found < _SCAN_CHUNK:
-            _check_collection(stream, position + found, length, length_size, what)
-            found = buffer.find(_COLLECTION, found + 1, got or 0)
-        position += _SCAN_CHUNK
+    spans = stream.data_ranges() if isinstance(stream, _Window) else [(0, length)]
+    for position, end in spans:
+        while position < end:
+            stream.seek(position)
+            want = min(len(buffer), end + overlap - position, length - position)
+            view = memoryview(buffer)[:want]
+            got = stream.readinto(view)
+            view.release()
+            found = buffer.find(_COLLECTION, 0, got or 0)
+            while 0 <= found < _SCAN_CHUNK:
+                _check_collection(stream, position + found, length, length_size, what)
+                found = buffer.find(_COLLECTION, found + 1, got or 0)
+            position += _SCAN_CHUNK
 
 
 def _length_size(stream: Any) -> int:

@@ -87,6 +87,7 @@ def _file_report(
 
     if os.path.isdir(path):  # a model folder (a keras_hub preset): read statically
         if load:
+            read_report(path, findings=False, limits=limits)  # not a model folder: that error
             raise FileFormatError(
                 f"{path!r} is a model folder, which weighttie reads statically only; "
                 "drop --load (or save the model as a .keras file to load it through Keras)"

@@ -74,7 +74,7 @@ def read_folder(path: str | os.PathLike[str], findings: bool, limits: Limits) ->
     where = repr(folder)
     config_name = TASK if _exists(folder, TASK) else CONFIG
     if not _exists(folder, CONFIG):
-        raise FileFormatError(f"{where} is a folder without {CONFIG}; {_EXPECTED}")
+        raise FileFormatError(f"{where} is a directory without {CONFIG}; {_EXPECTED}")
     config = _config(folder, config_name, limits)
     metadata = _metadata(folder, limits)
     parts = _weight_files(folder, config if config_name == TASK else None, limits)
