@@ -12,12 +12,12 @@ import importlib.util
 import json
 import math
 import os
+import resource
 import shutil
 import statistics
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -338,7 +338,11 @@ def test_synthetic_decoder_has_the_layout_keras_hub_writes(tmp_path: Path) -> No
 
 @pytest.mark.budget
 def test_llm_sized_preset_reports_in_under_a_second(tmp_path: Path) -> None:
-    """A 32-block decoder declaring 6.9 GB of weights (a sparse file): whole process < 1 s."""
+    """A 32-block decoder declaring 6.9 GB of weights (a sparse file): whole process < 1 s.
+
+    CPU time (user + system) of the child, not wall time: on a shared machine the
+    wall time of the same run doubles with the load of other processes.
+    """
     llm = _synthetic_llm()
     folder = tmp_path / "llm"
     declared = llm.write_preset(folder)
@@ -351,9 +355,9 @@ def test_llm_sized_preset_reports_in_under_a_second(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), str(src)])}
     out = tmp_path / "report.json"
     code = "import sys; from weighttie.cli import main; sys.exit(main(sys.argv[1:]))"
-    walls = []
+    cpu = []
     for _ in range(3):
-        start = time.perf_counter()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         done = subprocess.run(
             [sys.executable, "-c", code, "report", str(folder), "--format", "json", "-o", str(out)],
             capture_output=True,
@@ -361,9 +365,10 @@ def test_llm_sized_preset_reports_in_under_a_second(tmp_path: Path) -> None:
             env=env,
             timeout=60,
         )
-        walls.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
         assert done.returncode == 0, done.stderr
     doc = json.loads(out.read_text())
     assert doc["params"]["unique"] == llm.Decoder().params() == declared // 4
     assert doc["findings"] == []
-    assert statistics.median(walls) < 1.0, walls
+    assert statistics.median(cpu) < 1.0, cpu
