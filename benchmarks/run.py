@@ -4,7 +4,7 @@ Usage (from the repository root, after `make test` or `make bench`):
 
     .venv/bin/python benchmarks/run.py            # everything (about 10 minutes)
     .venv/bin/python benchmarks/run.py --quick    # skip the 20k-layer model and the 3 GB archive
-    .venv/bin/python benchmarks/run.py --only llm # one section (xception, scaling, size, limits, llm)
+    .venv/bin/python benchmarks/run.py --only llm # one of xception, scaling, size, limits, llm
 
 Models and archives are cached in build/bench/. Every timing is the median of
 several runs of a whole process (python start-up included) unless it says

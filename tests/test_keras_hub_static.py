@@ -191,13 +191,17 @@ def test_json_round_trip_keeps_unknown_as_null(saved: dict[str, Saved]) -> None:
     assert Report.from_json(report.to_json()) == report
 
 
-@pytest.mark.parametrize("fmt", ["table", "markdown"])
+@pytest.mark.parametrize("fmt", ["table", "markdown", "html"])
 def test_human_output_says_unknown_and_prints_the_notes(saved: dict[str, Saved], fmt: str) -> None:
     text = render(read_report(saved["opt-backbone"].path), fmt)
     assert "unknown per use, unknown duplicated" in text
     assert "calls are unknown (see the notes)" in text
-    bullet = "- " if fmt == "markdown" else ""
-    assert f"{bullet}Note: OPTBackbone's config holds constructor arguments" in text
+    note = "Note: OPTBackbone's config holds constructor arguments"
+    if fmt == "html":
+        assert '<p class="note">' + note.replace("'", "&#x27;") in text
+        assert ">unknown</td>" in text  # the uses and per-use cells
+    else:
+        assert ("- " if fmt == "markdown" else "") + note in text
 
 
 def test_per_use_check_fails_clearly_when_unknown(saved: dict[str, Saved], tmp_path: Path) -> None:

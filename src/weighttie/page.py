@@ -276,7 +276,7 @@ def _go(path: str, label: str | None = None) -> str:
 
 
 def _n(value: int | None, text: str | None = None) -> str:
-    shown = text if text is not None else ("?" if value is None else num(value))
+    shown = text if text is not None else num(value)  # None: "unknown"
     return f'<td class="n" data-v="{-1 if value is None else value}">{shown}</td>'
 
 
@@ -320,10 +320,16 @@ class _Page:
             f"non-trainable {num(p.non_trainable_unique)}) · {num(calls)} calls · "
             f"{groups} sharing group{'s' if groups != 1 else ''} · source: {esc(r.model.source)}"
         )
-        return f'<h1>{title}</h1><p class="sum">{summary}</p>'
+        notes = "".join(f'<p class="note">Note: {esc(note)}</p>' for note in r.model.notes)
+        return f'<h1>{title}</h1><p class="sum">{summary}</p>{notes}'
 
     def legend(self) -> str:
         if not self.report.groups:
+            if self.report.params.per_use is None:
+                return (
+                    '<p class="legend-none">No weights are shared between layers; '
+                    "calls are unknown (see the notes).</p>"
+                )
             return '<p class="legend-none">No weights are shared.</p>'
         items = []
         for n, group in enumerate(self.report.groups):

@@ -1,7 +1,12 @@
 """The ``.keras`` (Keras 3) reader: ``config.json`` gives the layers, nested models
 and every call; ``model.weights.h5`` each layer's variables under a group whose
 ``vars`` carries the layer's name, and the sublayers a layer holds (an LSTM's
-``cell``). Declared ties are applied once their saved copies are found equal."""
+``cell``). Declared ties are applied once their saved copies are found equal.
+
+A graphless model (a keras_hub model, whose config is constructor arguments, or a
+subclassed one) is read from its weights file alone (:mod:`~weighttie.static.keras_hub`):
+layers, variables and counts, with its calls unknown and notes saying so. A
+model's ``optimizer`` group is never a layer."""
 
 from __future__ import annotations
 
@@ -113,7 +118,7 @@ def _keras_facts(
         ties=tuple(ties),
         findings=tuple(_differing_tie_findings(reader, differing)),
         access=_value_access(reader, values if findings else None),
-        calls_known=not notes,
+        calls_known=_is_model(config),  # a graphless config states no calls
     )
 
 
