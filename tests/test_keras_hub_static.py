@@ -302,3 +302,16 @@ def test_cli_with_keras_but_without_keras_hub(saved: dict[str, Saved], tmp_path:
     assert doc["params"]["unique"] == file.count_params  # not + 2: the optimizer is no layer
     assert doc["model"]["source"] == "static"
     assert "its class is not available here" in done.stderr
+
+
+def test_graph_export_carries_unknown_counts_as_minus_one(
+    saved: dict[str, Saved], tmp_path: Path
+) -> None:
+    import networkx as nx
+
+    from weighttie.graph import write_graph
+
+    write_graph(read_report(saved["gemma-task"].path), tmp_path / "g.graphml")
+    graph = nx.read_graphml(tmp_path / "g.graphml")
+    layers = [attrs for _, attrs in graph.nodes(data=True) if attrs["kind"] == "layer"]
+    assert layers and {attrs["uses"] for attrs in layers} == {-1}
