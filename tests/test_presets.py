@@ -372,3 +372,8 @@ def test_llm_sized_preset_reports_in_under_a_second(tmp_path: Path) -> None:
     assert doc["params"]["unique"] == llm.Decoder().params() == declared // 4
     assert doc["findings"] == []
     assert statistics.median(cpu) < 1.0, cpu
+
+
+def test_a_shard_index_alone_says_to_pass_its_folder(presets: dict[str, Preset], capsys) -> None:  # type: ignore[no-untyped-def]
+    err = _refused(capsys, presets["bert"].sharded / "model.weights.json")
+    assert "is the index of sharded weights, not a model; pass the folder" in err

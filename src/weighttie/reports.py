@@ -68,6 +68,11 @@ def report_of(
         return source
     if isinstance(source, str | os.PathLike):
         path = os.fspath(source)
+        if path.lower().endswith(".weights.json"):  # Keras's index of sharded weights
+            raise FileFormatError(
+                f"{path!r} is the index of sharded weights, not a model; pass the folder "
+                "that holds it with the model's config.json (weighttie report DIR)"
+            )
         if path.lower().endswith(".json"):
             from weighttie.report import read_report_json
 
