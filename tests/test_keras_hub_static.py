@@ -315,3 +315,23 @@ def test_graph_export_carries_unknown_counts_as_minus_one(
     graph = nx.read_graphml(tmp_path / "g.graphml")
     layers = [attrs for _, attrs in graph.nodes(data=True) if attrs["kind"] == "layer"]
     assert layers and {attrs["uses"] for attrs in layers} == {-1}
+
+
+def test_load_without_keras_is_one_clear_line(saved: dict[str, Saved], tmp_path: Path) -> None:
+    done = run_without_keras(tmp_path, "report", str(saved["gpt2-task"].path), "--load")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("weighttie: error: --load reads the model through Keras, ")
+    assert "(no module keras)" in done.stderr and done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["snapshot", "check", "diff"])
+def test_other_commands_without_keras(
+    saved: dict[str, Saved], tmp_path: Path, command: str
+) -> None:
+    path = str(saved["bert-task"].path)
+    spec = tmp_path / "spec.toml"
+    assert run_without_keras(tmp_path, "snapshot", path, "-o", str(spec)).returncode == 0
+    args = {"snapshot": [path], "check": [path, "--spec", str(spec)], "diff": [path, path]}
+    done = run_without_keras(tmp_path, command, *args[command])
+    assert done.returncode == 0, done.stderr
+    assert "internal error" not in done.stderr

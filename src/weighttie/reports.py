@@ -100,7 +100,14 @@ def _file_report(
         return read_report(path, findings=findings, limits=limits)
     if load:
         read_report(path, findings=False, limits=limits)  # the bounded reader sees it first
-        return _loaded_report(path, unsafe=unsafe, findings=findings)
+        try:
+            return _loaded_report(path, unsafe=unsafe, findings=findings)
+        except ImportError as exc:
+            raise WeighttieError(
+                f"--load reads the model through Keras, which cannot be imported here "
+                f"(no module {exc.name or exc!s}); install Keras and a backend "
+                "(docs/install.md), or drop --load for the static report"
+            ) from None
     report = read_report(path, findings=findings, limits=limits)
     if report.model.class_name in MODEL_CLASSES:
         return report
