@@ -377,3 +377,23 @@ def test_llm_sized_preset_reports_in_under_a_second(tmp_path: Path) -> None:
 def test_a_shard_index_alone_says_to_pass_its_folder(presets: dict[str, Preset], capsys) -> None:  # type: ignore[no-untyped-def]
     err = _refused(capsys, presets["bert"].sharded / "model.weights.json")
     assert "is the index of sharded weights, not a model; pass the folder" in err
+
+
+def test_heap_check_reads_data_spans_only(tmp_path: Path) -> None:
+    """A sparse file's holes are not read by the global-heap check (they hold zeros)."""
+    from weighttie.archive import _Window
+
+    path = tmp_path / "sparse.bin"
+    with open(path, "wb") as f:
+        f.write(b"head")
+        f.seek(256 << 20)
+        f.write(b"tail")
+    with open(path, "rb") as f:
+        window = _Window(f, 0, path.stat().st_size)
+        spans = window.data_ranges()
+        f.seek(0)
+        assert f.read(4) == b"head"  # the reader's position survives the probing
+    if spans == [(0, path.stat().st_size)]:
+        pytest.skip("this file system does not report holes")
+    assert spans[0][0] == 0 and spans[-1][1] == path.stat().st_size
+    assert sum(end - start for start, end in spans) < 1 << 20
