@@ -125,7 +125,7 @@ def test_sharded_keras_weights_of_a_functional_model(tmp_path: Path) -> None:
     """Keras's own sharded weights (``save_weights(..., max_shard_size=...)``) beside the
     config of ``model.save(folder, zipped=False)``: a graph, so calls are known."""
     inputs = keras.Input((4,))
-    shared = keras.layers.Dense(16)
+    shared = keras.layers.Dense(16, name="shared")
     outputs = keras.layers.Add()([shared(inputs), shared(keras.layers.Dense(4)(inputs))])
     model = keras.Model(inputs, keras.layers.Dense(3)(outputs))
     folder = tmp_path / "functional"
@@ -137,7 +137,7 @@ def test_sharded_keras_weights_of_a_functional_model(tmp_path: Path) -> None:
     sharded = read_report(folder)
     assert sharded.params.unique == whole.params.unique == model.count_params()
     assert sharded.params.per_use == whole.params.per_use == model.count_params() + 4 * 16 + 16
-    assert [g.layers for g in sharded.groups] == [("dense",)]
+    assert [g.layers for g in sharded.groups] == [("shared",)]
     assert sharded.model.notes == ()
 
 
@@ -275,7 +275,9 @@ def test_sizes_match_the_index_total(presets: dict[str, Preset]) -> None:
     folder = presets["gemma"].sharded
     index = json.loads((folder / "model.weights.json").read_text())
     report = read_report(folder)
-    backbone = [v for v in report.variables if v.path.startswith("gemma_backbone/")]
+    (root,) = [r.path for r in report.layers if r.class_name == "GemmaBackbone"]
+    backbone = [v for v in report.variables if v.path.startswith(root + "/")]
+    assert backbone
     assert index["metadata"]["total_size"] == sum(math.prod(v.shape) * 4 for v in backbone)
 
 
@@ -332,7 +334,9 @@ def test_synthetic_decoder_has_the_layout_keras_hub_writes(tmp_path: Path) -> No
     synthetic, real = read_report(tmp_path / "synthetic"), read_report(tmp_path / "real")
     assert synthetic.params.unique == llm.Decoder(**sizes).params() == backbone.count_params()
     assert _variables(tmp_path / "synthetic") == _variables(tmp_path / "real")
-    assert [r.path for r in synthetic.layers] == [r.path for r in real.layers]
+    # (weightless layers' names, softmax_3 …, depend on what else the process built)
+    held = [r.path for r in synthetic.layers if r.variables]
+    assert held == [r.path for r in real.layers if r.variables]
     assert len(list((tmp_path / "synthetic").glob("model_*.weights.h5"))) >= 2
 
 
