@@ -96,7 +96,8 @@ class GraphlessConfig:
             self.classes.setdefault(snake_case(class_name), (class_name, trainable))
             for key, value in sorted(inner.items()):
                 if key.startswith("tie_") and value is True:
-                    self.ties.append(f"{where or class_name} declares {key}=true ({class_name})")
+                    at = f" (its {where})" if where else ""
+                    self.ties.append(f"the config of {class_name}{at} declares {key}=true")
 
     def layer_class(self, key: str) -> tuple[str, bool]:
         """The class (and trainable flag, from the config) of a layer saved under ``key``."""
@@ -144,5 +145,9 @@ def graphless_notes(class_name: str, unknown_classes: int, ties: list[str]) -> t
             "variables are saved under attribute names that do not say their class "
             "(shown as ?): their variables are numbered and counted as trainable"
         )
-    notes += [f"{tie}: a declared tie inside one layer, not visible in the weights" for tie in ties]
+    notes += [
+        f"{tie}: tied weights are stored once, so the weights file shows neither the tie "
+        "nor which calls share them"
+        for tie in ties
+    ]
     return tuple(notes)
