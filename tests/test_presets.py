@@ -401,3 +401,12 @@ def test_heap_check_reads_data_spans_only(tmp_path: Path) -> None:
         pytest.skip("this file system does not report holes")
     assert spans[0][0] == 0 and spans[-1][1] == path.stat().st_size
     assert sum(end - start for start, end in spans) < 1 << 20
+
+
+def test_assertions_take_a_folder(presets: dict[str, Preset]) -> None:
+    from weighttie.testing import assert_params
+
+    preset = presets["opt"]
+    assert_params(str(preset.sharded), unique=preset.count_params)
+    with pytest.raises(AssertionError, match=r"params.per_use == 1: unknown: this static report"):
+        assert_params(str(preset.sharded), per_use=1)
