@@ -107,8 +107,11 @@ class Decoder:
         return sum(math.prod(s) for _, _, shapes in self.saveables() for s in shapes)
 
 
-def _declared(group: Any, name: str, shape: tuple[int, ...], rng: np.random.Generator) -> int:
-    """A float32 dataset with its storage allocated, never filled, its head written."""
+def _declared(
+    group: Any, name: str, shape: tuple[int, ...], rng: np.random.Generator, dense: bool = False
+) -> int:
+    """A float32 dataset with its storage allocated, never filled, its head written
+    (``dense``: all of it written, random)."""
     import h5py
     from h5py import h5d, h5p, h5s, h5t
 
@@ -122,11 +125,19 @@ def _declared(group: Any, name: str, shape: tuple[int, ...], rng: np.random.Gene
     rows = min(shape[axis], max(1, -(-HEAD_BYTES // (4 * row))))
     head = (*(slice(0, 1) for _ in range(axis)), slice(0, rows))
     dataset[head] = rng.standard_normal(dataset[head].shape, dtype=np.float32)
+    if dense:
+        step = max(1, (64 << 20) // (4 * max(1, math.prod(shape[1:]))))
+        for start in range(0, shape[0], step):
+            block = dataset[start : start + step]
+            dataset[start : start + step] = rng.standard_normal(block.shape, dtype=np.float32)
     return math.prod(shape) * 4
 
 
-def write_preset(folder: Path, decoder: Decoder = Decoder(), shard_bytes: int = 2 << 30) -> int:
-    """Write the preset folder; return the bytes of weights it declares."""
+def write_preset(
+    folder: Path, decoder: Decoder = Decoder(), shard_bytes: int = 2 << 30, dense: bool = False
+) -> int:
+    """Write the preset folder; return the bytes of weights it declares (``dense``: and
+    writes, every byte random, as a real model's would be)."""
     import h5py
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -158,7 +169,7 @@ def write_preset(folder: Path, decoder: Decoder = Decoder(), shard_bytes: int = 
             group = h5.require_group(f"{path}/vars" if path else "vars")
             group.attrs["name"] = layer
             for index, shape in enumerate(shapes):
-                size += _declared(group, str(index), shape, rng)
+                size += _declared(group, str(index), shape, rng, dense)
             total += need
             weight_map[f"/{path}/vars" if path else "/vars"] = f"model_{shard:05}.weights.h5"
     finally:
@@ -172,11 +183,12 @@ def write_preset(folder: Path, decoder: Decoder = Decoder(), shard_bytes: int = 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("folder", type=Path)
+    parser.add_argument("--dense", action="store_true", help="write every byte (not sparse)")
     for name, default in Decoder().__dict__.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, default=default)
     args = vars(parser.parse_args())
-    folder = args.pop("folder")
-    total = write_preset(folder, Decoder(**args))
+    folder, dense = args.pop("folder"), args.pop("dense")
+    total = write_preset(folder, Decoder(**args), dense=dense)
     print(f"{folder}: {total / 1e9:.2f} GB of weights declared")
 
 

@@ -24,8 +24,10 @@ from typing import Any
 import h5py
 import keras
 import pytest
+from h5py import h5o
 
 import weighttie
+from weighttie.archive import Heaps, _referenced_collections
 from weighttie.cli import main
 from weighttie.errors import FileFormatError, LimitError
 from weighttie.limits import Limits
@@ -410,3 +412,67 @@ def test_assertions_take_a_folder(presets: dict[str, Preset]) -> None:
     assert_params(str(preset.sharded), unique=preset.count_params)
     with pytest.raises(AssertionError, match=r"params.per_use == 1: unknown: this static report"):
         assert_params(str(preset.sharded), per_use=1)
+
+
+def _loop(collection: bytearray) -> None:
+    """Set the size of a collection's free-space object to 0 (HDF5 then decodes forever)."""
+    place = 16
+    while True:
+        (index,) = struct.unpack("<H", collection[place : place + 2])
+        (length,) = struct.unpack("<Q", collection[place + 8 : place + 16])
+        if index == 0:
+            break
+        place += 16 + (length + 7) // 8 * 8
+    collection[place + 8 : place + 16] = struct.pack("<Q", 0)
+
+
+def test_heap_check_follows_the_name_attributes(tmp_path: Path) -> None:
+    """Only the collections the layer names point to are checked, wherever they are: a
+    looping collection hidden in a kernel's values, the name pointing there, is refused."""
+    inputs = keras.Input((64,))
+    model = keras.Model(inputs, keras.layers.Dense(64, name="wide")(inputs))
+    folder = tmp_path / "model"
+    model.save(folder, zipped=False)
+    weights = folder / "model.weights.h5"
+    with h5py.File(weights) as h5:
+        kernel_at = h5["layers/dense/vars/0"].id.get_offset()
+        name_group = h5o.get_info(h5["layers/dense/vars"].id).addr
+    data = bytearray(weights.read_bytes())
+    with open(weights, "rb") as f:
+        (original,) = _referenced_collections(f, len(data), [name_group])
+    (size,) = struct.unpack("<Q", data[original + 8 : original + 16])
+    hidden = bytearray(data[original : original + size])
+    _loop(hidden)
+    data[kernel_at : kernel_at + size] = hidden  # the kernel's values now hold a collection
+    heap_id = struct.pack("<IQ", len("wide"), original)
+    assert data.count(heap_id) == 1
+    at = data.index(heap_id)
+    data[at : at + 12] = struct.pack("<IQ", len("wide"), kernel_at)
+    weights.write_bytes(bytes(data))
+    with open(weights, "rb") as f:
+        assert _referenced_collections(f, len(data), [name_group]) == {kernel_at}
+    with pytest.raises(FileFormatError, match="HDF5 would decode forever"):
+        read_report(folder)
+
+
+def test_a_string_dataset_makes_the_whole_file_checked(tmp_path: Path) -> None:
+    """Values that may point into a heap (strings, references): every collection is checked."""
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    folder = tmp_path / "model"
+    model.save(folder, zipped=False)
+    with h5py.File(folder / "model.weights.h5", "a") as h5:
+        h5["layers/dense/notes"] = ["a string, in a global heap"]
+    checks: list[bool] = []
+    original = Heaps.check
+
+    def spy(self: Heaps, headers: list[int] | None) -> None:
+        original(self, headers)
+        checks.append(self.targeted)
+
+    Heaps.check = spy  # type: ignore[method-assign]
+    try:
+        assert read_report(folder).params.unique == model.count_params()
+    finally:
+        Heaps.check = original  # type: ignore[method-assign]
+    assert checks == [False]

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from weighttie.archive import Heaps
 from weighttie.errors import FileFormatError, LimitError
 from weighttie.limits import Limits
 
@@ -303,21 +304,39 @@ def _collect(
     limits: Limits,
     handles: dict[str, Any] | None = None,
     prefix: str = "",
+    heaps: Heaps | None = None,
 ) -> _Collected:
     """Walk one weights file (checked as :func:`_walk_h5` checks it), its paths below
-    ``prefix`` (``"layers/bert_backbone/"``: a backbone's file inside its task)."""
+    ``prefix`` (``"layers/bert_backbone/"``: a backbone's file inside its task).
+
+    With ``heaps`` (a file opened by :func:`~weighttie.archive.open_h5_deferred`),
+    the layer names (strings in global heaps) are read after the walk, once the
+    collections they point to are checked; a dataset whose values could point into
+    a heap (strings, references) makes the whole file checked instead.
+    """
     import numpy as np
     from h5py import h5a, h5o
 
     found = _Collected()
     if prefix:
         found.groups[prefix[:-1]] = prefix[:-1].rpartition("/")[2]
+    names: list[tuple[str, Any]] = []  # (path, the vars group) whose name is to be read
+    whole = False
 
     def on_dataset(name: str, ds: Any) -> None:
+        nonlocal whole
         found.objects += 1
         found.datasets.append((prefix + name, tuple(int(d) for d in ds.shape), str(ds.dtype)))
+        whole = whole or ds.dtype.hasobject
         if handles is not None:  # kept open: values are read through them
             handles["/" + prefix + name] = ds
+
+    def read_name(name: str, obj: Any) -> None:
+        attr = h5a.open(obj, b"name")
+        if attr.shape == ():  # a layer name is one string; anything else is not
+            value = np.empty((), dtype=attr.dtype)
+            attr.read(value)
+            found.named.append((prefix + name, value[()]))
 
     def on_group(raw: bytes, name: str) -> None:
         found.objects += 1
@@ -325,23 +344,30 @@ def _collect(
         if last == "vars":
             obj = h5o.open(h5.id, raw)
             if h5a.exists(obj, b"name"):
-                attr = h5a.open(obj, b"name")
-                if attr.shape == ():  # a layer name is one string; anything else is not
-                    value = np.empty((), dtype=attr.dtype)
-                    attr.read(value)
-                    found.named.append((prefix + name, value[()]))
+                if heaps is None:
+                    read_name(name, obj)
+                else:
+                    names.append((name, obj))
         elif last != "layers":
             found.groups[prefix + name] = last
 
     _walk_h5(h5, where, limits, on_dataset, on_group)
+    if heaps is not None:
+        heaps.check(None if whole else [h5o.get_info(obj).addr for _, obj in names])
+        for name, obj in names:
+            read_name(name, obj)
     return found
 
 
 def _read_group(
-    h5: Any, where: str, limits: Limits, handles: dict[str, Any] | None = None
+    h5: Any,
+    where: str,
+    limits: Limits,
+    handles: dict[str, Any] | None = None,
+    heaps: Heaps | None = None,
 ) -> _Group:
     """Read the tree of saveables in model.weights.h5: names, variable shapes and dtypes."""
-    return _link(_collect(h5, where, limits, handles))
+    return _link(_collect(h5, where, limits, handles, heaps=heaps))
 
 
 def _link(found: _Collected) -> _Group:

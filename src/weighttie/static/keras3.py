@@ -48,9 +48,9 @@ def _read_keras(path: str, findings: bool, limits: Limits) -> Report:
                 f"{path!r} has no model.weights.h5; expected a .keras archive written by "
                 "Keras 3 (config.json, metadata.json, model.weights.h5)"
             )
-        with archive.weights() as h5, _h5_errors(path, WEIGHTS):
+        with archive.weights_deferred() as (h5, heaps), _h5_errors(path, WEIGHTS):
             handles: dict[str, Any] = {}
-            group = _read_group(h5, where, limits, handles if findings else None)
+            group = _read_group(h5, where, limits, handles if findings else None, heaps)
             values = _Values(h5, handles, where)
             facts = _keras_facts(path, config, metadata, group, values, limits, findings)
             return build_report(facts, findings=findings)

@@ -32,7 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from weighttie.archive import _check_json_size, open_h5, parse_model_config
+from weighttie.archive import _check_json_size, open_h5_deferred, parse_model_config
 from weighttie.errors import FileFormatError, MissingFileError
 from weighttie.files import open_regular, read_limited
 from weighttie.graph import build_report
@@ -85,9 +85,9 @@ def read_folder(path: str | os.PathLike[str], findings: bool, limits: Limits) ->
         for name, prefix in parts:
             file = stack.enter_context(open_regular(Path(folder) / name, what="weights file"))
             what = f"{where}: {name}"
-            h5 = stack.enter_context(open_h5(file, what))
+            h5, heaps = stack.enter_context(open_h5_deferred(file, what))
             stack.enter_context(_h5_errors(folder, name))
-            part = _collect(h5, what, replace(limits, h5_objects=budget), handles, prefix)
+            part = _collect(h5, what, replace(limits, h5_objects=budget), handles, prefix, heaps)
             budget = max(1, budget - part.objects)
             found.merge(part, where)
         group = _link(found)
