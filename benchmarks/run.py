@@ -279,9 +279,6 @@ def bench_llm() -> list[str]:
     folder = OUT / "llm-preset"
     if not (folder / "model.weights.json").exists():
         write_preset(folder)
-    files = sorted(folder.iterdir())
-    size = sum(p.stat().st_size for p in files)
-    disk = sum(p.stat().st_blocks * 512 for p in files)
     decoder = Decoder()
     lines = [
         f"An LLM-sized keras_hub preset: a GPT-2 config of {decoder.num_layers} blocks "
@@ -292,10 +289,18 @@ def bench_llm() -> list[str]:
         "| preset | files | declared size | on disk | wall | peak RSS |",
         "|---|---|---|---|---|---|",
     ]
-    for argv, what in (
-        (weighttie_static(folder), "`weighttie report`"),
-        ([*weighttie_static(folder), "--no-findings"], "`weighttie report --no-findings`"),
+    dense = OUT / "llm-dense"  # every byte written: what a real model's files hold
+    if not (dense / "model.weights.json").exists():
+        smaller = Decoder(num_heads=8, hidden_dim=1024, intermediate_dim=4096)
+        write_preset(dense, smaller, dense=True)
+    for path, argv, what in (
+        (folder, weighttie_static(folder), "sparse, `weighttie report`"),
+        (folder, [*weighttie_static(folder), "--no-findings"], "sparse, `--no-findings`"),
+        (dense, weighttie_static(dense), "dense (hidden 1024), `weighttie report`"),
     ):
+        files = sorted(path.iterdir())
+        size = sum(p.stat().st_size for p in files)
+        disk = sum(p.stat().st_blocks * 512 for p in files)
         wall, rss = run(argv, repeat=5)
         lines.append(
             f"| {what} | {len(files)} | {size / 1e9:.2f} GB | {disk / 1e6:.0f} MB | "
