@@ -4,6 +4,7 @@ Usage (from the repository root, after `make test` or `make bench`):
 
     .venv/bin/python benchmarks/run.py            # everything (about 10 minutes)
     .venv/bin/python benchmarks/run.py --quick    # skip the 20k-layer model and the 3 GB archive
+    .venv/bin/python benchmarks/run.py --only llm # one of xception, scaling, size, limits, llm
 
 Models and archives are cached in build/bench/. Every timing is the median of
 several runs of a whole process (python start-up included) unless it says
@@ -271,6 +272,43 @@ def bench_size(big_units: int) -> list[str]:
     return lines
 
 
+def bench_llm() -> list[str]:
+    """A keras_hub preset of a 32-block decoder, 6.9 GB of weights declared in a sparse file."""
+    from synthetic_llm import Decoder, write_preset
+
+    folder = OUT / "llm-preset"
+    if not (folder / "model.weights.json").exists():
+        write_preset(folder)
+    decoder = Decoder()
+    lines = [
+        f"An LLM-sized keras_hub preset: a GPT-2 config of {decoder.num_layers} blocks "
+        f"(hidden {decoder.hidden_dim}, {decoder.params() / 1e9:.2f} B parameters), its "
+        "weights in sharded files declared in full but written only 64 kB per variable "
+        "(`benchmarks/synthetic_llm.py`):",
+        "",
+        "| preset | files | declared size | on disk | wall | peak RSS |",
+        "|---|---|---|---|---|---|",
+    ]
+    dense = OUT / "llm-dense"  # every byte written: what a real model's files hold
+    if not (dense / "model.weights.json").exists():
+        smaller = Decoder(num_heads=8, hidden_dim=1024, intermediate_dim=4096)
+        write_preset(dense, smaller, dense=True)
+    for path, argv, what in (
+        (folder, weighttie_static(folder), "sparse, `weighttie report`"),
+        (folder, [*weighttie_static(folder), "--no-findings"], "sparse, `--no-findings`"),
+        (dense, weighttie_static(dense), "dense (hidden 1024), `weighttie report`"),
+    ):
+        files = sorted(path.iterdir())
+        size = sum(p.stat().st_size for p in files)
+        disk = sum(p.stat().st_blocks * 512 for p in files)
+        wall, rss = run(argv, repeat=5)
+        lines.append(
+            f"| {what} | {len(files)} | {size / 1e9:.2f} GB | {disk / 1e6:.0f} MB | "
+            f"{wall:.2f} s | {rss:.0f} MB |"
+        )
+    return lines
+
+
 LIMIT_CODE = textwrap.dedent(
     """
     import io, json, sys, zipfile, h5py, numpy as np
@@ -383,7 +421,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="skip the largest cases")
     parser.add_argument(
-        "--only", choices=["xception", "scaling", "size", "limits"], help="run one section only"
+        "--only",
+        choices=["xception", "scaling", "size", "limits", "llm"],
+        help="run one section only",
     )
     parser.add_argument(
         "--before",
@@ -397,6 +437,7 @@ def main() -> int:
         "scaling": lambda: bench_scaling([1000, 5000] if args.quick else [1000, 5000, 20000]),
         "size": lambda: bench_size(4096 if args.quick else 16384),
         "limits": lambda: bench_limits(args.before),
+        "llm": bench_llm,
     }
     sections = [run() for name, run in runs.items() if args.only in (None, name)]
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores\n")

@@ -99,10 +99,19 @@ def test_sequential_shapes_come_from_build_configs(save) -> None:
 
 
 def test_subclassed_file_is_read_from_its_weights_alone(save) -> None:
-    static = read_report(save(zoo.subclassed()))
+    model = zoo.subclassed()
+    static = read_report(save(model))
+    live = weighttie.analyze(model)
     assert [r.path for r in static.layers] == ["hidden", "norm", "out"]
-    assert {r.class_name for r in static.layers} == {UNKNOWN_CLASS}
-    assert static.params.unique == zoo.subclassed().count_params()
+    # Keras saves a model's layers list under each layer's snake-cased class name (a
+    # layer it reaches first as an attribute, "hidden", is saved under that name)
+    assert [r.class_name for r in static.layers] == [UNKNOWN_CLASS, "BatchNormalization", "Dense"]
+    assert [r.class_name for r in live.layers] == ["Dense", "BatchNormalization", "Dense"]
+    assert static.params.unique == model.count_params()
+    assert static.params.trainable_unique == live.params.trainable_unique
+    # the file states no calls: uses are unknown, never guessed
+    assert static.params.per_use is None and {r.uses for r in static.layers} == {None}
+    assert static.model.notes
 
 
 # -- the variable-name table stays true to Keras -------------------------------------

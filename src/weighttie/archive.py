@@ -14,6 +14,7 @@ This module imports no Keras and no backend.
 
 from __future__ import annotations
 
+import errno
 import gc
 import io
 import json
@@ -95,6 +96,31 @@ class _Window(io.RawIOBase):
             self._cache[index] = block
         return block
 
+    def data_ranges(self) -> list[tuple[int, int]]:
+        """The ``(start, end)`` spans of the window that hold data: a sparse file's holes
+        (``SEEK_HOLE``), which read as zeros, are left out. One span, the whole window,
+        where the file system does not say."""
+        fd = self._file.fileno()
+        saved = os.lseek(fd, 0, os.SEEK_CUR)  # the buffered reader relies on it
+        end = self._offset + self._length
+        spans, position = [], self._offset
+        try:
+            while position < end:
+                start = os.lseek(fd, position, os.SEEK_DATA)
+                if start >= end:
+                    break
+                stop = min(os.lseek(fd, start, os.SEEK_HOLE), end)
+                spans.append((start - self._offset, stop - self._offset))
+                position = stop
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # ENXIO: no data after position
+                spans = [(0, self._length)]
+        except AttributeError:  # no SEEK_DATA on this platform
+            spans = [(0, self._length)]
+        finally:
+            os.lseek(fd, saved, os.SEEK_SET)
+        return spans
+
     def readinto(self, buffer: Any) -> int:
         remaining = self._length - self._pos
         if remaining <= 0:
@@ -138,11 +164,37 @@ def open_h5(
 
 
 @contextmanager
+def open_h5_deferred(
+    file: io.BufferedReader, what: str, offset: int = 0, length: int | None = None
+) -> Iterator[tuple[Any, Heaps]]:
+    """Like :func:`open_h5`, but the global-heap check is left to the caller.
+
+    The caller must call ``heaps.check(...)`` before it reads any variable-length
+    value (a string attribute): with the headers of the objects whose attributes it
+    reads, only the collections those attributes point to are checked, so the cost
+    does not grow with the weight bytes.
+    """
+    size = os.fstat(file.fileno()).st_size if length is None else length
+    window = _Window(file, offset, size)
+    try:
+        with _h5_open(window, size, what) as handle:
+            yield handle, Heaps(window, size, what)
+    finally:
+        window.close()
+
+
+@contextmanager
 def _h5_file(stream: Any, size: int, what: str) -> Iterator[Any]:
     """h5py's read-only view of a seekable stream of ``size`` bytes, checked first."""
+    check_global_heaps(stream, size, what)
+    with _h5_open(stream, size, what) as handle:
+        yield handle
+
+
+@contextmanager
+def _h5_open(stream: Any, size: int, what: str) -> Iterator[Any]:
     import h5py
 
-    check_global_heaps(stream, size, what)
     try:
         handle = h5py.File(stream, "r")
     except (OSError, ValueError) as exc:
@@ -170,7 +222,9 @@ def check_global_heaps(stream: Any, length: int, what: str) -> None:
     object's size leading to the next; a damaged size of 0 leaves it decoding the
     same object forever, in C, where no time budget can fire (found by fuzzing).
     Every collection in the file is walked here first, as HDF5 would walk it. The
-    file is read once, in chunks of 8 MiB; memory does not grow with it.
+    file is read once, in chunks of 8 MiB; memory does not grow with it. A sparse
+    file's holes read as zeros and hold no collection: they are skipped (``SEEK_HOLE``),
+    so a file whose declared weights were never written costs only its written bytes.
 
     Raises:
         FileFormatError: a collection's objects do not tile it.
@@ -178,17 +232,19 @@ def check_global_heaps(stream: Any, length: int, what: str) -> None:
     length_size = _length_size(stream)
     overlap = len(_COLLECTION) - 1  # a signature across two chunks is found in the first
     buffer = bytearray(_SCAN_CHUNK + overlap)  # one buffer, refilled: no copy per chunk
-    position = 0
-    while position < length:
-        stream.seek(position)
-        view = memoryview(buffer)[: min(len(buffer), length - position)]
-        got = stream.readinto(view)
-        view.release()
-        found = buffer.find(_COLLECTION, 0, got or 0)
-        while 0 <= found < _SCAN_CHUNK:
-            _check_collection(stream, position + found, length, length_size, what)
-            found = buffer.find(_COLLECTION, found + 1, got or 0)
-        position += _SCAN_CHUNK
+    spans = stream.data_ranges() if isinstance(stream, _Window) else [(0, length)]
+    for position, end in spans:
+        while position < end:
+            stream.seek(position)
+            want = min(len(buffer), end + overlap - position, length - position)
+            view = memoryview(buffer)[:want]
+            got = stream.readinto(view)
+            view.release()
+            found = buffer.find(_COLLECTION, 0, got or 0)
+            while 0 <= found < _SCAN_CHUNK:
+                _check_collection(stream, position + found, length, length_size, what)
+                found = buffer.find(_COLLECTION, found + 1, got or 0)
+            position += _SCAN_CHUNK
 
 
 def _length_size(stream: Any) -> int:
@@ -226,6 +282,184 @@ def _check_collection(stream: Any, start: int, length: int, length_size: int, wh
                 + ("HDF5 would decode forever" if need == 0 else "runs past the collection")
             )
         place += need
+
+
+class Heaps:
+    """The global-heap check of one open HDF5 file, made once, when asked.
+
+    ``check(headers)`` checks the collections that the attributes of the objects
+    whose headers start at ``headers`` point to, or every collection of the file
+    (``check(None)``, or where a header holds what :func:`_referenced_collections`
+    does not read: the whole-file check is always the fallback, never a skip).
+    """
+
+    def __init__(self, stream: Any, size: int, what: str) -> None:
+        self.stream, self.size, self.what = stream, size, what
+        self.done = False
+        self.targeted = False  # whether the last check read only the referenced collections
+
+    def check(self, headers: list[int] | None) -> None:
+        if self.done:
+            return
+        addresses = None
+        if headers is not None:
+            addresses = _referenced_collections(self.stream, self.size, headers)
+        if addresses is None:
+            check_global_heaps(self.stream, self.size, self.what)
+        else:
+            length_size = _length_size(self.stream)
+            for address in sorted(addresses):
+                self.stream.seek(address)
+                if self.stream.read(len(_COLLECTION)) == _COLLECTION:  # else HDF5 refuses it
+                    _check_collection(self.stream, address, self.size, length_size, self.what)
+            self.targeted = True
+        self.done = True
+
+
+# -- which collections an object's attributes point to ---------------------------------
+
+_MAX_CHUNKS = 64  # continuation chunks of one object header
+_MAX_CHUNK = 1 << 20
+#: Datatype classes that hold no global-heap reference: integer, float, time, string,
+#: bitfield, opaque, enum. Variable-length (9) holds one; any other is not read here.
+_FLAT = frozenset({0, 1, 2, 3, 4, 5, 8})
+_VLEN = 9
+
+
+def _read_at(stream: Any, start: int, count: int, length: int) -> bytes | None:
+    if start < 0 or count < 0 or start + count > length:
+        return None
+    stream.seek(start)
+    data: bytes = stream.read(count)
+    return data if len(data) == count else None
+
+
+def _sizes(stream: Any, length: int) -> tuple[int, int] | None:
+    """(size of offsets, size of lengths) from a superblock at byte 0 with base address 0."""
+    head = _read_at(stream, 0, 48, length)
+    if head is None or not head.startswith(_HDF5_SIGNATURE):
+        return None
+    version = head[8]
+    if version in (0, 1):
+        offsets, lengths, base = head[13], head[14], 24 + 4 * version
+    elif version in (2, 3):
+        offsets, lengths, base = head[9], head[10], 12
+    else:
+        return None
+    if offsets not in (2, 4, 8) or lengths not in (2, 4, 8):
+        return None
+    if int.from_bytes(head[base : base + offsets], "little") != 0:
+        return None
+    return offsets, lengths
+
+
+def _referenced_collections(stream: Any, length: int, headers: list[int]) -> set[int] | None:
+    """The global heap collections the attributes of these objects point to, read from
+    their object headers (version 1 or 2, continuation chunks followed); None where a
+    header holds anything else this does not read (shared or densely stored attributes,
+    a datatype that may hold references): then every collection must be checked."""
+    sizes = _sizes(stream, length)
+    if sizes is None:
+        return None
+    found: set[int] = set()
+    for address in headers:
+        messages = _header_messages(stream, address, length, *sizes)
+        if messages is None:
+            return None
+        for kind, flags, data in messages:
+            if kind == 0x0015 or (kind == 0x000C and flags & 0x02):
+                return None  # attributes stored densely, or shared: not read here
+            if kind == 0x000C:
+                addresses = _attribute_collections(data, sizes[0])
+                if addresses is None:
+                    return None
+                found |= addresses
+    return found
+
+
+def _header_messages(
+    stream: Any, address: int, length: int, offsets: int, lengths: int
+) -> list[tuple[int, int, bytes]] | None:
+    """(type, flags, data) of every message of the object header at ``address``."""
+    head = _read_at(stream, address, 32, length)
+    if head is None:
+        return None
+    chunks: list[tuple[int, int, bool]] = []  # (start, size, version 2)
+    if head[:4] == b"OHDR":
+        if head[4] != 2:
+            return None
+        flags, place = head[5], 6
+        place += 16 if flags & 0x20 else 0
+        place += 4 if flags & 0x10 else 0
+        width = 1 << (flags & 0x03)
+        size = int.from_bytes(head[place : place + width], "little")
+        chunks.append((address + place + width, size, True))
+        order = 2 if flags & 0x04 else 0
+    elif head[0] == 1:
+        chunks.append((address + 16, int.from_bytes(head[8:12], "little"), False))
+        order = 0
+    else:
+        return None
+    messages: list[tuple[int, int, bytes]] = []
+    for start, size, v2 in chunks:
+        if len(chunks) > _MAX_CHUNKS or size > _MAX_CHUNK:
+            return None
+        chunk = _read_at(stream, start, size, length)
+        if chunk is None:
+            return None
+        place, step = 0, (4 + order if v2 else 8)
+        while place + step <= len(chunk):
+            if v2:
+                kind, flags = chunk[place], chunk[place + 3]
+                size_ = int.from_bytes(chunk[place + 1 : place + 3], "little")
+            else:
+                kind = int.from_bytes(chunk[place : place + 2], "little")
+                size_ = int.from_bytes(chunk[place + 2 : place + 4], "little")
+                flags = chunk[place + 4]
+            data = chunk[place + step : place + step + size_]
+            if len(data) != size_:
+                return None
+            if kind == 0x0010:  # continuation: offset and length of the next chunk
+                where = int.from_bytes(data[:offsets], "little")
+                count = int.from_bytes(data[offsets : offsets + lengths], "little")
+                if v2:  # "OCHK", messages, checksum
+                    chunks.append((where + 4, count - 8, True))
+                else:
+                    chunks.append((where, count, False))
+            else:
+                messages.append((kind, flags, data))
+            place += step + size_
+    return messages
+
+
+def _attribute_collections(data: bytes, offsets: int) -> set[int] | None:
+    """The collections an attribute message's value points to (none for flat types)."""
+    if len(data) < 8 or data[0] not in (1, 2, 3):
+        return None
+    version = data[0]
+    name_size = int.from_bytes(data[2:4], "little")
+    type_size = int.from_bytes(data[4:6], "little")
+    space_size = int.from_bytes(data[6:8], "little")
+
+    def padded(n: int) -> int:
+        return (n + 7) // 8 * 8 if version == 1 else n
+
+    place = 8 + (1 if version == 3 else 0) + padded(name_size)
+    datatype = data[place : place + type_size]
+    place += padded(type_size) + padded(space_size)
+    if len(datatype) < 1 or place > len(data):
+        return None
+    kind = datatype[0] & 0x0F
+    if kind in _FLAT:
+        return set()
+    if kind != _VLEN:
+        return None
+    value, element = data[place:], 4 + offsets + 4  # sequence length, collection, index
+    return {
+        address
+        for i in range(0, len(value) - element + 1, element)
+        if (address := int.from_bytes(value[i + 4 : i + 4 + offsets], "little"))
+    }
 
 
 class KerasArchive:
@@ -327,6 +561,23 @@ class KerasArchive:
         except (FileFormatError, ValueError, RecursionError):
             return {}
         return meta if isinstance(meta, dict) else {}
+
+    @contextmanager
+    def weights_deferred(self) -> Iterator[tuple[Any, Heaps]]:
+        """model.weights.h5 as :func:`open_h5_deferred` opens it (stored members only)."""
+        info = self._members.get(WEIGHTS)
+        if info is None:
+            raise FileFormatError(f"{self.path!r} has no {WEIGHTS}")
+        what = f"{self.path!r}: {WEIGHTS}"
+        if info.compress_type != zipfile.ZIP_STORED:
+            with self.weights() as h5:  # checked whole, as it is opened
+                heaps = Heaps(None, 0, what)
+                heaps.done = True
+                yield h5, heaps
+            return
+        offset = _data_offset(self._file, self.path, info)
+        with open_h5_deferred(self._file, what, offset, info.file_size) as opened:
+            yield opened
 
     @contextmanager
     def weights(self) -> Iterator[Any]:

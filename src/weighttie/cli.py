@@ -33,6 +33,7 @@ examples:
   weighttie report siamese.keras --graph sharing.graphml
   weighttie report siamese.keras --html sharing.html  # the picture, opens offline
   weighttie report siamese.keras --load          # through Keras instead of the file alone
+  weighttie report gemma_preset/                  # a keras_hub preset folder, sharded or not
 
 exit codes: 0 success, 1 a check or diff found a violation, 2 bad input or usage.
 docs: docs/cli.md
@@ -68,7 +69,11 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    report.add_argument("path", metavar="PATH", help="a .keras archive or a Keras .h5 file")
+    report.add_argument(
+        "path",
+        metavar="PATH",
+        help="a .keras archive, a Keras .h5 file, or a model folder (a keras_hub preset)",
+    )
     report.add_argument(
         "--format",
         "-f",
@@ -154,8 +159,8 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_CHECK_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    compare.add_argument("a", metavar="A", help="model file or JSON report")
-    compare.add_argument("b", metavar="B", help="model file or JSON report")
+    compare.add_argument("a", metavar="A", help="model file, model folder or JSON report")
+    compare.add_argument("b", metavar="B", help="model file, model folder or JSON report")
     compare.add_argument(
         "--format",
         "-f",
@@ -219,7 +224,7 @@ def _limits(args: argparse.Namespace) -> Limits:
 
 def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "model", metavar="MODEL", help="a .keras / .h5 model file, or a JSON report"
+        "model", metavar="MODEL", help="a .keras / .h5 model file, a model folder, or a JSON report"
     )
     parser.add_argument("--load", action="store_true", help="load the model through Keras")
     parser.add_argument("--unsafe", action="store_true", help="with --load: allow Lambda code")

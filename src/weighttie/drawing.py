@@ -119,8 +119,8 @@ def _count(n: int, noun: str) -> str:
     return f"{n:,} {noun}{'' if n == 1 else 's'}"
 
 
-def num(n: int) -> str:
-    return f"{n:,}"
+def num(n: int | None) -> str:
+    return "unknown" if n is None else f"{n:,}"
 
 
 def short(n: int) -> str:
@@ -323,7 +323,7 @@ class Svg:
             colour = self.facts.colours[n]
             text = (
                 f"G{n + 1} {group.kind.value}: {', '.join(group.layers)} · "
-                f"{num(group.params)} params · {group.calls} calls · "
+                f"{num(group.params)} params · {num(group.calls)} calls · "
                 f"{num(group.duplicated)} duplicated"
             )
             lines.append(
@@ -504,7 +504,7 @@ class Svg:
 
     def counts(self, row: LayerInfo) -> str:
         held = row.params.held
-        text = f"params {short(held)} · uses {row.uses}"
+        text = f"params {short(held)} · uses {num(row.uses)}"
         if held:
             text += f" · {byte_size(self.facts.heldbyte_size(row))}"
         return text
@@ -530,7 +530,7 @@ class Svg:
         facts = self.facts
         lines = [
             f"params held {num(row.params.held)} ({byte_size(facts.heldbyte_size(row))}) · "
-            f"uses {row.uses} · per use {num(row.params.per_use)}"
+            f"uses {num(row.uses)} · per use {num(row.params.per_use)}"
         ]
         for label, _ in facts.groups.get(row.path, []):
             group = facts.report.groups[int(label[1:]) - 1]

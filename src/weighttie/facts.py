@@ -82,7 +82,13 @@ class ValueAccess:
 
 @dataclass(frozen=True)
 class ModelFacts:
-    """Everything a front end states about one model."""
+    """Everything a front end states about one model.
+
+    ``calls_known`` is False when the source cannot tell which layers call which,
+    nor how often (a file whose config is constructor arguments, not a graph):
+    uses and per-use counts are then unknown in the Report, never guessed, and
+    ``model.notes`` should say so.
+    """
 
     model: ModelInfo
     layers: Sequence[RawLayer]
@@ -90,3 +96,4 @@ class ModelFacts:
     ties: Sequence[Tie] = ()
     findings: Sequence[Finding] = ()
     access: ValueAccess | None = None
+    calls_known: bool = True

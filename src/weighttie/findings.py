@@ -186,7 +186,7 @@ def _broken_ties(report: Report, chunks: Chunks, models: frozenset[str]) -> list
     for v in report.variables:
         if v.path.rsplit("/", 1)[-1] in _DERIVED:
             continue
-        if v.size > 1 and any(report.layer(p).uses > 0 for p in v.layers):
+        if v.size > 1 and any(report.layer(p).uses != 0 for p in v.layers):
             by_spec[(v.shape, v.dtype)].append(v.path)
     identical: list[list[str]] = []
     for (_, dtype), paths in by_spec.items():
@@ -355,7 +355,7 @@ def _twin_branches(report: Report, fingerprint: Fingerprint) -> list[Finding]:
     sizes = {v.path: v.size for v in report.variables}
     candidates: dict[tuple[Any, ...], list[LayerInfo]] = defaultdict(list)
     for row in report.layers:
-        if row.path and children.get(row.path) and row.uses > 0:
+        if row.path and children.get(row.path) and row.uses != 0:
             candidates[tuple(_signature(row, children, shapes))].append(row)
 
     by_path = {r.path: r for r in report.layers}

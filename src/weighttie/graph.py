@@ -184,15 +184,52 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
             uncounted=macs.uncounted,
         ),
     )
-    if not findings:
-        return report
-    found = list(facts.findings)
-    if facts.access is not None:
+    found = list(facts.findings) if findings else []
+    if findings and facts.access is not None:
         models = {row.path for row in layers if row.is_model}
         found += _derived_findings(report, facts.access, var_path, models)
-    if not found:
-        return report
-    return replace(report, findings=tuple(sorted(found, key=lambda f: (f.kind, f.layers))))
+    if found:
+        report = replace(report, findings=tuple(sorted(found, key=lambda f: (f.kind, f.layers))))
+    return report if facts.calls_known else _without_call_facts(report)
+
+
+def _without_call_facts(report: Report) -> Report:
+    """The report with every count that depends on calls unknown (None).
+
+    Findings were looked for with each layer taken as running once: they read
+    configs and values, which the file does state. Per-use bytes and MACs depend
+    on calls too.
+    """
+    return replace(
+        report,
+        params=replace(report.params, per_use=None, duplicated=None),
+        layers=tuple(
+            replace(
+                row,
+                uses=None,
+                params=replace(row.params, per_use=None),
+                bytes=replace(row.bytes, per_use=None),
+                macs=None,
+            )
+            for row in report.layers
+        ),
+        variables=tuple(replace(v, uses=None) for v in report.variables),
+        groups=tuple(
+            replace(
+                g,
+                calls=g.calls if g.kind is GroupKind.TIED else None,
+                duplicated=None,
+                bytes=replace(g.bytes, per_use=None),
+            )
+            for g in report.groups
+        ),
+        cost=replace(
+            report.cost,
+            bytes=replace(report.cost.bytes, per_use=None),
+            macs=None,
+            uncounted=report.cost.uncounted,
+        ),
+    )
 
 
 # -- cost ---------------------------------------------------------------------------
@@ -512,7 +549,7 @@ def to_networkx(report: Report) -> nx.DiGraph:
     Nodes are ``layer:<path>``, ``variable:<path>`` and ``group:<n>``; edges are
     ``contains`` (parent layer → sublayer), ``holds`` (layer → variable) and
     ``member`` (group → layer). Attribute values are strings, integers or booleans
-    so that GraphML can carry them.
+    so that GraphML can carry them; a count the report does not know is -1.
 
     Example:
         >>> graph = to_networkx(report)                       # doctest: +SKIP
@@ -530,7 +567,7 @@ def to_networkx(report: Report) -> nx.DiGraph:
             path=row.path,
             name=row.name,
             class_name=row.class_name,
-            uses=row.uses,
+            uses=-1 if row.uses is None else row.uses,
             params_held=row.params.held,
             calls=-1 if row.nodes is None else len(row.nodes),
         )
@@ -547,7 +584,7 @@ def to_networkx(report: Report) -> nx.DiGraph:
             dtype=v.dtype,
             size=v.size,
             trainable=v.trainable,
-            uses=v.uses,
+            uses=-1 if v.uses is None else v.uses,
         )
         for holder in v.layers:
             graph.add_edge(f"layer:{holder}", f"variable:{v.path}", kind="holds")
@@ -558,8 +595,8 @@ def to_networkx(report: Report) -> nx.DiGraph:
             kind="group",
             group_kind=group.kind.value,
             params=group.params,
-            calls=group.calls,
-            duplicated=group.duplicated,
+            calls=-1 if group.calls is None else group.calls,
+            duplicated=-1 if group.duplicated is None else group.duplicated,
         )
         for layer in group.layers:
             graph.add_edge(node, f"layer:{layer}", kind="member")

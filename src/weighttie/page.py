@@ -277,7 +277,7 @@ def _go(path: str, label: str | None = None) -> str:
 
 
 def _n(value: int | None, text: str | None = None) -> str:
-    shown = text if text is not None else ("?" if value is None else num(value))
+    shown = text if text is not None else num(value)  # None: "unknown"
     return f'<td class="n" data-v="{-1 if value is None else value}">{shown}</td>'
 
 
@@ -322,10 +322,16 @@ class _Page:
             f"{groups} sharing group{'s' if groups != 1 else ''} · source: {esc(r.model.source)}"
         )
         cost = esc(cost_line(r))
-        return f'<h1>{title}</h1><p class="sum">{summary}</p><p class="sum">{cost}</p>'
+        notes = "".join(f'<p class="note">Note: {esc(note)}</p>' for note in r.model.notes)
+        return f'<h1>{title}</h1><p class="sum">{summary}</p><p class="sum">{cost}</p>{notes}'
 
     def legend(self) -> str:
         if not self.report.groups:
+            if self.report.params.per_use is None:
+                return (
+                    '<p class="legend-none">No weights are shared between layers; '
+                    "calls are unknown (see the notes).</p>"
+                )
             return '<p class="legend-none">No weights are shared.</p>'
         items = []
         for n, group in enumerate(self.report.groups):
@@ -333,7 +339,7 @@ class _Page:
             items.append(
                 f'<li data-g="G{n + 1}">{_swatch(self.facts.colours[n])}<b>G{n + 1}</b> '
                 f"{esc(group.kind.value)}: {layers} · {num(group.params)} params · "
-                f"{group.calls} calls · {num(group.duplicated)} duplicated</li>"
+                f"{num(group.calls)} calls · {num(group.duplicated)} duplicated</li>"
             )
         return f'<h2>Sharing groups</h2><ul class="legend">{"".join(items)}</ul>'
 

@@ -105,8 +105,9 @@ def _shapes(shapes: Sequence[Shape | None]) -> str:
     return ", ".join("unknown" if s is None else _shape(s) for s in shapes)
 
 
-def _num(n: int) -> str:
-    return f"{n:,}"
+def _num(n: int | None) -> str:
+    """A count with thousands separators; ``unknown`` where the source cannot tell it."""
+    return "unknown" if n is None else f"{n:,}"
 
 
 def _macs(n: int | None) -> str:
@@ -144,6 +145,8 @@ class _Human:
         parts = [f"# {title}" if self.markdown else title, self.layer_table()]
         if r.groups:
             parts += [self.heading("Sharing groups"), self.group_table()]
+        elif r.params.per_use is None:
+            parts.append("No weights are shared between layers; calls are unknown (see the notes).")
         else:
             parts.append("No weights are shared.")
         if r.ties:
@@ -151,7 +154,14 @@ class _Human:
         if r.findings:
             parts += [self.heading("Findings"), self.finding_lines()]
         parts.append(self.summary())
+        if r.model.notes:
+            parts.append(self.note_lines())
         return "\n\n".join(parts) + "\n"
+
+    def note_lines(self) -> str:
+        """What the source cannot tell, one line each."""
+        bullet = "- " if self.markdown else ""
+        return "\n".join(f"{bullet}Note: {self.esc(note)}" for note in self.report.model.notes)
 
     def group_labels(self) -> dict[str, list[str]]:
         labels: dict[str, list[str]] = {}
@@ -173,7 +183,7 @@ class _Human:
                 self.esc(row.class_name),
                 self.calls(row.nodes),
                 _num(row.params.held),
-                row.uses,
+                _num(row.uses),
                 _num(row.params.per_use),
                 "" if row.nodes is None else _macs(row.macs),  # no calls: counted in its caller
                 self.newline.join(labels.get(row.path, [])),
@@ -202,7 +212,7 @@ class _Human:
                 g.kind.value,
                 self.names(g.layers, self.newline),
                 _num(g.params),
-                g.calls,
+                _num(g.calls),
                 _num(g.duplicated),
             ]
             for n, g in enumerate(self.report.groups, start=1)
@@ -352,16 +362,18 @@ def render_diff(diff: Diff, fmt: DiffFormat | str = DiffFormat.TEXT) -> str:
     lines = []
     for g in diff.removed:
         lines.append(
-            f"- {g.kind.value} group {_paths(g.layers)} ({g.params:,} params, {g.calls} calls)"
+            f"- {g.kind.value} group {_paths(g.layers)} "
+            f"({g.params:,} params, {_num(g.calls)} calls)"
         )
     for g in diff.added:
         lines.append(
-            f"+ {g.kind.value} group {_paths(g.layers)} ({g.params:,} params, {g.calls} calls)"
+            f"+ {g.kind.value} group {_paths(g.layers)} "
+            f"({g.params:,} params, {_num(g.calls)} calls)"
         )
     for a, b in diff.changed:
         lines.append(
             f"~ {a.kind.value} group {_paths(a.layers)}: params {a.params:,} -> {b.params:,}, "
-            f"calls {a.calls} -> {b.calls}"
+            f"calls {_num(a.calls)} -> {_num(b.calls)}"
         )
     for change, tie in diff.ties:
         lines.append(f"{change} tie {printable(tie)}")

@@ -120,12 +120,12 @@ class LayerParams:
     ``held``: sizes of the variables the layer holds itself (not via sublayers).
     ``unique``: sizes of the variables this row is the first holder of (rows sum to
     ``Params.unique``). ``per_use``: ``held`` × the layer's uses (rows sum to
-    ``Params.per_use``).
+    ``Params.per_use``); None where the uses are unknown.
     """
 
     held: int
     unique: int
-    per_use: int
+    per_use: int | None
 
 
 @dataclass(frozen=True)
@@ -184,13 +184,15 @@ class LayerInfo:
     reads; reports list layers by path, renderers may list them in this order.
     ``bytes``: see :class:`LayerBytes`. ``macs``: this row's MACs in one forward
     pass of the analyzed model (its calls' ``macs`` × its parent's uses; a nested
-    model's includes its inner layers), or None where any is unknown.
+    model's includes its inner layers), or None where any is unknown. ``uses`` is
+    None where the file cannot tell how often the layer runs (``ModelInfo.notes``
+    says why).
     """
 
     name: str
     path: str
     class_name: str
-    uses: int
+    uses: int | None
     params: LayerParams
     variables: tuple[str, ...]
     nodes: tuple[CallNode, ...] | None
@@ -204,6 +206,7 @@ class VariableInfo:
     """One variable object. ``path`` is its first holder's path plus its name.
 
     ``bytes`` = size × the dtype's width, None when the width is not known.
+    ``uses`` is None where the calls are unknown.
     """
 
     path: str
@@ -212,7 +215,7 @@ class VariableInfo:
     trainable: bool
     size: int
     layers: tuple[str, ...]
-    uses: int
+    uses: int | None
     bytes: int | None = None
 
 
@@ -223,16 +226,16 @@ class SharingGroup:
     ``params``: unique parameters of the group's variables. ``calls``: how often the
     layer/model is called (shared-layer, shared-model) or how many distinct layers
     hold the variables (tied). ``duplicated``: the part of ``Params.duplicated``
-    this sharing accounts for. ``bytes``: the group's variables stored once and
-    at every use.
+    this sharing accounts for; either is None where the calls are unknown.
+    ``bytes``: the group's variables stored once and at every use.
     """
 
     kind: GroupKind
     layers: tuple[str, ...]
     variables: tuple[str, ...]
     params: int
-    calls: int
-    duplicated: int
+    calls: int | None
+    duplicated: int | None
     bytes: Bytes = Bytes(None, None)
 
 
@@ -262,25 +265,31 @@ class Params:
 
     ``unique`` counts each variable once and equals ``model.count_params()``;
     ``per_use`` counts each variable once per use in a forward pass;
-    ``duplicated = per_use - unique``.
+    ``duplicated = per_use - unique``; both None where the calls are unknown
+    (a file that states no graph).
     """
 
     unique: int
-    per_use: int
-    duplicated: int
+    per_use: int | None
+    duplicated: int | None
     trainable_unique: int
     non_trainable_unique: int
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What was analyzed and how (``source``: live, loaded or static)."""
+    """What was analyzed and how (``source``: live, loaded or static).
+
+    ``notes``: what the source cannot tell (e.g. that a file states no calls), one
+    sentence each.
+    """
 
     name: str
     class_name: str
     source: Source
     file: str | None = None
     keras_version: str | None = None
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -340,6 +349,7 @@ class Report:
                 "source": self.model.source,
                 "file": self.model.file,
                 "keras_version": self.model.keras_version,
+                "notes": list(self.model.notes),
             },
             "params": {
                 "unique": self.params.unique,
@@ -593,14 +603,15 @@ def _int(value: Any) -> int:
     return value
 
 
+def _optional_int(value: Any) -> int | None:
+    """An integer, or None: a count the source could not tell."""
+    return None if value is None else _int(value)
+
+
 def _str(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(f"expected a string, got {value!r}")
     return value
-
-
-def _optional_int(value: Any) -> int | None:
-    return None if value is None else _int(value)
 
 
 def _bytes_from_dict(doc: Mapping[str, Any]) -> Bytes:
@@ -656,11 +667,11 @@ def _report_from_dict(doc: Mapping[str, Any], *, with_cost: bool = True) -> Repo
             name=_str(row["name"]),
             path=_str(row["path"]),
             class_name=_str(row["class"]),
-            uses=_int(row["uses"]),
+            uses=_optional_int(row["uses"]),
             params=LayerParams(
                 held=_int(row["params"]["held"]),
                 unique=_int(row["params"]["unique"]),
-                per_use=_int(row["params"]["per_use"]),
+                per_use=_optional_int(row["params"]["per_use"]),
             ),
             variables=_strs(row["variables"]),
             nodes=None
@@ -680,7 +691,7 @@ def _report_from_dict(doc: Mapping[str, Any], *, with_cost: bool = True) -> Repo
             trainable=bool(v["trainable"]),
             size=_int(v["size"]),
             layers=_strs(v["layers"]),
-            uses=_int(v["uses"]),
+            uses=_optional_int(v["uses"]),
             bytes=_optional_int(v["bytes"]) if with_cost else None,
         )
         for v in doc["variables"]
@@ -691,8 +702,8 @@ def _report_from_dict(doc: Mapping[str, Any], *, with_cost: bool = True) -> Repo
             layers=_strs(g["layers"]),
             variables=_strs(g["variables"]),
             params=_int(g["params"]),
-            calls=_int(g["calls"]),
-            duplicated=_int(g["duplicated"]),
+            calls=_optional_int(g["calls"]),
+            duplicated=_optional_int(g["duplicated"]),
             bytes=_bytes_from_dict(g["bytes"]) if with_cost else Bytes(None, None),
         )
         for g in doc["groups"]
@@ -722,11 +733,12 @@ def _report_from_dict(doc: Mapping[str, Any], *, with_cost: bool = True) -> Repo
             source=Source(m["source"]),
             file=_optional_str(m.get("file")),
             keras_version=_optional_str(m.get("keras_version")),
+            notes=_strs(m.get("notes", [])),
         ),
         params=Params(
             unique=_int(p["unique"]),
-            per_use=_int(p["per_use"]),
-            duplicated=_int(p["duplicated"]),
+            per_use=_optional_int(p["per_use"]),
+            duplicated=_optional_int(p["duplicated"]),
             trainable_unique=_int(p["trainable_unique"]),
             non_trainable_unique=_int(p["non_trainable_unique"]),
         ),

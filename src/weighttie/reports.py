@@ -6,8 +6,12 @@ this?"; the answer follows one policy, here:
 * a :class:`~weighttie.Report` is itself;
 * a path ending in ``.json`` is a saved report, read back (bounded);
 * a model file is read statically, without Keras, unless ``load`` asks for Keras;
-  a subclassed model's file has no graph, so it is loaded through Keras (safe
-  mode) when its class is available, and read statically otherwise, with a note;
+  a subclassed model's file has no graph (a keras_hub model's config holds
+  constructor arguments), so it is loaded through Keras (safe mode) when Keras and
+  its class are available, and read statically otherwise, with a note (uses
+  unknown, counts exact);
+* a folder (a keras_hub preset, sharded weights, a model saved with
+  ``zipped=False``) is read statically (:mod:`weighttie.static.preset`);
 * anything else is a live Keras model or layer, analyzed.
 
 Before Keras sees a file, the bounded static reader has read it: limits, damaged
@@ -22,7 +26,7 @@ import warnings
 from collections.abc import Callable
 from typing import Any
 
-from weighttie.errors import WeighttieError
+from weighttie.errors import FileFormatError, WeighttieError
 from weighttie.limits import DEFAULT_LIMITS, Limits
 from weighttie.report import Report
 
@@ -64,6 +68,11 @@ def report_of(
         return source
     if isinstance(source, str | os.PathLike):
         path = os.fspath(source)
+        if path.lower().endswith(".weights.json"):  # Keras's index of sharded weights
+            raise FileFormatError(
+                f"{path!r} is the index of sharded weights, not a model; pass the folder "
+                "that holds it with the model's config.json (weighttie report DIR)"
+            )
         if path.lower().endswith(".json"):
             from weighttie.report import read_report_json
 
@@ -81,9 +90,24 @@ def _file_report(
 ) -> Report:
     from weighttie.static import MODEL_CLASSES, read_report
 
+    if os.path.isdir(path):  # a model folder (a keras_hub preset): read statically
+        if load:
+            read_report(path, findings=False, limits=limits)  # not a model folder: that error
+            raise FileFormatError(
+                f"{path!r} is a model folder, which weighttie reads statically only; "
+                "drop --load (or save the model as a .keras file to load it through Keras)"
+            )
+        return read_report(path, findings=findings, limits=limits)
     if load:
         read_report(path, findings=False, limits=limits)  # the bounded reader sees it first
-        return _loaded_report(path, unsafe=unsafe, findings=findings)
+        try:
+            return _loaded_report(path, unsafe=unsafe, findings=findings)
+        except ImportError as exc:
+            raise WeighttieError(
+                f"--load reads the model through Keras, which cannot be imported here "
+                f"(no module {exc.name or exc!s}); install Keras and a backend "
+                "(docs/install.md), or drop --load for the static report"
+            ) from None
     report = read_report(path, findings=findings, limits=limits)
     if report.model.class_name in MODEL_CLASSES:
         return report
@@ -91,6 +115,12 @@ def _file_report(
     # (safe_mode never runs code from the file) but needs the class registered.
     try:
         loaded = _loaded_report(path, unsafe=False, findings=findings)
+    except ImportError as exc:  # Keras (or its backend) is not installed: the file alone
+        notes(
+            f"{report.model.class_name} is a subclassed model and Keras cannot be imported "
+            f"here ({exc.name or exc}): static report, read from the file alone"
+        )
+        return report
     except WeighttieError:
         notes(
             f"{report.model.class_name} is a subclassed model and its class is not "

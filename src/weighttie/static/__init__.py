@@ -55,6 +55,7 @@ from weighttie.static.class_tables import MODEL_CLASSES, UNKNOWN_CLASS, variable
 from weighttie.static.h5_tree import _h5_errors, _walk_h5
 from weighttie.static.keras3 import _read_keras
 from weighttie.static.legacy_h5 import _legacy_config, _read_legacy_h5
+from weighttie.static.preset import is_model_folder, read_folder
 
 __all__ = [
     "MODEL_CLASSES",
@@ -68,7 +69,8 @@ __all__ = [
 def read_report(
     path: str | os.PathLike[str], *, findings: bool = True, limits: Limits = DEFAULT_LIMITS
 ) -> Report:
-    """Build a Report from a model file alone, importing neither Keras nor a backend.
+    """Build a Report from a model file (or a model folder: a keras_hub preset, sharded
+    weights; :mod:`~weighttie.static.preset`) alone, importing neither Keras nor a backend.
 
     Values are read for two things only, streamed from the file in chunks: the
     saved copies of each tie the file declares are compared (always: a tie whose
@@ -89,6 +91,8 @@ def read_report(
         'static'
     """
     file = os.fspath(path)
+    if is_model_folder(file):
+        return read_folder(file, findings, limits)
     kind = check_model_file(file)
     if kind is FileKind.KERAS:
         return _read_keras(file, findings, limits)

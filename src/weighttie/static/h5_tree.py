@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from weighttie.archive import Heaps
 from weighttie.errors import FileFormatError, LimitError
 from weighttie.limits import Limits
 
@@ -252,45 +253,129 @@ def _h5_errors(path: str, what: str) -> Iterator[None]:
 
 @dataclass
 class _Group:
-    """One saveable in model.weights.h5: its variables and its child saveables."""
+    """One saveable in model.weights.h5: its variables and its child saveables.
+
+    ``key`` is the saveable's own group name: an attribute's name, or for a layer
+    of a model's ``layers`` list the snake-cased class name Keras gave it
+    (``reversible_embedding``, ``transformer_decoder_1``).
+    """
 
     name: str | None
     variables: list[tuple[str, tuple[int, ...], str]] = field(default_factory=list)
     layers: list[_Group] = field(default_factory=list)  # under "layers/" (models)
     attributes: dict[str, _Group] = field(default_factory=dict)  # other child saveables
+    key: str = ""
 
 
-def _read_group(
-    h5: Any, where: str, limits: Limits, handles: dict[str, Any] | None = None
-) -> _Group:
-    """Read the tree of saveables in model.weights.h5: names, variable shapes and dtypes."""
+#: A model's attribute Keras saves beside its layers that is not a layer: the
+#: optimizer (its variables are never counted; ``optimizer/vars/0`` is its iterations).
+NOT_LAYERS = frozenset({"optimizer"})
+
+
+@dataclass
+class _Collected:
+    """What one walk of a weights file found, before the tree is linked: group paths
+    (with each group's own key), the ``vars`` groups' layer names, and the datasets."""
+
+    groups: dict[str, str] = field(default_factory=dict)
+    named: list[tuple[str, Any]] = field(default_factory=list)
+    datasets: list[tuple[str, tuple[int, ...], str]] = field(default_factory=list)
+    objects: int = 0  # groups and datasets visited
+
+    def merge(self, other: _Collected, where: str) -> None:
+        """Add another file's part of one tree (a shard): a dataset may be in one file only."""
+        for name, key in other.groups.items():
+            self.groups.setdefault(name, key)
+        self.named += other.named
+        seen = {name for name, _, _ in self.datasets}
+        for dataset in other.datasets:
+            if dataset[0] in seen:
+                raise FileFormatError(
+                    f"{where}: two weights files hold variable {dataset[0]!r}; expected each "
+                    "variable in one file only (a damaged or mixed-up set of shards)"
+                )
+        self.datasets += other.datasets
+        self.objects += other.objects
+
+
+def _collect(
+    h5: Any,
+    where: str,
+    limits: Limits,
+    handles: dict[str, Any] | None = None,
+    prefix: str = "",
+    heaps: Heaps | None = None,
+) -> _Collected:
+    """Walk one weights file (checked as :func:`_walk_h5` checks it), its paths below
+    ``prefix`` (``"layers/bert_backbone/"``: a backbone's file inside its task).
+
+    With ``heaps`` (a file opened by :func:`~weighttie.archive.open_h5_deferred`),
+    the layer names (strings in global heaps) are read after the walk, once the
+    collections they point to are checked; a dataset whose values could point into
+    a heap (strings, references) makes the whole file checked instead.
+    """
     import numpy as np
     from h5py import h5a, h5o
 
-    root = _Group(name=None)
-    groups: dict[str, _Group] = {"": root}
-    datasets: list[tuple[str, tuple[int, ...], str]] = []
-    named: list[tuple[str, Any]] = []
+    found = _Collected()
+    if prefix:
+        found.groups[prefix[:-1]] = prefix[:-1].rpartition("/")[2]
+    names: list[tuple[str, Any]] = []  # (path, the vars group) whose name is to be read
+    whole = False
 
     def on_dataset(name: str, ds: Any) -> None:
-        datasets.append((name, tuple(int(d) for d in ds.shape), str(ds.dtype)))
+        nonlocal whole
+        found.objects += 1
+        found.datasets.append((prefix + name, tuple(int(d) for d in ds.shape), str(ds.dtype)))
+        whole = whole or ds.dtype.hasobject
         if handles is not None:  # kept open: values are read through them
-            handles["/" + name] = ds
+            handles["/" + prefix + name] = ds
+
+    def read_name(name: str, obj: Any) -> None:
+        attr = h5a.open(obj, b"name")
+        if attr.shape == ():  # a layer name is one string; anything else is not
+            value = np.empty((), dtype=attr.dtype)
+            attr.read(value)
+            found.named.append((prefix + name, value[()]))
 
     def on_group(raw: bytes, name: str) -> None:
+        found.objects += 1
         last = name.rpartition("/")[2]
         if last == "vars":
             obj = h5o.open(h5.id, raw)
             if h5a.exists(obj, b"name"):
-                attr = h5a.open(obj, b"name")
-                if attr.shape == ():  # a layer name is one string; anything else is not
-                    value = np.empty((), dtype=attr.dtype)
-                    attr.read(value)
-                    named.append((name, value[()]))
+                if heaps is None:
+                    read_name(name, obj)
+                else:
+                    names.append((name, obj))
         elif last != "layers":
-            groups[name] = _Group(name=None)
+            found.groups[prefix + name] = last
 
     _walk_h5(h5, where, limits, on_dataset, on_group)
+    if heaps is not None:
+        heaps.check(None if whole else [h5o.get_info(obj).addr for _, obj in names])
+        for name, obj in names:
+            read_name(name, obj)
+    return found
+
+
+def _read_group(
+    h5: Any,
+    where: str,
+    limits: Limits,
+    handles: dict[str, Any] | None = None,
+    heaps: Heaps | None = None,
+) -> _Group:
+    """Read the tree of saveables in model.weights.h5: names, variable shapes and dtypes."""
+    return _link(_collect(h5, where, limits, handles, heaps=heaps))
+
+
+def _link(found: _Collected) -> _Group:
+    """The tree of saveables of what one or more walks found."""
+    root = _Group(name=None)
+    groups: dict[str, _Group] = {"": root}
+    for name, key in found.groups.items():
+        groups[name] = _Group(name=None, key=key)
     # Link each saveable group to its parent: "a/layers/b" is a layer of "a",
     # "a/cell" an attribute of "a".
     for name in sorted(groups, key=lambda n: (n.count("/"), n)):
@@ -305,13 +390,18 @@ def _read_group(
         owner = groups.get(parent)
         if owner is not None:
             owner.attributes[key] = groups[name]
-    for name, value in named:
+    for saveable in groups.values():  # a model's optimizer (the file's root is a model)
+        if saveable is root or saveable.layers:
+            for key in NOT_LAYERS:
+                saveable.attributes.pop(key, None)
+    for name, value in found.named:
         group = groups.get(name.rpartition("/")[0] if "/" in name else "")
         if group is not None:
             if isinstance(value, bytes):
                 value = value.decode("utf-8", "replace")
-            group.name = value if isinstance(value, str) else None
-    for name, shape, dtype in datasets:
+            if isinstance(value, str) or group.name is None:  # a shard may not repeat it
+                group.name = value if isinstance(value, str) else None
+    for name, shape, dtype in found.datasets:
         owner_path, _, index = name.rpartition("/")
         vars_owner, _, leaf = owner_path.rpartition("/")
         if leaf != "vars" or not index.isdigit():

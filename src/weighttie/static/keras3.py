@@ -1,7 +1,12 @@
 """The ``.keras`` (Keras 3) reader: ``config.json`` gives the layers, nested models
 and every call; ``model.weights.h5`` each layer's variables under a group whose
 ``vars`` carries the layer's name, and the sublayers a layer holds (an LSTM's
-``cell``). Declared ties are applied once their saved copies are found equal."""
+``cell``). Declared ties are applied once their saved copies are found equal.
+
+A graphless model (a keras_hub model, whose config is constructor arguments, or a
+subclassed one) is read from its weights file alone (:mod:`~weighttie.static.keras_hub`):
+layers, variables and counts, with its calls unknown and notes saying so. A
+model's ``optimizer`` group is never a layer."""
 
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ from weighttie.static.config_graph import (
 )
 from weighttie.static.declared_ties import _apply_ties, _differing_tie_findings
 from weighttie.static.h5_tree import _Group, _h5_errors, _read_group
+from weighttie.static.keras_hub import GraphlessConfig, graphless_notes, hub_variable_names
 from weighttie.static.rows import _Reader
 from weighttie.static.values import _value_access, _Values
 
@@ -42,9 +48,9 @@ def _read_keras(path: str, findings: bool, limits: Limits) -> Report:
                 f"{path!r} has no model.weights.h5; expected a .keras archive written by "
                 "Keras 3 (config.json, metadata.json, model.weights.h5)"
             )
-        with archive.weights() as h5, _h5_errors(path, WEIGHTS):
+        with archive.weights_deferred() as (h5, heaps), _h5_errors(path, WEIGHTS):
             handles: dict[str, Any] = {}
-            group = _read_group(h5, where, limits, handles if findings else None)
+            group = _read_group(h5, where, limits, handles if findings else None, heaps)
             values = _Values(h5, handles, where)
             facts = _keras_facts(path, config, metadata, group, values, limits, findings)
             return build_report(facts, findings=findings)
@@ -65,6 +71,7 @@ def _keras_facts(
     other values are read only for ``findings``.
     """
     reader = _Reader(repr(path), limits)
+    notes: tuple[str, ...] = ()
     class_name = str(config.get("class_name", UNKNOWN_CLASS))
     name = _layer_name(config) or "model"
     root_trainable = _trainable(config)
@@ -87,7 +94,13 @@ def _keras_facts(
             f"{path!r}: config.json describes a {class_name} model without a list of layers"
         )
     else:  # a subclassed model: the weights file is the only map of its layers
-        _sublayers(reader, group, class_name, {}, ROOT, root_trainable, 0)
+        graphless = GraphlessConfig(config)
+        _sublayers(reader, group, class_name, {}, ROOT, root_trainable, 0, graphless)
+        notes = graphless_notes(
+            class_name,
+            sum(1 for r in reader.rows if r.class_name == UNKNOWN_CLASS and r.variables),
+            graphless.ties,
+        )
     ties, differing = _apply_ties(reader, config, values)
     version = metadata.get("keras_version")
     info = ModelInfo(
@@ -96,6 +109,7 @@ def _keras_facts(
         source=Source.STATIC,
         file=path,
         keras_version=version if isinstance(version, str) else None,
+        notes=notes,
     )
     return ModelFacts(
         model=info,
@@ -104,6 +118,7 @@ def _keras_facts(
         ties=tuple(ties),
         findings=tuple(_differing_tie_findings(reader, differing)),
         access=_value_access(reader, values if findings else None),
+        calls_known=_is_model(config),  # a graphless config states no calls
     )
 
 
@@ -180,31 +195,42 @@ def _sublayers(
     path: str,
     trainable: bool,
     depth: int,
+    graphless: GraphlessConfig | None = None,
 ) -> None:
     """The sublayers the weights file shows below ``path`` (at ``depth``, as a path's
-    slashes count)."""
-    children = [(key, child) for key, child in sorted(group.attributes.items())]
-    children += [(str(i), child) for i, child in enumerate(group.layers)]
-    children = [(key, child) for key, child in children if child.name is not None]
+    slashes count). In a graphless model's file (``graphless``), a layer of a
+    ``layers`` list has the class its group name says, where that is a known class."""
+    children = [(key, child, False) for key, child in sorted(group.attributes.items())]
+    children += [(str(i), child, True) for i, child in enumerate(group.layers)]
+    children = [(key, child, listed) for key, child, listed in children if child.name is not None]
     if children:
         reader.check_depth(depth, "model.weights.h5 nests layers")
     taken: set[str] = set()
-    for key, child in children:
+    for key, child, listed in children:
         assert child.name is not None
         child_path = join_path(path, child.name)
         if child_path in taken:
             continue
         taken.add(child_path)
         sub_class, sub_config = _sublayer_class(class_name, config, key)
+        sub_trainable = trainable
+        names = variable_names(sub_class, sub_config, len(child.variables))
+        if graphless is not None:
+            if listed:
+                sub_class, config_trainable = graphless.layer_class(child.key)
+                sub_trainable = trainable and config_trainable
+            names = hub_variable_names(sub_class, sub_config, len(child.variables))
         reader.add(
             child_path,
             child.name,
             sub_class,
             path,
-            False,
+            graphless is not None and bool(child.layers),
             None,
             child.variables,
-            variable_names(sub_class, sub_config, len(child.variables)),
-            trainable,
+            names,
+            sub_trainable,
         )
-        _sublayers(reader, child, sub_class, sub_config, child_path, trainable, depth + 1)
+        _sublayers(
+            reader, child, sub_class, sub_config, child_path, sub_trainable, depth + 1, graphless
+        )

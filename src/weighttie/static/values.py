@@ -26,10 +26,12 @@ def _dataset_chunks(
     Small datasets are read through the low-level API: on a model with hundreds
     of candidate variables h5py's high-level lookup is most of the cost.
     """
+    import h5py
     import numpy as np
     from h5py import h5d, h5s
 
-    dataset = handles.get(key) or h5d.open(h5.id, key.encode())
+    held = handles.get(key)  # a folder's files: every dataset is held open, h5 is None
+    dataset = held or h5d.open(h5.id, key.encode())
     shape, dtype = dataset.shape, dataset.dtype
     total = int(np.prod(shape)) * dtype.itemsize
     if total <= budget or not shape:
@@ -39,7 +41,7 @@ def _dataset_chunks(
         return
     # Slice along the first axis longer than 1 ((1, 1, 728, 728) kernels are common),
     # a small first read (samples stop there), then about ``budget`` bytes a read.
-    handle = h5[key]
+    handle = h5py.Dataset(held) if held is not None else h5[key]
     axis = next(i for i, d in enumerate(shape) if d > 1)
     lead = (0,) * axis
     row_bytes = max(1, total // shape[axis])

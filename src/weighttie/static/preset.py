@@ -1,0 +1,199 @@
+"""Model folders: keras_hub presets, sharded weights, and Keras's unzipped saves.
+
+A folder is read as one model, without Keras:
+
+* ``config.json``: the model's config (a keras_hub backbone's constructor
+  arguments, or a functional graph written by ``model.save(dir, zipped=False)``);
+  ``task.json`` (keras_hub), when present, is the model instead, holding the
+  backbone's config;
+* the weights: ``model.weights.h5``, or the index ``model.weights.json`` (Keras's
+  ``save_weights(..., max_shard_size=...)``, keras_hub's ``save_to_preset`` of a
+  large model) and the shards it names (``model_00000.weights.h5`` …), each a
+  complete HDF5 file holding part of one tree; a task's own weights
+  (``task.weights.h5``) are the task's tree, and the backbone's are grafted into it
+  where the task holds its backbone (``layers/<backbone>``), as a ``.keras`` file
+  of the task holds them;
+* ``metadata.json``: the Keras version, nothing else.
+
+Every file is checked as a model file is: opened only if regular (a symlink is
+followed: a Hugging Face cache links each file of a snapshot to a blob outside the
+folder; what it names must be a regular file), read within the limits, the
+weights files walked and refused unless self-contained. The index may name only
+plain file names of the folder itself (no ``/``, no ``..``). The limits hold for
+the folder as a whole: ``h5_objects`` counts the objects of all its weights files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from contextlib import ExitStack
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from weighttie.archive import _check_json_size, open_h5_deferred, parse_model_config
+from weighttie.errors import FileFormatError, MissingFileError
+from weighttie.files import open_regular, read_limited
+from weighttie.graph import build_report
+from weighttie.limits import Limits
+from weighttie.report import Report
+from weighttie.static.h5_tree import _collect, _Collected, _h5_errors, _link
+from weighttie.static.keras3 import _keras_facts
+from weighttie.static.keras_hub import snake_case
+from weighttie.static.values import _Values
+
+CONFIG = "config.json"
+TASK = "task.json"
+METADATA = "metadata.json"
+WEIGHTS = "model.weights.h5"
+INDEX = "model.weights.json"
+TASK_WEIGHTS = "task.weights.h5"
+
+_EXPECTED = (
+    "expected a keras_hub preset folder (config.json, model.weights.h5 or model.weights.json "
+    "with its shards) or a model saved with model.save(folder, zipped=False)"
+)
+
+
+def is_model_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` names a folder (a symlink to one included)."""
+    return os.path.isdir(path)
+
+
+def read_folder(path: str | os.PathLike[str], findings: bool, limits: Limits) -> Report:
+    """The static report of a model folder (see the module's docstring).
+
+    Raises:
+        FileFormatError: the folder is not a saved model (no config.json, no
+            weights), its index is damaged or names a missing shard, or a file in
+            it is not a regular, self-contained file.
+        LimitError: the folder holds more than ``limits`` allow.
+    """
+    folder = os.fspath(path)
+    where = repr(folder)
+    config_name = TASK if _exists(folder, TASK) else CONFIG
+    if not _exists(folder, CONFIG):
+        raise FileFormatError(f"{where} is a directory without {CONFIG}; {_EXPECTED}")
+    config = _config(folder, config_name, limits)
+    metadata = _metadata(folder, limits)
+    parts = _weight_files(folder, config if config_name == TASK else None, limits)
+    handles: dict[str, Any] = {}
+    found = _Collected()
+    with ExitStack() as stack:
+        budget = limits.h5_objects
+        for name, prefix in parts:
+            file = stack.enter_context(open_regular(Path(folder) / name, what="weights file"))
+            what = f"{where}: {name}"
+            h5, heaps = stack.enter_context(open_h5_deferred(file, what))
+            stack.enter_context(_h5_errors(folder, name))
+            part = _collect(h5, what, replace(limits, h5_objects=budget), handles, prefix, heaps)
+            budget = max(1, budget - part.objects)
+            found.merge(part, where)
+        group = _link(found)
+        values = _Values(None, handles, f"{where}: weights")
+        facts = _keras_facts(folder, config, metadata, group, values, limits, findings)
+        return build_report(facts, findings=findings)
+
+
+def _exists(folder: str, name: str) -> bool:
+    return os.path.lexists(os.path.join(folder, name))
+
+
+def _read(folder: str, name: str, limits: Limits) -> bytes:
+    path = os.path.join(folder, name)
+    try:
+        return read_limited(path, limit=limits.config_bytes, limit_name="config_bytes", what=name)
+    except MissingFileError:
+        raise FileFormatError(
+            f"{folder!r}: {name} is missing or a broken link; {_EXPECTED}"
+        ) from None
+
+
+def _config(folder: str, name: str, limits: Limits) -> dict[str, Any]:
+    where = f"{folder!r}: {name}"
+    config = parse_model_config(_read(folder, name, limits), limits=limits, where=where)
+    if not isinstance(config, dict):
+        raise FileFormatError(f"{where} must hold a JSON object; found {type(config).__name__}")
+    return config
+
+
+def _metadata(folder: str, limits: Limits) -> dict[str, Any]:
+    """metadata.json, or nothing when it is missing or unreadable (Keras ignores it too)."""
+    if not _exists(folder, METADATA):
+        return {}
+    try:
+        data = _read(folder, METADATA, limits)
+        _check_json_size(data, limits, f"{folder!r}: {METADATA}")
+        meta = json.loads(data)
+    except (FileFormatError, ValueError, RecursionError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def _weight_files(
+    folder: str, task: dict[str, Any] | None, limits: Limits
+) -> list[tuple[str, str]]:
+    """The weights files to read, each with the path its tree sits at in the model's tree."""
+    prefix = ""
+    parts: list[tuple[str, str]] = []
+    if task is not None:
+        backbone = (task.get("config") or {}).get("backbone")
+        class_name = backbone.get("class_name") if isinstance(backbone, dict) else None
+        if not isinstance(class_name, str):
+            raise FileFormatError(
+                f"{folder!r}: {TASK} names no backbone class; expected the config keras_hub "
+                "writes for a task (config.backbone.class_name)"
+            )
+        prefix = f"layers/{snake_case(class_name)}/"
+        if _exists(folder, TASK_WEIGHTS):
+            parts.append((TASK_WEIGHTS, ""))
+    if _exists(folder, WEIGHTS):
+        return [*parts, (WEIGHTS, prefix)]
+    if not _exists(folder, INDEX):
+        raise FileFormatError(f"{folder!r} holds neither {WEIGHTS} nor {INDEX}; {_EXPECTED}")
+    return [*parts, *((shard, prefix) for shard in _shards(folder, limits))]
+
+
+def _shards(folder: str, limits: Limits) -> list[str]:
+    """The shard files ``model.weights.json`` names, sorted; each must be in the folder."""
+    where = f"{folder!r}: {INDEX}"
+    data = _read(folder, INDEX, limits)
+    _check_json_size(data, limits, where)
+    try:
+        index = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise FileFormatError(f"{where} is not valid JSON: {exc}") from None
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map:
+        raise FileFormatError(
+            f"{where} has no weight_map; expected the index Keras writes for sharded weights "
+            '({"metadata": ..., "weight_map": {"/layers/.../vars": "model_00000.weights.h5"}})'
+        )
+    names: set[str] = set()
+    for key, value in weight_map.items():
+        for name in value if isinstance(value, list) else [value]:
+            if not isinstance(name, str) or not _plain_shard_name(name):
+                raise FileFormatError(
+                    f"{where} maps {key!r} to {name!r}; expected the file name of a shard in "
+                    "the folder itself (NAME.weights.h5, no path)"
+                )
+            names.add(name)
+    missing = sorted(name for name in names if not os.path.exists(os.path.join(folder, name)))
+    if missing:
+        raise FileFormatError(
+            f"{where} names {len(missing)} shard{'s' if len(missing) != 1 else ''} missing from "
+            f"the folder: {', '.join(map(repr, missing[:3]))}{' …' if len(missing) > 3 else ''}"
+        )
+    return sorted(names)
+
+
+def _plain_shard_name(name: str) -> bool:
+    return (
+        name.endswith(".weights.h5")
+        and "/" not in name
+        and "\\" not in name
+        and name not in (".", "..")
+        and not name.startswith(".")
+        and "\0" not in name
+    )

@@ -1,0 +1,343 @@
+"""keras_hub files read statically: counts equal Keras's own, call facts unknown, no Keras needed.
+
+keras_hub models are subclasses of Functional whose config is constructor arguments,
+not a graph: the weights file is the only map of their layers. Every family is built
+tiny from constructor arguments (nothing is downloaded), as backbone and as task
+model, and Keras's ``count_params()`` is the oracle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pytest
+
+import weighttie
+from weighttie.render import render
+from weighttie.report import Report
+from weighttie.spec import check, load_spec
+from weighttie.static import read_report
+
+keras_hub = pytest.importorskip("keras_hub")
+
+V = 50  # vocabulary
+
+
+def _families() -> dict[str, Callable[[], tuple[keras.Model, keras.Model]]]:
+    m = keras_hub.models
+
+    def gpt2() -> tuple[keras.Model, keras.Model]:
+        bb = m.GPT2Backbone(
+            vocabulary_size=V,
+            num_layers=2,
+            num_heads=2,
+            hidden_dim=8,
+            intermediate_dim=16,
+            max_sequence_length=16,
+        )
+        return bb, m.GPT2CausalLM(backbone=bb, preprocessor=None)
+
+    def bert() -> tuple[keras.Model, keras.Model]:
+        bb = m.BertBackbone(
+            vocabulary_size=V,
+            num_layers=2,
+            num_heads=2,
+            hidden_dim=8,
+            intermediate_dim=16,
+            max_sequence_length=16,
+        )
+        return bb, m.BertMaskedLM(backbone=bb, preprocessor=None)
+
+    def opt() -> tuple[keras.Model, keras.Model]:
+        bb = m.OPTBackbone(
+            vocabulary_size=V,
+            num_layers=2,
+            num_heads=2,
+            hidden_dim=8,
+            intermediate_dim=16,
+            max_sequence_length=16,
+        )
+        return bb, m.OPTCausalLM(backbone=bb, preprocessor=None)
+
+    def t5() -> tuple[keras.Model, keras.Model]:
+        bb = m.T5Backbone(
+            vocabulary_size=V, num_layers=2, num_heads=2, hidden_dim=8, intermediate_dim=16
+        )
+        return bb, m.T5Seq2SeqLM(backbone=bb, preprocessor=None)
+
+    def gemma() -> tuple[keras.Model, keras.Model]:
+        bb = m.GemmaBackbone(
+            vocabulary_size=V,
+            num_layers=2,
+            num_query_heads=2,
+            num_key_value_heads=1,
+            hidden_dim=8,
+            intermediate_dim=16,
+            head_dim=4,
+        )
+        return bb, m.GemmaCausalLM(backbone=bb, preprocessor=None)
+
+    return {"gpt2": gpt2, "bert": bert, "opt": opt, "t5": t5, "gemma": gemma}
+
+
+FAMILIES = sorted(_families())
+
+
+def _size(variables: list[Any]) -> int:
+    return sum(math.prod(v.shape) for v in variables)
+
+
+class Saved:
+    """One model saved as .keras, and what Keras itself says about it."""
+
+    def __init__(self, model: keras.Model, path: Path) -> None:
+        model.save(path)
+        self.path = path
+        self.class_name = type(model).__name__
+        self.count_params = model.count_params()
+        self.trainable = _size(model.trainable_weights)
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Saved]:
+    """Every family's backbone and task model, saved once (``gpt2-backbone``, ``gpt2-task``)."""
+    directory = tmp_path_factory.mktemp("hub")
+    files = {}
+    for name, build in _families().items():
+        backbone, task = build()
+        files[f"{name}-backbone"] = Saved(backbone, directory / f"{name}_backbone.keras")
+        files[f"{name}-task"] = Saved(task, directory / f"{name}_task.keras")
+    return files
+
+
+KINDS = [f"{name}-{kind}" for name in FAMILIES for kind in ("backbone", "task")]
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_static_counts_equal_keras_count_params(saved: dict[str, Saved], name: str) -> None:
+    file = saved[name]
+    report = read_report(file.path)
+    assert report.model.source == "static"
+    assert report.model.class_name == file.class_name
+    assert report.params.unique == file.count_params
+    assert report.params.trainable_unique == file.trainable
+    assert report.params.non_trainable_unique == file.count_params - file.trainable
+    assert sum(row.params.unique for row in report.layers) == report.params.unique
+    # the file states no calls: every count that depends on them is unknown, not 0 or 1
+    assert report.params.per_use is None and report.params.duplicated is None
+    assert {row.uses for row in report.layers} == {None}
+    assert {row.params.per_use for row in report.layers} == {None}
+    assert {v.uses for v in report.variables} == {None}
+    assert "not a graph" in report.model.notes[0]
+
+
+def test_task_model_holds_its_backbone_and_names_known_classes(saved: dict[str, Saved]) -> None:
+    report = read_report(saved["gpt2-task"].path)
+    # the class the task config names (its name may carry a suffix: Keras counts names)
+    (backbone,) = [r.path for r in report.layers if r.class_name == "GPT2Backbone"]
+    assert report.layer(backbone).name.startswith("gpt2_backbone")
+    embedding = report.layer(f"{backbone}/token_embedding")
+    assert embedding.class_name == "ReversibleEmbedding"
+    assert embedding.variables == (f"{backbone}/token_embedding/embeddings",)
+    assert report.variable(f"{backbone}/token_embedding/embeddings").shape == (V, 8)
+    # a sublayer kept as an attribute: its class is not in the file
+    query = report.layer(f"{backbone}/transformer_layer_0/self_attention/query")
+    assert query.class_name == "?" and query.variables[0].endswith("/query/0")
+
+
+def test_config_stated_tie_is_a_note(saved: dict[str, Saved]) -> None:
+    notes = read_report(saved["t5-task"].path).model.notes
+    assert (
+        "the config of T5Backbone (its backbone) declares tie_embedding_weights=true: tied "
+        "weights are stored once, so the weights file shows neither the tie nor which calls "
+        "share them"
+    ) in notes
+
+
+def test_frozen_backbone_is_not_trainable(tmp_path: Path) -> None:
+    backbone, task = _families()["gpt2"]()
+    backbone.trainable = False
+    task.save(tmp_path / "frozen.keras")
+    report = read_report(tmp_path / "frozen.keras")
+    assert report.params.trainable_unique == _size(task.trainable_weights) == 0
+    assert report.params.non_trainable_unique == task.count_params()
+
+
+def test_optimizer_variables_are_never_layers(tmp_path: Path) -> None:
+    """A compiled, trained plain Keras model saves ``optimizer/vars/...`` beside its layers."""
+    model = keras.Sequential(
+        [keras.Input((4,)), keras.layers.Dense(3), keras.layers.BatchNormalization()]
+    )
+    model.compile("adam", "mse", metrics=["mae"])
+    model.fit(np.zeros((4, 4)), np.zeros((4, 3)), verbose=0)
+    model.save(tmp_path / "compiled.keras")
+    report = read_report(tmp_path / "compiled.keras")
+    assert report.params.unique == model.count_params()
+    assert report.params.trainable_unique == _size(model.trainable_weights)
+    assert not any("adam" in row.path or "optimizer" in row.path for row in report.layers)
+    assert report.params.per_use == model.count_params()  # a graph: calls known
+
+
+def test_json_round_trip_keeps_unknown_as_null(saved: dict[str, Saved]) -> None:
+    report = read_report(saved["bert-task"].path)
+    doc = json.loads(report.to_json())
+    assert doc["params"]["per_use"] is None and doc["params"]["duplicated"] is None
+    assert {row["uses"] for row in doc["layers"]} == {None}
+    assert doc["model"]["notes"] == list(report.model.notes)
+    assert Report.from_json(report.to_json()) == report
+
+
+@pytest.mark.parametrize("fmt", ["table", "markdown", "html"])
+def test_human_output_says_unknown_and_prints_the_notes(saved: dict[str, Saved], fmt: str) -> None:
+    text = render(read_report(saved["opt-backbone"].path), fmt)
+    assert "unknown per use, unknown duplicated" in text
+    assert "calls are unknown (see the notes)" in text
+    note = "Note: OPTBackbone's config holds constructor arguments"
+    if fmt == "html":
+        assert '<p class="note">' + note.replace("'", "&#x27;") in text
+        assert ">unknown</td>" in text  # the uses and per-use cells
+    else:
+        assert ("- " if fmt == "markdown" else "") + note in text
+
+
+def test_per_use_check_fails_clearly_when_unknown(saved: dict[str, Saved], tmp_path: Path) -> None:
+    report = read_report(saved["gpt2-backbone"].path)
+    spec = tmp_path / "spec.toml"
+    spec.write_text(
+        f'schema = "weighttie.spec/1"\n[params]\nunique = {report.params.unique}\n'
+        "max_per_use = 10000\n"
+    )
+    results = {r.name: r.failure for r in check(report, load_spec(spec))}
+    assert results[f"params.unique == {report.params.unique:,}"] is None
+    failure = results["params.per_use <= 10,000"]
+    assert failure is not None and failure.startswith("unknown: this static report cannot tell")
+
+
+# -- without Keras -------------------------------------------------------------------
+
+#: A sitecustomize that makes Keras, TensorFlow, keras_hub, JAX and torch look not
+#: installed: the path finder no longer finds them (``find_spec`` is None, ``import``
+#: raises ModuleNotFoundError), as on a machine without them.
+NO_KERAS = "keras tensorflow tf_keras keras_hub jax torch"
+BLOCKER = textwrap.dedent(
+    """
+    import sys
+    from importlib.machinery import PathFinder
+
+    BLOCKED = set(BLOCKED_NAMES.split())
+
+    class NotInstalled(PathFinder):
+        @classmethod
+        def find_spec(cls, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                return None
+            return PathFinder.find_spec(name, path, target)
+
+    sys.meta_path[:] = [NotInstalled if f is PathFinder else f for f in sys.meta_path]
+    """
+)
+
+
+def run_without_keras(
+    tmp_path: Path, *args: str, blocked: str = NO_KERAS
+) -> subprocess.CompletedProcess[str]:
+    """Run the CLI in a fresh interpreter that cannot import Keras or any backend."""
+    blocker = tmp_path / "blocker"
+    blocker.mkdir(exist_ok=True)
+    (blocker / "sitecustomize.py").write_text(f"BLOCKED_NAMES = {blocked!r}\n{BLOCKER}")
+    src = Path(weighttie.__file__).parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), str(src)])}
+    code = "import sys; from weighttie.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=120
+    )
+
+
+def test_blocker_really_blocks(tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text(f"BLOCKED_NAMES = {NO_KERAS!r}\n{BLOCKER}")
+    env = {**os.environ, "PYTHONPATH": str(blocker)}
+    for name in ("keras", "tensorflow", "keras_hub"):
+        done = subprocess.run(
+            [sys.executable, "-c", f"import {name}"], capture_output=True, text=True, env=env
+        )
+        assert done.returncode == 1, name
+        assert f"ModuleNotFoundError: No module named '{name}'" in done.stderr
+
+
+@pytest.mark.parametrize("name", KINDS)
+def test_cli_reports_without_keras(saved: dict[str, Saved], tmp_path: Path, name: str) -> None:
+    file = saved[name]
+    done = run_without_keras(tmp_path, "report", str(file.path), "--format", "json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc["model"]["source"] == "static"
+    assert doc["params"]["unique"] == file.count_params
+    assert doc["params"]["trainable_unique"] == file.trainable
+    assert doc["params"]["per_use"] is None
+    assert "Traceback" not in done.stderr and "internal error" not in done.stderr
+    assert "Keras cannot be imported here" in done.stderr
+
+
+def test_cli_with_keras_but_without_keras_hub(saved: dict[str, Saved], tmp_path: Path) -> None:
+    """Keras cannot load the file (its class is missing): the static report, with right counts."""
+    file = saved["bert-task"]
+    done = run_without_keras(
+        tmp_path,
+        "report",
+        str(file.path),
+        "-o",
+        str(tmp_path / "r.json"),
+        "--format",
+        "json",
+        blocked="keras_hub",
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["params"]["unique"] == file.count_params  # not + 2: the optimizer is no layer
+    assert doc["model"]["source"] == "static"
+    assert "its class is not available here" in done.stderr
+
+
+def test_graph_export_carries_unknown_counts_as_minus_one(
+    saved: dict[str, Saved], tmp_path: Path
+) -> None:
+    import networkx as nx
+
+    from weighttie.graph import write_graph
+
+    write_graph(read_report(saved["gemma-task"].path), tmp_path / "g.graphml")
+    graph = nx.read_graphml(tmp_path / "g.graphml")
+    layers = [attrs for _, attrs in graph.nodes(data=True) if attrs["kind"] == "layer"]
+    assert layers and {attrs["uses"] for attrs in layers} == {-1}
+
+
+def test_load_without_keras_is_one_clear_line(saved: dict[str, Saved], tmp_path: Path) -> None:
+    done = run_without_keras(tmp_path, "report", str(saved["gpt2-task"].path), "--load")
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("weighttie: error: --load reads the model through Keras, ")
+    assert "(no module keras)" in done.stderr and done.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", ["snapshot", "check", "diff"])
+def test_other_commands_without_keras(
+    saved: dict[str, Saved], tmp_path: Path, command: str
+) -> None:
+    path = str(saved["bert-task"].path)
+    spec = tmp_path / "spec.toml"
+    assert run_without_keras(tmp_path, "snapshot", path, "-o", str(spec)).returncode == 0
+    args = {"snapshot": [path], "check": [path, "--spec", str(spec)], "diff": [path, path]}
+    done = run_without_keras(tmp_path, command, *args[command])
+    assert done.returncode == 0, done.stderr
+    assert "internal error" not in done.stderr
