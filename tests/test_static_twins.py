@@ -89,8 +89,9 @@ def sequential_twins(k: Any) -> Any:
 def bidirectional_twins(k: Any) -> Any:
     """Two Bidirectional GRU layers of one config on two inputs (sublayers in the weights)."""
     left, right = k.Input((5, 3), name="left"), k.Input((5, 3), name="right")
-    a = k.layers.Bidirectional(k.layers.GRU(4), name="bi_a")(left)
-    b = k.layers.Bidirectional(k.layers.GRU(4), name="bi_b")(right)
+    # named: the names Keras and tf_keras count up differ within one process
+    a = k.layers.Bidirectional(k.layers.GRU(4, name="gru_a"), name="bi_a")(left)
+    b = k.layers.Bidirectional(k.layers.GRU(4, name="gru_b"), name="bi_b")(right)
     return k.Model([left, right], k.layers.Concatenate(name="merge")([a, b]))
 
 
