@@ -286,8 +286,8 @@ def test_cli_reports_without_keras(saved: dict[str, Saved], tmp_path: Path, name
     assert doc["params"]["unique"] == file.count_params
     assert doc["params"]["trainable_unique"] == file.trainable
     assert doc["params"]["per_use"] is None
-    assert "Traceback" not in done.stderr and "internal error" not in done.stderr
-    assert "Keras cannot be imported here" in done.stderr
+    assert done.stderr == ""
+    assert any("--load" in note for note in doc["model"]["notes"])
 
 
 def test_cli_with_keras_but_without_keras_hub(saved: dict[str, Saved], tmp_path: Path) -> None:
@@ -307,7 +307,7 @@ def test_cli_with_keras_but_without_keras_hub(saved: dict[str, Saved], tmp_path:
     doc = json.loads((tmp_path / "r.json").read_text())
     assert doc["params"]["unique"] == file.count_params  # not + 2: the optimizer is no layer
     assert doc["model"]["source"] == "static"
-    assert "its class is not available here" in done.stderr
+    assert done.stderr == ""
 
 
 def test_graph_export_carries_unknown_counts_as_minus_one(

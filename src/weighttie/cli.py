@@ -279,10 +279,6 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _note(message: str) -> None:
-    print(f"weighttie: note: {printable(message)}", file=sys.stderr)
-
-
 def _model_report(path: str, args: argparse.Namespace, *, findings: bool = True) -> Report:
     """The report of a model file or a saved JSON report, by the library's one policy."""
     from weighttie.reports import report_of
@@ -293,7 +289,6 @@ def _model_report(path: str, args: argparse.Namespace, *, findings: bool = True)
         unsafe=args.unsafe,
         findings=findings,
         limits=_limits(args),
-        notes=_note,
     )
 
 

@@ -5,11 +5,10 @@ this?"; the answer follows one policy, here:
 
 * a :class:`~weighttie.Report` is itself;
 * a path ending in ``.json`` is a saved report, read back (bounded);
-* a model file is read statically, without Keras, unless ``load`` asks for Keras;
-  a subclassed model's file has no graph (a keras_hub model's config holds
-  constructor arguments), so it is loaded through Keras (safe mode) when Keras and
-  its class are available, and read statically otherwise, with a note (uses
-  unknown, counts exact);
+* a model file is read statically, without Keras, unless ``load`` asks for Keras
+  (safe mode); a subclassed model's file has no graph (a keras_hub model's config
+  holds constructor arguments): its static report says so in a note (uses
+  unknown, counts exact) whether or not Keras is installed;
 * a folder (a keras_hub preset, sharded weights, a model saved with
   ``zipped=False``) is read statically (:mod:`weighttie.static.preset`);
 * anything else is a live Keras model or layer, analyzed.
@@ -23,21 +22,13 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 from weighttie.errors import FileFormatError, WeighttieError
 from weighttie.limits import DEFAULT_LIMITS, Limits
 from weighttie.report import Report
 
-__all__ = ["Notes", "report_of"]
-
-#: Where :func:`report_of` sends a note (a fact the user should know, not an error).
-Notes = Callable[[str], None]
-
-
-def _ignore(message: str) -> None:
-    del message
+__all__ = ["report_of"]
 
 
 def report_of(
@@ -47,7 +38,6 @@ def report_of(
     unsafe: bool = False,
     findings: bool = True,
     limits: Limits = DEFAULT_LIMITS,
-    notes: Notes = _ignore,
 ) -> Report:
     """The report of a Report, a JSON report file, a model file or a live model.
 
@@ -59,7 +49,6 @@ def report_of(
         unsafe: with ``load``, let Keras run code from the file (Lambda layers).
         findings: look for findings (reads values).
         limits: bounds on what a file may hold (docs/trust-model.md).
-        notes: called with each note, e.g. that a subclassed model was loaded.
 
     Raises:
         WeighttieError: the file cannot be read (see the reader's errors).
@@ -77,18 +66,14 @@ def report_of(
             from weighttie.report import read_report_json
 
             return read_report_json(path, limits=limits)
-        return _file_report(
-            path, load=load, unsafe=unsafe, findings=findings, limits=limits, notes=notes
-        )
+        return _file_report(path, load=load, unsafe=unsafe, findings=findings, limits=limits)
     from weighttie.walk import analyze
 
     return analyze(source, findings=findings)
 
 
-def _file_report(
-    path: str, *, load: bool, unsafe: bool, findings: bool, limits: Limits, notes: Notes
-) -> Report:
-    from weighttie.static import MODEL_CLASSES, read_report
+def _file_report(path: str, *, load: bool, unsafe: bool, findings: bool, limits: Limits) -> Report:
+    from weighttie.static import read_report
 
     if os.path.isdir(path):  # a model folder (a keras_hub preset): read statically
         if load:
@@ -108,31 +93,12 @@ def _file_report(
                 f"(no module {exc.name or exc!s}); install Keras and a backend "
                 "(docs/install.md), or drop --load for the static report"
             ) from None
-    report = read_report(path, findings=findings, limits=limits)
-    if report.model.class_name in MODEL_CLASSES:
-        return report
-    # A subclassed model: the file has no graph, only its weights. Loading is safe
-    # (safe_mode never runs code from the file) but needs the class registered.
-    try:
-        loaded = _loaded_report(path, unsafe=False, findings=findings)
-    except ImportError as exc:  # Keras (or its backend) is not installed: the file alone
-        notes(
-            f"{report.model.class_name} is a subclassed model and Keras cannot be imported "
-            f"here ({exc.name or exc}): static report, read from the file alone"
-        )
-        return report
-    except WeighttieError:
-        notes(
-            f"{report.model.class_name} is a subclassed model and its class is not "
-            "available here: layer classes, calls and the trainable split are not in "
-            "the file (static report)"
-        )
-        return report
-    notes(
-        f"{report.model.class_name} is a subclassed model: its file has no graph, "
-        "so it was loaded through Keras (safe mode)"
-    )
-    return loaded
+    # Without --load, every model file is read statically, a subclassed or keras_hub
+    # model's too (its file has no graph: calls unknown, a note in the report says
+    # --load counts them). The answer then depends on the file alone, never on
+    # which packages are installed where the command runs (a CI check gives the
+    # same result on every machine), and no class code is imported.
+    return read_report(path, findings=findings, limits=limits)
 
 
 def _loaded_report(path: str, *, unsafe: bool, findings: bool) -> Report:
