@@ -139,6 +139,11 @@ def test_static_counts_equal_keras_count_params(saved: dict[str, Saved], name: s
     assert {row.params.per_use for row in report.layers} == {None}
     assert {v.uses for v in report.variables} == {None}
     assert "not a graph" in report.model.notes[0]
+    # no false finding (Gemma's equal key/value kernels are parts of one layer;
+    # blocks in series are not twins), and the cost that needs calls is unknown
+    assert report.findings == ()
+    assert report.cost.macs is None and report.cost.bytes.per_use is None
+    assert report.cost.bytes.unique == 4 * file.count_params  # float32 weights
 
 
 def test_task_model_holds_its_backbone_and_names_known_classes(saved: dict[str, Saved]) -> None:
