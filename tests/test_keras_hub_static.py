@@ -14,7 +14,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,67 +29,7 @@ from weighttie.static import read_report
 
 keras_hub = pytest.importorskip("keras_hub")
 
-V = 50  # vocabulary
-
-
-def _families() -> dict[str, Callable[[], tuple[keras.Model, keras.Model]]]:
-    m = keras_hub.models
-
-    def gpt2() -> tuple[keras.Model, keras.Model]:
-        bb = m.GPT2Backbone(
-            vocabulary_size=V,
-            num_layers=2,
-            num_heads=2,
-            hidden_dim=8,
-            intermediate_dim=16,
-            max_sequence_length=16,
-        )
-        return bb, m.GPT2CausalLM(backbone=bb, preprocessor=None)
-
-    def bert() -> tuple[keras.Model, keras.Model]:
-        bb = m.BertBackbone(
-            vocabulary_size=V,
-            num_layers=2,
-            num_heads=2,
-            hidden_dim=8,
-            intermediate_dim=16,
-            max_sequence_length=16,
-        )
-        return bb, m.BertMaskedLM(backbone=bb, preprocessor=None)
-
-    def opt() -> tuple[keras.Model, keras.Model]:
-        bb = m.OPTBackbone(
-            vocabulary_size=V,
-            num_layers=2,
-            num_heads=2,
-            hidden_dim=8,
-            intermediate_dim=16,
-            max_sequence_length=16,
-        )
-        return bb, m.OPTCausalLM(backbone=bb, preprocessor=None)
-
-    def t5() -> tuple[keras.Model, keras.Model]:
-        bb = m.T5Backbone(
-            vocabulary_size=V, num_layers=2, num_heads=2, hidden_dim=8, intermediate_dim=16
-        )
-        return bb, m.T5Seq2SeqLM(backbone=bb, preprocessor=None)
-
-    def gemma() -> tuple[keras.Model, keras.Model]:
-        bb = m.GemmaBackbone(
-            vocabulary_size=V,
-            num_layers=2,
-            num_query_heads=2,
-            num_key_value_heads=1,
-            hidden_dim=8,
-            intermediate_dim=16,
-            head_dim=4,
-        )
-        return bb, m.GemmaCausalLM(backbone=bb, preprocessor=None)
-
-    return {"gpt2": gpt2, "bert": bert, "opt": opt, "t5": t5, "gemma": gemma}
-
-
-FAMILIES = sorted(_families())
+from hub_zoo import FAMILIES, VOCABULARY, backbone_and_task  # noqa: E402
 
 
 def _size(variables: list[Any]) -> int:
@@ -113,8 +52,8 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Saved]:
     """Every family's backbone and task model, saved once (``gpt2-backbone``, ``gpt2-task``)."""
     directory = tmp_path_factory.mktemp("hub")
     files = {}
-    for name, build in _families().items():
-        backbone, task = build()
+    for name in FAMILIES:
+        backbone, task = backbone_and_task(name)
         files[f"{name}-backbone"] = Saved(backbone, directory / f"{name}_backbone.keras")
         files[f"{name}-task"] = Saved(task, directory / f"{name}_task.keras")
     return files
@@ -154,7 +93,7 @@ def test_task_model_holds_its_backbone_and_names_known_classes(saved: dict[str, 
     embedding = report.layer(f"{backbone}/token_embedding")
     assert embedding.class_name == "ReversibleEmbedding"
     assert embedding.variables == (f"{backbone}/token_embedding/embeddings",)
-    assert report.variable(f"{backbone}/token_embedding/embeddings").shape == (V, 8)
+    assert report.variable(f"{backbone}/token_embedding/embeddings").shape == (VOCABULARY, 8)
     # a sublayer kept as an attribute: its class is not in the file
     query = report.layer(f"{backbone}/transformer_layer_0/self_attention/query")
     assert query.class_name == "?" and query.variables[0].endswith("/query/0")
@@ -170,7 +109,7 @@ def test_config_stated_tie_is_a_note(saved: dict[str, Saved]) -> None:
 
 
 def test_frozen_backbone_is_not_trainable(tmp_path: Path) -> None:
-    backbone, task = _families()["gpt2"]()
+    backbone, task = backbone_and_task("gpt2")
     backbone.trainable = False
     task.save(tmp_path / "frozen.keras")
     report = read_report(tmp_path / "frozen.keras")

@@ -30,71 +30,22 @@ from weighttie.cli import main
 
 keras_hub = pytest.importorskip("keras_hub")
 
-VOCABULARY = 64
+import hub_zoo  # noqa: E402
 
-
-def _gpt2() -> Any:
-    return keras_hub.models.GPT2Backbone(
-        vocabulary_size=VOCABULARY,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        max_sequence_length=16,
-    )
-
-
-def _bert() -> Any:
-    return keras_hub.models.BertBackbone(
-        vocabulary_size=VOCABULARY,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        max_sequence_length=16,
-    )
-
-
-def _opt() -> Any:
-    return keras_hub.models.OPTBackbone(
-        vocabulary_size=VOCABULARY,
-        num_layers=2,
-        num_heads=2,
-        hidden_dim=8,
-        intermediate_dim=16,
-        max_sequence_length=16,
-    )
-
-
-def _t5() -> Any:
-    return keras_hub.models.T5Backbone(
-        vocabulary_size=VOCABULARY, num_layers=2, num_heads=2, hidden_dim=8, intermediate_dim=16
-    )
-
-
-def _gemma() -> Any:
-    return keras_hub.models.GemmaBackbone(
-        vocabulary_size=VOCABULARY,
-        num_layers=2,
-        num_query_heads=2,
-        num_key_value_heads=1,
-        hidden_dim=8,
-        intermediate_dim=16,
-        head_dim=4,
-    )
-
-
+#: Every family's backbone and task model (``gpt2``, ``gpt2_causal_lm`` …).
 MODELS: dict[str, Callable[[], Any]] = {
-    "gpt2": _gpt2,
-    "gpt2_causal_lm": lambda: keras_hub.models.GPT2CausalLM(backbone=_gpt2(), preprocessor=None),
-    "bert": _bert,
-    "bert_masked_lm": lambda: keras_hub.models.BertMaskedLM(backbone=_bert(), preprocessor=None),
-    "opt": _opt,
-    "opt_causal_lm": lambda: keras_hub.models.OPTCausalLM(backbone=_opt(), preprocessor=None),
-    "t5": _t5,
-    "t5_seq2seq_lm": lambda: keras_hub.models.T5Seq2SeqLM(backbone=_t5(), preprocessor=None),
-    "gemma": _gemma,
-    "gemma_causal_lm": lambda: keras_hub.models.GemmaCausalLM(backbone=_gemma(), preprocessor=None),
+    name: build
+    for family, task in (
+        ("gpt2", "gpt2_causal_lm"),
+        ("bert", "bert_masked_lm"),
+        ("opt", "opt_causal_lm"),
+        ("t5", "t5_seq2seq_lm"),
+        ("gemma", "gemma_causal_lm"),
+    )
+    for name, build in (
+        (family, lambda family=family: hub_zoo.backbone(family)),
+        (task, lambda family=family: hub_zoo.task(family)),
+    )
 }
 
 
