@@ -31,6 +31,7 @@ from weighttie.cli import main
 keras_hub = pytest.importorskip("keras_hub")
 
 import hub_zoo  # noqa: E402
+from test_analyze import _eager_calls as eager_calls  # noqa: E402
 
 #: Every family's backbone and task model (``gpt2``, ``gpt2_causal_lm`` …).
 MODELS: dict[str, Callable[[], Any]] = {
@@ -59,20 +60,7 @@ def _eager_calls(model: Any, layer: Any) -> int:
     data = keras.tree.map_structure(
         lambda t: np.ones([4 if d is None else d for d in t.shape], dtype=t.dtype), model.input
     )
-    original = layer.call
-    calls = 0
-
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        return original(*args, **kwargs)
-
-    object.__setattr__(layer, "call", counting)
-    try:
-        model(data)
-    finally:
-        object.__delattr__(layer, "call")
-    return calls
+    return eager_calls(model, layer, data)
 
 
 @pytest.fixture(scope="module")
