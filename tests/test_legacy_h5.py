@@ -185,3 +185,34 @@ def test_keras2_sublayers_nest_as_their_weight_names_do(tmp_path: Path) -> None:
         names = sorted(v.rsplit("/", 1)[-1] for v in rows[cell].variables)
         assert names == ["bias", "kernel", "recurrent_kernel"]
     assert static.params.unique == model.count_params()
+
+
+class _K2Twice(k2.layers.Layer):
+    """A Keras 2 custom layer that runs its Dense twice per call."""
+
+    def __init__(self, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(**kwargs)
+        self.inner = k2.layers.Dense(4, name="inner")
+
+    def call(self, x):  # type: ignore[no-untyped-def]
+        return self.inner(self.inner(x))
+
+
+def test_a_keras2_custom_layers_sublayer_calls_are_unknown(tmp_path: Path) -> None:
+    """Regression: a custom layer's sublayer was counted as running once (per use 20,
+    "No weights are shared") where it runs twice; now unknown, with a note."""
+    x = k2.Input((4,), name="x")
+    model = k2.Model(x, _K2Twice(name="twice")(x))
+    model.save(tmp_path / "m.h5")
+    static = read_report(tmp_path / "m.h5")
+    assert static.params.unique == model.count_params()
+    assert static.params.per_use is None and static.params.duplicated is None
+    assert static.layer("twice/inner").uses is None
+    assert static.layer("x").uses == 1
+    assert any("'twice' (_K2Twice)" in note for note in static.model.notes)
+    # Keras's own layers with sublayers (an LSTM's cell) stay known
+    y = k2.Input((3, 2), name="y")
+    plain = k2.Model(y, k2.layers.Bidirectional(k2.layers.LSTM(2), name="bi")(y))
+    plain.save(tmp_path / "plain.h5")
+    known = read_report(tmp_path / "plain.h5")
+    assert known.model.notes == () and known.params.per_use == plain.count_params()

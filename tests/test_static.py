@@ -9,6 +9,7 @@ import sys
 import textwrap
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import h5py
 import keras
@@ -68,9 +69,7 @@ def test_cli_default_and_load_agree_on_groups_and_counts(name: str, save, capsys
     assert default.groups == loaded.groups
 
 
-def test_cli_default_reads_a_subclassed_file_statically_whatever_is_installed(
-    save, capsys
-) -> None:
+def test_cli_default_reads_a_subclassed_file_statically_whatever_is_installed(save, capsys) -> None:
     """Regression: the default once loaded such a file when its class was importable,
     so the same command gave different answers on different machines (and took
     seconds). Now: the static report, calls unknown and a note; --load counts them."""
@@ -409,3 +408,78 @@ def test_limits_are_checked_before_keras_loads(save) -> None:
         load_keras_model(path, limits=Limits(layers=layers - 1))
     assert caught.value.limit == "layers"
     assert len(load_keras_model(path, limits=Limits(layers=layers)).layers) > 0
+
+
+# -- a custom layer's sublayers: calls the file does not record (review of issue 12) --
+
+
+@keras.saving.register_keras_serializable(package="weighttie_tests")
+class CallsTwice(keras.layers.Layer):
+    """A custom layer that runs its Dense twice per call."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.inner = keras.layers.Dense(4, name="inner")
+
+    def call(self, x: Any) -> Any:
+        return self.inner(self.inner(x))
+
+
+def _custom_models() -> dict[str, keras.Model]:
+    x = keras.Input((4,), name="x")
+    twice = keras.Model(x, CallsTwice(name="twice")(x), name="twice_model")
+    models = {"twice": twice}
+    try:
+        import keras_hub
+    except ImportError:
+        return models
+    # BertMaskedLM's head, in small: it calls the embedding the graph also calls
+    ids = keras.Input((8,), dtype="int32", name="ids")
+    positions = keras.Input((2,), dtype="int32", name="positions")
+    embedding = keras_hub.layers.ReversibleEmbedding(50, 8, name="embedding")
+    head = keras_hub.layers.MaskedLMHead(
+        vocabulary_size=50, token_embedding=embedding, activation="softmax", name="head"
+    )
+    hidden = keras.layers.Dense(8, name="dense")(embedding(ids))
+    models["head"] = keras.Model(
+        [ids, positions], head(hidden, mask_positions=positions), name="head_model"
+    )
+    return models
+
+
+@pytest.mark.parametrize("name", ["twice", "head"])
+def test_a_custom_layers_sublayer_calls_are_unknown_not_guessed(name: str, save, capsys) -> None:
+    """Regression: the static report counted a custom layer's sublayer as running once
+    (or a head's borrowed embedding as not running), so per-use counts were silently
+    wrong ("No weights are shared"); now they are unknown, with a note, and --load
+    counts them."""
+    from weighttie.cli import main
+
+    models = _custom_models()
+    if name not in models:
+        pytest.skip("keras_hub is not installed")
+    model = models[name]
+    live = weighttie.analyze(model)
+    assert live.params.duplicated > 0  # it really runs a layer twice
+    static = read_report(save(model))
+    assert static.params.unique == live.params.unique == model.count_params()
+    assert static.params.per_use is None and static.params.duplicated is None
+    assert static.cost.bytes.per_use is None
+    assert any("call()" in note and "--load" in note for note in static.model.notes)
+    known = {row.path: row.uses for row in static.layers}
+    assert known["x" if name == "twice" else "ids"] == 1  # the graph's own calls stay known
+    assert main(["report", str(save(model)), "--load", "-f", "json"]) == 0
+    loaded = Report.from_json(capsys.readouterr().out)
+    assert (loaded.params.per_use, loaded.groups) == (live.params.per_use, live.groups)
+
+
+def test_keras_wrappers_sublayers_stay_known(save) -> None:
+    """Keras's own layers run their sublayers once per call: no unknown there."""
+    x = keras.Input((5, 3), name="x")
+    y = keras.layers.Bidirectional(keras.layers.LSTM(4), name="bi")(x)
+    y = keras.layers.Reshape((1, 8))(y)
+    y = keras.layers.MultiHeadAttention(2, 4, name="mha")(y, y)
+    model = keras.Model(x, y)
+    static = read_report(save(model))
+    assert static.model.notes == ()
+    assert static.params.per_use == weighttie.analyze(model).params.per_use

@@ -43,7 +43,11 @@ class RawLayer:
     not through sublayers. ``traced_calls``, for a row with no graph, is how many
     times the parent's call calls this layer per run of the parent, counted in a
     symbolic forward pass; None where nobody traced it (a file, a trace that could
-    not run): :func:`weighttie.graph.build_report` then falls back to a rule.
+    not run): :func:`weighttie.graph.build_report` then falls back to a rule, unless
+    ``calls_known`` is False: the source cannot tell how often this row runs (a
+    custom layer's sublayers in a file: the layer's own ``call`` decides, and the
+    file records no call inside it). Its uses, and every count that depends on
+    them, are then unknown.
     """
 
     path: str
@@ -55,6 +59,7 @@ class RawLayer:
     nodes: tuple[CallNode, ...] | None
     variables: tuple[Hashable, ...]
     traced_calls: int | None = None
+    calls_known: bool = True
 
 
 @dataclass(frozen=True)

@@ -87,19 +87,22 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
     var_by_key = {v.key: v for v in facts.variables}
     calls = _resolve_calls(layers)
 
-    uses: dict[str, int] = {ROOT: 1}
+    uses: dict[str, int | None] = {ROOT: 1}
     for row in layers:
         base = 1 if row.parent is None else uses[row.parent]
-        uses[row.path] = calls[row.path] * base if row.path != ROOT else 1
+        uses[row.path] = _product(calls[row.path], base) if row.path != ROOT else 1
 
     holders = _holders(layers)
 
     var_path = _variable_paths(holders, var_by_key)
     size = {key: math.prod(var_by_key[key].shape) for key in holders}
-    var_uses = {key: sum(uses[p] for p in paths) for key, paths in holders.items()}
+    var_uses = {key: _sum(uses[p] for p in paths) for key, paths in holders.items()}
 
     unique = sum(size.values())
-    per_use = sum(size[k] * var_uses[k] for k in holders)
+    # A row of unknown uses may run a layer held elsewhere (a custom layer calling
+    # the embedding a graph layer holds): then no total that counts uses is known.
+    some_unknown = any(u is None for u in uses.values())
+    per_use = None if some_unknown else _sum(_product(size[k], var_uses[k]) for k in holders)
     trainable = sum(size[k] for k in holders if var_by_key[k].trainable)
 
     owner = {key: min(paths) for key, paths in holders.items()}
@@ -126,7 +129,7 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
                 class_name=row.class_name,
                 uses=uses[row.path],
                 params=LayerParams(
-                    held=held, unique=owned[row.path], per_use=held * uses[row.path]
+                    held=held, unique=owned[row.path], per_use=_product(held, uses[row.path])
                 ),
                 variables=tuple(sorted(var_path[k] for k in held_keys)),
                 nodes=macs.nodes.get(row.path, row.nodes),
@@ -170,7 +173,7 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
         params=Params(
             unique=unique,
             per_use=per_use,
-            duplicated=per_use - unique,
+            duplicated=None if per_use is None else per_use - unique,
             trainable_unique=trainable,
             non_trainable_unique=unique - trainable,
         ),
@@ -179,7 +182,7 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
         groups=tuple(groups),
         ties=tuple(sorted(facts.ties, key=lambda t: (t.target, t.source))),
         cost=Cost(
-            bytes=_bytes(nbytes, var_uses, list(holders)),
+            bytes=_bytes(nbytes, {} if some_unknown else var_uses, list(holders)),
             macs=macs.total,
             uncounted=macs.uncounted,
         ),
@@ -250,12 +253,14 @@ def _product(a: int | None, b: int | None) -> int | None:
 
 
 def _bytes(
-    nbytes: dict[Hashable, int | None], var_uses: dict[Hashable, int], keys: Sequence[Hashable]
+    nbytes: dict[Hashable, int | None],
+    var_uses: dict[Hashable, int | None],
+    keys: Sequence[Hashable],
 ) -> Bytes:
-    """Bytes of ``keys`` stored once and at every use."""
+    """Bytes of ``keys`` stored once and at every use (unknown for a key without uses)."""
     return Bytes(
         unique=_sum(nbytes[k] for k in keys),
-        per_use=_sum(_product(nbytes[k], var_uses[k]) for k in keys),
+        per_use=_sum(_product(nbytes[k], var_uses.get(k)) for k in keys),
     )
 
 
@@ -270,7 +275,9 @@ class _Macs:
 
 
 def _macs(
-    layers: Sequence[RawLayer], uses: dict[str, int], var_by_key: dict[Hashable, RawVariable]
+    layers: Sequence[RawLayer],
+    uses: dict[str, int | None],
+    var_by_key: dict[Hashable, RawVariable],
 ) -> _Macs:
     """MACs of every call in the graph; a call's sublayers (an LSTM's cell) count in it.
 
@@ -382,7 +389,7 @@ def _holders(layers: Sequence[RawLayer]) -> dict[Hashable, list[str]]:
     return holders
 
 
-def _resolve_calls(layers: Sequence[RawLayer]) -> dict[str, int]:
+def _resolve_calls(layers: Sequence[RawLayer]) -> dict[str, int | None]:
     """How many times each row runs per run of its parent.
 
     A row in a functional graph runs once per call (node) in that graph. A row
@@ -394,14 +401,17 @@ def _resolve_calls(layers: Sequence[RawLayer]) -> dict[str, int]:
     a graph elsewhere. Where nobody traced the calls, a row with no graph is
     assumed to run once, unless the same layer object is called in a graph
     elsewhere in the model or was already reached: then it is taken for a
-    reference and runs 0 times.
+    reference and runs 0 times. A row whose source cannot tell its calls
+    (``calls_known`` False) runs an unknown number of times (None).
     """
     in_graph = {row.identity for row in layers if row.nodes is not None}
     counted: set[Hashable] = set()
-    calls: dict[str, int] = {}
+    calls: dict[str, int | None] = {}
     for row in layers:
         if row.nodes is not None:
             calls[row.path] = len(row.nodes)
+        elif row.traced_calls is None and not row.calls_known:
+            calls[row.path] = None
         elif row.traced_calls is not None:
             calls[row.path] = row.traced_calls
             if row.traced_calls:
@@ -448,12 +458,17 @@ def _subtree_variables(
 def _call_groups(
     layers: Sequence[RawLayer],
     rows: dict[str, RawLayer],
-    calls: dict[str, int],
-    uses: dict[str, int],
+    calls: dict[str, int | None],
+    uses: dict[str, int | None],
     size: dict[Hashable, int],
     var_path: dict[Hashable, str],
 ) -> list[SharingGroup]:
-    """One group per layer object called more than once (shared-layer / shared-model)."""
+    """One group per layer object called more than once (shared-layer / shared-model).
+
+    Where some occurrence's calls are unknown, a layer whose known calls are 2 or
+    more is a group of unknown ``calls`` and ``duplicated``; one with fewer is none
+    (not known to be shared: the report's totals say unknown).
+    """
     children: dict[str, list[str]] = defaultdict(list)
     by_identity: dict[Hashable, list[RawLayer]] = defaultdict(list)
     for row in layers:
@@ -464,16 +479,18 @@ def _call_groups(
 
     groups = []
     for occurrences in by_identity.values():
-        total_calls = sum(calls[r.path] for r in occurrences)
-        if total_calls < 2:
+        known_calls = sum(calls[r.path] or 0 for r in occurrences)
+        if known_calls < 2:
             continue
-        occurrences = [r for r in occurrences if calls[r.path] > 0]
+        total_calls = _sum(calls[r.path] for r in occurrences)
+        occurrences = [r for r in occurrences if calls[r.path] != 0]
         keys = _subtree_variables(occurrences[0].path, children, rows)
         if not keys:
             continue  # a weightless layer (Concatenate, Activation) shares nothing
         params = sum(size[k] for k in keys)
-        base = max(uses[r.parent or ROOT] for r in occurrences)
-        run = sum(uses[r.path] for r in occurrences)
+        bases = [uses[r.parent or ROOT] for r in occurrences]
+        run = _sum(uses[r.path] for r in occurrences)
+        base = None if None in bases else max(b for b in bases if b is not None)
         groups.append(
             SharingGroup(
                 kind=GroupKind.SHARED_MODEL if occurrences[0].is_model else GroupKind.SHARED_LAYER,
@@ -481,7 +498,7 @@ def _call_groups(
                 variables=tuple(sorted(var_path[k] for k in keys)),
                 params=params,
                 calls=total_calls,
-                duplicated=params * (run - base),
+                duplicated=None if run is None or base is None else params * (run - base),
             )
         )
     return groups
@@ -490,7 +507,7 @@ def _call_groups(
 def _tied_groups(
     rows: dict[str, RawLayer],
     holders: dict[Hashable, list[str]],
-    uses: dict[str, int],
+    uses: dict[str, int | None],
     size: dict[Hashable, int],
     var_path: dict[Hashable, str],
 ) -> list[SharingGroup]:
@@ -520,13 +537,18 @@ def _tied_groups(
         keys = [node[1] for node in component if node[0] == "variable"]
         identities = {node[1] for node in component if node[0] == "layer"}
         # Rows that only reference a layer called elsewhere (uses 0) are not listed.
-        paths = sorted({p for k in keys for p in holders[k] if uses[p] > 0})
-        duplicated = 0
+        paths = sorted({p for k in keys for p in holders[k] if uses[p] != 0})
+        duplicated: int | None = 0
         for key in keys:
             per_identity: dict[Hashable, int] = defaultdict(int)
             for p in holders[key]:
-                per_identity[rows[p].identity] += uses[p]
-            duplicated += size[key] * (sum(per_identity.values()) - max(per_identity.values()))
+                use = uses[p]
+                if use is None:
+                    duplicated = None
+                    break
+                per_identity[rows[p].identity] += use
+            if duplicated is not None:
+                duplicated += size[key] * (sum(per_identity.values()) - max(per_identity.values()))
         groups.append(
             SharingGroup(
                 kind=GroupKind.TIED,

@@ -62,7 +62,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Shape", "output_shapes"]
+__all__ = ["Shape", "has_rule", "output_shapes"]
 
 #: A tensor shape; ``None`` is a dimension that is not known.
 Shape = tuple[int | None, ...]
@@ -1707,3 +1707,9 @@ _RULES: dict[str, Rule] = {
     "CustomScaleLayer": _custom_scale,
     "Custom>CustomScaleLayer": _custom_scale,  # as tf_keras registers it
 }
+
+
+def has_rule(class_name: str) -> bool:
+    """Whether ``class_name`` is a class these rules know (Keras's own layers, and the
+    few ``keras.applications`` defines), so a file's class name of it is Keras's."""
+    return class_name in _RULES

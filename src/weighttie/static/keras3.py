@@ -18,7 +18,7 @@ from weighttie.facts import ModelFacts
 from weighttie.graph import ROOT, build_report, join_path
 from weighttie.limits import Limits
 from weighttie.report import CallNode, ModelInfo, Report, Source
-from weighttie.static.call_shapes import _graph_nodes, _Shapes
+from weighttie.static.call_shapes import _built_in, _graph_nodes, _Shapes
 from weighttie.static.class_tables import (
     MODEL_CLASSES,
     UNKNOWN_CLASS,
@@ -34,7 +34,7 @@ from weighttie.static.config_graph import (
 from weighttie.static.declared_ties import _apply_ties, _differing_tie_findings
 from weighttie.static.h5_tree import _Group, _h5_errors, _read_group
 from weighttie.static.keras_hub import GraphlessConfig, graphless_notes, hub_variable_names
-from weighttie.static.rows import _Reader
+from weighttie.static.rows import _Reader, opaque_notes
 from weighttie.static.values import _value_access, _Values
 
 
@@ -101,6 +101,7 @@ def _keras_facts(
             sum(1 for r in reader.rows if r.class_name == UNKNOWN_CLASS and r.variables),
             graphless.ties,
         )
+    notes += opaque_notes(reader)
     ties, differing = _apply_ties(reader, config, values)
     version = metadata.get("keras_version")
     info = ModelInfo(
@@ -184,7 +185,19 @@ def _keras_layer(
     if _is_model(entry):
         _keras_model(reader, entry, group, path, trainable, depth, shapes)
     elif group is not None:
-        _sublayers(reader, group, class_name, config, path, trainable, depth)  # type: ignore[arg-type]
+        known = _built_in(entry)  # Keras's own layers call their sublayers once per call
+        if not known and (group.attributes or group.layers):
+            reader.opaque.append((path, class_name))
+        _sublayers(
+            reader,
+            group,
+            class_name,
+            config,  # type: ignore[arg-type]
+            path,
+            trainable,
+            depth,
+            calls_known=known,
+        )
 
 
 def _sublayers(
@@ -196,10 +209,14 @@ def _sublayers(
     trainable: bool,
     depth: int,
     graphless: GraphlessConfig | None = None,
+    *,
+    calls_known: bool = True,
 ) -> None:
     """The sublayers the weights file shows below ``path`` (at ``depth``, as a path's
     slashes count). In a graphless model's file (``graphless``), a layer of a
-    ``layers`` list has the class its group name says, where that is a known class."""
+    ``layers`` list has the class its group name says, where that is a known class.
+    ``calls_known`` is False below a custom layer: its ``call`` decides how often
+    they run."""
     children = [(key, child, False) for key, child in sorted(group.attributes.items())]
     children += [(str(i), child, True) for i, child in enumerate(group.layers)]
     children = [(key, child, listed) for key, child, listed in children if child.name is not None]
@@ -230,7 +247,16 @@ def _sublayers(
             child.variables,
             names,
             sub_trainable,
+            calls_known,
         )
         _sublayers(
-            reader, child, sub_class, sub_config, child_path, sub_trainable, depth + 1, graphless
+            reader,
+            child,
+            sub_class,
+            sub_config,
+            child_path,
+            sub_trainable,
+            depth + 1,
+            graphless,
+            calls_known=calls_known,
         )

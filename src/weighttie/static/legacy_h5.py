@@ -13,6 +13,7 @@ from weighttie.graph import ROOT, build_report, join_path
 from weighttie.limits import Limits
 from weighttie.loading import open_model_file
 from weighttie.report import ModelInfo, Report, Source
+from weighttie.shape_rules import has_rule
 from weighttie.static.call_shapes import _graph_nodes, _Shapes
 from weighttie.static.class_tables import UNKNOWN_CLASS, _sublayer_class, _sublayer_key
 from weighttie.static.config_graph import (
@@ -23,7 +24,7 @@ from weighttie.static.config_graph import (
     _trainable,
 )
 from weighttie.static.h5_tree import _attr_text, _h5_errors, _walk_h5
-from weighttie.static.rows import _Reader
+from weighttie.static.rows import _Reader, opaque_notes
 from weighttie.static.values import _value_access, _Values
 
 
@@ -74,7 +75,12 @@ def _read_legacy_h5(path: str, findings: bool, limits: Limits) -> Report:
         shapes = _Shapes("model_config", True, limits.depth, limits.calls)
         _legacy_model(reader, config, weights, ROOT, _trainable(config), 0, shapes)
         info = ModelInfo(
-            name=name, class_name=class_name, source=Source.STATIC, file=path, keras_version=version
+            name=name,
+            class_name=class_name,
+            source=Source.STATIC,
+            file=path,
+            keras_version=version,
+            notes=opaque_notes(reader),
         )
         values = _Values(h5, {}, where) if findings else None
         facts = ModelFacts(
@@ -158,13 +164,17 @@ def _legacy_model(
             child_trainable,
         )
         config = child.get("config") if isinstance(child.get("config"), dict) else {}
-        deeper = [(w, _weight_parts(w[3], name)[1:]) for w in own]
+        deeper = [(w, parts) for w in own if len(parts := _weight_parts(w[3], name)[1:]) > 1]
+        known = has_rule(class_name)  # Keras's own layers call their sublayers once a call
+        if deeper and not known:
+            reader.opaque.append((child_path, class_name))
         _legacy_sublayers(
             reader,
-            [(w, parts) for w, parts in deeper if len(parts) > 1],
+            deeper,
             (child_path, class_name, config),  # type: ignore[arg-type]
             child_trainable,
             depth + 1,
+            calls_known=known,
         )
 
 
@@ -174,10 +184,13 @@ def _legacy_sublayers(
     parent: tuple[str, str, dict[str, Any]],
     trainable: bool,
     depth: int,
+    *,
+    calls_known: bool = True,
 ) -> None:
     """Rows of the sublayers a layer's weight names show, nested as the names nest them
     (``bi/forward_gru/gru_cell/kernel``: the forward GRU, then its cell); ``weights``
-    pairs each weight with the parts of its name below the parent."""
+    pairs each weight with the parts of its name below the parent. ``calls_known``
+    is False below a custom layer: its ``call`` decides how often they run."""
     path, class_name, config = parent
     groups: dict[str, list[tuple[tuple[str, tuple[int, ...], str, str], list[str]]]] = {}
     for weight, parts in weights:
@@ -199,9 +212,17 @@ def _legacy_sublayers(
             [(k, s, d) for (k, s, d, _), _ in direct],
             [parts[0] for _, parts in direct],
             trainable,
+            calls_known,
         )
         deeper = [(w, parts) for w, parts in items if len(parts) > 1]
-        _legacy_sublayers(reader, deeper, (sub_path, sub_class, sub_config), trainable, depth + 1)
+        _legacy_sublayers(
+            reader,
+            deeper,
+            (sub_path, sub_class, sub_config),
+            trainable,
+            depth + 1,
+            calls_known=calls_known,
+        )
 
 
 def _weight_parts(weight: str, layer: str | None = None) -> list[str]:

@@ -25,6 +25,9 @@ class _Reader:
         self.entries: dict[str, dict[str, Any]] = {}
         self.row_index: dict[str, int] = {}
         self.sublayers: dict[str, int] = {}  # the last sublayer index given, by parent
+        #: Custom layers holding sublayers: their own ``call`` decides how often those
+        #: run, which the file does not record (the sublayers' calls are unknown).
+        self.opaque: list[tuple[str, str]] = []  # (path, class name)
         self.layers = 0
         self.calls = 0
 
@@ -67,8 +70,10 @@ class _Reader:
         variables: list[tuple[str, tuple[int, ...], str]],
         names: list[str],
         trainable: bool,
+        calls_known: bool = True,
     ) -> None:
-        """One row and the variables it holds itself.
+        """One row and the variables it holds itself (``calls_known``: see
+        :class:`~weighttie.facts.RawLayer`).
 
         ``trainable`` is False where the layer or a parent is frozen by its config; the
         layer's class decides the rest (:func:`~weighttie.static.class_tables.trainable_flags`),
@@ -106,6 +111,7 @@ class _Reader:
                 is_model=is_model,
                 nodes=nodes,
                 variables=tuple(keys),
+                calls_known=calls_known,
             )
         )
 
@@ -148,3 +154,17 @@ class _Reader:
         del self.variables[copy]
         variables = tuple(source if k == copy else k for k in row.variables)
         self.rows[index] = dataclasses.replace(row, variables=variables)
+
+
+def opaque_notes(reader: _Reader) -> tuple[str, ...]:
+    """The note for custom layers whose sublayers' calls the file does not record."""
+    if not reader.opaque:
+        return ()
+    shown = ", ".join(f"{path!r} ({class_name})" for path, class_name in reader.opaque[:3])
+    more = f" and {len(reader.opaque) - 3} more" if len(reader.opaque) > 3 else ""
+    return (
+        f"custom layers hold sublayers that their own call() runs, which the file does not "
+        f"record: {shown}{more}; how often those sublayers run (a tied embedding called "
+        "again inside a head, a layer called twice) is unknown, and so are the per-use "
+        "totals (--load counts them through Keras)",
+    )
