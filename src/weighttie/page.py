@@ -19,6 +19,7 @@ from weighttie.cost import cost_line
 from weighttie.drawing import SVG_CSS, Facts, byte_size, esc, num, shapes
 from weighttie.layout import BAND_GAP, HEADER_H, NODE_H, PAD
 from weighttie.report import LayerInfo, Report
+from weighttie.spec import CALLS_UNKNOWN_NO_TIES, CALLS_UNKNOWN_WITH_TIES, calls_unknown
 
 __all__ = ["csp_hash", "page"]
 
@@ -326,12 +327,10 @@ class _Page:
         return f'<h1>{title}</h1><p class="sum">{summary}</p><p class="sum">{cost}</p>{notes}'
 
     def legend(self) -> str:
+        unknown = calls_unknown(self.report) is not None
         if not self.report.groups:
-            if self.report.params.per_use is None:
-                return (
-                    '<p class="legend-none">No weights are shared between layers; '
-                    "calls are unknown (see the notes).</p>"
-                )
+            if unknown:
+                return f'<p class="legend-none">{esc(CALLS_UNKNOWN_NO_TIES)}</p>'
             return '<p class="legend-none">No weights are shared.</p>'
         items = []
         for n, group in enumerate(self.report.groups):
@@ -341,7 +340,8 @@ class _Page:
                 f"{esc(group.kind.value)}: {layers} · {num(group.params)} params · "
                 f"{num(group.calls)} calls · {num(group.duplicated)} duplicated</li>"
             )
-        return f'<h2>Sharing groups</h2><ul class="legend">{"".join(items)}</ul>'
+        more = f'<p class="legend-none">{esc(CALLS_UNKNOWN_WITH_TIES)}</p>' if unknown else ""
+        return f'<h2>Sharing groups</h2><ul class="legend">{"".join(items)}</ul>{more}'
 
     def toolbar(self, has_frames: bool) -> str:
         buttons = (
