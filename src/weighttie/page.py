@@ -15,8 +15,8 @@ import hashlib
 import json
 from collections.abc import Sequence
 
-from weighttie.cost import cost_line
-from weighttie.drawing import SVG_CSS, Facts, byte_size, esc, num, shapes
+from weighttie.cost import byte_size, cost_line
+from weighttie.drawing import SVG_CSS, Facts, esc, num, shapes
 from weighttie.layout import BAND_GAP, HEADER_H, NODE_H, PAD
 from weighttie.report import LayerInfo, Report
 from weighttie.spec import CALLS_UNKNOWN_NO_TIES, CALLS_UNKNOWN_WITH_TIES, calls_unknown
@@ -383,11 +383,11 @@ class _Page:
                 for label, _ in self.facts.groups.get(row.path, [])
             )
             findings = " ".join(self.facts.findings.get(row.path, []))
-            held_bytes = self.facts.heldbyte_size(row)
             rows.append(
                 f"<tr><td>{_go(row.path, row.path or f'({row.name})')}</td>"
                 f'<td>{esc(row.class_name)}</td><td class="m">{self.calls(row)}</td>'
-                f"{_n(row.params.held)}{_n(held_bytes, byte_size(held_bytes))}{_n(row.uses)}"
+                f"{_n(row.params.held)}{_n(row.bytes.held, byte_size(row.bytes.held))}"
+                f"{_n(row.uses)}"
                 f"{_n(row.params.per_use)}{self.macs(row)}<td>{sharing}</td><td>{findings}</td></tr>"
             )
         return rows
