@@ -72,6 +72,16 @@ def test_the_preset_states_no_calls_and_loading_counts_them(files: dict[str, Pat
     assert (group.kind.value, group.calls) == ("shared-layer", 2)  # what the preset hides
 
 
+@pytest.mark.parametrize("fmt", ["table", "markdown", "html"])
+def test_human_output_never_says_no_weights_are_shared(files: dict[str, Path], fmt: str) -> None:
+    text = weighttie.render(read_report(files["gpt2"]), fmt)
+    assert "No weights are shared" not in text
+    assert (
+        "No two layers hold the same variables; calls are unknown (see the notes), so a layer "
+        "or model called more than once, sharing its weights, cannot be seen."
+    ) in text
+
+
 # -- checks ----------------------------------------------------------------------------
 
 
@@ -193,7 +203,9 @@ def test_ties_stay_known_when_calls_are_not() -> None:
         "expected a tied group of [embedding, mix]; found tied group [embedding, logits]"
     )
     # the ties are listed, and so is what cannot be seen
-    assert "Only ties are listed: calls are unknown (see the notes)" in weighttie.render(report)
+    for fmt in ("table", "markdown", "html"):
+        text = weighttie.render(report, fmt)
+        assert "Only ties are listed: calls are unknown (see the notes)" in text, fmt
     # the snapshot keeps the tie and claims no exact groups; the report satisfies it
     text = snapshot(report)
     assert 'kind = "tied"' in text and "calls = 2" in text

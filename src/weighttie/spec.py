@@ -395,7 +395,7 @@ def _unknown_calls_failure(report: Report, why: str) -> str:
     """``unknown: this static report cannot tell how often layers run, so …: <note>``."""
     reason = calls_unknown(report) or ""
     return (
-        f"unknown: this {report.model.source.value} report cannot tell how often layers run, "
+        f"unknown: this {report.model.source!s} report cannot tell how often layers run, "
         f"so {why}: {reason}"
     )
 
@@ -618,7 +618,7 @@ def snapshot(report: Report) -> str:
     kinds = {k.value for k in FindingKind}
     kinds_present = sorted({f.kind for f in report.findings} & kinds)  # a spec knows no others
     forbid = sorted(kinds - set(kinds_present))
-    source = report.model.source.value
+    source = str(report.model.source)
     if calls_unknown(report) is None:
         exact = ["exact_groups = true"]
     else:  # the ties are known, a layer called more than once is not: claim no more

@@ -73,7 +73,7 @@ def assert_shared(model: Any, *layers: str) -> None:
         raise AssertionError(
             f"expected {', '.join(paths)} to share weights; unknown: model "
             f"{report.model.name!r} ties none of {', '.join(lonely)} to another layer, and "
-            f"this {report.model.source.value} report cannot tell how often layers run: {why}"
+            f"this {report.model.source!s} report cannot tell how often layers run: {why}"
         )
     if lonely:
         raise AssertionError(
