@@ -21,7 +21,7 @@ from keras import layers
 import weighttie
 import zoo
 from weighttie.cli import main
-from weighttie.cost import HeldWeights, Weight, call_macs, cost_line, variable_bytes
+from weighttie.cost import HeldWeights, Weight, byte_size, call_macs, cost_line, variable_bytes
 from weighttie.facts import ModelFacts, RawLayer, RawVariable
 from weighttie.graph import build_report
 from weighttie.render import render
@@ -451,3 +451,22 @@ def test_the_html_page_shows_the_cost_line_and_a_macs_column() -> None:
     assert f'<p class="sum">{cost_line(report)}</p>' in page
     assert ">MACs<" in page
     assert f'data-v="{report.layer("tower").macs}"' in page
+
+
+def test_the_cost_line_shows_known_bytes_when_per_use_is_unknown(tmp_path: Path) -> None:
+    """A keras_hub preset states no calls: per-use bytes are unknown, unique bytes are not."""
+    pytest.importorskip("keras_hub")
+    from hub_zoo import backbone_and_task
+
+    _, task = backbone_and_task("gpt2")
+    task.save_to_preset(str(tmp_path / "gpt2"))
+    report = read_report(tmp_path / "gpt2")
+    assert report.cost.bytes.per_use is None
+    assert report.cost.bytes.unique == 4 * task.count_params()
+    line = cost_line(report)
+    assert line.endswith(f"; {byte_size(report.cost.bytes.unique)} unique, unknown per use")
+    assert "bytes unknown" not in line
+    for fmt in ("table", "markdown", "html"):
+        assert f"{byte_size(report.cost.bytes.unique)} unique, unknown per use" in render(
+            report, fmt
+        )

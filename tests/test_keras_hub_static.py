@@ -283,5 +283,6 @@ def test_other_commands_without_keras(
     assert run_without_keras(tmp_path, "snapshot", path, "-o", str(spec)).returncode == 0
     args = {"snapshot": [path], "check": [path, "--spec", str(spec)], "diff": [path, path]}
     done = run_without_keras(tmp_path, command, *args[command])
-    assert done.returncode == 0, done.stderr
+    # diff: calls unknown on both sides, so not everything is compared: exit 1 (docs/cli.md)
+    assert done.returncode == (1 if command == "diff" else 0), done.stderr
     assert "internal error" not in done.stderr

@@ -13,6 +13,7 @@ import json
 import re
 import time
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from html.parser import HTMLParser
 
 import keras
@@ -21,9 +22,11 @@ from keras import layers
 
 import weighttie
 import zoo
+from weighttie.cost import byte_size, cost_line
 from weighttie.layout import GAP, ItemKind, geometry, layout
 from weighttie.picture import AUTO_OPEN_CALLS, to_html, to_svg
-from weighttie.report import Report
+from weighttie.report import LayerBytes, Report
+from weighttie.static import read_report
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -310,3 +313,52 @@ def test_a_20k_call_report_draws_in_seconds() -> None:
     took = time.perf_counter() - start
     assert page.count('<g class="call"') == _calls(report) == 20_401
     assert took < 60
+
+
+# -- bytes: the Report's, in the cost line's format ------------------------------------------
+
+
+def test_bytes_on_the_page_are_the_reports_for_a_bfloat16_file(tmp_path) -> None:
+    """An HDF5 file states bfloat16 as ``|V2``: the page shows the Report's bytes, never ``?``."""
+
+    x = keras.Input((4,), name="x")
+    model = keras.Model(x, layers.Dense(3, dtype="bfloat16", name="d")(x), name="bf")
+    model.save(tmp_path / "bf.keras")
+    report = read_report(tmp_path / "bf.keras")
+    dense = report.layer("d")
+    assert {report.variable(v).dtype for v in dense.variables} == {"|V2"}
+    assert dense.bytes.held == 2 * 15 == report.cost.bytes.unique
+    page = to_html(report)
+    assert "30 B unique" in cost_line(report) and f'<p class="sum">{cost_line(report)}</p>' in page
+    assert '<td class="n" data-v="30">30 B</td>' in page  # the layer table's Bytes cell
+    assert "?" not in re.sub(r"<script>.*?</script>", "", page, flags=re.S).replace("(?)", "")
+    svg = to_svg(report)
+    assert "params 15 · uses 1 · 30 B" in svg  # the box
+    assert "params held 15 (30 B)" in svg  # its tooltip
+    assert byte_size(dense.bytes.held) == "30 B"
+
+
+def test_frame_bytes_and_byte_format_match_the_cost_line() -> None:
+    """A frame's caption sums the Report's variable bytes; 999,999 B is 1.00 MB everywhere."""
+    x = keras.Input((999_999 // 3,), name="x")
+    inner = keras.Sequential([keras.Input((333_333,)), layers.Dense(2, name="d")], name="tower")
+    model = keras.Model(x, inner(x), name="m")
+    report = weighttie.analyze(model)
+    unique = report.cost.bytes.unique
+    assert unique == 4 * report.params.unique == 4 * (333_333 * 2 + 2)
+    svg = to_svg(report)
+    assert "2.67 MB)" in svg  # the frame's caption: (tower's bytes), 3 significant digits
+    assert "2.67 MB unique" in to_html(report)
+    assert byte_size(999_999) == "1.00 MB" and byte_size(None) == "unknown"
+
+
+def test_unknown_bytes_read_unknown_not_a_question_mark() -> None:
+    report = weighttie.analyze(zoo.siamese_tower())
+    unknown = replace(
+        report,
+        layers=tuple(replace(r, bytes=LayerBytes(None, None, None)) for r in report.layers),
+        variables=tuple(replace(v, bytes=None) for v in report.variables),
+    )
+    page = to_html(unknown)
+    assert "bytes unknown" in page and "(?)" not in page
+    assert '<td class="n" data-v="-1">unknown</td>' in page

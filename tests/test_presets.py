@@ -159,7 +159,8 @@ def test_report_check_snapshot_and_diff_take_a_folder(
     assert "# per_use: unknown in this static report" in spec.read_text()
     assert run(capsys, "check", str(gpt2.sharded), "--spec", str(spec))[0] == 0
     code, out, _ = run(capsys, "diff", str(gpt2.plain), str(gpt2.sharded))
-    assert (code, out) == (0, "No differences in sharing groups, ties or parameter counts.\n")
+    assert code == 1  # calls unknown: not everything could be compared (docs/cli.md)
+    assert out.startswith("No differences in what both reports know.\n? not compared: ")
 
 
 def _refused(capsys: pytest.CaptureFixture[str], folder: Path, *extra: str) -> str:

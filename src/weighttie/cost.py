@@ -35,6 +35,7 @@ __all__ = [
     "ZERO_MAC_CLASSES",
     "HeldWeights",
     "Weight",
+    "byte_size",
     "call_macs",
     "cost_line",
     "variable_bytes",
@@ -225,8 +226,23 @@ def _si(n: int, unit: str = "") -> str:
     return f"{value:.{digits}f} {prefix}{unit}"
 
 
+def byte_size(n: int | None) -> str:
+    """Bytes to three significant digits in decimal units; ``unknown`` when None.
+
+    The one byte formatter of every human output (the cost line, the picture).
+
+    Example:
+        >>> byte_size(448), byte_size(999_999), byte_size(83_500_000), byte_size(None)
+        ('448 B', '1.00 MB', '83.5 MB', 'unknown')
+    """
+    return "unknown" if n is None else _si(n, "B")
+
+
 def cost_line(report: Report) -> str:
     """``Cost: 1,234 MACs per forward pass; 347 kB unique, 694 kB per use`` (docs/cost.md).
+
+    An unknown figure reads ``unknown`` (``6.98 kB unique, unknown per use``);
+    ``bytes unknown`` when neither is known.
 
     Example:
         >>> cost_line(weighttie.analyze(model))  # doctest: +SKIP
@@ -242,10 +258,10 @@ def cost_line(report: Report) -> str:
     if c.uncounted:
         macs += f" ({c.uncounted} layer{'s' if c.uncounted != 1 else ''} not counted)"
     b = c.bytes
-    if b.unique is None or b.per_use is None:
+    if b.unique is None and b.per_use is None:
         size = "bytes unknown"
-    else:
-        size = f"{_si(b.unique, 'B')} unique, {_si(b.per_use, 'B')} per use"
+    else:  # what is known is shown: a file that states no calls knows the unique bytes
+        size = f"{byte_size(b.unique)} unique, {byte_size(b.per_use)} per use"
     return f"Cost: {macs}; {size}"
 
 

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import colorsys
 import html
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
+from weighttie.cost import byte_size
 from weighttie.escape import printable
 from weighttie.layout import (
     CALL_TOP,
@@ -48,10 +48,9 @@ __all__ = [
     "SVG_CSS",
     "Facts",
     "Svg",
-    "byte_size",
     "clip",
-    "dtype_bytes",
     "esc",
+    "held_bytes",
     "num",
     "shape",
     "shapes",
@@ -138,39 +137,9 @@ def short(n: int) -> str:
     return str(n)  # pragma: no cover
 
 
-def byte_size(n: int | None) -> str:
-    """Bytes in decimal units; ``?`` when unknown.
-
-    Example:
-        >>> byte_size(448), byte_size(83_500_000), byte_size(None)
-        ('448 B', '83.5 MB', '?')
-    """
-    if n is None:
-        return "?"
-    if n < 1000:
-        return f"{n} B"
-    for unit, size in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if n >= size:
-            return f"{n / size:.1f} {unit}"
-    return f"{n} B"  # pragma: no cover
-
-
-_DTYPE = re.compile(r"(?:u?int|float|bfloat|complex)(\d+)(?:_\w+)?")
-
-
-def dtype_bytes(dtype: str) -> int | None:
-    """Bytes per element of a dtype name, or None when the name does not say.
-
-    Example:
-        >>> dtype_bytes("float32"), dtype_bytes("bfloat16"), dtype_bytes("string")
-        (4, 2, None)
-    """
-    if dtype == "bool":
-        return 1
-    match = _DTYPE.fullmatch(dtype)
-    if match is None or int(match.group(1)) % 8:
-        return None
-    return int(match.group(1)) // 8
+def held_bytes(n: int | None) -> str:
+    """Bytes as :func:`weighttie.cost.byte_size` writes them; ``bytes unknown`` when None."""
+    return "bytes unknown" if n is None else byte_size(n)
 
 
 # -- colours ------------------------------------------------------------------------
@@ -212,19 +181,6 @@ class Facts:
         self.variables = {v.path: v for v in report.variables}
         self.rows = {row.path: row for row in report.layers}
 
-    def varbyte_size(self, paths: Iterable[str]) -> int | None:
-        total = 0
-        for path in paths:
-            v = self.variables.get(path)
-            width = None if v is None else dtype_bytes(v.dtype)
-            if v is None or width is None:
-                return None
-            total += v.size * width
-        return total
-
-    def heldbyte_size(self, row: LayerInfo) -> int | None:
-        return self.varbyte_size(row.variables)
-
     def inside(self, row: LayerInfo) -> tuple[int, int | None, int]:
         """Parameters and bytes of the distinct variables held in a frame, and its layer count."""
         seen: dict[str, None] = {}
@@ -237,8 +193,11 @@ class Facts:
             children = self.scene.children.get(path, [])
             layers += len(children)
             stack.extend(children)
-        size = sum(v.size for p in seen if (v := self.variables.get(p)) is not None)
-        return size, self.varbyte_size(seen), layers
+        held = [self.variables.get(p) for p in seen]
+        size = sum(v.size for v in held if v is not None)
+        nbytes = [None if v is None else v.bytes for v in held]  # the Report's bytes
+        known = None if None in nbytes else sum(b for b in nbytes if b is not None)
+        return size, known, layers
 
     def group_attr(self, path: str) -> str:
         labels = self.groups.get(path)
@@ -406,7 +365,7 @@ class Svg:
         params, size, layers = self.facts.inside(row)
         caption = (
             f"{row.name} · {row.class_name} · {_count(layers, 'layer')} · "
-            f"{short(params)} params ({byte_size(size)}) · {_count(len(row.nodes or ()), 'call')}"
+            f"{short(params)} params ({held_bytes(size)}) · {_count(len(row.nodes or ()), 'call')}"
         )
         chars = int((item.width - 2 * PAD - 14) / _NAME_CHAR_W)
         glyph = "▾" if is_open else "▸"
@@ -506,7 +465,7 @@ class Svg:
         held = row.params.held
         text = f"params {short(held)} · uses {num(row.uses)}"
         if held:
-            text += f" · {byte_size(self.facts.heldbyte_size(row))}"
+            text += f" · {held_bytes(row.bytes.held)}"
         return text
 
     def call_title(self, row: LayerInfo, node: CallNode) -> str:
@@ -529,7 +488,7 @@ class Svg:
     def row_facts(self, row: LayerInfo) -> list[str]:
         facts = self.facts
         lines = [
-            f"params held {num(row.params.held)} ({byte_size(facts.heldbyte_size(row))}) · "
+            f"params held {num(row.params.held)} ({held_bytes(row.bytes.held)}) · "
             f"uses {num(row.uses)} · per use {num(row.params.per_use)}"
         ]
         for label, _ in facts.groups.get(row.path, []):

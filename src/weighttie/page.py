@@ -15,10 +15,11 @@ import hashlib
 import json
 from collections.abc import Sequence
 
-from weighttie.cost import cost_line
-from weighttie.drawing import SVG_CSS, Facts, byte_size, esc, num, shapes
+from weighttie.cost import byte_size, cost_line
+from weighttie.drawing import SVG_CSS, Facts, esc, num, shapes
 from weighttie.layout import BAND_GAP, HEADER_H, NODE_H, PAD
 from weighttie.report import LayerInfo, Report
+from weighttie.spec import CALLS_UNKNOWN_NO_TIES, CALLS_UNKNOWN_WITH_TIES, calls_unknown
 
 __all__ = ["csp_hash", "page"]
 
@@ -326,12 +327,10 @@ class _Page:
         return f'<h1>{title}</h1><p class="sum">{summary}</p><p class="sum">{cost}</p>{notes}'
 
     def legend(self) -> str:
+        unknown = calls_unknown(self.report) is not None
         if not self.report.groups:
-            if self.report.params.per_use is None:
-                return (
-                    '<p class="legend-none">No weights are shared between layers; '
-                    "calls are unknown (see the notes).</p>"
-                )
+            if unknown:
+                return f'<p class="legend-none">{esc(CALLS_UNKNOWN_NO_TIES)}</p>'
             return '<p class="legend-none">No weights are shared.</p>'
         items = []
         for n, group in enumerate(self.report.groups):
@@ -341,7 +340,8 @@ class _Page:
                 f"{esc(group.kind.value)}: {layers} · {num(group.params)} params · "
                 f"{num(group.calls)} calls · {num(group.duplicated)} duplicated</li>"
             )
-        return f'<h2>Sharing groups</h2><ul class="legend">{"".join(items)}</ul>'
+        more = f'<p class="legend-none">{esc(CALLS_UNKNOWN_WITH_TIES)}</p>' if unknown else ""
+        return f'<h2>Sharing groups</h2><ul class="legend">{"".join(items)}</ul>{more}'
 
     def toolbar(self, has_frames: bool) -> str:
         buttons = (
@@ -383,11 +383,11 @@ class _Page:
                 for label, _ in self.facts.groups.get(row.path, [])
             )
             findings = " ".join(self.facts.findings.get(row.path, []))
-            held_bytes = self.facts.heldbyte_size(row)
             rows.append(
                 f"<tr><td>{_go(row.path, row.path or f'({row.name})')}</td>"
                 f'<td>{esc(row.class_name)}</td><td class="m">{self.calls(row)}</td>'
-                f"{_n(row.params.held)}{_n(held_bytes, byte_size(held_bytes))}{_n(row.uses)}"
+                f"{_n(row.params.held)}{_n(row.bytes.held, byte_size(row.bytes.held))}"
+                f"{_n(row.uses)}"
                 f"{_n(row.params.per_use)}{self.macs(row)}<td>{sharing}</td><td>{findings}</td></tr>"
             )
         return rows

@@ -17,6 +17,7 @@ from weighttie.cost import cost_line
 from weighttie.escape import markdown as escape_markdown
 from weighttie.escape import printable
 from weighttie.report import CallNode, LayerInfo, Report, Shape
+from weighttie.spec import CALLS_UNKNOWN_NO_TIES, CALLS_UNKNOWN_WITH_TIES, calls_unknown
 
 if TYPE_CHECKING:
     from weighttie.spec import Diff, Result
@@ -143,10 +144,13 @@ class _Human:
         if r.model.file:
             title += f" from {self.esc(r.model.file)}"
         parts = [f"# {title}" if self.markdown else title, self.layer_table()]
+        unknown = calls_unknown(r) is not None
         if r.groups:
             parts += [self.heading("Sharing groups"), self.group_table()]
-        elif r.params.per_use is None:
-            parts.append("No weights are shared between layers; calls are unknown (see the notes).")
+            if unknown:
+                parts.append(CALLS_UNKNOWN_WITH_TIES)
+        elif unknown:
+            parts.append(CALLS_UNKNOWN_NO_TIES)
         else:
             parts.append("No weights are shared.")
         if r.ties:
@@ -347,7 +351,9 @@ def render_diff(diff: Diff, fmt: DiffFormat | str = DiffFormat.TEXT) -> str:
     """Render how two reports differ, ending in a newline.
 
     ``text``: one line per change: groups removed (``-``), added (``+``) or changed
-    (``~``), ties, then parameter counts. ``json``: the ``weighttie.diff/1`` document.
+    (``~``), ties, then parameter counts; then, where a report cannot tell how often
+    its layers run, what was not compared and why (``?``). ``json``: the
+    ``weighttie.diff/1`` document.
 
     Example:
         >>> print(render_diff(diff(a, b)), end="")  # doctest: +SKIP
@@ -359,7 +365,7 @@ def render_diff(diff: Diff, fmt: DiffFormat | str = DiffFormat.TEXT) -> str:
         return json.dumps(diff.to_dict(), indent=2) + "\n"  # ASCII: controls escaped
     if diff.same:
         return "No differences in sharing groups, ties or parameter counts.\n"
-    lines = []
+    lines = [] if diff.differs else ["No differences in what both reports know."]
     for g in diff.removed:
         lines.append(
             f"- {g.kind.value} group {_paths(g.layers)} "
@@ -379,6 +385,11 @@ def render_diff(diff: Diff, fmt: DiffFormat | str = DiffFormat.TEXT) -> str:
         lines.append(f"{change} tie {printable(tie)}")
     for count, before, after in diff.params:
         lines.append(f"~ params.{count}: {before:,} -> {after:,} ({after - before:+,})")
+    if diff.not_compared:
+        lines.append(f"? not compared: {', '.join(diff.not_compared)}")
+        for side, why in zip("AB", diff.calls_unknown, strict=True):
+            if why is not None:
+                lines.append(f"? {side} cannot tell how often its layers run: {printable(why)}")
     return "\n".join(lines) + "\n"
 
 

@@ -55,6 +55,7 @@ __all__ = [
     "Result",
     "Spec",
     "SpecError",
+    "calls_unknown",
     "check",
     "diff",
     "load_spec",
@@ -354,6 +355,51 @@ def _fmt(paths: Iterable[str]) -> str:
     return "[" + ", ".join(paths) + "]"
 
 
+# -- unknown calls ------------------------------------------------------------------
+
+
+def calls_unknown(report: Report) -> str | None:
+    """Why ``report`` cannot tell how often its layers run, or None when it can.
+
+    The one test every check, diff and renderer uses: ``params.per_use`` is None
+    exactly when the source states no calls (a keras_hub or subclassed model's
+    file). Such a report still knows ties (distinct layers holding one variable),
+    but not sharing by calls: a layer or model called more than once. The reason
+    is the report's note on calls (which says that ``--load`` counts them).
+
+    Example:
+        >>> calls_unknown(weighttie.analyze(model)) is None  # doctest: +SKIP
+        True
+    """
+    if report.params.per_use is not None:
+        return None
+    for note in report.model.notes:
+        if "call" in note:
+            return note
+    return "a report made with --load, or of the live model, counts the calls"
+
+
+#: What the human outputs (table, Markdown, HTML) say about sharing when a report
+#: cannot tell how often layers run: its ties are known, sharing by calls is not.
+CALLS_UNKNOWN_NO_TIES = (
+    "No two layers hold the same variables; calls are unknown (see the notes), so a layer "
+    "or model called more than once, sharing its weights, cannot be seen."
+)
+CALLS_UNKNOWN_WITH_TIES = (
+    "Only ties are listed: calls are unknown (see the notes), so a layer or model called "
+    "more than once, sharing its weights, cannot be seen."
+)
+
+
+def _unknown_calls_failure(report: Report, why: str) -> str:
+    """``unknown: this static report cannot tell how often layers run, so …: <note>``."""
+    reason = calls_unknown(report) or ""
+    return (
+        f"unknown: this {report.model.source!s} report cannot tell how often layers run, "
+        f"so {why}: {reason}"
+    )
+
+
 # -- checking -------------------------------------------------------------------------
 
 
@@ -372,13 +418,18 @@ def check(report: Report, spec: Spec) -> list[Result]:
             matched_groups.add(index)
     if spec.exact_groups:
         extra = [grp for i, grp in enumerate(report.groups) if i not in matched_groups]
-        failure = None
-        if extra:
-            failure = "; ".join(
-                f"unexpected {grp.kind.value} group {_fmt(grp.layers)} ({grp.params:,} params)"
-                for grp in extra
+        problems = [
+            f"unexpected {grp.kind.value} group {_fmt(grp.layers)} ({grp.params:,} params)"
+            for grp in extra
+        ]
+        if calls_unknown(report) is not None:
+            problems.append(
+                _unknown_calls_failure(
+                    report,
+                    "a layer or model called more than once (sharing its weights) is not seen",
+                )
             )
-        results.append(Result("no other sharing groups", failure))
+        results.append(Result("no other sharing groups", "; ".join(problems) or None))
     for layers in spec.not_shared:
         results.append(_check_not_shared(report, layers))
     for kind in sorted(spec.forbid_findings):
@@ -394,11 +445,7 @@ def _check_param(report: Report, key: str, expected: int) -> Result:
     op = {None: "==", "max": "<=", "min": ">="}[bound]
     text = f"params.{name} {op} {expected:,}"
     if found is None:  # a per-use count of a file that states no calls
-        return Result(
-            text,
-            f"unknown: this {report.model.source.value} report cannot tell how often layers "
-            "run; check a report made with --load, or the live model",
-        )
+        return Result(text, _unknown_calls_failure(report, f"params.{name} is unknown"))
     ok = {None: found == expected, "max": found <= expected, "min": found >= expected}[bound]
     return Result(text, None if ok else f"found {found:,}")
 
@@ -412,6 +459,8 @@ def _check_cost(report: Report, key: str, limit: int) -> Result:
     cost = report.cost
     if key == "max_macs":
         text = f"cost.macs <= {limit:,}"
+        if cost.macs is None and calls_unknown(report) is not None:
+            return Result(text, _unknown_calls_failure(report, "its MACs are unknown"))
         if cost.macs is not None and cost.macs > limit:
             bound = "at least " if cost.uncounted else ""
             return Result(text, f"found {bound}{cost.macs:,}")
@@ -425,6 +474,8 @@ def _check_cost(report: Report, key: str, limit: int) -> Result:
     which = key.removeprefix("max_bytes_")
     found = getattr(cost.bytes, which)
     text = f"cost.bytes.{which} <= {limit:,}"
+    if found is None and which == "per_use" and calls_unknown(report) is not None:
+        return Result(text, _unknown_calls_failure(report, "its per-use bytes are unknown"))
     if found is None:
         return Result(text, "unknown: a variable's dtype has no known width, or no cost recorded")
     return Result(text, None if found <= limit else f"found {found:,}")
@@ -449,8 +500,14 @@ def _check_group(report: Report, expected: GroupSpec) -> tuple[Result, int | Non
     near = [grp for grp in report.groups if set(grp.layers) & set(paths)]
     if near:
         found = "; ".join(f"{grp.kind.value} group {_fmt(grp.layers)}" for grp in near)
-    else:
+    elif calls_unknown(report) is None:
         found = "those layers share no weights"
+    elif expected.kind is GroupKind.TIED:  # ties are known without calls
+        found = "no two of those layers hold the same variable"
+    else:
+        return Result(
+            name, _unknown_calls_failure(report, f"a {expected.kind.value} group is not seen")
+        ), None
     return Result(
         name, f"expected a {expected.kind.value} group of {_fmt(paths)}; found {found}"
     ), None
@@ -486,6 +543,13 @@ def _check_not_shared(report: Report, patterns: tuple[str, ...]) -> Result:
             both = held[a] & held[b]
             if both and not (a.startswith(b + "/") or b.startswith(a + "/")):
                 problems.append(f"{a} and {b} share {', '.join(sorted(both))}")
+    if calls_unknown(report) is not None and any(held.values()):  # weightless: nothing to share
+        problems.append(
+            _unknown_calls_failure(
+                report,
+                f"a layer of {_fmt(paths)} called more than once (sharing its weights) is not seen",
+            )
+        )
     return Result(name, "; ".join(problems) or None)
 
 
@@ -538,6 +602,10 @@ def _literal(path: str) -> str:
 def snapshot(report: Report) -> str:
     """The spec (TOML text) that ``report``'s model satisfies exactly as it is.
 
+    What the report does not know is written as a comment, never as a claim: the
+    counts that depend on calls, and ``exact_groups``, when the report states no
+    calls (:func:`calls_unknown`); so ``check`` of the same model passes.
+
     Any name is written so that :func:`load_spec` reads it back as itself: control
     characters as TOML escapes, glob characters (``*?[``) in a layer path bracketed.
 
@@ -550,16 +618,24 @@ def snapshot(report: Report) -> str:
     kinds = {k.value for k in FindingKind}
     kinds_present = sorted({f.kind for f in report.findings} & kinds)  # a spec knows no others
     forbid = sorted(kinds - set(kinds_present))
+    source = str(report.model.source)
+    if calls_unknown(report) is None:
+        exact = ["exact_groups = true"]
+    else:  # the ties are known, a layer called more than once is not: claim no more
+        exact = [
+            f"# exact_groups: unknown in this {source} report, which cannot tell how often",
+            "# layers run (--load counts the calls); only its ties are listed below",
+        ]
     lines = [
         f"# weighttie spec of model {report.model.name!r}: `weighttie check MODEL --spec FILE`",
         f"schema = {_toml_str(SPEC_SCHEMA)}",
-        "exact_groups = true",
+        *exact,
         "",
         "[params]",
         *(
             f"{k} = {getattr(report.params, k)}"
             if getattr(report.params, k) is not None
-            else f"# {k}: unknown in this {report.model.source.value} report"
+            else f"# {k}: unknown in this {source} report"
             for k in _PARAM_KEYS
         ),
         "",
@@ -582,20 +658,47 @@ def snapshot(report: Report) -> str:
 
 # -- diff ---------------------------------------------------------------------------
 
+#: What a diff cannot compare when a report does not know its calls.
+NOT_COMPARED = (
+    "params.per_use",
+    "params.duplicated",
+    "shared-layer and shared-model groups",
+    "group calls and duplicated counts",
+)
+_BY_CALLS = (GroupKind.SHARED_LAYER, GroupKind.SHARED_MODEL)
+_GroupKey = tuple[str, tuple[str, ...]]
+
 
 @dataclass(frozen=True)
 class Diff:
-    """How two reports' sharing differs."""
+    """How two reports' sharing differs.
+
+    ``calls_unknown``: for report ``a`` and ``b``, why it cannot tell how often its
+    layers run (None when it can). When either can not, :data:`NOT_COMPARED` was
+    not compared, and the diff is not ``same``: it could not see everything.
+    """
 
     added: tuple[SharingGroup, ...]
     removed: tuple[SharingGroup, ...]
     changed: tuple[tuple[SharingGroup, SharingGroup], ...]
     params: tuple[tuple[str, int, int], ...]  # (count, in a, in b)
     ties: tuple[tuple[str, str], ...]  # ("+"|"-", "source -> target")
+    calls_unknown: tuple[str | None, str | None] = (None, None)
+
+    @property
+    def not_compared(self) -> tuple[str, ...]:
+        """What was not compared: :data:`NOT_COMPARED` when either report's calls are unknown."""
+        return NOT_COMPARED if self.calls_unknown != (None, None) else ()
+
+    @property
+    def differs(self) -> bool:
+        """Some difference was seen (in what both reports know)."""
+        return bool(self.added or self.removed or self.changed or self.params or self.ties)
 
     @property
     def same(self) -> bool:
-        return not (self.added or self.removed or self.changed or self.params or self.ties)
+        """No difference, and everything compared: unknown is never the same."""
+        return not self.differs and not self.not_compared
 
     def to_dict(self) -> dict[str, Any]:
         def group(g: SharingGroup) -> dict[str, Any]:
@@ -617,13 +720,27 @@ class Diff:
             },
             "params": [{"count": k, "a": a, "b": b} for k, a, b in self.params],
             "ties": [{"change": c, "tie": t} for c, t in self.ties],
+            "not_compared": list(self.not_compared),
+            "calls_unknown": {"a": self.calls_unknown[0], "b": self.calls_unknown[1]},
         }
 
 
 def diff(a: Report, b: Report) -> Diff:
-    """Compare two reports: groups (matched by kind and layers), ties and counts."""
-    a_groups = {(g.kind.value, g.layers): g for g in a.groups}
-    b_groups = {(g.kind.value, g.layers): g for g in b.groups}
+    """Compare two reports: groups (matched by kind and layers), ties and counts.
+
+    Where either report cannot tell how often layers run (:func:`calls_unknown`),
+    what depends on calls is not compared (:data:`NOT_COMPARED`): the per-use
+    counts, the groups of a layer or model called more than once, and group calls.
+    Ties (distinct layers holding one variable) are compared either way.
+    """
+    unknown = (calls_unknown(a), calls_unknown(b))
+    blind = unknown != (None, None)
+
+    def comparable(groups: Iterable[SharingGroup]) -> dict[_GroupKey, SharingGroup]:
+        """Groups by kind and layers; those seen only through calls when both know them."""
+        return {(g.kind.value, g.layers): g for g in groups if not (blind and g.kind in _BY_CALLS)}
+
+    a_groups, b_groups = comparable(a.groups), comparable(b.groups)
     added = tuple(b_groups[k] for k in sorted(set(b_groups) - set(a_groups)))
     removed = tuple(a_groups[k] for k in sorted(set(a_groups) - set(b_groups)))
     changed = tuple(
@@ -642,4 +759,11 @@ def diff(a: Report, b: Report) -> Diff:
     ties = tuple(
         [("-", t) for t in sorted(a_ties - b_ties)] + [("+", t) for t in sorted(b_ties - a_ties)]
     )
-    return Diff(added=added, removed=removed, changed=changed, params=counts, ties=ties)
+    return Diff(
+        added=added,
+        removed=removed,
+        changed=changed,
+        params=counts,
+        ties=ties,
+        calls_unknown=unknown,
+    )

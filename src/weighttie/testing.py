@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from weighttie.report import Report
-from weighttie.spec import Spec, check, load_spec, match_layers
+from weighttie.spec import Spec, calls_unknown, check, load_spec, match_layers
 
 __all__ = [
     "assert_cost",
@@ -68,6 +68,13 @@ def assert_shared(model: Any, *layers: str) -> None:
     if groups:
         return
     lonely = [p for p in paths if not any(p in g.layers for g in report.groups)]
+    why = calls_unknown(report)
+    if lonely and why is not None:  # no group seen, but a layer called twice would not be
+        raise AssertionError(
+            f"expected {', '.join(paths)} to share weights; unknown: model "
+            f"{report.model.name!r} ties none of {', '.join(lonely)} to another layer, and "
+            f"this {report.model.source!s} report cannot tell how often layers run: {why}"
+        )
     if lonely:
         raise AssertionError(
             f"expected {', '.join(paths)} to share weights; found no sharing group with "
@@ -82,15 +89,20 @@ def assert_shared(model: Any, *layers: str) -> None:
 
 
 def assert_not_shared(model: Any, *layers: str) -> None:
-    """None of the named layers is in a sharing group, and no two of them share a variable."""
+    """None of the named layers is in a sharing group, and no two of them share a variable.
+
+    A report that cannot tell how often layers run (a keras_hub model's file) fails
+    it for any layer holding variables, saying so: a layer called twice is not seen.
+    """
     from weighttie.spec import _check_not_shared
 
     report = report_of(model)
     _paths(report, layers)
     result = _check_not_shared(report, tuple(layers))
     if result.failure:
+        found = "" if result.failure.startswith("unknown: ") else "found "
         raise AssertionError(
-            f"expected no sharing among {', '.join(layers)}; found {result.failure}"
+            f"expected no sharing among {', '.join(layers)}; {found}{result.failure}"
         )
 
 
