@@ -94,7 +94,7 @@ def test_exact_groups_fails_as_unknown(files: dict[str, Path]) -> None:
         "unknown: this static report cannot tell how often layers run, so a layer or model "
         "called more than once (sharing its weights) is not seen: " + NOTE
     )
-    assert result.failure.endswith("(--load counts them through Keras)")
+    assert result.failure.endswith("(--load on a .keras file counts them through Keras)")
 
 
 def test_not_shared_fails_as_unknown_for_a_layer_holding_weights(files: dict[str, Path]) -> None:
@@ -246,7 +246,7 @@ def test_snapshot_claims_nothing_unknown_and_the_same_file_passes_its_check(
     code, out, _ = run(capsys, "check", str(files["gpt2"]), "--spec", str(spec))
     assert code == 1
     assert "FAIL no other sharing groups: unknown: this static report" in out
-    assert "(--load counts them through Keras)" in out
+    assert "(--load on a .keras file counts them through Keras)" in out
 
 
 def test_snapshot_of_a_loaded_model_still_claims_exact_groups(files: dict[str, Path]) -> None:

@@ -153,9 +153,11 @@ def _parser() -> argparse.ArgumentParser:
 
     compare = commands.add_parser(
         "diff",
-        help="compare two models' sharing structure and counts (exit 1 when they differ)",
+        help="compare two models' sharing structure and counts "
+        "(exit 1 when they differ or could not be compared)",
         description="Compare two models (or saved JSON reports): sharing groups added, "
-        "removed or changed, ties, and parameter counts. Exit 1 when they differ.",
+        "removed or changed, ties, and parameter counts. Exit 1 when they differ, or "
+        "when what depends on calls could not be compared.",
         epilog=_CHECK_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

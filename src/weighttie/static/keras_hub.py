@@ -137,7 +137,7 @@ def graphless_notes(class_name: str, unknown_classes: int, ties: list[str]) -> t
     notes = [
         f"{class_name}'s config holds constructor arguments, not a graph: which "
         "layers call which, and how many times, is not in the file, so uses and "
-        "per-use counts are unknown (--load counts them through Keras)"
+        "per-use counts are unknown (--load on a .keras file counts them through Keras)"
     ]
     if unknown_classes:
         notes.append(

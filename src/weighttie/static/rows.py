@@ -166,5 +166,5 @@ def opaque_notes(reader: _Reader) -> tuple[str, ...]:
         f"custom layers hold sublayers that their own call() runs, which the file does not "
         f"record: {shown}{more}; how often those sublayers run (a tied embedding called "
         "again inside a head, a layer called twice) is unknown, and so are the per-use "
-        "totals (--load counts them through Keras)",
+        "totals (--load on a .keras file counts them through Keras)",
     )
