@@ -171,7 +171,8 @@ def write_preset(
             for index, shape in enumerate(shapes):
                 size += _declared(group, str(index), shape, rng, dense)
             total += need
-            weight_map[f"/{path}/vars" if path else "/vars"] = f"model_{shard:05}.weights.h5"
+            if shapes:  # Keras lists a saveable only where it wrote a variable of it
+                weight_map[f"/{path}/vars" if path else "/vars"] = f"model_{shard:05}.weights.h5"
     finally:
         if h5 is not None:
             h5.close()

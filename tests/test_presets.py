@@ -202,6 +202,7 @@ def test_folder_without_weights_is_refused(copy, capsys) -> None:  # type: ignor
         ('{"weight_map": {"/vars": "../model_00000.weights.h5"}}', "expected the file name"),
         ('{"weight_map": {"/vars": "/etc/passwd"}}', "expected the file name"),
         ('{"weight_map": {"/vars": "model_00099.weights.h5"}}', "1 shard missing"),
+        ('{"weight_map": {"/vars": []}}', "maps '/vars' to no shard"),
     ],
 )
 def test_bad_index_is_refused(copy, capsys, index: str, message: str) -> None:  # type: ignore[no-untyped-def]
@@ -214,6 +215,134 @@ def test_missing_shard_is_refused(copy, capsys) -> None:  # type: ignore[no-unty
     folder = copy()
     (folder / "model_00001.weights.h5").unlink()
     assert "missing from the folder: 'model_00001.weights.h5'" in _refused(capsys, folder)
+
+
+def _index(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / "model.weights.json").read_text())
+
+
+def _rewrite(folder: Path, weight_map: dict[str, Any]) -> None:
+    index = _index(folder)
+    index["weight_map"] = weight_map
+    (folder / "model.weights.json").write_text(json.dumps(index))
+
+
+def test_index_mapping_keys_to_the_wrong_shard_is_refused(copy, capsys) -> None:  # type: ignore[no-untyped-def]
+    """Every key mapped to the first shard: the other shards' variables would be lost."""
+    folder = copy()
+    weight_map = _index(folder)["weight_map"]
+    _rewrite(folder, dict.fromkeys(weight_map, "model_00000.weights.h5"))
+    err = _refused(capsys, folder)
+    with h5py.File(folder / "model_00000.weights.h5") as h5:
+        first = next(k for k in weight_map if not len(h5.get(k.lstrip("/"), ())))
+    assert f"maps {first!r} to 'model_00000.weights.h5', which holds no variables there" in err
+
+
+def test_index_naming_an_extra_shard_for_a_key_is_refused(copy, capsys) -> None:  # type: ignore[no-untyped-def]
+    folder = copy()
+    weight_map = _index(folder)["weight_map"]
+    key, shard = next((k, v) for k, v in weight_map.items() if isinstance(v, str))
+    other = next(n for n in sorted(os.listdir(folder)) if n.startswith("model_") and n != shard)
+    _rewrite(folder, {**weight_map, key: [shard, other]})
+    assert f"maps {key!r} to {other!r}, which holds no variables there" in _refused(capsys, folder)
+
+
+def test_index_without_a_key_a_shard_holds_is_refused(copy, capsys) -> None:  # type: ignore[no-untyped-def]
+    folder = copy()
+    weight_map = _index(folder)["weight_map"]
+    key = sorted(weight_map)[-1]
+    shard = weight_map.pop(key)
+    shard = shard if isinstance(shard, str) else shard[0]
+    _rewrite(folder, weight_map)
+    err = _refused(capsys, folder)
+    assert f"does not list {key!r}, which shard {shard!r} holds" in err
+
+
+def test_index_naming_one_of_two_shards_of_a_split_key_is_refused(copy, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A layer's variables split over two shards, the index naming only the first."""
+    folder = copy()
+    weight_map = _index(folder)["weight_map"]
+    key, (first, second) = next(
+        (k, v) for k, v in weight_map.items() if isinstance(v, list) and len(v) == 2
+    )
+    _rewrite(folder, {**weight_map, key: first})
+    err = _refused(capsys, folder)
+    assert f"maps {key!r} to {first!r}, but shard {second!r} holds variables there too" in err
+
+
+def test_keras_refuses_the_wrong_shard_too(tmp_path: Path) -> None:
+    """The oracle: Keras's own loader of sharded weights fails on the same damage."""
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Dense(16)(inputs)))
+    folder = tmp_path / "functional"
+    model.save(folder, zipped=False)
+    (folder / "model.weights.h5").unlink()
+    model.save_weights(folder / "model.weights.json", max_shard_size=3e-7)
+    weight_map = _index(folder)["weight_map"]
+    assert len(set(map(str, weight_map.values()))) >= 2
+    _rewrite(folder, dict.fromkeys(weight_map, "model_00000.weights.h5"))
+    with pytest.raises(FileFormatError, match="which holds no variables there"):
+        read_report(folder)
+    with pytest.raises(ValueError, match="expected 2 variables, but received 0"):
+        model.load_weights(folder / "model.weights.json")
+
+
+def test_a_shard_the_index_does_not_name_is_not_read_and_noted(
+    copy, presets: dict[str, Preset], capsys
+) -> None:  # type: ignore[no-untyped-def]
+    """A shard left from an earlier save: Keras does not read it, nor does the reader,
+    and the report says so."""
+    folder = copy()
+    shutil.copy(folder / "model_00000.weights.h5", folder / "model_00042.weights.h5")
+    report = read_report(folder)
+    assert report.params.unique == presets["bert"].count_params
+    assert report.model.notes[-1] == (
+        "Not read: model_00042.weights.h5 in the folder: model.weights.json does not name it "
+        "(left from an earlier save?); Keras does not load it either"
+    )
+    code, out, err = run(capsys, "report", str(folder))
+    assert (code, err) == (0, "")
+    assert "Note: Not read: model_00042.weights.h5" in out
+    assert read_report(presets["bert"].sharded).model.notes == report.model.notes[:-1]
+
+
+def test_shards_beside_model_weights_h5_are_not_read_and_noted(
+    copy, presets: dict[str, Preset]
+) -> None:  # type: ignore[no-untyped-def]
+    """keras_hub loads model.weights.h5 when it is there; shards beside it are noted."""
+    folder = copy("plain")
+    for shard in sorted(presets["bert"].sharded.glob("model_*.weights.h5"))[:2]:
+        shutil.copy(shard, folder / shard.name)
+    report = read_report(folder)
+    assert report.params.unique == presets["bert"].count_params
+    assert report.model.notes[-1] == (
+        "Not read: model_00000.weights.h5, model_00001.weights.h5 in the folder: the weights "
+        "are model.weights.h5, which keras_hub loads rather than shards; Keras does not load "
+        "them either"
+    )
+
+
+def test_a_missing_path_mentions_folders(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    err = _refused(capsys, tmp_path / "nowhere")
+    assert err == (
+        f"weighttie: error: no such file or folder: {str(tmp_path / 'nowhere')!r}; expected a "
+        ".keras or .h5 model file, or a model folder (a keras_hub preset, sharded weights)\n"
+    )
+
+
+def test_a_layer_without_a_name_names_the_file(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    folder = tmp_path / "model"
+    model.save(folder, zipped=False)
+    config = json.loads((folder / "config.json").read_text())
+    del config["config"]["name"]
+    del config["config"]["layers"][1]["config"]["name"]
+    del config["config"]["layers"][1]["name"]
+    (folder / "config.json").write_text(json.dumps(config))
+    err = _refused(capsys, folder)
+    where = f"{str(folder)!r}: config.json"
+    assert f"{where}: layer 1 of a model without a name has no valid name" in err
 
 
 def test_shard_with_an_external_link_is_refused(copy, capsys) -> None:  # type: ignore[no-untyped-def]

@@ -93,7 +93,7 @@ def read_report(
     file = os.fspath(path)
     if is_model_folder(file):
         return read_folder(file, findings, limits)
-    kind = check_model_file(file)
+    kind = check_model_file(file, folders=True)
     if kind is FileKind.KERAS:
         return _read_keras(file, findings, limits)
     return _read_legacy_h5(file, findings, limits)

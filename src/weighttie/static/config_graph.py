@@ -219,6 +219,12 @@ def _layer_name(entry: dict[str, Any]) -> str | None:
     return name if isinstance(name, str) else None
 
 
+def _model_words(entry: dict[str, Any]) -> str:
+    """How a message names a model: ``model 'tower'``, or ``a model without a name``."""
+    name = _layer_name(entry)
+    return f"model {name!r}" if name is not None else "a model without a name"
+
+
 def _layer_entries(
     model_entry: dict[str, Any], where: str = "config.json", keras2: bool = False
 ) -> list[tuple[str, dict[str, Any]]]:
@@ -236,19 +242,19 @@ def _layer_entries(
     for i, entry in enumerate(layers):
         if not isinstance(entry, dict):
             raise FileFormatError(
-                f"{where}: layer {i} of model {_layer_name(model_entry)!r} is "
+                f"{where}: layer {i} of {_model_words(model_entry)} is "
                 f"{type(entry).__name__}, expected an object"
             )
         name = _layer_name(entry)
         if name is None or not name or ("/" in name and not keras2):
             raise FileFormatError(
-                f"{where}: layer {i} of model {_layer_name(model_entry)!r} has no valid name"
+                f"{where}: layer {i} of {_model_words(model_entry)} has no valid name"
             )
         if not isinstance(entry.get("class_name"), str):
             raise FileFormatError(f"{where}: layer {name!r} has no class_name")
         if name in seen or _path_name(name) in seen:
             raise FileFormatError(
-                f"{where}: model {_layer_name(model_entry)!r} has two layers named {name!r}"
+                f"{where}: {_model_words(model_entry)} has two layers named {name!r}"
             )
         seen.add(name)
         seen.add(_path_name(name))

@@ -321,22 +321,39 @@ def _collect(
     if prefix:
         found.groups[prefix[:-1]] = prefix[:-1].rpartition("/")[2]
     names: list[tuple[str, Any]] = []  # (path, the vars group) whose name is to be read
+    tagged: list[tuple[int, Any]] = []  # (index in datasets, an opaque dataset with a dtype)
     whole = False
 
     def on_dataset(name: str, ds: Any) -> None:
         nonlocal whole
         found.objects += 1
-        found.datasets.append((prefix + name, tuple(int(d) for d in ds.shape), str(ds.dtype)))
-        whole = whole or ds.dtype.hasobject
+        dtype = ds.dtype
+        if dtype.kind == "V" and dtype.names is None and h5a.exists(ds, _DTYPE_ATTR):
+            tagged.append((len(found.datasets), ds))
+        found.datasets.append((prefix + name, tuple(int(d) for d in ds.shape), str(dtype)))
+        whole = whole or dtype.hasobject
         if handles is not None:  # kept open: values are read through them
             handles["/" + prefix + name] = ds
 
+    def read_text(obj: Any, attribute: bytes) -> Any:
+        """A scalar attribute's value (None if it is not a scalar)."""
+        attr = h5a.open(obj, attribute)
+        if attr.shape != ():
+            return None
+        value = np.empty((), dtype=attr.dtype)
+        attr.read(value)
+        return value[()]
+
     def read_name(name: str, obj: Any) -> None:
-        attr = h5a.open(obj, b"name")
-        if attr.shape == ():  # a layer name is one string; anything else is not
-            value = np.empty((), dtype=attr.dtype)
-            attr.read(value)
-            found.named.append((prefix + name, value[()]))
+        value = read_text(obj, b"name")
+        if value is not None:  # a layer name is one string; anything else is not
+            found.named.append((prefix + name, value))
+
+    def read_dtype(index: int, ds: Any) -> None:
+        name, shape, stored = found.datasets[index]
+        keras_name = _opaque_dtype(stored, read_text(ds, _DTYPE_ATTR))
+        if keras_name is not None:
+            found.datasets[index] = (name, shape, keras_name)
 
     def on_group(raw: bytes, name: str) -> None:
         found.objects += 1
@@ -353,10 +370,34 @@ def _collect(
 
     _walk_h5(h5, where, limits, on_dataset, on_group)
     if heaps is not None:
-        heaps.check(None if whole else [h5o.get_info(obj).addr for _, obj in names])
+        headers = [h5o.get_info(obj).addr for _, obj in [*names, *tagged]]
+        heaps.check(None if whole else headers)
         for name, obj in names:
             read_name(name, obj)
+    for index, ds in tagged:
+        read_dtype(index, ds)
     return found
+
+
+#: The attribute Keras 3 sets on a dataset whose values NumPy has no type for: it
+#: writes a ``bfloat16`` variable as two opaque bytes (``|V2``) with the attribute
+#: ``dtype = "bfloat16"``, and reads such a dataset back as ``bfloat16``
+#: (``H5IOStore.__getitem__``).
+_DTYPE_ATTR = b"dtype"
+#: What Keras writes in the attribute, and the width of the opaque type it goes with.
+_KERAS_OPAQUE = {"bfloat16": "|V2"}
+
+
+def _opaque_dtype(stored: str, attribute: Any) -> str | None:
+    """The Keras dtype an opaque dataset holds, when its ``dtype`` attribute says so and the
+    stored width fits (``|V2`` with ``"bfloat16"``); None otherwise: the dataset keeps
+    NumPy's name of its type (``|V1``: one opaque byte, as Keras 3.15 writes a
+    ``float8_e4m3fn`` variable, with nothing to tell which 1-byte type it was)."""
+    if isinstance(attribute, bytes):
+        attribute = attribute.decode("utf-8", "replace")
+    if isinstance(attribute, str) and _KERAS_OPAQUE.get(attribute) == stored:
+        return attribute
+    return None
 
 
 def _read_group(

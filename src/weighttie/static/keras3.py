@@ -64,6 +64,7 @@ def _keras_facts(
     values: _Values,
     limits: Limits,
     findings: bool,
+    config_name: str = "config.json",
 ) -> ModelFacts:
     """The facts of a .keras file, with a finding for each declared tie whose copies differ.
 
@@ -87,7 +88,7 @@ def _keras_facts(
         root_trainable,
     )
     if _is_model(config):
-        shapes = _Shapes("config.json", False, limits.depth, limits.calls)
+        shapes = _Shapes(f"{path!r}: {config_name}", False, limits.depth, limits.calls)
         _keras_model(reader, config, group, ROOT, root_trainable, 0, shapes)
     elif class_name in MODEL_CLASSES:
         raise FileFormatError(
@@ -133,7 +134,7 @@ def _keras_model(
     shapes: _Shapes,
 ) -> None:
     reader.check_depth(depth, "config.json nests models")
-    level = _layer_entries(entry)
+    level = _layer_entries(entry, shapes.where)
     sequential = entry.get("class_name") == "Sequential"
     nodes = _graph_nodes(level, path, sequential, shapes, depth)
     by_name: dict[str, _Group] = {}

@@ -15,6 +15,16 @@ A folder is read as one model, without Keras:
   of the task holds them;
 * ``metadata.json``: the Keras version, nothing else.
 
+The index must match the shards exactly: every key of its ``weight_map`` (a
+``vars`` group, ``/layers/dense/vars``) must hold variables in each shard it names,
+and every ``vars`` group holding variables in a shard must be listed, mapped to
+that shard. Keras's own loader opens the shard a key names and fails on a layer
+whose variables are not there (or loads a layer the index does not list from
+whichever shard happens to be open); the reader refuses any mismatch rather than
+count less than the model holds. A shard-named file (``model_00004.weights.h5``)
+the index does not name, left over from an earlier save, is not read, as Keras
+does not read it, and a note (``model.notes``) names it.
+
 Every file is checked as a model file is: opened only if regular (a symlink is
 followed: a Hugging Face cache links each file of a snapshot to a blob outside the
 folder; what it names must be a regular file), read within the limits, the
@@ -27,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
@@ -77,11 +88,12 @@ def read_folder(path: str | os.PathLike[str], findings: bool, limits: Limits) ->
         raise FileFormatError(f"{where} is a directory without {CONFIG}; {_EXPECTED}")
     config = _config(folder, config_name, limits)
     metadata = _metadata(folder, limits)
-    parts = _weight_files(folder, config if config_name == TASK else None, limits)
+    parts, weight_map = _weight_files(folder, config if config_name == TASK else None, limits)
     handles: dict[str, Any] = {}
     found = _Collected()
     with ExitStack() as stack:
         budget = limits.h5_objects
+        collected: list[tuple[str, str, _Collected]] = []
         for name, prefix in parts:
             file = stack.enter_context(open_regular(Path(folder) / name, what="weights file"))
             what = f"{where}: {name}"
@@ -89,10 +101,18 @@ def read_folder(path: str | os.PathLike[str], findings: bool, limits: Limits) ->
             stack.enter_context(_h5_errors(folder, name))
             part = _collect(h5, what, replace(limits, h5_objects=budget), handles, prefix, heaps)
             budget = max(1, budget - part.objects)
+            collected.append((name, prefix, part))
+        if weight_map is not None:
+            _check_index(folder, weight_map, [c for c in collected if c[0] in _named(weight_map)])
+        for _, _, part in collected:
             found.merge(part, where)
         group = _link(found)
         values = _Values(None, handles, f"{where}: weights")
-        facts = _keras_facts(folder, config, metadata, group, values, limits, findings)
+        facts = _keras_facts(folder, config, metadata, group, values, limits, findings, config_name)
+        notes = _unread(folder, {name for name, _ in parts}, weight_map is not None)
+        if notes:
+            model = replace(facts.model, notes=(*facts.model.notes, *notes))
+            facts = replace(facts, model=model)
         return build_report(facts, findings=findings)
 
 
@@ -133,8 +153,9 @@ def _metadata(folder: str, limits: Limits) -> dict[str, Any]:
 
 def _weight_files(
     folder: str, task: dict[str, Any] | None, limits: Limits
-) -> list[tuple[str, str]]:
-    """The weights files to read, each with the path its tree sits at in the model's tree."""
+) -> tuple[list[tuple[str, str]], dict[str, tuple[str, ...]] | None]:
+    """The weights files to read, each with the path its tree sits at in the model's tree,
+    and the index's weight map when the weights are sharded."""
     prefix = ""
     parts: list[tuple[str, str]] = []
     if task is not None:
@@ -149,14 +170,21 @@ def _weight_files(
         if _exists(folder, TASK_WEIGHTS):
             parts.append((TASK_WEIGHTS, ""))
     if _exists(folder, WEIGHTS):
-        return [*parts, (WEIGHTS, prefix)]
+        return [*parts, (WEIGHTS, prefix)], None
     if not _exists(folder, INDEX):
         raise FileFormatError(f"{folder!r} holds neither {WEIGHTS} nor {INDEX}; {_EXPECTED}")
-    return [*parts, *((shard, prefix) for shard in _shards(folder, limits))]
+    weight_map = _weight_map(folder, limits)
+    return [*parts, *((shard, prefix) for shard in _named(weight_map))], weight_map
 
 
-def _shards(folder: str, limits: Limits) -> list[str]:
-    """The shard files ``model.weights.json`` names, sorted; each must be in the folder."""
+def _named(weight_map: dict[str, tuple[str, ...]]) -> list[str]:
+    """The shard files a weight map names, sorted."""
+    return sorted({name for names in weight_map.values() for name in names})
+
+
+def _weight_map(folder: str, limits: Limits) -> dict[str, tuple[str, ...]]:
+    """``model.weights.json``'s weight map, each key with the shards it names; each shard
+    must be in the folder."""
     where = f"{folder!r}: {INDEX}"
     data = _read(folder, INDEX, limits)
     _check_json_size(data, limits, where)
@@ -170,22 +198,96 @@ def _shards(folder: str, limits: Limits) -> list[str]:
             f"{where} has no weight_map; expected the index Keras writes for sharded weights "
             '({"metadata": ..., "weight_map": {"/layers/.../vars": "model_00000.weights.h5"}})'
         )
-    names: set[str] = set()
+    mapped: dict[str, tuple[str, ...]] = {}
     for key, value in weight_map.items():
-        for name in value if isinstance(value, list) else [value]:
+        names = value if isinstance(value, list) else [value]
+        if not names:
+            raise FileFormatError(
+                f"{where} maps {key!r} to no shard; expected the file name of a shard, or a "
+                "list of them"
+            )
+        for name in names:
             if not isinstance(name, str) or not _plain_shard_name(name):
                 raise FileFormatError(
                     f"{where} maps {key!r} to {name!r}; expected the file name of a shard in "
                     "the folder itself (NAME.weights.h5, no path)"
                 )
-            names.add(name)
-    missing = sorted(name for name in names if not os.path.exists(os.path.join(folder, name)))
+        mapped[key] = tuple(dict.fromkeys(names))
+    missing = [name for name in _named(mapped) if not os.path.exists(os.path.join(folder, name))]
     if missing:
         raise FileFormatError(
             f"{where} names {len(missing)} shard{'s' if len(missing) != 1 else ''} missing from "
             f"the folder: {', '.join(map(repr, missing[:3]))}{' …' if len(missing) > 3 else ''}"
         )
-    return sorted(names)
+    return mapped
+
+
+_MISMATCH = (
+    "expected each key in every shard it names and every variable group of a shard listed "
+    "(a damaged or mixed-up index)"
+)
+
+
+def _check_index(
+    folder: str, weight_map: dict[str, tuple[str, ...]], shards: list[tuple[str, str, _Collected]]
+) -> None:
+    """The index and the shards must agree: each key (``/layers/dense/vars``) holds variables
+    in every shard it names, and each ``vars`` group holding variables in a shard is a key
+    naming that shard. ``shards``: (file name, the prefix its tree was read at, what it
+    held).
+
+    Keras lists a key with a shard only when it writes a variable of it there. It also
+    leaves empty ``vars`` groups in a shard (a layer reached while that shard was open,
+    its variables written to the next): an empty group does not make a key found, or an
+    index naming only the first shard would pass, every other shard's variables lost."""
+    where = f"{folder!r}: {INDEX}"
+    held: dict[str, set[str]] = {}  # the vars groups holding variables, by shard
+    for name, prefix, part in shards:
+        keys = held.setdefault(name, set())
+        for path, _, _ in part.datasets:
+            group = path[len(prefix) :].rpartition("/")[0]
+            if group == "vars" or group.endswith("/vars"):
+                keys.add("/" + group)
+    for key, names in weight_map.items():
+        for name in names:
+            if key not in held.get(name, ()):
+                raise FileFormatError(
+                    f"{where} maps {key!r} to {name!r}, which holds no variables there; {_MISMATCH}"
+                )
+    for name, keys in held.items():
+        for key in sorted(keys):
+            listed = weight_map.get(key)
+            if listed is None:
+                raise FileFormatError(
+                    f"{where} does not list {key!r}, which shard {name!r} holds; {_MISMATCH}"
+                )
+            if name not in listed:
+                raise FileFormatError(
+                    f"{where} maps {key!r} to {', '.join(map(repr, listed))}, but shard "
+                    f"{name!r} holds variables there too; {_MISMATCH}"
+                )
+
+
+#: The name Keras gives a shard of ``model.weights.json`` (``model_00000.weights.h5``).
+_SHARD = re.compile(r"model_[0-9]{5,}\.weights\.h5")
+
+
+def _unread(folder: str, read: set[str], sharded: bool) -> tuple[str, ...]:
+    """A note naming the shard files in the folder that were not read (none: no note)."""
+    try:
+        names = sorted(n for n in os.listdir(folder) if _SHARD.fullmatch(n) and n not in read)
+    except OSError:
+        return ()
+    if not names:
+        return ()
+    listed = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    them = "them" if len(names) > 1 else "it"
+    why = (
+        f"{INDEX} does not name {them} (left from an earlier save?)"
+        if sharded
+        else f"the weights are {WEIGHTS}, which keras_hub loads rather than shards"
+    )
+    return (f"Not read: {listed} in the folder: {why}; Keras does not load {them} either",)
 
 
 def _plain_shard_name(name: str) -> bool:
