@@ -48,8 +48,11 @@ FAMILIES = sorted(_TASKS)
 
 
 def backbone(family: str) -> Any:
-    """A fresh tiny backbone of ``family``."""
-    return _backbones()[family]()
+    """A fresh tiny backbone of ``family``, named ``<family>_backbone`` whatever Keras
+    has counted up in this process (tests name its layers by path)."""
+    model = _backbones()[family]()
+    model.name = f"{family}_backbone"
+    return model
 
 
 def task(family: str, on: Any | None = None) -> Any:

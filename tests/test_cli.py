@@ -234,6 +234,25 @@ def test_console_script_runs_as_a_process(tmp_path: Path) -> None:
     assert result.stderr.count("\n") == 1
 
 
+def test_a_reader_that_stops_reading_ends_the_command_quietly(save) -> None:
+    """Regression: ``weighttie report m.keras | true`` printed "internal error:
+    BrokenPipeError"; now the command ends by SIGPIPE as ``cat`` does, saying nothing."""
+    import signal
+
+    path = save(zoo.siamese_tower())
+    exe = Path(sys.executable).with_name("weighttie")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first byte is written
+    try:
+        result = subprocess.run(
+            [str(exe), "report", str(path)], stdout=write_end, stderr=subprocess.PIPE, text=True
+        )
+    finally:
+        os.close(write_end)
+    assert result.stderr == ""
+    assert result.returncode == -signal.SIGPIPE
+
+
 @pytest.mark.parametrize("load", [False, True])
 def test_no_findings_skips_them(save, capsys, load: bool) -> None:
     path = save(zoo.twin_towers())

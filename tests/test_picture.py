@@ -319,14 +319,15 @@ def test_a_20k_call_report_draws_in_seconds() -> None:
 
 
 def test_bytes_on_the_page_are_the_reports_for_a_bfloat16_file(tmp_path) -> None:
-    """An HDF5 file states bfloat16 as ``|V2``: the page shows the Report's bytes, never ``?``."""
+    """bfloat16 weights (two opaque bytes in HDF5, named by Keras's attribute): the page
+    shows the Report's bytes, never ``?``."""
 
     x = keras.Input((4,), name="x")
     model = keras.Model(x, layers.Dense(3, dtype="bfloat16", name="d")(x), name="bf")
     model.save(tmp_path / "bf.keras")
     report = read_report(tmp_path / "bf.keras")
     dense = report.layer("d")
-    assert {report.variable(v).dtype for v in dense.variables} == {"|V2"}
+    assert {report.variable(v).dtype for v in dense.variables} == {"bfloat16"}
     assert dense.bytes.held == 2 * 15 == report.cost.bytes.unique
     page = to_html(report)
     assert "30 B unique" in cost_line(report) and f'<p class="sum">{cost_line(report)}</p>' in page

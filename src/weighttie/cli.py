@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
@@ -383,7 +384,13 @@ def run() -> NoReturn:
     Tearing down numpy and h5py at interpreter exit costs tens of milliseconds
     of a static report that takes a few hundred; everything weighttie writes is
     flushed and closed by then, so the process ends at once.
+
+    A reader that stops reading (``weighttie report m.keras | head -1``) ends the
+    command as it ends ``cat`` or ``git log``: by SIGPIPE, silently, not with an
+    "internal error" (Python ignores SIGPIPE and raises BrokenPipeError instead).
     """
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()
