@@ -181,15 +181,7 @@ def assert_params(
         "min_duplicated": min_duplicated,
         "max_duplicated": max_duplicated,
     }
-    failures = [
-        f"{r.name}: {r.failure}"
-        for k, v in given.items()
-        if v is not None
-        for r in [_check_param(report, k, v)]
-        if r.failure
-    ]
-    if failures:
-        raise AssertionError(f"model {report.model.name!r}: " + "; ".join(failures))
+    _assert_all(report, given, _check_param)
 
 
 def assert_cost(
@@ -215,11 +207,16 @@ def assert_cost(
         "max_bytes_unique": max_bytes_unique,
         "max_bytes_per_use": max_bytes_per_use,
     }
+    _assert_all(report, given, _check_cost)
+
+
+def _assert_all(report: Report, given: dict[str, int | None], check: Any) -> None:
+    """Run ``check(report, key, value)`` for every given value; one AssertionError for all."""
     failures = [
         f"{r.name}: {r.failure}"
         for k, v in given.items()
         if v is not None
-        for r in [_check_cost(report, k, v)]
+        for r in [check(report, k, v)]
         if r.failure
     ]
     if failures:
