@@ -363,7 +363,12 @@ def test_cost_budgets_pass_and_fail_with_the_numbers() -> None:
 def test_a_macs_budget_fails_while_layers_are_uncounted() -> None:
     report = weighttie.analyze(zoo.tied_embeddings())
     (result,) = check(report, Spec(cost={"max_macs": 10**12}, forbid_findings=frozenset()))
-    assert result.failure == "unknown: 320 counted, 1 layer not counted"
+    assert result.failure == (
+        "unknown: 320 counted, 1 layer not counted (calls of unknown MACs: "
+        f"'logits' ({report.layer('logits').class_name}): no rule for the class, "
+        "or a shape unknown)"
+    )
+    assert report.layer("logits").macs is None
     (result,) = check(report, Spec(cost={"max_macs": 100}, forbid_findings=frozenset()))
     assert result.failure == "found at least 320"
 

@@ -467,7 +467,7 @@ def _check_cost(report: Report, key: str, limit: int) -> Result:
         if cost.uncounted:
             layers = f"{cost.uncounted} layer{'s' if cost.uncounted != 1 else ''}"
             counted = "" if cost.macs is None else f"{cost.macs:,} counted, "
-            return Result(text, f"unknown: {counted}{layers} not counted")
+            return Result(text, f"unknown: {counted}{layers} not counted{_uncounted(report)}")
         if cost.macs is None:
             return Result(text, "unknown: no call's MACs are known (a weighttie.report/1 report?)")
         return Result(text, None)
@@ -479,6 +479,21 @@ def _check_cost(report: Report, key: str, limit: int) -> Result:
     if found is None:
         return Result(text, "unknown: a variable's dtype has no known width, or no cost recorded")
     return Result(text, None if found <= limit else f"found {found:,}")
+
+
+def _uncounted(report: Report, shown: int = 3) -> str:
+    """`` (e.g. 'lstm' (LSTM))``: graph calls of unknown MACs, innermost first."""
+    parents = {row.path.rpartition("/")[0] for row in report.layers if row.nodes is not None}
+    leaves = [
+        row
+        for row in report.layers
+        if row.nodes is not None and row.macs is None and row.path not in parents
+    ]
+    if not leaves:
+        return ""
+    names = ", ".join(f"{row.path!r} ({row.class_name})" for row in leaves[:shown])
+    more = f" and {len(leaves) - shown} more" if len(leaves) > shown else ""
+    return f" (calls of unknown MACs: {names}{more}: no rule for the class, or a shape unknown)"
 
 
 def _check_group(report: Report, expected: GroupSpec) -> tuple[Result, int | None]:
