@@ -89,10 +89,9 @@ class ValueAccess:
 class ModelFacts:
     """Everything a front end states about one model.
 
-    ``calls_known`` is False when the source cannot tell which layers call which,
-    nor how often (a file whose config is constructor arguments, not a graph):
-    uses and per-use counts are then unknown in the Report, never guessed, and
-    ``model.notes`` should say so.
+    Where the source cannot tell which layers call which, nor how often (a file
+    whose config is constructor arguments, not a graph), its rows say so
+    (``RawLayer.calls_known``) and ``model.notes`` should say why.
     """
 
     model: ModelInfo
@@ -101,4 +100,3 @@ class ModelFacts:
     ties: Sequence[Tie] = ()
     findings: Sequence[Finding] = ()
     access: ValueAccess | None = None
-    calls_known: bool = True

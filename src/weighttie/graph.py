@@ -193,46 +193,7 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
         found += _derived_findings(report, facts.access, var_path, models)
     if found:
         report = replace(report, findings=tuple(sorted(found, key=lambda f: (f.kind, f.layers))))
-    return report if facts.calls_known else _without_call_facts(report)
-
-
-def _without_call_facts(report: Report) -> Report:
-    """The report with every count that depends on calls unknown (None).
-
-    Findings were looked for with each layer taken as running once: they read
-    configs and values, which the file does state. Per-use bytes and MACs depend
-    on calls too.
-    """
-    return replace(
-        report,
-        params=replace(report.params, per_use=None, duplicated=None),
-        layers=tuple(
-            replace(
-                row,
-                uses=None,
-                params=replace(row.params, per_use=None),
-                bytes=replace(row.bytes, per_use=None),
-                macs=None,
-            )
-            for row in report.layers
-        ),
-        variables=tuple(replace(v, uses=None) for v in report.variables),
-        groups=tuple(
-            replace(
-                g,
-                calls=g.calls if g.kind is GroupKind.TIED else None,
-                duplicated=None,
-                bytes=replace(g.bytes, per_use=None),
-            )
-            for g in report.groups
-        ),
-        cost=replace(
-            report.cost,
-            bytes=replace(report.cost.bytes, per_use=None),
-            macs=None,
-            uncounted=report.cost.uncounted,
-        ),
-    )
+    return report
 
 
 # -- cost ---------------------------------------------------------------------------

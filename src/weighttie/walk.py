@@ -38,7 +38,7 @@ from weighttie.report import (
 )
 from weighttie.tie_record import declared_ties
 
-__all__ = ["analyze", "node_input", "node_output"]
+__all__ = ["analyze", "model_facts", "node_input", "node_output"]
 
 
 @dataclass
@@ -275,6 +275,13 @@ def analyze(
         >>> report.params.unique == model.count_params(), report.params.duplicated
         (True, 208)
     """
+    return build_report(model_facts(model, ties=ties, file=file), findings=findings)
+
+
+def model_facts(
+    model: Any, *, ties: Sequence[Tie] | None = None, file: str | None = None
+) -> ModelFacts:
+    """The facts :func:`analyze` builds its report from (arguments as there)."""
     walk = _walk(model)
     if ties is None:
         layers = {path: visited.layer for path, visited in walk.visited.items()}
@@ -286,14 +293,13 @@ def analyze(
         file=file,
         keras_version=keras.__version__,
     )
-    facts = ModelFacts(
+    return ModelFacts(
         model=info,
         layers=_with_traced_calls(walk),
         variables=tuple(walk.variables.values()),
         ties=tuple(ties),
         access=_value_access(walk),
     )
-    return build_report(facts, findings=findings)
 
 
 def _value_access(walk: _Walk) -> ValueAccess:

@@ -96,7 +96,9 @@ def _keras_facts(
         )
     else:  # a subclassed model: the weights file is the only map of its layers
         graphless = GraphlessConfig(config)
-        _sublayers(reader, group, class_name, {}, ROOT, root_trainable, 0, graphless)
+        _sublayers(
+            reader, group, class_name, {}, ROOT, root_trainable, 0, graphless, calls_known=False
+        )
         notes = graphless_notes(
             class_name,
             sum(1 for r in reader.rows if r.class_name == UNKNOWN_CLASS and r.variables),
@@ -120,7 +122,6 @@ def _keras_facts(
         ties=tuple(ties),
         findings=tuple(_differing_tie_findings(reader, differing)),
         access=_value_access(reader, values if findings else None),
-        calls_known=_is_model(config),  # a graphless config states no calls
     )
 
 
