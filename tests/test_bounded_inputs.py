@@ -198,7 +198,7 @@ def test_json_nested_past_the_parser_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ReportFormatError) as info:
         read_report_json(path)
     assert one_line(info.value) == (
-        f"{str(path)!r}: report nests arrays or objects too deeply to be a weighttie.report/2 "
+        f"{str(path)!r}: report nests arrays or objects too deeply to be a weighttie.report/3 "
         "report (which nests 7 levels)"
     )
 

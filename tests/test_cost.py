@@ -121,11 +121,12 @@ def test_a_tied_weight_is_stored_once_and_read_at_every_use() -> None:
 
 def _facts(dtype: str, nodes: tuple[CallNode, ...] | None = None) -> ModelFacts:
     node = CallNode(0, (), ((None, 2),), ((None, 3),))
+    nodes = nodes or (node, node)
     return ModelFacts(
         model=ModelInfo("m", "Functional", Source.STATIC),
         layers=[
-            RawLayer("", "m", "Functional", None, "m", True, None, ()),
-            RawLayer("d", "d", "Dense", "", "d", False, nodes or (node, node), ("k", "b")),
+            RawLayer("", "m", "Functional", None, "m", True, None, (), runs=1),
+            RawLayer("d", "d", "Dense", "", "d", False, nodes, ("k", "b"), runs=len(nodes)),
         ],
         variables=[
             RawVariable("k", "kernel", (2, 3), dtype, True),
@@ -330,11 +331,14 @@ def test_a_schema_1_report_reads_with_cost_unknown(tmp_path: Path, capsys) -> No
 
 def test_a_report_of_another_schema_is_one_clear_line(tmp_path: Path, capsys) -> None:
     path = tmp_path / "future.json"
-    path.write_text('{"schema": "weighttie.report/3"}')
+    path.write_text('{"schema": "weighttie.report/4"}')
     code, out, err = run(capsys, "report", str(path))
     assert code == 2 and out == ""
     assert err.count("\n") == 1
-    assert "expected a report with schema 'weighttie.report/2' (or 'weighttie.report/1')" in err
+    assert (
+        "expected a report with schema 'weighttie.report/3' "
+        "(or 'weighttie.report/2', 'weighttie.report/1')"
+    ) in err
 
 
 # -- spec budgets -----------------------------------------------------------------------

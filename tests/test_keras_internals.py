@@ -5,6 +5,8 @@ When a Keras upgrade moves one of these, the failure lands here, named.
 
 from __future__ import annotations
 
+from typing import Any
+
 import keras
 import numpy as np
 import pytest
@@ -267,28 +269,73 @@ def layer_state(model: keras.Model) -> list[object]:
     return state
 
 
-def test_trace_calls_counts_per_caller_and_leaves_the_model_as_it_was() -> None:
+def test_trace_model_counts_per_caller_and_leaves_the_model_as_it_was() -> None:
     for build in (zoo.siamese_tower, zoo.subclassed, zoo.tied_embeddings, zoo.sequential):
         model = build()
         before = layer_state(model)
-        counts = _keras.trace_calls(model)
+        trace = _keras.trace_model(model)
         assert layer_state(model) == before, build.__name__
-        assert counts[(_keras.OUTSIDE, id(model))] == 1
+        assert trace.calls[(_keras.OUTSIDE, id(model))] == 1
     model = zoo.siamese_tower()
-    counts = _keras.trace_calls(model)
+    trace = _keras.trace_model(model)
     tower = model.get_layer("tower")
-    assert counts[(id(model), id(tower))] == 2
-    assert counts[(id(tower), id(tower.get_layer("tower_conv")))] == 2  # per pass, not per run
+    conv = tower.get_layer("tower_conv")
+    assert trace.calls[(id(model), id(tower))] == 2
+    assert trace.calls[(id(tower), id(conv))] == 2  # per pass, not per run
+    assert trace.runs[id(conv)] == 2
+    assert trace.reads[(id(tower), id(conv), id(conv.kernel))] == 2
     model = zoo.tied_embeddings()
     logits, embedding = model.get_layer("logits"), model.get_layer("embedding")
-    counts = _keras.trace_calls(model)
-    assert (id(logits), id(embedding)) not in counts  # held, never called
+    trace = _keras.trace_model(model)
+    assert (id(logits), id(embedding)) not in trace.calls  # held, never called
+    # ... but read: the head computes with the embedding's matrix
+    assert trace.reads[(id(model), id(logits), id(embedding.embeddings))] == 1
 
 
-def test_trace_calls_refuses_what_it_cannot_trace() -> None:
+def test_trace_model_counts_a_loop_body_once_per_call_of_the_loop() -> None:
+    """A cell runs once per step; per call of its RNN it is one run and one read."""
+    cell = keras.layers.SimpleRNNCell(3)
+    inputs = keras.Input((5, 2))
+    unrolled = keras.layers.RNN(cell, unroll=True)
+    looped = keras.layers.RNN(cell)
+    model = keras.Model(inputs, keras.layers.add([unrolled(inputs), looped(inputs)]))
+    trace = _keras.trace_model(model)
+    for rnn in (unrolled, looped):
+        assert trace.calls[(id(rnn), id(cell))] == 1
+        assert trace.reads[(id(rnn), id(cell), id(cell.kernel))] == 1
+
+
+def test_trace_model_sees_reads_through_every_door() -> None:
+    """Operators, ops on the variable and ``convert_to_tensor`` all read ``value``."""
+
+    class Reads(keras.layers.Layer):
+        def __init__(self, source: keras.layers.Layer, how: str, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.source = source
+            self.how = how
+
+        def call(self, x: Any) -> Any:
+            kernel = self.source.kernel
+            if self.how == "operator":
+                return x @ kernel
+            if self.how == "op":
+                return keras.ops.matmul(x, kernel)
+            return keras.ops.matmul(x, keras.ops.convert_to_tensor(kernel))
+
+    for how in ("operator", "op", "convert"):
+        dense = keras.layers.Dense(3)
+        inputs = keras.Input((3,))
+        head = Reads(dense, how)
+        model = keras.Model(inputs, head(dense(inputs)))
+        trace = _keras.trace_model(model)
+        assert trace.reads.get((id(model), id(head), id(dense.kernel))) == 1, how
+        assert (id(model), id(head), id(dense.bias)) not in trace.reads, how
+
+
+def test_trace_model_refuses_what_it_cannot_trace() -> None:
     never_built = keras.Sequential([keras.layers.Dense(2)])
     with pytest.raises(_keras.TraceFailed, match="records no input shape"):
-        _keras.trace_calls(never_built)
+        _keras.trace_model(never_built)
     assert _keras.loops_over_sublayers(keras.layers.LSTM(2))
     assert _keras.loops_over_sublayers(keras.layers.TimeDistributed(keras.layers.Dense(2)))
     assert not _keras.loops_over_sublayers(keras.layers.Bidirectional(keras.layers.LSTM(2)))

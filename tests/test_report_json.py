@@ -1,4 +1,4 @@
-"""The Report data model and its JSON contract (weighttie.report/2; /1 still reads)."""
+"""The Report data model and its JSON contract (weighttie.report/3; /2 and /1 still read)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def test_report_round_trips_through_json(name: str) -> None:
 
 def test_json_has_the_documented_keys() -> None:
     doc = json.loads(weighttie.analyze(zoo.siamese_lstm()).to_json())
-    assert doc["schema"] == "weighttie.report/2"
+    assert doc["schema"] == "weighttie.report/3"
     assert list(doc) == [
         "schema",
         "model",
@@ -75,6 +75,7 @@ def test_json_has_the_documented_keys() -> None:
         "trainable",
         "size",
         "layers",
+        "read_by",
         "uses",
         "bytes",
     }
@@ -104,7 +105,11 @@ def test_report_is_frozen() -> None:
         ('{"schema": "other/2"}', "schema='other/2'"),
         ('{"schema": "weighttie.report/1"}', "KeyError"),
         ('{"schema": "weighttie.report/2"}', "does not follow weighttie.report/2: KeyError"),
-        ('{"schema": "weighttie.report/3"}', "'weighttie.report/2' \\(or 'weighttie.report/1'\\)"),
+        ('{"schema": "weighttie.report/3"}', "does not follow weighttie.report/3: KeyError"),
+        (
+            '{"schema": "weighttie.report/4"}',
+            "'weighttie.report/3' \\(or 'weighttie.report/2', 'weighttie.report/1'\\)",
+        ),
         ("[" * 100_000, "nests arrays or objects too deeply"),
         (b'{"schema": "\xff"}', "not valid JSON: 'utf-8' codec can't decode"),
     ],

@@ -44,7 +44,7 @@ NOTE = "GPT2CausalLM's config holds constructor arguments"
 
 def _stating_no_calls(model: keras.Model) -> weighttie.Report:
     """The model's report as a source that states no calls gives it (a graphless
-    file): the static readers' rows, ``calls_known`` False below the model, and a
+    file): the static readers' rows, runs unknown below the model, and a
     layer object at two paths holding its variables at the first only (Keras saves
     them once)."""
     facts = model_facts(model)
@@ -57,8 +57,8 @@ def _stating_no_calls(model: keras.Model) -> weighttie.Report:
             row = dataclasses.replace(
                 row,
                 nodes=None,
-                traced_calls=None,
-                calls_known=False,
+                runs=None,
+                reads=None,
                 variables=() if again else row.variables,
             )
         rows.append(row)

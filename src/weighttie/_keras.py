@@ -16,11 +16,13 @@ from __future__ import annotations
 import functools
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "LIVE_LAYERS",
     "LiveLayers",
+    "Trace",
     "TraceFailed",
     "after_build",
     "built_optimizer",
@@ -40,7 +42,7 @@ __all__ = [
     "snapshot_state",
     "sublayers",
     "sync_torch_parameters",
-    "trace_calls",
+    "trace_model",
     "variable_copy",
 ]
 
@@ -407,7 +409,7 @@ def snapshot_state(obj: Any) -> Callable[[], None]:
     return restore
 
 
-# -- calls traced in one symbolic forward pass ---------------------------------------------
+# -- calls and reads traced in one symbolic forward pass ----------------------------------
 
 
 class TraceFailed(Exception):
@@ -421,34 +423,133 @@ _TRACE_LOCK = threading.Lock()
 _TRACING = threading.local()
 
 
-class _CallCounter:
-    """Counts ``Layer.__call__`` per (innermost calling layer, called layer) in one thread."""
+@dataclass(frozen=True)
+class Trace:
+    """What one symbolic forward pass of a model saw.
 
-    def __init__(self, root: Any) -> None:
+    ``calls[(caller, layer)]``: how many times ``layer`` ran with ``caller`` the
+    innermost layer running (:data:`OUTSIDE` for the model itself).
+    ``reads[(caller, layer, variable)]``: how many of those runs read ``variable``
+    (a run reading it several times reads it once). Keys are ``id()`` s.
+
+    Inside a layer that runs its sublayers in a loop (an RNN's cell, a
+    ``TimeDistributed`` layer), one call of the looping layer is one run of each
+    sublayer: every count inside it is divided by how many times the loop body ran
+    (the per-time-step reads are one use, whatever the backend unrolls or traces).
+    """
+
+    calls: dict[tuple[int, int], int]
+    reads: dict[tuple[int, int, int], int]
+
+    @functools.cached_property
+    def runs(self) -> dict[int, int]:
+        """How many times each layer ran, whoever called it."""
+        runs: dict[int, int] = {}
+        for (_, layer), n in self.calls.items():
+            runs[layer] = runs.get(layer, 0) + n
+        return runs
+
+    @functools.cached_property
+    def reads_by(self) -> dict[tuple[int, int], list[tuple[int, int]]]:
+        """``reads`` grouped by ``(caller, layer)``: ``[(variable, runs reading it), …]``."""
+        grouped: dict[tuple[int, int], list[tuple[int, int]]] = {}
+        for (caller, layer, variable), n in sorted(self.reads.items()):
+            grouped.setdefault((caller, layer), []).append((variable, n))
+        return grouped
+
+
+class _Tally:
+    """Counts of calls and reads, for one pass or for one call of a looping layer."""
+
+    def __init__(self) -> None:
+        self.calls: dict[tuple[int, int], int] = {}
+        self.reads: dict[tuple[int, int, int], int] = {}
+
+    def add(self, other: _Tally, divisor: int) -> bool:
+        """Add ``other``'s counts divided by ``divisor``; False where one does not divide."""
+        return _add_divided(self.calls, other.calls, divisor) and _add_divided(
+            self.reads, other.reads, divisor
+        )
+
+
+def _add_divided(target: dict[Any, int], source: dict[Any, int], divisor: int) -> bool:
+    for key, n in source.items():
+        if n % divisor:
+            return False
+        target[key] = target.get(key, 0) + n // divisor
+    return True
+
+
+class _Frame:
+    """One run of one layer: who called it, and the variables it read."""
+
+    __slots__ = ("caller", "layer", "loop", "reads")
+
+    def __init__(self, layer: Any, caller: int, loop: bool) -> None:
+        self.layer = layer
+        self.caller = caller
+        self.loop = loop
+        self.reads: set[int] = set()
+
+
+class _Tracer:
+    """Counts layer runs and variable reads per innermost running layer, in one thread.
+
+    Only a layer run by a caller in ``pairs`` (``(caller, layer)`` ids; None: any
+    layer of the model) gets a frame of its own: any other run (a layer outside the
+    model, or one its caller does not hold) is part of the run that called it.
+    """
+
+    def __init__(self, root: Any, pairs: set[tuple[int, int]], loops: set[int]) -> None:
         self.root = root
-        self.stack: list[Any] = []
-        self.run: dict[tuple[int, int], int] = {}
-        self.completed: list[dict[tuple[int, int], int]] = []
+        self.pairs = pairs
+        self.loops = loops
+        self.stack: list[_Frame] = []
+        self.tallies: list[_Tally] = []
+        self.completed: list[_Tally] = []
+        self.failure: str | None = None
 
     def call(self, run: Callable[..., Any], layer: Any, args: Any, kwargs: Any) -> Any:
         """Count one run of ``layer`` (``run(*args, **kwargs)``), unless it is already the
         innermost layer running (``__call__`` reaching the same layer's ``call``)."""
-        if self.stack and self.stack[-1] is layer:
+        if self.stack and self.stack[-1].layer is layer:
             return run(*args, **kwargs)
         if not self.stack:
             if layer is not self.root:
                 return run(*args, **kwargs)
-            self.run = {}  # a backend may run the function twice, or retry after a failure
-        pair = (id(self.stack[-1]) if self.stack else OUTSIDE, id(layer))
-        self.run[pair] = self.run.get(pair, 0) + 1
-        self.stack.append(layer)
+            self.tallies = [_Tally()]  # a backend may run the function twice, or retry
+        caller = id(self.stack[-1].layer) if self.stack else OUTSIDE
+        pair = (caller, id(layer))
+        if self.stack and pair not in self.pairs:
+            return run(*args, **kwargs)
+        self.tallies[-1].calls[pair] = self.tallies[-1].calls.get(pair, 0) + 1
+        frame = _Frame(layer, caller, id(layer) in self.loops)
+        if frame.loop:
+            self.tallies.append(_Tally())
+        self.stack.append(frame)
         try:
             result = run(*args, **kwargs)
         finally:
             self.stack.pop()
+            self._close(frame)
         if not self.stack:
-            self.completed.append(self.run)
+            self.completed.append(self.tallies[0])
         return result
+
+    def _close(self, frame: _Frame) -> None:
+        if frame.loop:
+            inner = self.tallies.pop()
+            steps = {n for (caller, _), n in inner.calls.items() if caller == id(frame.layer)}
+            if len(steps) > 1 or not self.tallies[-1].add(inner, steps.pop() if steps else 1):
+                self.failure = f"{frame.layer.name!r} runs its sublayers a varying number of times"
+        tally = self.tallies[-1]
+        for variable in frame.reads:
+            key = (frame.caller, id(frame.layer), variable)
+            tally.reads[key] = tally.reads.get(key, 0) + 1
+
+    def read(self, variable: Any) -> None:
+        if self.stack:
+            self.stack[-1].reads.add(id(variable))
 
 
 def _symbolic_inputs(model: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -475,21 +576,70 @@ def _symbolic_inputs(model: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
     raise TraceFailed(f"{model.name!r} was built with shapes weighttie cannot map to its inputs")
 
 
-def trace_calls(model: Any) -> dict[tuple[int, int], int]:
-    """Count every layer call in one symbolic forward pass of ``model``.
+def _variable_classes(layers: Sequence[Any]) -> set[type]:
+    """The classes of the variables a pass may read: the backend's, and the layers' own."""
+    from keras.src.backend import Variable
 
-    Returns ``{(id(caller), id(layer)): calls}``, where the caller is the innermost
-    layer whose call was running (:data:`OUTSIDE` for ``model`` itself). The pass is
-    Keras's own symbolic execution, ``backend.compute_output_spec`` over the
-    model's input specs: no data, no node added to any graph. It still marks
+    classes: set[type] = {Variable}
+    for layer in layers:
+        for variable in own_variables(layer):
+            classes.add(type(variable))
+    return classes
+
+
+def _watch_reads(classes: set[type]) -> Callable[[], None]:
+    """Make every read of a variable's ``value`` (the one door to its data: operators,
+    ``convert_to_tensor``, ``__array__`` …) known to the active tracer; return the undo.
+
+    The property is wrapped on each concrete class, since a backend's class may
+    define its own ``value`` without calling the base class's.
+    """
+    import inspect
+
+    undo: list[Callable[[], None]] = []
+    for cls in classes:
+        original = inspect.getattr_static(cls, "value", None)
+        if not isinstance(original, property) or original.fget is None:
+            continue
+        getter = original.fget
+
+        def watched(self: Any, _get: Callable[[Any], Any] = getter) -> Any:
+            active = getattr(_TRACING, "counter", None)
+            if active is not None:
+                active.read(self)
+            return _get(self)
+
+        had = "value" in cls.__dict__
+        cls.value = property(watched, original.fset, original.fdel, original.__doc__)  # type: ignore[attr-defined]
+        if had:
+            undo.append(functools.partial(setattr, cls, "value", original))
+        else:
+            undo.append(functools.partial(delattr, cls, "value"))
+
+    def restore() -> None:
+        for step in reversed(undo):
+            step()
+
+    return restore
+
+
+def trace_model(model: Any, pairs: set[tuple[int, int]] | None = None) -> Trace:
+    """Count every layer run and every variable read in one symbolic forward pass.
+
+    The pass is Keras's own symbolic execution, ``backend.compute_output_spec`` over
+    the model's input specs: no data, no node added to any graph. It still marks
     layers as called (``_called``, ``built``) and backends may cache things on
     them, so every layer's own state is put back as it was (:func:`snapshot_state`).
     Keras's warnings during the pass (a mask a layer drops) are not shown.
 
-    The count wraps ``keras.Layer.__call__`` for the duration, under a lock, and
-    each layer's ``call`` (a layer may run a sublayer's ``call`` itself; a run
-    through ``__call__`` then ``call`` counts once); other threads' calls pass
-    through uncounted.
+    Runs are counted by wrapping ``keras.Layer.__call__`` for the duration, under a
+    lock, and each layer's ``call`` (a layer may run a sublayer's ``call`` itself;
+    a run through ``__call__`` then ``call`` counts once); reads by wrapping each
+    variable class's ``value`` property. Other threads pass through uncounted.
+
+    ``pairs``: the ``(id(caller), id(layer))`` pairs that count as runs of their own;
+    any other run of a layer inside another's call is part of that call (default:
+    every layer of the model, whoever calls it).
 
     Raises:
         TraceFailed: the model has no known inputs, or its call fails symbolically,
@@ -503,7 +653,12 @@ def trace_calls(model: Any) -> dict[tuple[int, int], int]:
     args, kwargs = _symbolic_inputs(model)
     layer_class = keras.Layer
     original = layer_class.__dict__["__call__"]
-    counter = _CallCounter(model)
+    layers = model._flatten_layers(include_self=True)
+    loops = {id(layer) for layer in layers if loops_over_sublayers(layer)}
+    if pairs is None:
+        everyone = [id(layer) for layer in layers]
+        pairs = {(caller, layer) for caller in everyone for layer in everyone}
+    tracer = _Tracer(model, pairs, loops)
 
     def counting_call(self: Any, *a: Any, **k: Any) -> Any:
         active = getattr(_TRACING, "counter", None)
@@ -527,10 +682,10 @@ def trace_calls(model: Any) -> dict[tuple[int, int], int]:
         return model(*a, **k)
 
     with _TRACE_LOCK:
-        layers = model._flatten_layers(include_self=True)
         restores = [snapshot_state(layer) for layer in layers]  # also drops the call wrappers
+        unwatch = _watch_reads(_variable_classes(layers))
         layer_class.__call__ = counting_call
-        _TRACING.counter = counter
+        _TRACING.counter = tracer
         try:
             for layer in layers:
                 count_direct_calls(layer)
@@ -542,14 +697,17 @@ def trace_calls(model: Any) -> dict[tuple[int, int], int]:
         finally:
             layer_class.__call__ = original
             _TRACING.counter = None
+            unwatch()
             for restore in restores:
                 restore()
-    if not counter.completed:
+    if tracer.failure is not None:
+        raise TraceFailed(tracer.failure)
+    if not tracer.completed:
         raise TraceFailed("the symbolic call of the model never completed")
-    first = counter.completed[0]
-    if any(run != first for run in counter.completed[1:]):
+    first = tracer.completed[0]
+    if any((t.calls, t.reads) != (first.calls, first.reads) for t in tracer.completed[1:]):
         raise TraceFailed("the layers called depend on the input's size")
-    return first
+    return Trace(calls=first.calls, reads=first.reads)
 
 
 def _failure(exc: Exception) -> str:

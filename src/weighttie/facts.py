@@ -37,17 +37,21 @@ class RawLayer:
     """One layer occurrence as a front end saw it.
 
     ``identity`` is equal for two rows that are the same layer object (a layer can
-    sit at two paths). ``nodes`` lists the calls in the parent's functional graph,
-    or is None where there is no graph (subclassed models, a layer's own
-    sublayers). ``variables`` are the keys of the variables the layer holds itself,
-    not through sublayers. ``traced_calls``, for a row with no graph, is how many
-    times the parent's call calls this layer per run of the parent, counted in a
-    symbolic forward pass; None where nobody traced it (a file, a trace that could
-    not run): :func:`weighttie.graph.build_report` then falls back to a rule, unless
-    ``calls_known`` is False: the source cannot tell how often this row runs (a
-    custom layer's sublayers in a file: the layer's own ``call`` decides, and the
-    file records no call inside it). Its uses, and every count that depends on
-    them, are then unknown.
+    sit at two paths: a cell in two RNN layers, a layer inside two nested models).
+    ``nodes`` lists the calls in the parent's functional graph, or is None where
+    there is no graph (subclassed models, a layer's own sublayers). ``variables``
+    are the keys of the variables the layer holds itself, not through sublayers.
+
+    ``runs``: how many times this row runs per run of its parent (a graph row: its
+    calls in that graph; a sublayer: as often as its parent's call runs it, which
+    may be 0 for a layer only held), or None where the source cannot tell (a custom
+    layer's sublayers in a file: the layer's own ``call`` decides). Its uses, and
+    every count that depends on them, are then unknown.
+
+    ``reads``: per run of the parent, how many of this row's runs read each
+    variable, as ``(key, runs)`` pairs; a row may read variables it does not hold
+    (a head reading ``emb.embeddings``) and not read some it holds. None: each
+    variable it holds is read by each of its runs (what Keras's own layers do).
     """
 
     path: str
@@ -58,8 +62,8 @@ class RawLayer:
     is_model: bool
     nodes: tuple[CallNode, ...] | None
     variables: tuple[Hashable, ...]
-    traced_calls: int | None = None
-    calls_known: bool = True
+    runs: int | None
+    reads: tuple[tuple[Hashable, int], ...] | None = None
 
 
 @dataclass(frozen=True)

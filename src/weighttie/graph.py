@@ -85,7 +85,7 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
     layers = facts.layers
     rows = {row.path: row for row in layers}
     var_by_key = {v.key: v for v in facts.variables}
-    calls = _resolve_calls(layers)
+    calls = {row.path: row.runs for row in layers}
 
     uses: dict[str, int | None] = {ROOT: 1}
     for row in layers:
@@ -93,10 +93,12 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
         uses[row.path] = _product(calls[row.path], base) if row.path != ROOT else 1
 
     holders = _holders(layers)
+    reads = _reads(layers, uses, holders)
 
     var_path = _variable_paths(holders, var_by_key)
     size = {key: math.prod(var_by_key[key].shape) for key in holders}
-    var_uses = {key: _sum(uses[p] for p in paths) for key, paths in holders.items()}
+    readers = _readers(reads)
+    var_uses = {key: _sum(reads[p][key] for p in readers.get(key, ())) for key in holders}
 
     unique = sum(size.values())
     # A row of unknown uses may run a layer held elsewhere (a custom layer calling
@@ -129,7 +131,9 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
                 class_name=row.class_name,
                 uses=uses[row.path],
                 params=LayerParams(
-                    held=held, unique=owned[row.path], per_use=_product(held, uses[row.path])
+                    held=held,
+                    unique=owned[row.path],
+                    per_use=_read_total(size, reads[row.path], uses[row.path]),
                 ),
                 variables=tuple(sorted(var_path[k] for k in held_keys)),
                 nodes=macs.nodes.get(row.path, row.nodes),
@@ -137,7 +141,7 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
                 bytes=LayerBytes(
                     held=held_bytes,
                     unique=_sum(nbytes[k] for k in owned_keys[row.path]),
-                    per_use=_product(held_bytes, uses[row.path]),
+                    per_use=_read_total(nbytes, reads[row.path], uses[row.path]),
                 ),
                 macs=macs.rows.get(row.path),
             )
@@ -152,13 +156,14 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
             size=size[key],
             layers=tuple(sorted(paths)),
             uses=var_uses[key],
+            read_by=tuple(sorted(readers.get(key, ()))),
             bytes=nbytes[key],
         )
         for key, paths in holders.items()
     ]
 
-    groups = _call_groups(layers, rows, calls, uses, size, var_path) + _tied_groups(
-        rows, holders, uses, size, var_path
+    groups = _call_groups(layers, rows, calls, uses, size, var_path) + _cross_layer_groups(
+        rows, holders, reads, readers, uses, size, var_path
     )
     groups.sort(key=lambda g: (g.layers, g.kind.value))
     if groups:
@@ -350,39 +355,45 @@ def _holders(layers: Sequence[RawLayer]) -> dict[Hashable, list[str]]:
     return holders
 
 
-def _resolve_calls(layers: Sequence[RawLayer]) -> dict[str, int | None]:
-    """How many times each row runs per run of its parent.
+def _reads(
+    layers: Sequence[RawLayer], uses: dict[str, int | None], holders: dict[Hashable, list[str]]
+) -> dict[str, dict[Hashable, int | None]]:
+    """How many times each row's runs read each variable in one forward pass.
 
-    A row in a functional graph runs once per call (node) in that graph. A row
-    with no graph (a sublayer found by tracking) runs as often as a symbolic
-    forward pass saw its parent call it (``traced_calls``): a sublayer its parent
-    only holds, never calls (``TiedOutput`` keeping the ``Embedding`` it borrows
-    the matrix of), runs 0 times; one its parent calls (``MaskedLMHead`` calling
-    the token embedding with ``reverse=True``) runs, even when it is also called in
-    a graph elsewhere. Where nobody traced the calls, a row with no graph is
-    assumed to run once, unless the same layer object is called in a graph
-    elsewhere in the model or was already reached: then it is taken for a
-    reference and runs 0 times. A row whose source cannot tell its calls
-    (``calls_known`` False) runs an unknown number of times (None).
+    A row that states its reads (``RawLayer.reads``, per run of its parent) reads
+    those, times its parent's uses; any other reads every variable it holds at each
+    of its runs. Variables no row holds are not counted (``count_params`` does not
+    count them either).
     """
-    in_graph = {row.identity for row in layers if row.nodes is not None}
-    counted: set[Hashable] = set()
-    calls: dict[str, int | None] = {}
+    result: dict[str, dict[Hashable, int | None]] = {}
     for row in layers:
-        if row.nodes is not None:
-            calls[row.path] = len(row.nodes)
-        elif row.traced_calls is None and not row.calls_known:
-            calls[row.path] = None
-        elif row.traced_calls is not None:
-            calls[row.path] = row.traced_calls
-            if row.traced_calls:
-                counted.add(row.identity)
-        elif row.identity in in_graph or row.identity in counted:
-            calls[row.path] = 0
-        else:
-            counted.add(row.identity)
-            calls[row.path] = 1
-    return calls
+        if row.reads is None:
+            result[row.path] = {key: uses[row.path] for key in dict.fromkeys(row.variables)}
+            continue
+        base = 1 if row.parent is None else uses[row.parent]
+        result[row.path] = {key: _product(n, base) for key, n in row.reads if key in holders}
+    return result
+
+
+def _read_total(
+    amount: dict[Hashable, int] | dict[Hashable, int | None],
+    reads: dict[Hashable, int | None],
+    uses: int | None,
+) -> int | None:
+    """Σ amount × reads over what one row reads; unknown where the row's uses are."""
+    if uses is None:
+        return None
+    return _sum(_product(amount[k], n) for k, n in reads.items())
+
+
+def _readers(reads: dict[str, dict[Hashable, int | None]]) -> dict[Hashable, list[str]]:
+    """The rows whose runs read each variable (or may: an unknown count), in row order."""
+    readers: dict[Hashable, list[str]] = defaultdict(list)
+    for path, counts in reads.items():
+        for key, n in counts.items():
+            if n != 0:
+                readers[key].append(path)
+    return readers
 
 
 def _variable_paths(
@@ -465,54 +476,71 @@ def _call_groups(
     return groups
 
 
-def _tied_groups(
+def _cross_layer_groups(
     rows: dict[str, RawLayer],
     holders: dict[Hashable, list[str]],
+    reads: dict[str, dict[Hashable, int | None]],
+    readers: dict[Hashable, list[str]],
     uses: dict[str, int | None],
     size: dict[Hashable, int],
     var_path: dict[Hashable, str],
 ) -> list[SharingGroup]:
-    """One group per set of distinct layers linked by variables they both hold.
+    """One group per set of distinct layers linked by variables they hold or read.
 
-    The graph has a node per layer object and per shared variable; its connected
-    components are the tie groups (a→b on the kernel, b→c on the bias: one group).
-    networkx is imported only when some variable has two holders: importing it
+    A variable held by two layer objects (``tied``), or read by a layer that does not
+    hold it besides another (``read-shared``: a head computing with
+    ``emb.embeddings`` without calling ``emb``), links them. The graph has a node
+    per layer object and per such variable; its connected components are the
+    groups (a→b on the kernel, b→c on the bias: one group). A component where some
+    layer reads a variable it does not hold is ``read-shared``, else ``tied``.
+
+    networkx is imported only when some variable links two layers: importing it
     costs a third of a second, more than the static reader's whole budget.
     """
-    shared = {}
+    linked: dict[Hashable, set[Hashable]] = {}
+    readers_only: set[Hashable] = set()  # variables some layer reads without holding
     for key, paths in holders.items():
-        identities = {rows[p].identity for p in paths}
-        if len(identities) >= 2:
-            shared[key] = identities
-    if not shared:
+        held_by = {rows[p].identity for p in paths}
+        read_by = {rows[p].identity for p in readers.get(key, ())}
+        if len(held_by | read_by) >= 2:
+            linked[key] = held_by | read_by
+            if read_by - held_by:
+                readers_only.add(key)
+    if not linked:
         return []
     import networkx as nx
 
     graph = nx.Graph()
-    for key, identities in shared.items():
+    for key, identities in linked.items():
         for ident in identities:
             graph.add_edge(("variable", key), ("layer", ident))
 
     groups = []
     for component in nx.connected_components(graph):
         keys = [node[1] for node in component if node[0] == "variable"]
-        identities = {node[1] for node in component if node[0] == "layer"}
-        # Rows that only reference a layer called elsewhere (uses 0) are not listed.
-        paths = sorted({p for k in keys for p in holders[k] if uses[p] != 0})
+        reading = any(key in readers_only for key in keys)
+        # Rows that only hold a layer run elsewhere (uses 0, no reads) are not listed.
+        paths = sorted(
+            {p for k in keys for p in holders[k] if uses[p] != 0}
+            | {p for k in keys for p in readers.get(k, ())}
+        )
         duplicated: int | None = 0
         for key in keys:
             per_identity: dict[Hashable, int] = defaultdict(int)
-            for p in holders[key]:
-                use = uses[p]
-                if use is None:
+            for p in readers.get(key, ()):
+                n = reads[p][key]
+                if n is None:
                     duplicated = None
                     break
-                per_identity[rows[p].identity] += use
-            if duplicated is not None:
+                per_identity[rows[p].identity] += n
+            if duplicated is not None and per_identity:
                 duplicated += size[key] * (sum(per_identity.values()) - max(per_identity.values()))
+        identities = {node[1] for node in component if node[0] == "layer"}
+        if reading:
+            identities = {rows[p].identity for k in keys for p in readers.get(k, ())}
         groups.append(
             SharingGroup(
-                kind=GroupKind.TIED,
+                kind=GroupKind.READ_SHARED if reading else GroupKind.TIED,
                 layers=tuple(paths),
                 variables=tuple(sorted(var_path[k] for k in keys)),
                 params=sum(size[k] for k in keys),

@@ -2,7 +2,7 @@
 
 This module imports no Keras. Everything downstream of the walker and the static
 reader (renderers, graph export, checks) reads only these classes. A Report
-round-trips through the versioned JSON contract ``weighttie.report/2``
+round-trips through the versioned JSON contract ``weighttie.report/3``
 (docs/json-contract.md); a ``weighttie.report/1`` document still reads, with its
 cost unknown::
 
@@ -46,7 +46,10 @@ __all__ = [
     "read_report_json",
 ]
 
-SCHEMA = "weighttie.report/2"
+SCHEMA = "weighttie.report/3"
+#: The schema before variables named their readers; still read (readers: the holders
+#: that run).
+SCHEMA_2 = "weighttie.report/2"
 #: The schema before cost (bytes and MACs) was added; still read, with cost unknown.
 SCHEMA_1 = "weighttie.report/1"
 
@@ -63,6 +66,9 @@ class GroupKind(StrEnum):
     """One nested model called several times."""
     TIED = "tied"
     """Distinct layers holding the same variable objects."""
+    READ_SHARED = "read-shared"
+    """Distinct layers reading the same variables, one without holding them (a head
+    computing with ``emb.embeddings`` without calling ``emb``)."""
 
 
 class FindingKind(StrEnum):
@@ -205,8 +211,11 @@ class LayerInfo:
 class VariableInfo:
     """One variable object. ``path`` is its first holder's path plus its name.
 
-    ``bytes`` = size × the dtype's width, None when the width is not known.
-    ``uses`` is None where the calls are unknown.
+    ``layers``: the layers holding it. ``read_by``: the layers whose calls read it
+    (usually its holders that run; also a layer reading another's variable, as a
+    tied output head reads ``emb.embeddings``). ``uses``: how many layer calls read
+    it in one forward pass, None where the calls are unknown. ``bytes`` = size ×
+    the dtype's width, None when the width is not known.
     """
 
     path: str
@@ -217,6 +226,7 @@ class VariableInfo:
     layers: tuple[str, ...]
     uses: int | None
     bytes: int | None = None
+    read_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -340,7 +350,7 @@ class Report:
     # -- JSON contract ------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the report as plain JSON-ready data (``weighttie.report/2``)."""
+        """Return the report as plain JSON-ready data (``weighttie.report/3``)."""
         return {
             "schema": SCHEMA,
             "model": {
@@ -372,6 +382,7 @@ class Report:
                     "trainable": v.trainable,
                     "size": v.size,
                     "layers": list(v.layers),
+                    "read_by": list(v.read_by),
                     "uses": v.uses,
                     "bytes": v.bytes,
                 }
@@ -448,20 +459,20 @@ class Report:
         too, with every cost field unknown (None).
 
         Raises:
-            ReportFormatError: the document is not a ``weighttie.report/2`` (or /1) report.
+            ReportFormatError: the document is not a ``weighttie.report/3`` (or /2, /1) report.
         """
         if not isinstance(doc, Mapping):
             raise ReportFormatError(
                 f"expected a JSON object with schema {SCHEMA!r}; received: {type(doc).__name__}"
             )
         schema = doc.get("schema")
-        if schema not in (SCHEMA, SCHEMA_1):
+        if schema not in (SCHEMA, SCHEMA_2, SCHEMA_1):
             raise ReportFormatError(
-                f"expected a report with schema {SCHEMA!r} (or {SCHEMA_1!r}); "
+                f"expected a report with schema {SCHEMA!r} (or {SCHEMA_2!r}, {SCHEMA_1!r}); "
                 f"received: schema={schema!r}"
             )
         try:
-            return _report_from_dict(doc, with_cost=schema == SCHEMA)
+            return _report_from_dict(doc, with_cost=schema != SCHEMA_1)
         except (KeyError, TypeError, ValueError) as exc:
             raise ReportFormatError(
                 f"report document does not follow {schema}: {type(exc).__name__}: {exc}"
@@ -473,7 +484,7 @@ class Report:
 
         Raises:
             ReportFormatError: the text is not JSON (or not UTF-8), nests deeper than
-                the parser follows, or is not a ``weighttie.report/2`` (or /1) report.
+                the parser follows, or is not a ``weighttie.report/3`` (or /2, /1) report.
         """
         try:
             doc = json.loads(text)
@@ -650,6 +661,11 @@ def _layer_bytes_from_dict(doc: Mapping[str, Any]) -> LayerBytes:
     )
 
 
+def _running(variable: Mapping[str, Any], uses: Mapping[str, int | None]) -> tuple[str, ...]:
+    """The readers of a variable in a document older than ``read_by``: its holders that run."""
+    return tuple(p for p in _strs(variable["layers"]) if uses.get(p) != 0)
+
+
 def _report_from_dict(doc: Mapping[str, Any], *, with_cost: bool = True) -> Report:
     """A report from its JSON document; a /1 document (``with_cost`` false) has no cost."""
     m = doc["model"]
@@ -683,6 +699,7 @@ def _report_from_dict(doc: Mapping[str, Any], *, with_cost: bool = True) -> Repo
         )
         for i, row in enumerate(doc["layers"])
     )
+    uses = {row.path: row.uses for row in layers}
     variables = tuple(
         VariableInfo(
             path=_str(v["path"]),
@@ -693,6 +710,7 @@ def _report_from_dict(doc: Mapping[str, Any], *, with_cost: bool = True) -> Repo
             layers=_strs(v["layers"]),
             uses=_optional_int(v["uses"]),
             bytes=_optional_int(v["bytes"]) if with_cost else None,
+            read_by=_strs(v["read_by"]) if "read_by" in v else _running(v, uses),
         )
         for v in doc["variables"]
     )

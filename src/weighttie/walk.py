@@ -70,6 +70,7 @@ class _Walk:
                 is_model=isinstance(self.model, keras.Model),
                 nodes=None,
                 variables=self._hold(self.model),
+                runs=1,
             )
         )
         self._children(self.model, ROOT, ancestors={id(self.model)})
@@ -146,6 +147,7 @@ class _Walk:
                 is_model=isinstance(layer, keras.Model),
                 nodes=None if calls is None else calls[1],
                 variables=self._hold(layer),
+                runs=None if calls is None else len(calls[1]),
             )
         )
         self.visited[path] = _Visited(layer, None if calls is None else calls[0])
@@ -194,50 +196,89 @@ def _walk(model: Any) -> _Walk:
     return walk
 
 
-def _with_traced_calls(walk: _Walk) -> list[RawLayer]:
-    """The walk's rows, each row with no graph given its traced calls per parent run.
+#: Keras's own classes that run code the user gave them: what they read is theirs to say.
+_RUNS_USER_CODE = frozenset({"Lambda", "TFSMLayer", "JaxLayer", "FlaxLayer", "TorchModuleWrapper"})
 
-    Traces only when some row has no graph. A count the pass cannot give per run
-    of the parent (a parent never called, or calling the sublayer a varying number
-    of times) stays None, as do the sublayers of a recurrent layer, whose cell a
-    symbolic pass runs once per traced loop body, not once per call.
+
+def _keras_own(layer: Any) -> bool:
+    """Whether ``layer`` is one of Keras's own layer classes (not a subclass, not a layer
+    running user code): it reads the variables it holds at each call and runs each of
+    its sublayers once per call (an RNN's cell, a wrapper's layer)."""
+    cls = type(layer)
+    return cls.__module__.startswith("keras.src.") and cls.__name__ not in _RUNS_USER_CODE
+
+
+def _with_runs_and_reads(walk: _Walk) -> tuple[list[RawLayer], tuple[str, ...]]:
+    """The walk's rows with how often each runs and what it reads; notes where unknown.
+
+    Where every layer is one of Keras's own classes, the structure says it: a graph
+    row runs once per call, a sublayer once per call of its parent, each reading
+    the variables it holds. Otherwise one symbolic forward pass
+    (:func:`weighttie._keras.trace_model`) counts what each layer's call runs and
+    reads: a custom head reading ``emb.embeddings``, a cell shared by two RNN
+    layers, a sublayer its parent only holds (0 runs). Where the pass cannot run, a
+    sublayer of a custom layer runs an unknown number of times, and a note says why.
     """
     rows = walk.rows
     objects = {path: visited.layer for path, visited in walk.visited.items()}
     objects[ROOT] = walk.model
-    wanted = [
-        row
-        for row in rows
-        if row.nodes is None
-        and row.parent is not None
-        and not _keras.loops_over_sublayers(objects[row.parent])
-    ]
-    if not wanted:
-        return rows  # every call is in a graph (or in a loop): no pass needed
+    if all(_keras_own(layer) for layer in objects.values()):
+        return [_structural(row, objects) for row in rows], ()
+    pairs = {
+        (id(objects[row.parent]), id(objects[row.path])) for row in rows if row.parent is not None
+    }
     try:
-        counts = _keras.trace_calls(walk.model)
+        trace = _keras.trace_model(walk.model, pairs=pairs)
     except _keras.TraceFailed as exc:
         warnings.warn(
             f"weighttie could not trace a symbolic call of {walk.model.name!r} ({exc}); "
-            "layers outside a functional graph are counted as called once per call of "
-            "their parent (docs/concepts.md)",
+            "how often the sublayers of custom layers run is unknown (docs/concepts.md)",
             UserWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
-        return rows
-    runs: dict[int, int] = {}
-    for (_, callee), n in counts.items():
-        runs[callee] = runs.get(callee, 0) + n
-    traced = {}
-    for row in wanted:
-        parent = objects[row.parent or ROOT]
-        parent_runs = runs.get(id(parent), 0)
-        made = counts.get((id(parent), id(objects[row.path])), 0)
-        if parent_runs and made % parent_runs == 0:
-            traced[row.path] = made // parent_runs
-    return [
-        replace(row, traced_calls=traced[row.path]) if row.path in traced else row for row in rows
-    ]
+        note = (
+            f"the symbolic call that counts what each layer runs and reads failed ({exc}): "
+            "how often the sublayers of custom layers run, and the per-use totals, are unknown"
+        )
+        return [_structural(row, objects) for row in rows], (note,)
+    return [_traced(row, objects, trace) for row in rows], ()
+
+
+def _structural(row: RawLayer, objects: dict[str, Any]) -> RawLayer:
+    """A row as Keras's own classes run it: a sublayer once per call of its parent (None
+    below a custom layer, whose call decides); reads: the variables it holds."""
+    if row.nodes is not None or row.parent is None:
+        return row
+    return replace(row, runs=1 if _keras_own(objects[row.parent]) else None)
+
+
+def _traced(row: RawLayer, objects: dict[str, Any], trace: _keras.Trace) -> RawLayer:
+    """A row as the symbolic pass saw it run and read, per run of its parent.
+
+    A count that is not a whole number per run of the parent (a parent's call
+    running a sublayer a varying number of times) is unknown.
+    """
+    layer = id(objects[row.path])
+    caller = _keras.OUTSIDE if row.parent is None else id(objects[row.parent])
+    parent_runs = 1 if row.parent is None else trace.runs.get(caller, 0)
+    runs = row.runs
+    if row.nodes is None and row.parent is not None:
+        made = trace.calls.get((caller, layer), 0)
+        runs = _per(made, parent_runs)
+    reads = []
+    for key, n in trace.reads_by.get((caller, layer), ()):
+        per_run = _per(n, parent_runs)
+        if per_run is None:
+            return replace(row, runs=None)
+        reads.append((key, per_run))
+    return replace(row, runs=runs, reads=tuple(reads))
+
+
+def _per(count: int, runs: int) -> int | None:
+    """``count`` per one of ``runs`` (0 when the parent never ran), None if not whole."""
+    if not runs:
+        return 0
+    return count // runs if count % runs == 0 else None
 
 
 def analyze(
@@ -293,9 +334,10 @@ def model_facts(
         file=file,
         keras_version=keras.__version__,
     )
+    rows, notes = _with_runs_and_reads(walk)
     return ModelFacts(
-        model=info,
-        layers=_with_traced_calls(walk),
+        model=replace(info, notes=notes),
+        layers=rows,
         variables=tuple(walk.variables.values()),
         ties=tuple(ties),
         access=_value_access(walk),

@@ -72,8 +72,11 @@ class _Reader:
         trainable: bool,
         calls_known: bool = True,
     ) -> None:
-        """One row and the variables it holds itself (``calls_known``: see
-        :class:`~weighttie.facts.RawLayer`).
+        """One row and the variables it holds itself.
+
+        A row with ``nodes`` runs once per call in its parent's graph; one without runs
+        once per run of its parent (a Keras layer's sublayer), or an unknown number of
+        times where ``calls_known`` is False (a custom layer's sublayer).
 
         ``trainable`` is False where the layer or a parent is frozen by its config; the
         layer's class decides the rest (:func:`~weighttie.static.class_tables.trainable_flags`),
@@ -111,7 +114,7 @@ class _Reader:
                 is_model=is_model,
                 nodes=nodes,
                 variables=tuple(keys),
-                calls_known=calls_known,
+                runs=len(nodes) if nodes is not None else 1 if calls_known else None,
             )
         )
 
