@@ -43,14 +43,16 @@ def _graph_nodes(
     sequential: bool,
     shapes: _Shapes,
     depth: int,
+    ends: list[tuple[str, int, int]] | None = None,
 ) -> dict[str, tuple[CallNode, ...]]:
     """Every call at one graph level, with inbound paths, input and output shapes.
 
     ``depth``: the level's depth of nesting (nested models are entered to find the
-    shapes of their outputs up to ``shapes.max_depth``).
+    shapes of their outputs up to ``shapes.max_depth``). ``ends``: the level's
+    model outputs (``output_layers``), which name tensors no layer consumes.
     """
     calls, order = _level_calls(level, parent, sequential, shapes.where)
-    inputs, outputs = _level_shapes(level, calls, order, None, shapes, depth)
+    inputs, outputs = _level_shapes(level, calls, order, None, shapes, depth, ends or [])
     result = {}
     for name, layer_calls in calls.items():
         result[name] = tuple(
@@ -91,8 +93,13 @@ def _level_shapes(
     inputs_given: dict[str, Shape | None] | None,
     shapes: _Shapes,
     depth: int = 0,
+    ends: list[tuple[str, int, int]] | None = None,
 ) -> tuple[_Found, _Found]:
     """Input and output shapes of each call, visiting ``order``.
+
+    A call has as many outputs as its rule gives, or as the tensors its consumers
+    and the model's outputs (``ends``) take from it say, whichever is more: a
+    custom layer returning two tensors has two, of unknown shapes.
 
     ``inputs_given``: the shapes of the InputLayers' tensors when the level is a
     nested model called on inputs other than those it was built for; the shapes the
@@ -114,6 +121,8 @@ def _level_shapes(
                     slot = stated.setdefault((src, node), {})
                     if slot.get(tensor) is None:
                         slot[tensor] = shape
+    for src, node, tensor in ends or ():  # a model output: a tensor, whether or not consumed
+        stated.setdefault((src, node), {}).setdefault(tensor, None)
     inputs: _Found = {}
     outputs: _Found = {}
     for key in order:
@@ -211,13 +220,21 @@ def _model_outputs(
     shapes.budget -= len(order)
     if shapes.budget < 0:
         return None
-    _, outputs = _level_shapes(level, calls, order, given, shapes, depth)
+    _, outputs = _level_shapes(level, calls, order, given, shapes, depth, ends)
     if sequential:
         result = tuple(outputs.get((ends[0][0], 0), [None]))
     else:
         result = tuple(_tensor_shape(outputs, ref) for ref in ends)
     shapes.memo[key] = result
     return result
+
+
+def model_ends(entry: dict[str, Any]) -> list[tuple[str, int, int]]:
+    """The ``[layer, node, tensor]`` references of a functional model's outputs."""
+    config = entry.get("config")
+    if entry.get("class_name") == "Sequential" or not isinstance(config, dict):
+        return []
+    return _refs(config.get("output_layers"))
 
 
 def _refs(value: Any) -> list[tuple[str, int, int]]:

@@ -255,3 +255,22 @@ def sublayer_entry(
     if sub_class == UNKNOWN_CLASS or class_name not in (sub_class, UNKNOWN_CLASS):
         return None
     return {"class_name": sub_class, "config": {**sub_config, "held_as": key}}
+
+
+#: Keras classes whose config holds a layer they call, and the attribute that holds it: a
+#: layer object the user gave them, which may sit elsewhere too (Bidirectional makes copies).
+_GIVEN_SUBLAYERS = {"RNN": "cell", "TimeDistributed": "layer", "SpectralNormalization": "layer"}
+
+
+def given_sublayers(class_name: str, config: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """``(attribute, name, class)`` of the layer a Keras wrapper was given, where its config
+    says (a generic RNN's cell, a TimeDistributed's layer); it runs once per call."""
+    key = _GIVEN_SUBLAYERS.get(class_name)
+    sub = config.get("cell" if key == "cell" else "layer") if key is not None else None
+    if key is None or not isinstance(sub, dict):
+        return []
+    inner = sub.get("config")
+    if not isinstance(sub.get("class_name"), str) or not isinstance(inner, dict):
+        return []
+    name = inner.get("name")
+    return [(key, name, sub["class_name"])] if isinstance(name, str) else []

@@ -18,11 +18,12 @@ from weighttie.facts import ModelFacts
 from weighttie.graph import ROOT, build_report, join_path
 from weighttie.limits import Limits
 from weighttie.report import CallNode, ModelInfo, Report, Source
-from weighttie.static.call_shapes import _built_in, _graph_nodes, _Shapes
+from weighttie.static.call_shapes import _built_in, _graph_nodes, _Shapes, model_ends
 from weighttie.static.class_tables import (
     MODEL_CLASSES,
     UNKNOWN_CLASS,
     _sublayer_class,
+    given_sublayers,
     variable_names,
 )
 from weighttie.static.config_graph import (
@@ -34,6 +35,7 @@ from weighttie.static.config_graph import (
 from weighttie.static.declared_ties import _apply_ties, _differing_tie_findings
 from weighttie.static.h5_tree import _Group, _h5_errors, _read_group
 from weighttie.static.keras_hub import GraphlessConfig, graphless_notes, hub_variable_names
+from weighttie.static.reached_again import Place, Unsaved, layer_references, resolve
 from weighttie.static.rows import _Reader, opaque_notes
 from weighttie.static.values import _value_access, _Values
 
@@ -104,6 +106,7 @@ def _keras_facts(
             sum(1 for r in reader.rows if r.class_name == UNKNOWN_CLASS and r.variables),
             graphless.ties,
         )
+    notes += tuple(resolve(reader))
     notes += opaque_notes(reader)
     ties, differing = _apply_ties(reader, config, values)
     version = metadata.get("keras_version")
@@ -137,7 +140,7 @@ def _keras_model(
     reader.check_depth(depth, "config.json nests models")
     level = _layer_entries(entry, shapes.where)
     sequential = entry.get("class_name") == "Sequential"
-    nodes = _graph_nodes(level, path, sequential, shapes, depth)
+    nodes = _graph_nodes(level, path, sequential, shapes, depth, model_ends(entry))
     by_name: dict[str, _Group] = {}
     if group is not None:
         for child in [*group.layers, *group.attributes.values()]:
@@ -170,7 +173,7 @@ def _keras_layer(
     shapes: _Shapes,
 ) -> None:
     class_name = str(entry.get("class_name", UNKNOWN_CLASS))
-    config = entry.get("config") if isinstance(entry.get("config"), dict) else {}
+    config: dict[str, Any] = entry["config"] if isinstance(entry.get("config"), dict) else {}
     variables = group.variables if group is not None else []
     reader.entries[path] = entry
     reader.add(
@@ -181,20 +184,43 @@ def _keras_layer(
         _is_model(entry),
         nodes,
         variables,
-        variable_names(class_name, config, len(variables)),  # type: ignore[arg-type]
+        variable_names(class_name, config, len(variables)),
         trainable,
     )
+    name = path.rsplit("/", 1)[-1]
+    built = _is_model(entry) or "build_config" in entry
+    if group is None:
+        reader.unsaved.append(Unsaved(Place.ROW, path, parent, name, class_name, built))
+    else:
+        reader.saved.add(path)
     if _is_model(entry):
         _keras_model(reader, entry, group, path, trainable, depth, shapes)
     elif group is not None:
         known = _built_in(entry)  # Keras's own layers call their sublayers once per call
-        if not known and (group.attributes or group.layers):
-            reader.opaque.append((path, class_name))
+        if known:  # a layer it was given, saved at another place (a cell in two RNNs)
+            for key, sub_name, sub_class in given_sublayers(class_name, config):
+                if key not in group.attributes:
+                    sub_path = join_path(path, sub_name)
+                    reader.unsaved.append(
+                        Unsaved(Place.SUBLAYER, sub_path, path, sub_name, sub_class, built)
+                    )
+        else:  # the layers its config holds: its call may run or read them, or neither
+            held = {child.name for child in [*group.layers, *group.attributes.values()]}
+            references = [
+                r for r in layer_references(config.get("config", config)) if r[0] not in held
+            ]
+            for sub_name, sub_class in references:
+                sub_path = join_path(path, sub_name)
+                reader.unsaved.append(
+                    Unsaved(Place.REFERENCE, sub_path, path, sub_name, sub_class, built)
+                )
+            if group.attributes or group.layers or references:
+                reader.opaque.append((path, class_name))
         _sublayers(
             reader,
             group,
             class_name,
-            config,  # type: ignore[arg-type]
+            config,
             path,
             trainable,
             depth,
@@ -251,6 +277,7 @@ def _sublayers(
             sub_trainable,
             calls_known,
         )
+        reader.saved.add(child_path)
         _sublayers(
             reader,
             child,

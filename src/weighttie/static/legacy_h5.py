@@ -14,7 +14,7 @@ from weighttie.limits import Limits
 from weighttie.loading import open_model_file
 from weighttie.report import ModelInfo, Report, Source
 from weighttie.shape_rules import has_rule
-from weighttie.static.call_shapes import _graph_nodes, _Shapes
+from weighttie.static.call_shapes import _graph_nodes, _Shapes, model_ends
 from weighttie.static.class_tables import UNKNOWN_CLASS, _sublayer_class, _sublayer_key
 from weighttie.static.config_graph import (
     _is_model,
@@ -126,7 +126,7 @@ def _legacy_model(
     reader.check_depth(depth, "model_config nests models")
     level = _layer_entries(entry, "model_config", keras2=True)
     sequential = entry.get("class_name") == "Sequential"
-    nodes = _graph_nodes(level, path, sequential, shapes, depth)
+    nodes = _graph_nodes(level, path, sequential, shapes, depth, model_ends(entry))
     owned = _weights_by_layer(level, inherited, reader.limits.depth) if inherited else {}
     for name, child in level:
         child_path = join_path(path, _path_name(name))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Hashable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from weighttie.errors import LimitError
 from weighttie.facts import RawLayer, RawVariable
@@ -12,6 +12,9 @@ from weighttie.graph import ROOT
 from weighttie.limits import Limits
 from weighttie.report import CallNode
 from weighttie.static.class_tables import HELD_FROM_SUBLAYER, sublayer_entry, trainable_flags
+
+if TYPE_CHECKING:
+    from weighttie.static.reached_again import Unsaved
 
 
 class _Reader:
@@ -28,6 +31,10 @@ class _Reader:
         #: Custom layers holding sublayers: their own ``call`` decides how often those
         #: run, which the file does not record (the sublayers' calls are unknown).
         self.opaque: list[tuple[str, str]] = []  # (path, class name)
+        #: Rows with a group in the weights file, and places without one
+        #: (:mod:`~weighttie.static.reached_again`).
+        self.saved: set[str] = set()
+        self.unsaved: list[Unsaved] = []
         self.layers = 0
         self.calls = 0
 
@@ -39,6 +46,18 @@ class _Reader:
                 limit="depth",
             )
 
+    def count_more(self, layers: int) -> None:
+        """Count ``layers`` more rows against the layers limit."""
+        self.layers += layers
+        self._check_layers()
+
+    def _check_layers(self) -> None:
+        if self.layers > self.limits.layers:
+            raise LimitError(
+                f"{self.where} holds more than {self.limits.layers:,} layers, the layers limit",
+                limit="layers",
+            )
+
     def _count(self, path: str, nodes: tuple[CallNode, ...] | None) -> None:
         """Keep layers and calls within limits.
 
@@ -46,11 +65,7 @@ class _Reader:
         and a Sequential model's implied calls join them.
         """
         self.layers += path != ROOT
-        if self.layers > self.limits.layers:
-            raise LimitError(
-                f"{self.where} holds more than {self.limits.layers:,} layers, the layers limit",
-                limit="layers",
-            )
+        self._check_layers()
         self.calls += len(nodes or ())
         if self.calls > self.limits.calls:
             raise LimitError(
@@ -160,14 +175,15 @@ class _Reader:
 
 
 def opaque_notes(reader: _Reader) -> tuple[str, ...]:
-    """The note for custom layers whose sublayers' calls the file does not record."""
+    """The note for custom layers holding layers whose runs and reads the file does not record."""
     if not reader.opaque:
         return ()
     shown = ", ".join(f"{path!r} ({class_name})" for path, class_name in reader.opaque[:3])
     more = f" and {len(reader.opaque) - 3} more" if len(reader.opaque) > 3 else ""
     return (
-        f"custom layers hold sublayers that their own call() runs, which the file does not "
-        f"record: {shown}{more}; how often those sublayers run (a tied embedding called "
-        "again inside a head, a layer called twice) is unknown, and so are the per-use "
-        "totals (--load on a .keras file counts them through Keras)",
+        f"custom layers hold other layers, which their own call() may run or read: "
+        f"{shown}{more}; the file does not record which (a tied embedding called again or "
+        "read inside a head, a layer called twice), so how often those layers' variables "
+        "are used is unknown, and so are the per-use totals (--load on a .keras file "
+        "counts them through Keras)",
     )
