@@ -47,6 +47,7 @@ EXPECTED = {
     "quiet_backend_logs",
     "read_report",
     "render",
+    "report_of",
     "retie",
     "tie_weights",
     "to_networkx",

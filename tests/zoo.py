@@ -12,7 +12,7 @@ from collections.abc import Callable
 import keras
 from keras import layers, ops
 
-__all__ = ["APPLICATIONS", "ZOO"]
+__all__ = ["APPLICATIONS", "READS", "ZOO"]
 
 
 def _tower(name: str = "tower") -> keras.Model:
@@ -195,6 +195,129 @@ def cloned_tower() -> keras.Model:
     a = keras.Input((12, 12, 3), name="left")
     b = keras.Input((12, 12, 3), name="right")
     return keras.Model([a, b], layers.Add(name="add")([tower(a), clone(b)]), name="cloned")
+
+
+# -- sharing off the graph's main road: uses are reads ------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="weighttie_zoo")
+class ReadsKernel(layers.Layer):
+    """Computes with another layer's variable without calling that layer: ``x @ source.<name>ᵀ``
+    (a hand-written tied output head, a decoder with the encoder's transposed kernel)."""
+
+    def __init__(self, source: layers.Layer, variable: str = "kernel", **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.source = source
+        self.variable = variable
+
+    def call(self, x: object) -> object:
+        return ops.matmul(x, ops.transpose(getattr(self.source, self.variable)))
+
+    def get_config(self) -> dict[str, object]:
+        source = keras.saving.serialize_keras_object(self.source)
+        return {**super().get_config(), "source": source, "variable": self.variable}
+
+    @classmethod
+    def from_config(cls, config: dict[str, object]) -> ReadsKernel:
+        config = dict(config)
+        config["source"] = keras.saving.deserialize_keras_object(config["source"])
+        return cls(**config)  # type: ignore[arg-type]
+
+
+@keras.saving.register_keras_serializable(package="weighttie_zoo")
+class CallsLayer(layers.Layer):
+    """Runs another layer inside its own call, through ``__call__`` or straight through
+    ``.call()`` (which Keras's own bookkeeping never sees)."""
+
+    def __init__(self, inner: layers.Layer, direct: bool = False, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.inner = inner
+        self.direct = direct
+
+    def call(self, x: object) -> object:
+        return self.inner.call(x) if self.direct else self.inner(x)
+
+    def get_config(self) -> dict[str, object]:
+        inner = keras.saving.serialize_keras_object(self.inner)
+        return {**super().get_config(), "inner": inner, "direct": self.direct}
+
+    @classmethod
+    def from_config(cls, config: dict[str, object]) -> CallsLayer:
+        config = dict(config)
+        config["inner"] = keras.saving.deserialize_keras_object(config["inner"])
+        return cls(**config)  # type: ignore[arg-type]
+
+
+def shared_rnn_cell(cell: str = "SimpleRNNCell") -> keras.Model:
+    """One RNN cell given to two ``RNN`` layers: one cell, used once per call of each RNN
+    (a shared-layer group over the two places), though no graph calls the cell."""
+    keras.utils.set_random_seed(13)
+    shared = getattr(layers, cell)(3, name="cell")
+    x = keras.Input((5, 2), name="seq")
+    first, second = layers.RNN(shared, name="rnn_a"), layers.RNN(shared, name="rnn_b")
+    return keras.Model(x, layers.Add(name="add")([first(x), second(x)]), name=f"shared_{cell}")
+
+
+def wrapped_and_direct() -> keras.Model:
+    """A Dense wrapped by TimeDistributed and also called directly: used twice."""
+    keras.utils.set_random_seed(14)
+    proj = layers.Dense(6, name="proj")
+    x = keras.Input((4, 6), name="seq")
+    wrapped = layers.TimeDistributed(proj, name="td")(x)
+    return keras.Model(x, layers.Add(name="add")([wrapped, proj(x)]), name="wrapped_and_direct")
+
+
+def tied_head_reads_embeddings() -> keras.Model:
+    """A head computing ``h @ emb.embeddingsᵀ`` without calling ``emb``: the matrix is read
+    twice per forward pass (a read-shared group), though only ``emb`` holds it."""
+    keras.utils.set_random_seed(15)
+    emb = layers.Embedding(100, 8, name="tok")
+    tokens = keras.Input((5,), dtype="int32", name="tokens")
+    h = layers.Dense(8, name="mix")(emb(tokens))
+    head = ReadsKernel(emb, "embeddings", name="tied_out")
+    return keras.Model(tokens, head(h), name="tied_head")
+
+
+def transposed_decoder() -> keras.Model:
+    """A decoder reading the encoder's kernel transposed: the kernel is read twice, the
+    bias once."""
+    keras.utils.set_random_seed(16)
+    enc = layers.Dense(4, name="enc")
+    x = keras.Input((6,), name="x")
+    return keras.Model(x, ReadsKernel(enc, name="dec")(enc(x)), name="transposed_decoder")
+
+
+def calls_through_call() -> keras.Model:
+    """A layer run again through ``other.call(x)`` inside a custom layer: used twice."""
+    keras.utils.set_random_seed(17)
+    dense = layers.Dense(3, name="d")
+    x = keras.Input((3,), name="x")
+    return keras.Model(x, CallsLayer(dense, direct=True, name="co")(dense(x)), name="call_again")
+
+
+def layer_in_two_nested_models() -> keras.Model:
+    """One Dense inside two nested models (an encoder and a decoder): used by both. Keras
+    saves its variables once and cannot load the file back."""
+    keras.utils.set_random_seed(18)
+    shared = layers.Dense(8, name="shared")
+    a = keras.Input((8,), name="enc_in")
+    encoder = keras.Model(a, layers.Dense(8, name="e2")(shared(a)), name="encoder")
+    b = keras.Input((8,), name="dec_in")
+    decoder = keras.Model(b, shared(layers.Dense(8, name="d2")(b)), name="decoder")
+    x = keras.Input((8,), name="x")
+    return keras.Model(x, decoder(encoder(x)), name="two_nested")
+
+
+#: Sharing no graph call shows: name → builder (docs/concepts.md, "Uses are reads").
+READS: dict[str, Callable[[], keras.Model]] = {
+    "shared_simple_rnn_cell": shared_rnn_cell,
+    "shared_gru_cell": lambda: shared_rnn_cell("GRUCell"),
+    "wrapped_and_direct": wrapped_and_direct,
+    "tied_head_reads_embeddings": tied_head_reads_embeddings,
+    "transposed_decoder": transposed_decoder,
+    "calls_through_call": calls_through_call,
+    "layer_in_two_nested_models": layer_in_two_nested_models,
+}
 
 
 #: name → builder; every model here is analyzed, saved, reloaded and reported.

@@ -38,10 +38,12 @@ __all__ = [
     "own_variables",
     "replace_own_variable",
     "reset_step_functions",
+    "runs_its_graph",
     "set_private",
     "snapshot_state",
     "sublayers",
     "sync_torch_parameters",
+    "trace_calls_of",
     "trace_model",
     "variable_copy",
 ]
@@ -112,6 +114,18 @@ def graph_of(layer: Any) -> Any | None:
         if isinstance(functional, Function):
             return functional
     return None
+
+
+def runs_its_graph(layer: Any) -> bool:
+    """Whether ``layer``'s call runs its functional graph and nothing else: a functional
+    model or a Sequential, or a subclass (a keras_hub backbone) that keeps their ``call``."""
+    from keras.src.models.functional import Functional
+    from keras.src.models.sequential import Sequential
+
+    if graph_of(layer) is None:
+        return False
+    call = getattr(type(layer), "call", None)
+    return call is Functional.call or call is Sequential.call
 
 
 def graph_operations(graph: Any) -> Sequence[Any]:
@@ -500,8 +514,9 @@ class _Tracer:
     model, or one its caller does not hold) is part of the run that called it.
     """
 
-    def __init__(self, root: Any, pairs: set[tuple[int, int]], loops: set[int]) -> None:
-        self.root = root
+    def __init__(self, pairs: set[tuple[int, int]], loops: set[int]) -> None:
+        self.root: Any = None
+        self.root_caller = OUTSIDE
         self.pairs = pairs
         self.loops = loops
         self.stack: list[_Frame] = []
@@ -518,7 +533,7 @@ class _Tracer:
             if layer is not self.root:
                 return run(*args, **kwargs)
             self.tallies = [_Tally()]  # a backend may run the function twice, or retry
-        caller = id(self.stack[-1].layer) if self.stack else OUTSIDE
+        caller = id(self.stack[-1].layer) if self.stack else self.root_caller
         pair = (caller, id(layer))
         if self.stack and pair not in self.pairs:
             return run(*args, **kwargs)
@@ -550,6 +565,22 @@ class _Tracer:
     def read(self, variable: Any) -> None:
         if self.stack:
             self.stack[-1].reads.add(id(variable))
+
+    def start(self, root: Any, caller: int) -> None:
+        """Count the runs of ``root`` from now on, as called by ``caller``."""
+        self.root, self.root_caller = root, caller
+        self.completed, self.failure = [], None
+
+    def result(self, root: Any) -> _Tally:
+        """The counts of the runs of ``root`` since :meth:`start`, checked."""
+        if self.failure is not None:
+            raise TraceFailed(self.failure)
+        if not self.completed:
+            raise TraceFailed(f"the symbolic call of {root.name!r} never completed")
+        first = self.completed[0]
+        if any((t.calls, t.reads) != (first.calls, first.reads) for t in self.completed[1:]):
+            raise TraceFailed("the layers called depend on the input's size")
+        return first
 
 
 def _symbolic_inputs(model: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -627,15 +658,8 @@ def trace_model(model: Any, pairs: set[tuple[int, int]] | None = None) -> Trace:
     """Count every layer run and every variable read in one symbolic forward pass.
 
     The pass is Keras's own symbolic execution, ``backend.compute_output_spec`` over
-    the model's input specs: no data, no node added to any graph. It still marks
-    layers as called (``_called``, ``built``) and backends may cache things on
-    them, so every layer's own state is put back as it was (:func:`snapshot_state`).
-    Keras's warnings during the pass (a mask a layer drops) are not shown.
-
-    Runs are counted by wrapping ``keras.Layer.__call__`` for the duration, under a
-    lock, and each layer's ``call`` (a layer may run a sublayer's ``call`` itself;
-    a run through ``__call__`` then ``call`` counts once); reads by wrapping each
-    variable class's ``value`` property. Other threads pass through uncounted.
+    the model's input specs: no data, no node added to any graph (see
+    :func:`trace_calls_of` for how runs and reads are counted).
 
     ``pairs``: the ``(id(caller), id(layer))`` pairs that count as runs of their own;
     any other run of a layer inside another's call is part of that call (default:
@@ -645,20 +669,61 @@ def trace_model(model: Any, pairs: set[tuple[int, int]] | None = None) -> Trace:
         TraceFailed: the model has no known inputs, or its call fails symbolically,
             or two runs of the pass (a backend trying two dynamic sizes) disagree.
     """
+    args, kwargs = _symbolic_inputs(model)
+    return _trace([(OUTSIDE, model, args, kwargs)], pairs)
+
+
+def trace_calls_of(
+    calls: Sequence[tuple[Any, Any, Sequence[Any]]], pairs: set[tuple[int, int]] | None = None
+) -> Trace:
+    """Count the runs and reads inside given calls of layers in a functional graph.
+
+    ``calls``: ``(caller, layer, nodes)``: each of ``nodes`` (Keras ``Node`` s of
+    ``layer`` in ``caller``'s graph) is run once, symbolically, on its own
+    arguments, with ``caller`` recorded as its caller. Far cheaper than tracing a
+    whole model when only a few of its layers are custom.
+
+    Each run is Keras's own symbolic execution (``backend.compute_output_spec``): no
+    data, no node added to any graph. It still marks layers as called (``_called``,
+    ``built``) and backends may cache things on them, so every layer's own state is
+    put back as it was (:func:`snapshot_state`). Keras's warnings during the pass (a
+    mask a layer drops) are not shown. Runs are counted by wrapping
+    ``keras.Layer.__call__`` for the duration, under a lock, and each layer's
+    ``call`` (a layer may run a sublayer's ``call`` itself; a run through
+    ``__call__`` then ``call`` counts once); reads by wrapping each variable class's
+    ``value`` property. Other threads pass through uncounted.
+
+    Raises:
+        TraceFailed: a call fails symbolically, or two runs of one (a backend trying
+            two dynamic sizes) disagree.
+    """
+    targets = []
+    for caller, layer, nodes in calls:
+        for node in nodes:
+            arguments = node.arguments
+            targets.append((id(caller), layer, tuple(arguments.args), dict(arguments.kwargs)))
+    return _trace(targets, pairs)
+
+
+def _trace(
+    targets: Sequence[tuple[int, Any, tuple[Any, ...], dict[str, Any]]],
+    pairs: set[tuple[int, int]] | None,
+) -> Trace:
+    """Run each target ``(caller id, layer, args, kwargs)`` symbolically; sum the counts."""
     import warnings
 
     import keras
     from keras.src import backend
 
-    args, kwargs = _symbolic_inputs(model)
     layer_class = keras.Layer
     original = layer_class.__dict__["__call__"]
-    layers = model._flatten_layers(include_self=True)
+    layers = list({id(x): x for _, t, _, _ in targets for x in t._flatten_layers()}.values())
     loops = {id(layer) for layer in layers if loops_over_sublayers(layer)}
     if pairs is None:
         everyone = [id(layer) for layer in layers]
         pairs = {(caller, layer) for caller in everyone for layer in everyone}
-    tracer = _Tracer(model, pairs, loops)
+    pairs = pairs | {(caller, id(layer)) for caller, layer, _, _ in targets}
+    tracer = _Tracer(pairs, loops)
 
     def counting_call(self: Any, *a: Any, **k: Any) -> Any:
         active = getattr(_TRACING, "counter", None)
@@ -678,9 +743,7 @@ def trace_model(model: Any, pairs: set[tuple[int, int]] | None = None) -> Trace:
 
         object.__setattr__(layer, "call", call)
 
-    def forward(*a: Any, **k: Any) -> Any:
-        return model(*a, **k)
-
+    total = _Tally()
     with _TRACE_LOCK:
         restores = [snapshot_state(layer) for layer in layers]  # also drops the call wrappers
         unwatch = _watch_reads(_variable_classes(layers))
@@ -689,9 +752,14 @@ def trace_model(model: Any, pairs: set[tuple[int, int]] | None = None) -> Trace:
         try:
             for layer in layers:
                 count_direct_calls(layer)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                backend.compute_output_spec(forward, *args, **kwargs)
+            for caller, layer, args, kwargs in targets:
+                tracer.start(layer, caller)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    backend.compute_output_spec(layer, *args, **kwargs)
+                total.add(tracer.result(layer), 1)
+        except TraceFailed:
+            raise
         except Exception as exc:
             raise TraceFailed(_failure(exc)) from None
         finally:
@@ -700,14 +768,7 @@ def trace_model(model: Any, pairs: set[tuple[int, int]] | None = None) -> Trace:
             unwatch()
             for restore in restores:
                 restore()
-    if tracer.failure is not None:
-        raise TraceFailed(tracer.failure)
-    if not tracer.completed:
-        raise TraceFailed("the symbolic call of the model never completed")
-    first = tracer.completed[0]
-    if any((t.calls, t.reads) != (first.calls, first.reads) for t in tracer.completed[1:]):
-        raise TraceFailed("the layers called depend on the input's size")
-    return Trace(calls=first.calls, reads=first.reads)
+    return Trace(calls=total.calls, reads=total.reads)
 
 
 def _failure(exc: Exception) -> str:

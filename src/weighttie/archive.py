@@ -846,8 +846,10 @@ def iter_layer_configs(
     """Yield ``(path, layer entry)`` for every layer in a model config, pre-order.
 
     Paths are built as the live walker builds them: a nested model's layers sit
-    below the model's path (``tower/conv``). Entries without a name are skipped,
-    and so are models nested deeper than ``max_depth`` (default: the default
+    below the model's path (``tower/conv``), and so do the layers a layer's own
+    config holds (an RNN's cell ``rnn/cell``, a wrapper's layer ``td/proj``, the
+    layer a custom layer keeps). Entries without a name are skipped, and so is
+    anything nested deeper than ``max_depth`` (default: the default
     ``Limits.depth``; the static reader refuses those, here the bound only keeps
     the recursion finite).
     """
@@ -870,3 +872,38 @@ def iter_layer_configs(
         path = join_path(parent, name)
         yield path, entry
         yield from iter_layer_configs(entry, path, depth + 1, max_depth=limit)
+        if isinstance(layer_config, dict) and not isinstance(layer_config.get("layers"), list):
+            yield from _held_layer_configs(layer_config, path, depth + 1, limit)
+
+
+def _held_layer_configs(
+    value: Any, parent: str, depth: int, limit: int
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """The serialized layers inside a layer's config, as ``(path, entry)``, pre-order.
+
+    A serialized layer is an object whose ``config`` has a ``name`` and a
+    ``trainable`` (a layer's base config); dtype policies and initializers have not.
+    """
+    if depth > limit:
+        return
+    if isinstance(value, list):
+        for item in value:
+            yield from _held_layer_configs(item, parent, depth + 1, limit)
+        return
+    if not isinstance(value, dict):
+        return
+    inner = value.get("config")
+    if (
+        isinstance(value.get("class_name"), str)
+        and isinstance(inner, dict)
+        and isinstance(inner.get("name"), str)
+        and "trainable" in inner
+    ):
+        path = join_path(parent, inner["name"])
+        yield path, value
+        yield from iter_layer_configs(value, path, depth + 1, max_depth=limit)
+        if not isinstance(inner.get("layers"), list):
+            yield from _held_layer_configs(inner, path, depth + 1, limit)
+        return
+    for item in value.values():
+        yield from _held_layer_configs(item, parent, depth + 1, limit)

@@ -49,9 +49,10 @@ class RawLayer:
     every count that depends on them, are then unknown.
 
     ``reads``: per run of the parent, how many of this row's runs read each
-    variable, as ``(key, runs)`` pairs; a row may read variables it does not hold
-    (a head reading ``emb.embeddings``) and not read some it holds. None: each
-    variable it holds is read by each of its runs (what Keras's own layers do).
+    variable, as ``(key, runs)`` pairs (runs None: unknown); a row may read
+    variables it does not hold (a head reading ``emb.embeddings``) and not read
+    some it holds. None: each variable it holds is read by each of its runs (what
+    Keras's own layers do).
     """
 
     path: str
@@ -63,7 +64,7 @@ class RawLayer:
     nodes: tuple[CallNode, ...] | None
     variables: tuple[Hashable, ...]
     runs: int | None
-    reads: tuple[tuple[Hashable, int], ...] | None = None
+    reads: tuple[tuple[Hashable, int | None], ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -86,16 +86,12 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
     rows = {row.path: row for row in layers}
     var_by_key = {v.key: v for v in facts.variables}
     calls = {row.path: row.runs for row in layers}
-
-    uses: dict[str, int | None] = {ROOT: 1}
-    for row in layers:
-        base = 1 if row.parent is None else uses[row.parent]
-        uses[row.path] = _product(calls[row.path], base) if row.path != ROOT else 1
+    uses = _uses(layers)
 
     holders = _holders(layers)
     reads = _reads(layers, uses, holders)
 
-    var_path = _variable_paths(holders, var_by_key)
+    var_path = _variable_paths(holders, var_by_key, uses)
     size = {key: math.prod(var_by_key[key].shape) for key in holders}
     readers = _readers(reads)
     var_uses = {key: _sum(reads[p][key] for p in readers.get(key, ())) for key in holders}
@@ -107,7 +103,7 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
     per_use = None if some_unknown else _sum(_product(size[k], var_uses[k]) for k in holders)
     trainable = sum(size[k] for k in holders if var_by_key[k].trainable)
 
-    owner = {key: min(paths) for key, paths in holders.items()}
+    owner = {key: _first_holder(paths, uses) for key, paths in holders.items()}
     owned: dict[str, int] = defaultdict(int)
     owned_keys: dict[str, list[Hashable]] = defaultdict(list)
     for key, path in owner.items():
@@ -343,7 +339,22 @@ def variable_paths(
     layers: Sequence[RawLayer], variables: Iterable[RawVariable]
 ) -> dict[Hashable, str]:
     """The report path of each variable key, as :func:`build_report` names them."""
-    return _variable_paths(_holders(layers), {v.key: v for v in variables})
+    return _variable_paths(_holders(layers), {v.key: v for v in variables}, _uses(layers))
+
+
+def _uses(layers: Sequence[RawLayer]) -> dict[str, int | None]:
+    """How many times each row runs in one forward pass: its runs × its parent's uses."""
+    uses: dict[str, int | None] = {ROOT: 1}
+    for row in layers:
+        base = 1 if row.parent is None else uses[row.parent]
+        uses[row.path] = _product(row.runs, base) if row.path != ROOT else 1
+    return uses
+
+
+def _first_holder(paths: list[str], uses: dict[str, int | None]) -> str:
+    """The holder a variable is named after and counted under: the smallest path among
+    those that run (a head holding the embedding it reads, never running it, is not)."""
+    return min(paths, key=lambda p: (uses.get(p) == 0, p))
 
 
 def _holders(layers: Sequence[RawLayer]) -> dict[Hashable, list[str]]:
@@ -397,15 +408,17 @@ def _readers(reads: dict[str, dict[Hashable, int | None]]) -> dict[Hashable, lis
 
 
 def _variable_paths(
-    holders: dict[Hashable, list[str]], var_by_key: dict[Hashable, RawVariable]
+    holders: dict[Hashable, list[str]],
+    var_by_key: dict[Hashable, RawVariable],
+    uses: dict[str, int | None],
 ) -> dict[Hashable, str]:
-    """Name each variable after its first holder (smallest path) and its own name."""
+    """Name each variable after its first holder (:func:`_first_holder`) and its own name."""
     taken: set[str] = set()
     result: dict[Hashable, str] = {}
+    owners = {key: _first_holder(paths, uses) for key, paths in holders.items()}
     # Visit in a deterministic order: by owner path, then by holding order.
-    ordered = sorted(holders.items(), key=lambda item: min(item[1]))
-    for key, paths in ordered:
-        candidate = join_path(min(paths), var_by_key[key].name)
+    for key in sorted(holders, key=lambda k: owners[k]):
+        candidate = join_path(owners[key], var_by_key[key].name)
         path, n = candidate, 1
         while path in taken:
             n += 1
@@ -487,9 +500,10 @@ def _cross_layer_groups(
 ) -> list[SharingGroup]:
     """One group per set of distinct layers linked by variables they hold or read.
 
-    A variable held by two layer objects (``tied``), or read by a layer that does not
-    hold it besides another (``read-shared``: a head computing with
-    ``emb.embeddings`` without calling ``emb``), links them. The graph has a node
+    A variable held by two layer objects (``tied``), or read by two, one of which does
+    not hold it (``read-shared``: a head computing with ``emb.embeddings`` without
+    calling ``emb``), links them; a layer reading a variable only it uses shares
+    nothing, whoever holds it. The graph has a node
     per layer object and per such variable; its connected components are the
     groups (a→b on the kernel, b→c on the bias: one group). A component where some
     layer reads a variable it does not hold is ``read-shared``, else ``tied``.
@@ -502,7 +516,7 @@ def _cross_layer_groups(
     for key, paths in holders.items():
         held_by = {rows[p].identity for p in paths}
         read_by = {rows[p].identity for p in readers.get(key, ())}
-        if len(held_by | read_by) >= 2:
+        if len(held_by) >= 2 or len(read_by) >= 2:
             linked[key] = held_by | read_by
             if read_by - held_by:
                 readers_only.add(key)

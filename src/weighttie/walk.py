@@ -211,24 +211,38 @@ def _keras_own(layer: Any) -> bool:
 def _with_runs_and_reads(walk: _Walk) -> tuple[list[RawLayer], tuple[str, ...]]:
     """The walk's rows with how often each runs and what it reads; notes where unknown.
 
-    Where every layer is one of Keras's own classes, the structure says it: a graph
-    row runs once per call, a sublayer once per call of its parent, each reading
-    the variables it holds. Otherwise one symbolic forward pass
-    (:func:`weighttie._keras.trace_model`) counts what each layer's call runs and
-    reads: a custom head reading ``emb.embeddings``, a cell shared by two RNN
-    layers, a sublayer its parent only holds (0 runs). Where the pass cannot run, a
+    Where a layer and everything in it is one of Keras's own classes, the structure
+    says it: a graph row runs once per call, a sublayer once per call of its parent,
+    each reading the variables it holds. Everywhere else a symbolic pass counts what
+    each layer's call runs and reads (a custom head reading ``emb.embeddings``, a
+    cell shared by two RNN layers, a sublayer its parent only holds: 0 runs): each
+    call of such a layer in a functional graph, on its own arguments
+    (:func:`weighttie._keras.trace_calls_of`), or the whole model where it is not a
+    graph (:func:`weighttie._keras.trace_model`). Where a pass cannot run, a
     sublayer of a custom layer runs an unknown number of times, and a note says why.
     """
     rows = walk.rows
     objects = {path: visited.layer for path, visited in walk.visited.items()}
     objects[ROOT] = walk.model
-    if all(_keras_own(layer) for layer in objects.values()):
+    whole, starts = _trace_plan(walk, objects)
+    if not whole and not starts:
         return [_structural(row, objects) for row in rows], ()
     pairs = {
         (id(objects[row.parent]), id(objects[row.path])) for row in rows if row.parent is not None
     }
     try:
-        trace = _keras.trace_model(walk.model, pairs=pairs)
+        if whole:
+            trace = _keras.trace_model(walk.model, pairs=pairs)
+        else:
+            calls = {
+                (id(objects[row.parent or ROOT]), id(objects[row.path])): (
+                    objects[row.parent or ROOT],
+                    objects[row.path],
+                    walk.visited[row.path].nodes or [],
+                )
+                for row in starts
+            }
+            trace = _keras.trace_calls_of(list(calls.values()), pairs=pairs)
     except _keras.TraceFailed as exc:
         warnings.warn(
             f"weighttie could not trace a symbolic call of {walk.model.name!r} ({exc}); "
@@ -241,7 +255,57 @@ def _with_runs_and_reads(walk: _Walk) -> tuple[list[RawLayer], tuple[str, ...]]:
             "how often the sublayers of custom layers run, and the per-use totals, are unknown"
         )
         return [_structural(row, objects) for row in rows], (note,)
-    return [_traced(row, objects, trace) for row in rows], ()
+    if whole:
+        return [_traced(row, objects, trace, row.parent is None) for row in rows], ()
+    start_paths = {row.path for row in starts}
+    covered = _subtrees(rows, start_paths)
+    return [
+        _traced(row, objects, trace, row.path in start_paths)
+        if row.path in covered
+        else _structural(row, objects)
+        for row in rows
+    ], ()
+
+
+def _trace_plan(walk: _Walk, objects: dict[str, Any]) -> tuple[bool, list[RawLayer]]:
+    """Whether to trace the whole model; else the graph rows whose calls to trace.
+
+    A model that runs its own graph (a functional model, a Sequential, a keras_hub
+    backbone) is not traced: its graph says what runs. A graph row whose layer, or
+    a layer inside it, is not one of Keras's own classes is traced, call by call.
+    A model that is not a graph, or whose class overrides what a graph runs, is
+    traced whole.
+    """
+    rows = walk.rows
+    if not _keras.runs_its_graph(walk.model):
+        return not all(_keras_own(layer) for layer in objects.values()), []
+    foreign: set[str] = set()  # rows with a layer not Keras's own in their subtree
+    for row in reversed(rows):
+        if not _keras_own(objects[row.path]) and not _keras.runs_its_graph(objects[row.path]):
+            foreign.add(row.path)
+        if row.path in foreign and row.parent is not None:
+            foreign.add(row.parent)
+    starts: list[RawLayer] = []
+    covered: set[str] = set()
+    for row in rows:
+        if row.parent is None:
+            continue
+        if row.parent in covered:
+            covered.add(row.path)
+        elif row.path in foreign and row.nodes is not None:
+            if not _keras.runs_its_graph(objects[row.path]):
+                starts.append(row)
+                covered.add(row.path)
+    return False, starts
+
+
+def _subtrees(rows: Sequence[RawLayer], starts: set[str]) -> set[str]:
+    """The paths of ``starts`` and of every row below them."""
+    covered: set[str] = set()
+    for row in rows:
+        if row.path in starts or (row.parent is not None and row.parent in covered):
+            covered.add(row.path)
+    return covered
 
 
 def _structural(row: RawLayer, objects: dict[str, Any]) -> RawLayer:
@@ -252,15 +316,17 @@ def _structural(row: RawLayer, objects: dict[str, Any]) -> RawLayer:
     return replace(row, runs=1 if _keras_own(objects[row.parent]) else None)
 
 
-def _traced(row: RawLayer, objects: dict[str, Any], trace: _keras.Trace) -> RawLayer:
+def _traced(row: RawLayer, objects: dict[str, Any], trace: _keras.Trace, start: bool) -> RawLayer:
     """A row as the symbolic pass saw it run and read, per run of its parent.
 
-    A count that is not a whole number per run of the parent (a parent's call
-    running a sublayer a varying number of times) is unknown.
+    ``start``: the row's calls are where the pass started (the model, or the calls
+    of a graph row): the pass ran its parent once. A count that is not a whole
+    number per run of the parent (a parent's call running a sublayer a varying
+    number of times) is unknown.
     """
     layer = id(objects[row.path])
     caller = _keras.OUTSIDE if row.parent is None else id(objects[row.parent])
-    parent_runs = 1 if row.parent is None else trace.runs.get(caller, 0)
+    parent_runs = 1 if start else trace.runs.get(caller, 0)
     runs = row.runs
     if row.nodes is None and row.parent is not None:
         made = trace.calls.get((caller, layer), 0)

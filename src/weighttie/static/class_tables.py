@@ -262,9 +262,11 @@ def sublayer_entry(
 _GIVEN_SUBLAYERS = {"RNN": "cell", "TimeDistributed": "layer", "SpectralNormalization": "layer"}
 
 
-def given_sublayers(class_name: str, config: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """``(attribute, name, class)`` of the layer a Keras wrapper was given, where its config
-    says (a generic RNN's cell, a TimeDistributed's layer); it runs once per call."""
+def given_sublayers(
+    class_name: str, config: dict[str, Any]
+) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """``(attribute, name, class, config)`` of the layer a Keras wrapper was given, where its
+    config says (a generic RNN's cell, a TimeDistributed's layer); it runs once per call."""
     key = _GIVEN_SUBLAYERS.get(class_name)
     sub = config.get("cell" if key == "cell" else "layer") if key is not None else None
     if key is None or not isinstance(sub, dict):
@@ -273,4 +275,4 @@ def given_sublayers(class_name: str, config: dict[str, Any]) -> list[tuple[str, 
     if not isinstance(sub.get("class_name"), str) or not isinstance(inner, dict):
         return []
     name = inner.get("name")
-    return [(key, name, sub["class_name"])] if isinstance(name, str) else []
+    return [(key, name, sub["class_name"], inner)] if isinstance(name, str) else []

@@ -35,8 +35,8 @@ from weighttie.static.config_graph import (
 from weighttie.static.declared_ties import _apply_ties, _differing_tie_findings
 from weighttie.static.h5_tree import _Group, _h5_errors, _read_group
 from weighttie.static.keras_hub import GraphlessConfig, graphless_notes, hub_variable_names
-from weighttie.static.reached_again import Place, Unsaved, layer_references, resolve
-from weighttie.static.rows import _Reader, opaque_notes
+from weighttie.static.reached_again import layer_references, resolve
+from weighttie.static.rows import Place, Unsaved, _Reader, opaque_notes
 from weighttie.static.values import _value_access, _Values
 
 
@@ -190,7 +190,7 @@ def _keras_layer(
     name = path.rsplit("/", 1)[-1]
     built = _is_model(entry) or "build_config" in entry
     if group is None:
-        reader.unsaved.append(Unsaved(Place.ROW, path, parent, name, class_name, built))
+        reader.unsaved.append(Unsaved(Place.ROW, path, parent, name, class_name, built, config))
     else:
         reader.saved.add(path)
     if _is_model(entry):
@@ -198,21 +198,23 @@ def _keras_layer(
     elif group is not None:
         known = _built_in(entry)  # Keras's own layers call their sublayers once per call
         if known:  # a layer it was given, saved at another place (a cell in two RNNs)
-            for key, sub_name, sub_class in given_sublayers(class_name, config):
+            for key, sub_name, sub_class, sub_config in given_sublayers(class_name, config):
                 if key not in group.attributes:
                     sub_path = join_path(path, sub_name)
                     reader.unsaved.append(
-                        Unsaved(Place.SUBLAYER, sub_path, path, sub_name, sub_class, built)
+                        Unsaved(
+                            Place.SUBLAYER, sub_path, path, sub_name, sub_class, built, sub_config
+                        )
                     )
         else:  # the layers its config holds: its call may run or read them, or neither
             held = {child.name for child in [*group.layers, *group.attributes.values()]}
             references = [
                 r for r in layer_references(config.get("config", config)) if r[0] not in held
             ]
-            for sub_name, sub_class in references:
+            for sub_name, sub_class, sub_config in references:
                 sub_path = join_path(path, sub_name)
                 reader.unsaved.append(
-                    Unsaved(Place.REFERENCE, sub_path, path, sub_name, sub_class, built)
+                    Unsaved(Place.REFERENCE, sub_path, path, sub_name, sub_class, built, sub_config)
                 )
             if group.attributes or group.layers or references:
                 reader.opaque.append((path, class_name))

@@ -28,45 +28,18 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Iterator
-from dataclasses import dataclass
-from enum import Enum
 from typing import Any
 
 from weighttie.errors import FileFormatError
 from weighttie.facts import RawLayer
 from weighttie.graph import join_path
-from weighttie.static.rows import _Reader
+from weighttie.static.rows import Place, Unsaved, _Reader
 
-__all__ = ["Place", "Unsaved", "layer_references", "resolve"]
-
-
-class Place(Enum):
-    """Where a layer the weights file has no group for was found."""
-
-    ROW = "row"
-    """A layer of a model's config: its row exists, without variables."""
-    SUBLAYER = "sublayer"
-    """A Keras layer's sublayer its config names (an RNN's cell): no row yet; it runs
-    once per call of its parent."""
-    REFERENCE = "reference"
-    """A layer a custom layer's config holds: no row yet; the custom layer's call
-    decides whether it runs or is read, which the file does not record."""
+__all__ = ["layer_references", "resolve"]
 
 
-@dataclass(frozen=True)
-class Unsaved:
-    """One place where the config describes a layer the weights file does not hold there."""
-
-    place: Place
-    path: str  # the row's path (ROW), or the path of the row to create
-    parent: str
-    name: str
-    class_name: str
-    built: bool
-
-
-def layer_references(config: Any, depth: int = 0) -> Iterator[tuple[str, str]]:
-    """``(name, class)`` of each serialized layer inside a layer's config.
+def layer_references(config: Any, depth: int = 0) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """``(name, class, config)`` of each serialized layer inside a layer's config.
 
     A serialized layer is a ``{"class_name": …, "config": {"name": …, "trainable":
     …}}`` object: its base config always carries both, which dtype policies and
@@ -82,7 +55,7 @@ def layer_references(config: Any, depth: int = 0) -> Iterator[tuple[str, str]]:
             and isinstance(inner.get("name"), str)
             and "trainable" in inner
         ):
-            yield inner["name"], config["class_name"]
+            yield inner["name"], config["class_name"], inner
             return
         for value in config.values():
             yield from layer_references(value, depth + 1)
@@ -116,12 +89,11 @@ def resolve(reader: _Reader) -> list[str]:
     added: dict[str, list[RawLayer]] = defaultdict(list)  # after a row: rows to insert
     resolved, ambiguous = [], []
     for place in reader.unsaved:
-        candidates = by_name.get((place.name, place.class_name), [])
+        candidates = _narrowed(by_name.get((place.name, place.class_name), []), place, reader)
         if len(candidates) != 1:
             if candidates:
                 ambiguous.append(place)
-                if place.place is Place.ROW:
-                    changed[place.path] = dataclasses.replace(rows[place.path], runs=None)
+                _unknown(place, candidates, rows, changed, added)
             elif place.built and place.place is not Place.REFERENCE:
                 raise FileFormatError(
                     f"{reader.where}: layer {place.path!r} ({place.class_name}) is built, but "
@@ -166,6 +138,63 @@ def resolve(reader: _Reader) -> list[str]:
     reader.rows = result
     reader.row_index = {row.path: i for i, row in enumerate(result)}
     return _notes(resolved, ambiguous)
+
+
+def _narrowed(candidates: list[RawLayer], place: Unsaved, reader: _Reader) -> list[RawLayer]:
+    """The candidates whose config is the place's, where name and class leave several
+    (an RNN layer's own cell and a cell given to another RNN can share a name)."""
+    if len(candidates) < 2 or place.config is None:
+        return candidates
+    wanted = _normalized(place.config)
+    same = []
+    for row in candidates:
+        entry = reader.entries.get(row.path)
+        config = entry.get("config") if isinstance(entry, dict) else None
+        if isinstance(config, dict) and _normalized(config) == wanted:
+            same.append(row)
+    return same or candidates
+
+
+def _normalized(value: Any) -> Any:
+    """A config without what saving adds beside it (``shared_object_id``, the reader's
+    ``held_as``), to compare two places' configs."""
+    if isinstance(value, dict):
+        return {
+            k: _normalized(v) for k, v in value.items() if k not in ("shared_object_id", "held_as")
+        }
+    if isinstance(value, list):
+        return [_normalized(v) for v in value]
+    return value
+
+
+def _unknown(
+    place: Unsaved,
+    candidates: list[RawLayer],
+    rows: dict[str, RawLayer],
+    changed: dict[str, RawLayer],
+    added: dict[str, list[RawLayer]],
+) -> None:
+    """A place that could be any of several saved layers: it may read any of their
+    variables, an unknown number of times, so their uses are unknown."""
+    keys = tuple(dict.fromkeys(k for row in candidates for k in row.variables))
+    reads = tuple((k, None) for k in keys)
+    if place.place is Place.ROW:
+        changed[place.path] = dataclasses.replace(rows[place.path], runs=None, reads=reads)
+        return
+    added[place.parent].append(
+        RawLayer(
+            path=place.path,
+            name=place.name,
+            class_name=place.class_name,
+            parent=place.parent,
+            identity=place.path,
+            is_model=False,
+            nodes=None,
+            variables=(),
+            runs=None,
+            reads=reads,
+        )
+    )
 
 
 def _copies(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Hashable, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
 
 from weighttie.errors import LimitError
 from weighttie.facts import RawLayer, RawVariable
@@ -13,8 +15,31 @@ from weighttie.limits import Limits
 from weighttie.report import CallNode
 from weighttie.static.class_tables import HELD_FROM_SUBLAYER, sublayer_entry, trainable_flags
 
-if TYPE_CHECKING:
-    from weighttie.static.reached_again import Unsaved
+
+class Place(Enum):
+    """Where a layer the weights file has no group for was found."""
+
+    ROW = "row"
+    """A layer of a model's config: its row exists, without variables."""
+    SUBLAYER = "sublayer"
+    """A Keras layer's sublayer its config names (an RNN's cell): no row yet; it runs
+    once per call of its parent."""
+    REFERENCE = "reference"
+    """A layer a custom layer's config holds: no row yet; the custom layer's call
+    decides whether it runs or is read, which the file does not record."""
+
+
+@dataclass(frozen=True)
+class Unsaved:
+    """One place where the config describes a layer the weights file does not hold there."""
+
+    place: Place
+    path: str  # the row's path (ROW), or the path of the row to create
+    parent: str
+    name: str
+    class_name: str
+    built: bool
+    config: dict[str, Any] | None = None  # the layer's config where it is found
 
 
 class _Reader:
