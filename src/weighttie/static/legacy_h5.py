@@ -23,6 +23,7 @@ from weighttie.static.config_graph import (
     _path_name,
     _trainable,
 )
+from weighttie.static.group_names import CELL_NAMES
 from weighttie.static.h5_tree import _attr_text, _h5_errors, _walk_h5
 from weighttie.static.rows import _Reader, opaque_notes
 from weighttie.static.values import _value_access, _Values
@@ -127,7 +128,11 @@ def _legacy_model(
     level = _layer_entries(entry, "model_config", keras2=True)
     sequential = entry.get("class_name") == "Sequential"
     nodes = _graph_nodes(level, path, sequential, shapes, depth)
-    owned = _weights_by_layer(level, inherited, reader.limits.depth) if inherited else {}
+    owned = (
+        _weights_by_layer(level, inherited, reader.limits.depth, _layer_name(entry))
+        if inherited
+        else {}
+    )
     for name, child in level:
         child_path = join_path(path, _path_name(name))
         child_trainable = trainable and _trainable(child)
@@ -151,6 +156,7 @@ def _legacy_model(
             )
             _legacy_model(reader, child, None, child_path, child_trainable, depth + 1, shapes, own)
             continue
+        own = _cell_weights(own, name, class_name)
         direct = [w for w in own if len(_weight_parts(w[3], name)) <= 2]
         reader.add(
             child_path,
@@ -225,6 +231,18 @@ def _legacy_sublayers(
         )
 
 
+def _cell_weights(
+    weights: list[tuple[str, tuple[int, ...], str, str]], layer: str, class_name: str
+) -> list[tuple[str, tuple[int, ...], str, str]]:
+    """A recurrent layer's weights under its cell, where their names do not say so: Keras
+    3.0 - 3.2 name a legacy file's weights bare (``kernel``, not ``lstm/lstm_cell/kernel``),
+    and an LSTM's are its cell's (named ``lstm_cell``, as Keras 3 names it)."""
+    cell = CELL_NAMES.get(class_name)
+    if cell is None or not weights or any("/" in w[3] for w in weights):
+        return weights
+    return [(*w[:3], f"{layer}/{cell}/{w[3]}") for w in weights]
+
+
 def _weight_parts(weight: str, layer: str | None = None) -> list[str]:
     """A weight's name in parts, ``:0`` dropped: ``lstm/lstm_cell/kernel:0`` → ``lstm``,
     ``lstm_cell``, ``kernel``; a ``layer`` name (which may hold ``/``, as tf_keras's
@@ -239,12 +257,15 @@ def _weights_by_layer(
     level: list[tuple[str, dict[str, Any]]],
     weights: list[tuple[str, tuple[int, ...], str, str]],
     max_depth: int,
+    model: str | None = None,
 ) -> dict[str, list[tuple[str, tuple[int, ...], str, str]]]:
     """A nested model's weights by the layer of ``level`` that holds them.
 
     A weight is named by the layer that made it: a layer of this level, or (for a
     nested model) a layer anywhere in its subtree; names here win, and of the names
-    a weight starts with, the longest (names may hold ``/``).
+    a weight starts with, the longest (names may hold ``/``). Keras 3 (3.3 on) names
+    a Sequential model's weights after the model too (``stack/dense/kernel``): where
+    no layer owns the name, it is read without the nested ``model``'s name in front.
     """
     owners: dict[str, str] = {}
     for name, child in level:
@@ -257,9 +278,19 @@ def _weights_by_layer(
     result: dict[str, list[tuple[str, tuple[int, ...], str, str]]] = {}
     for weight in weights:
         parts = weight[3].split(":", 1)[0].split("/")
-        for end in range(len(parts) - 1, 0, -1):
-            owner = owners.get("/".join(parts[:end]))
-            if owner is not None:
-                result.setdefault(owner, []).append(weight)
-                break
+        owner = _owner(owners, parts)
+        if owner is None and model is not None and parts[0] == model and len(parts) > 2:
+            owner = _owner(owners, parts[1:])
+            weight = (*weight[:3], weight[3][len(model) + 1 :])
+        if owner is not None:
+            result.setdefault(owner, []).append(weight)
     return result
+
+
+def _owner(owners: dict[str, str], parts: list[str]) -> str | None:
+    """The layer a weight named ``parts`` belongs to: the longest name it starts with."""
+    for end in range(len(parts) - 1, 0, -1):
+        owner = owners.get("/".join(parts[:end]))
+        if owner is not None:
+            return owner
+    return None
