@@ -228,7 +228,7 @@ def _sublayers(
     children = [(key, child, False) for key, child in sorted(group.attributes.items())]
     children += [(str(i), child, True) for i, child in enumerate(group.layers)]
     # Keras 3.0 - 3.5 name no group: a sublayer's name is then the one its parent's class
-    # gives it, and a group holding no variable (3.0's unbuilt template of a
+    # gives it, and a group holding no variable (3.0 - 3.2's unbuilt template of a
     # Bidirectional's layer) is no layer.
     children = [
         (key, child, listed)
