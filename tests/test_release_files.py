@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import tarfile
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -161,3 +162,20 @@ def test_the_command_line_reports_an_old_file(
     assert main(["report", str(unpacked / writer / "siamese_lstm.keras"), "--format", "json"]) == 0
     params = json.loads(capsys.readouterr().out)["params"]
     assert (params["unique"], params["per_use"]) == (truth["count_params"], truth["per_use"])
+
+
+def test_a_damaged_old_file_is_one_line_and_exit_2(
+    unpacked: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Keras 3.0 file (no layer names in its weights file) whose weights are cut short
+    is refused as any damaged file is: one line on stderr, exit 2, no report."""
+    source = unpacked / KERAS3[0] / "shared_stack.keras"
+    damaged = tmp_path / "damaged.keras"
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(damaged, "w") as new:
+        for item in old.infolist():
+            data = old.read(item)
+            new.writestr(item, data[: len(data) // 2] if item.filename.endswith(".h5") else data)
+    assert main(["report", str(damaged)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.count("\n") == 1 and "damaged" in captured.err
