@@ -25,6 +25,7 @@ from weighttie.static.config_graph import (
 )
 from weighttie.static.group_names import CELL_NAMES
 from weighttie.static.h5_tree import _attr_text, _h5_errors, _walk_h5
+from weighttie.static.keras_hub import graphless_notes
 from weighttie.static.rows import _Reader, opaque_notes
 from weighttie.static.values import _value_access, _Values
 
@@ -73,15 +74,20 @@ def _read_legacy_h5(path: str, findings: bool, limits: Limits) -> Report:
         class_name = str(config.get("class_name", UNKNOWN_CLASS))
         name = _layer_name(config) or "model"
         reader.add(ROOT, name, class_name, None, True, None, [], [], True)
-        shapes = _Shapes("model_config", True, limits.depth, limits.calls)
-        _legacy_model(reader, config, weights, ROOT, _trainable(config), 0, shapes)
+        notes: tuple[str, ...] = ()
+        if _is_model(config):
+            shapes = _Shapes("model_config", True, limits.depth, limits.calls)
+            _legacy_model(reader, config, weights, ROOT, _trainable(config), 0, shapes)
+        else:  # a subclassed model (Keras 3 saves one as .h5): no graph in model_config
+            _legacy_graphless(reader, weights, name, _trainable(config))
+            notes = graphless_notes(class_name, 0, [])
         info = ModelInfo(
             name=name,
             class_name=class_name,
             source=Source.STATIC,
             file=path,
             keras_version=version,
-            notes=opaque_notes(reader),
+            notes=notes + opaque_notes(reader),
         )
         values = _Values(h5, {}, where) if findings else None
         facts = ModelFacts(
@@ -91,6 +97,43 @@ def _read_legacy_h5(path: str, findings: bool, limits: Limits) -> Report:
             access=_value_access(reader, values),
         )
         return build_report(facts, findings=findings)
+
+
+def _legacy_graphless(reader: _Reader, weights: Any, model: str, trainable: bool) -> None:
+    """The rows of a subclassed model's legacy file, whose ``model_config`` holds
+    constructor arguments, not layers: ``model_weights`` lists its layers
+    (``layer_names``), each with its weight names (Keras 3.3+: the model's name, the
+    layer's, the variable's, ``siamese/encoder/kernel``; 3.0 - 3.2: the variable's).
+    Their class is not in the file (``?``), and their calls are unknown."""
+    import h5py
+
+    names = weights.attrs.get("layer_names") if isinstance(weights, h5py.Group) else None
+    for raw in list(names) if names is not None else []:
+        name = _attr_text(raw)
+        if not name:
+            continue
+        own = [
+            (*w[:3], w[3][len(model) + 1 :]) if w[3].startswith(model + "/") else w
+            for w in _legacy_weights(weights.get(name))
+        ]
+        path = join_path(ROOT, _path_name(name))
+        direct = [w for w in own if len(_weight_parts(w[3], name)) <= 2]
+        reader.add(
+            path,
+            name,
+            UNKNOWN_CLASS,
+            ROOT,
+            False,
+            None,
+            [(k, s, d) for k, s, d, _ in direct],
+            [_weight_parts(w, name)[-1] for _, _, _, w in direct],
+            trainable,
+            calls_known=False,
+        )
+        deeper = [(w, parts) for w in own if len(parts := _weight_parts(w[3], name)[1:]) > 1]
+        _legacy_sublayers(
+            reader, deeper, (path, UNKNOWN_CLASS, {}), trainable, 1, calls_known=False
+        )
 
 
 def _legacy_weights(group: Any) -> list[tuple[str, tuple[int, ...], str, str]]:
