@@ -292,10 +292,13 @@ def _trace_plan(walk: _Walk, objects: dict[str, Any]) -> tuple[bool, list[RawLay
             continue
         if row.parent in covered:
             covered.add(row.path)
-        elif row.path in foreign and row.nodes is not None:
-            if not _keras.runs_its_graph(objects[row.path]):
-                starts.append(row)
-                covered.add(row.path)
+        elif (
+            row.path in foreign
+            and row.nodes is not None
+            and not _keras.runs_its_graph(objects[row.path])
+        ):
+            starts.append(row)
+            covered.add(row.path)
     return False, starts
 
 

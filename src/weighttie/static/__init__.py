@@ -37,6 +37,8 @@ The package's modules, one job each:
 * :mod:`~weighttie.static.values`: values streamed under a time budget;
 * :mod:`~weighttie.static.rows`: the rows and variables collected, within limits;
 * :mod:`~weighttie.static.declared_ties`: the ties a ``.keras`` file declares, applied;
+* :mod:`~weighttie.static.group_names`: which layer a group of ``model.weights.h5``
+  belongs to where the file does not name it (Keras 3.0 - 3.5);
 * :mod:`~weighttie.static.keras3` and :mod:`~weighttie.static.legacy_h5`: the two
   readers.
 

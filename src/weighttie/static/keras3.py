@@ -33,6 +33,7 @@ from weighttie.static.config_graph import (
     _trainable,
 )
 from weighttie.static.declared_ties import _apply_ties, _differing_tie_findings
+from weighttie.static.group_names import holds_variables, list_group_keys, sublayer_name
 from weighttie.static.h5_tree import _Group, _h5_errors, _read_group
 from weighttie.static.keras_hub import GraphlessConfig, graphless_notes, hub_variable_names
 from weighttie.static.reached_again import layer_references, resolve
@@ -146,6 +147,11 @@ def _keras_model(
         for child in [*group.layers, *group.attributes.values()]:
             if child.name is not None:
                 by_name.setdefault(child.name, child)
+        unnamed = {child.key: child for child in group.layers if child.name is None}
+        if unnamed:  # Keras 3.0 - 3.5 name no group: the group keys follow the list
+            for name, key in list_group_keys(level, sequential).items():
+                if name not in by_name and key in unnamed:
+                    by_name[name] = unnamed[key]
     for name, child_entry in level:
         child_path = join_path(path, name)
         _keras_layer(
@@ -249,13 +255,22 @@ def _sublayers(
     they run."""
     children = [(key, child, False) for key, child in sorted(group.attributes.items())]
     children += [(str(i), child, True) for i, child in enumerate(group.layers)]
-    children = [(key, child, listed) for key, child, listed in children if child.name is not None]
+    # Keras 3.0 - 3.5 name no group: a sublayer's name is then the one its parent's class
+    # gives it, and a group holding no variable (3.0 - 3.2's unbuilt template of a
+    # Bidirectional's layer) is no layer.
+    children = [
+        (key, child, listed)
+        for key, child, listed in children
+        if child.name is not None or holds_variables(child)
+    ]
     if children:
         reader.check_depth(depth, "model.weights.h5 nests layers")
     taken: set[str] = set()
     for key, child, listed in children:
-        assert child.name is not None
-        child_path = join_path(path, child.name)
+        name = child.name
+        if name is None:
+            name = child.key if listed else sublayer_name(class_name, config, key)
+        child_path = join_path(path, name)
         if child_path in taken:
             continue
         taken.add(child_path)
@@ -269,7 +284,7 @@ def _sublayers(
             names = hub_variable_names(sub_class, sub_config, len(child.variables))
         reader.add(
             child_path,
-            child.name,
+            name,
             sub_class,
             path,
             graphless is not None and bool(child.layers),

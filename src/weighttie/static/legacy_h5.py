@@ -23,7 +23,9 @@ from weighttie.static.config_graph import (
     _path_name,
     _trainable,
 )
+from weighttie.static.group_names import CELL_NAMES
 from weighttie.static.h5_tree import _attr_text, _h5_errors, _walk_h5
+from weighttie.static.keras_hub import graphless_notes
 from weighttie.static.rows import _Reader, opaque_notes
 from weighttie.static.values import _value_access, _Values
 
@@ -72,15 +74,20 @@ def _read_legacy_h5(path: str, findings: bool, limits: Limits) -> Report:
         class_name = str(config.get("class_name", UNKNOWN_CLASS))
         name = _layer_name(config) or "model"
         reader.add(ROOT, name, class_name, None, True, None, [], [], True)
-        shapes = _Shapes("model_config", True, limits.depth, limits.calls)
-        _legacy_model(reader, config, weights, ROOT, _trainable(config), 0, shapes)
+        notes: tuple[str, ...] = ()
+        if _is_model(config):
+            shapes = _Shapes("model_config", True, limits.depth, limits.calls)
+            _legacy_model(reader, config, weights, ROOT, _trainable(config), 0, shapes)
+        else:  # a subclassed model (Keras 3 saves one as .h5): no graph in model_config
+            _legacy_graphless(reader, weights, name, _trainable(config))
+            notes = graphless_notes(class_name, 0, [])
         info = ModelInfo(
             name=name,
             class_name=class_name,
             source=Source.STATIC,
             file=path,
             keras_version=version,
-            notes=opaque_notes(reader),
+            notes=notes + opaque_notes(reader),
         )
         values = _Values(h5, {}, where) if findings else None
         facts = ModelFacts(
@@ -90,6 +97,43 @@ def _read_legacy_h5(path: str, findings: bool, limits: Limits) -> Report:
             access=_value_access(reader, values),
         )
         return build_report(facts, findings=findings)
+
+
+def _legacy_graphless(reader: _Reader, weights: Any, model: str, trainable: bool) -> None:
+    """The rows of a subclassed model's legacy file, whose ``model_config`` holds
+    constructor arguments, not layers: ``model_weights`` lists its layers
+    (``layer_names``), each with its weight names (Keras 3.3+: the model's name, the
+    layer's, the variable's, ``siamese/encoder/kernel``; 3.0 - 3.2: the variable's).
+    Their class is not in the file (``?``), and their calls are unknown."""
+    import h5py
+
+    names = weights.attrs.get("layer_names") if isinstance(weights, h5py.Group) else None
+    for raw in list(names) if names is not None else []:
+        name = _attr_text(raw)
+        if not name:
+            continue
+        own = [
+            (*w[:3], w[3][len(model) + 1 :]) if w[3].startswith(model + "/") else w
+            for w in _legacy_weights(weights.get(name))
+        ]
+        path = join_path(ROOT, _path_name(name))
+        direct = [w for w in own if len(_weight_parts(w[3], name)) <= 2]
+        reader.add(
+            path,
+            name,
+            UNKNOWN_CLASS,
+            ROOT,
+            False,
+            None,
+            [(k, s, d) for k, s, d, _ in direct],
+            [_weight_parts(w, name)[-1] for _, _, _, w in direct],
+            trainable,
+            calls_known=False,
+        )
+        deeper = [(w, parts) for w in own if len(parts := _weight_parts(w[3], name)[1:]) > 1]
+        _legacy_sublayers(
+            reader, deeper, (path, UNKNOWN_CLASS, {}), trainable, 1, calls_known=False
+        )
 
 
 def _legacy_weights(group: Any) -> list[tuple[str, tuple[int, ...], str, str]]:
@@ -127,7 +171,11 @@ def _legacy_model(
     level = _layer_entries(entry, "model_config", keras2=True)
     sequential = entry.get("class_name") == "Sequential"
     nodes = _graph_nodes(level, path, sequential, shapes, depth, model_ends(entry))
-    owned = _weights_by_layer(level, inherited, reader.limits.depth) if inherited else {}
+    owned = (
+        _weights_by_layer(level, inherited, reader.limits.depth, _layer_name(entry))
+        if inherited
+        else {}
+    )
     for name, child in level:
         child_path = join_path(path, _path_name(name))
         child_trainable = trainable and _trainable(child)
@@ -151,6 +199,7 @@ def _legacy_model(
             )
             _legacy_model(reader, child, None, child_path, child_trainable, depth + 1, shapes, own)
             continue
+        own = _cell_weights(own, name, class_name)
         direct = [w for w in own if len(_weight_parts(w[3], name)) <= 2]
         reader.add(
             child_path,
@@ -225,6 +274,18 @@ def _legacy_sublayers(
         )
 
 
+def _cell_weights(
+    weights: list[tuple[str, tuple[int, ...], str, str]], layer: str, class_name: str
+) -> list[tuple[str, tuple[int, ...], str, str]]:
+    """A recurrent layer's weights under its cell, where their names do not say so: Keras
+    3.0 - 3.2 name a legacy file's weights bare (``kernel``, not ``lstm/lstm_cell/kernel``),
+    and an LSTM's are its cell's (named ``lstm_cell``, as Keras 3 names it)."""
+    cell = CELL_NAMES.get(class_name)
+    if cell is None or not weights or any("/" in w[3] for w in weights):
+        return weights
+    return [(*w[:3], f"{layer}/{cell}/{w[3]}") for w in weights]
+
+
 def _weight_parts(weight: str, layer: str | None = None) -> list[str]:
     """A weight's name in parts, ``:0`` dropped: ``lstm/lstm_cell/kernel:0`` → ``lstm``,
     ``lstm_cell``, ``kernel``; a ``layer`` name (which may hold ``/``, as tf_keras's
@@ -239,12 +300,15 @@ def _weights_by_layer(
     level: list[tuple[str, dict[str, Any]]],
     weights: list[tuple[str, tuple[int, ...], str, str]],
     max_depth: int,
+    model: str | None = None,
 ) -> dict[str, list[tuple[str, tuple[int, ...], str, str]]]:
     """A nested model's weights by the layer of ``level`` that holds them.
 
     A weight is named by the layer that made it: a layer of this level, or (for a
     nested model) a layer anywhere in its subtree; names here win, and of the names
-    a weight starts with, the longest (names may hold ``/``).
+    a weight starts with, the longest (names may hold ``/``). Keras 3 (3.3 on) names
+    a Sequential model's weights after the model too (``stack/dense/kernel``): where
+    no layer owns the name, it is read without the nested ``model``'s name in front.
     """
     owners: dict[str, str] = {}
     for name, child in level:
@@ -257,9 +321,19 @@ def _weights_by_layer(
     result: dict[str, list[tuple[str, tuple[int, ...], str, str]]] = {}
     for weight in weights:
         parts = weight[3].split(":", 1)[0].split("/")
-        for end in range(len(parts) - 1, 0, -1):
-            owner = owners.get("/".join(parts[:end]))
-            if owner is not None:
-                result.setdefault(owner, []).append(weight)
-                break
+        owner = _owner(owners, parts)
+        if owner is None and model is not None and parts[0] == model and len(parts) > 2:
+            owner = _owner(owners, parts[1:])
+            weight = (*weight[:3], weight[3][len(model) + 1 :])
+        if owner is not None:
+            result.setdefault(owner, []).append(weight)
     return result
+
+
+def _owner(owners: dict[str, str], parts: list[str]) -> str | None:
+    """The layer a weight named ``parts`` belongs to: the longest name it starts with."""
+    for end in range(len(parts) - 1, 0, -1):
+        owner = owners.get("/".join(parts[:end]))
+        if owner is not None:
+            return owner
+    return None
