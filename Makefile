@@ -17,7 +17,7 @@ STAMP  := $(VENV)/.installed
 TF_VERSION := 2.21.*
 KERAS_HUB_VERSION := 0.32.*
 
-.PHONY: demo test budgets lint bench clean browser
+.PHONY: demo test budgets fuzz lint bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ browser:
 budgets: $(STAMP)
 	$(BIN)/python -m pytest -m budget
 
+# The long runs of the differential fuzzers (pytest -m fuzz; make test runs a few seeds):
+# WEIGHTTIE_USES_SEEDS sets how many models the uses fuzzer builds (default 300, ~4 min).
+fuzz: $(STAMP)
+	$(BIN)/python -m pytest -m fuzz
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
@@ -72,7 +77,7 @@ TORCH_VENV  ?= .venv-torch
 # suite reads files or renders reports, or needs tf_keras, so `make test` covers it.
 BACKEND_TESTS := tests/test_backends.py tests/test_keras_internals.py tests/test_ties.py \
 	tests/test_retie_atomic.py tests/test_nothing_lost.py tests/test_analyze.py tests/test_cli.py
-BACKEND_PYTEST := -m "not slow and not budget" $(BACKEND_TESTS)
+BACKEND_PYTEST := -m "not slow and not budget and not fuzz" $(BACKEND_TESTS)
 
 # Fails the install if the backend pulled TensorFlow in after all.
 NO_TENSORFLOW = -c "import importlib.util as u, sys; sys.exit(u.find_spec('tensorflow') is not None and 'tensorflow is installed')"
@@ -129,4 +134,4 @@ $(OLDEST_VENV)/.installed: pyproject.toml
 	touch $@
 
 test-oldest: $(OLDEST_VENV)/.installed
-	KERAS_BACKEND=jax $(OLDEST_VENV)/bin/python -m pytest -m "not slow and not budget" $(OLDEST_TESTS)
+	KERAS_BACKEND=jax $(OLDEST_VENV)/bin/python -m pytest -m "not slow and not budget and not fuzz" $(OLDEST_TESTS)

@@ -494,3 +494,30 @@ def test_a_sublayer_whose_call_is_run_directly_is_counted() -> None:
     report = weighttie.analyze(model)
     assert report.layer("holder/dense").uses == 2
     assert report.params.unique == model.count_params()
+
+
+# -- uses are reads, on every backend -------------------------------------------------
+
+#: Per pattern of zoo.READS, the variables one forward pass reads twice (docs/concepts.md).
+READ_TWICE = {
+    "shared_simple_rnn_cell": lambda m: m.get_layer("rnn_a").cell.weights,
+    "shared_gru_cell": lambda m: m.get_layer("rnn_a").cell.weights,
+    "wrapped_and_direct": lambda m: m.get_layer("td").layer.weights,
+    "tied_head_reads_embeddings": lambda m: [m.get_layer("tok").embeddings],
+    "transposed_decoder": lambda m: [m.get_layer("enc").kernel],
+    "calls_through_call": lambda m: m.get_layer("d").weights,
+    "layer_in_two_nested_models": lambda m: m.get_layer("encoder").get_layer("shared").weights,
+}
+
+
+@pytest.mark.parametrize("name", sorted(zoo.READS))
+def test_variables_read_off_the_graph_count_on_every_backend(name: str) -> None:
+    """The symbolic pass sees reads under each backend's own variables and loops."""
+    model = zoo.READS[name]()
+    report = weighttie.analyze(model)
+    twice = READ_TWICE[name](model)
+    assert report.params.duplicated == sum(int(np.prod(v.shape)) for v in twice)
+    assert report.params.per_use == model.count_params() + report.params.duplicated
+    (group,) = report.groups
+    assert group.duplicated == report.params.duplicated
+    assert {v.uses for v in report.variables} <= {1, 2}
