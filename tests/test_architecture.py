@@ -32,7 +32,7 @@ KERAS_FREE = {
     "weighttie.drawing",
     "weighttie.page",
     "weighttie.archive",
-    "weighttie.loading",
+    "weighttie.model_files",
     "weighttie.static",
 }
 #: The one upward edge: ``Report._repr_html_`` draws the picture in a notebook,

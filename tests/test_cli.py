@@ -329,3 +329,26 @@ def test_sort_name_lists_rows_by_path_and_model_order_is_the_default(save, capsy
     report = weighttie.read_report(path)
     assert first_column(by_model) == [r.path for r in sorted(report.layers, key=lambda r: r.order)]
     assert first_column(by_model) != first_column(by_name)
+
+
+def _nested(depth: int) -> keras.Model:
+    """A model nesting ``depth`` functional models, one inside the next."""
+    x = keras.Input((2,))
+    model = keras.Model(x, keras.layers.Dense(2)(x))
+    for _ in range(depth - 1):
+        x = keras.Input((2,))
+        model = keras.Model(x, model(x))
+    return model
+
+
+def test_load_checks_the_file_once_within_the_users_limits(tmp_path: Path, capsys) -> None:
+    """--load passes the user's limits to the one check before Keras (they were dropped:
+    load_model parsed the config again with the default limits)."""
+    path = tmp_path / "deep.keras"
+    _nested(4).save(path)
+    with pytest.raises(weighttie.LimitError, match="more than 2 levels deep"):
+        weighttie.load_model(path, limits=weighttie.Limits(depth=2))
+    code, out, err = run(capsys, "report", str(path), "--load", "--max-depth", "2")
+    assert code == 2 and out == ""
+    assert "more than 2 levels deep, the depth limit" in err and "--max-depth" in err
+    assert weighttie.load_model(path, limits=weighttie.Limits(depth=5)).count_params() == 6

@@ -20,10 +20,10 @@ from keras import layers
 
 import weighttie
 import zoo
+from weighttie.build import build_report
 from weighttie.cli import main
 from weighttie.cost import HeldWeights, Weight, byte_size, call_macs, cost_line, variable_bytes
 from weighttie.facts import ModelFacts, RawLayer, RawVariable
-from weighttie.graph import build_report
 from weighttie.render import render
 from weighttie.report import CallNode, ModelInfo, Report, Source
 from weighttie.spec import Spec, check, snapshot

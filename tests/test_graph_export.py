@@ -10,8 +10,8 @@ import pytest
 
 import weighttie
 import zoo
+from weighttie.export import check_graph_path
 from weighttie.files import OutputError
-from weighttie.graph import check_graph_path
 
 
 def test_graph_links_layers_to_the_variables_they_hold() -> None:

@@ -39,7 +39,7 @@ from hostile import (
 )
 from weighttie.errors import FileFormatError, MissingFileError
 from weighttie.keras_loading import load_keras_model
-from weighttie.loading import check_model_file
+from weighttie.model_files import check_model_file
 from weighttie.static import check_before_load, read_report
 
 SELF_CONTAINED = "weighttie reads only self-contained weights files"

@@ -259,7 +259,7 @@ def test_graph_export_carries_unknown_counts_as_minus_one(
 ) -> None:
     import networkx as nx
 
-    from weighttie.graph import write_graph
+    from weighttie.export import write_graph
 
     write_graph(read_report(saved["gemma-task"].path), tmp_path / "g.graphml")
     graph = nx.read_graphml(tmp_path / "g.graphml")

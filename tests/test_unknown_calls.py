@@ -19,9 +19,10 @@ from keras import layers
 
 import weighttie
 import zoo
+from weighttie.build import build_report
 from weighttie.cli import main
-from weighttie.graph import ROOT, build_report
-from weighttie.reports import report_of
+from weighttie.facts import ROOT
+from weighttie.front_door import report_of
 from weighttie.spec import Spec, calls_unknown, check, diff, load_spec, snapshot
 from weighttie.static import read_report
 from weighttie.testing import (

@@ -30,7 +30,7 @@ from weighttie.errors import (
     UnsafeModelError,
     WeighttieError,
 )
-from weighttie.graph import to_networkx, write_graph
+from weighttie.export import to_networkx, write_graph
 from weighttie.limits import DEFAULT_LIMITS, Limits
 from weighttie.render import Format, render
 from weighttie.report import (
@@ -51,8 +51,9 @@ from weighttie.report import (
 )
 
 if TYPE_CHECKING:
+    from weighttie.load import load_model, retie
     from weighttie.static import read_report
-    from weighttie.ties import load_model, retie, tie_weights, untie
+    from weighttie.ties import tie_weights, untie
     from weighttie.walk import analyze, node_input, node_output
 
 __version__ = "0.1.0"
@@ -111,10 +112,10 @@ _LAZY = {
     "analyze": "weighttie.walk",
     "node_input": "weighttie.walk",
     "node_output": "weighttie.walk",
-    "load_model": "weighttie.ties",
+    "load_model": "weighttie.load",
     "read_report": "weighttie.static",
-    "report_of": "weighttie.reports",
-    "retie": "weighttie.ties",
+    "report_of": "weighttie.front_door",
+    "retie": "weighttie.load",
     "tie_weights": "weighttie.ties",
     "untie": "weighttie.ties",
 }

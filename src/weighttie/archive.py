@@ -27,9 +27,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from weighttie.errors import FileFormatError, LimitError
-from weighttie.graph import join_path
+from weighttie.facts import join_path
 from weighttie.limits import DEFAULT_LIMITS, Limits
-from weighttie.loading import open_model_file
+from weighttie.model_files import open_model_file
 
 __all__ = [
     "KerasArchive",

@@ -263,8 +263,8 @@ def _emit(text: str, output: str | None) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
+    from weighttie.export import check_graph_path, write_graph
     from weighttie.files import write_output
-    from weighttie.graph import check_graph_path, write_graph
     from weighttie.render import Format, render
 
     if args.graph:
@@ -284,7 +284,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 def _model_report(path: str, args: argparse.Namespace, *, findings: bool = True) -> Report:
     """The report of a model file or a saved JSON report, by the library's one policy."""
-    from weighttie.reports import report_of
+    from weighttie.front_door import report_of
 
     return report_of(
         path,

@@ -2,7 +2,7 @@
 
 Two front ends describe models: the live walker (:mod:`weighttie.walk`, a model in
 memory) and the static reader (:mod:`weighttie.static`, a file without Keras). Each
-fills one :class:`ModelFacts`; :func:`weighttie.graph.build_report` derives
+fills one :class:`ModelFacts`; :func:`weighttie.build.build_report` derives
 everything else (uses, counts, groups, findings) in one build, so the two cannot
 disagree about what sharing means, and no Report is patched after it is built.
 
@@ -10,8 +10,8 @@ disagree about what sharing means, and no Report is patched after it is built.
   the variables it holds itself;
 * :class:`RawVariable`: one variable *object*, keyed by identity;
 * ``ties``: the ties the model or file declares, bound or not;
-* ``findings``: what the front end found while reading (a declared tie whose
-  saved copies differ);
+* ``differing_ties``: declared ties whose saved copies hold different values
+  (:class:`RawDifferingTie`), which the build reports as ``broken-tie`` findings;
 * :class:`ValueAccess`: how findings reach layer configs and variable values.
 
 This module imports neither Keras nor a backend.
@@ -22,9 +22,29 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
-from weighttie.report import CallNode, Finding, ModelInfo, Tie
+from weighttie.report import CallNode, ModelInfo, Tie
 
-__all__ = ["Chunks", "Fingerprint", "ModelFacts", "RawLayer", "RawVariable", "ValueAccess"]
+__all__ = [
+    "ROOT",
+    "Chunks",
+    "Fingerprint",
+    "ModelFacts",
+    "RawDifferingTie",
+    "RawLayer",
+    "RawVariable",
+    "ValueAccess",
+    "join_path",
+]
+
+#: Path of the analyzed model itself. Its row appears in a report only when the
+#: model holds variables of its own (a subclassed model calling ``add_weight``).
+ROOT = ""
+
+
+def join_path(parent: str | None, name: str) -> str:
+    """Return the path of ``name`` inside ``parent`` (``ROOT`` or None at the top)."""
+    return name if not parent else f"{parent}/{name}"
+
 
 #: ``fingerprint(layer_path)``: a hash of the layer's config without its name, or None.
 Fingerprint = Callable[[str], str | None]
@@ -91,6 +111,20 @@ class ValueAccess:
 
 
 @dataclass(frozen=True)
+class RawDifferingTie:
+    """A tie a file declares whose saved copies hold different values: not bound.
+
+    ``copies`` pairs the keys of the target's variables with the source's, for each
+    pair that differs; ``params`` is what binding the tie would share.
+    """
+
+    source: str
+    target: str
+    copies: tuple[tuple[Hashable, Hashable], ...]
+    params: int
+
+
+@dataclass(frozen=True)
 class ModelFacts:
     """Everything a front end states about one model.
 
@@ -103,5 +137,5 @@ class ModelFacts:
     layers: Sequence[RawLayer]
     variables: Sequence[RawVariable]
     ties: Sequence[Tie] = ()
-    findings: Sequence[Finding] = ()
+    differing_ties: Sequence[RawDifferingTie] = ()
     access: ValueAccess | None = None

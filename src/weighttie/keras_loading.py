@@ -16,7 +16,7 @@ from typing import Any
 
 from weighttie.errors import FileFormatError, UnsafeModelError
 from weighttie.limits import DEFAULT_LIMITS, Limits
-from weighttie.static import check_before_load
+from weighttie.static import CheckedFile, check_before_load
 
 __all__ = ["first_line", "load_keras_model"]
 
@@ -35,6 +35,7 @@ def load_keras_model(
     custom_objects: dict[str, Any] | None = None,
     quiet: bool = True,
     limits: Limits = DEFAULT_LIMITS,
+    checked: CheckedFile | None = None,
 ) -> Any:
     """Load a model file through Keras, with ``safe_mode`` on unless ``unsafe``.
 
@@ -45,7 +46,9 @@ def load_keras_model(
     reach outside the file.
 
     ``quiet`` silences Keras's Python warnings during the load (the command line
-    wants one line per error); library callers get them.
+    wants one line per error); library callers get them. ``checked``: what
+    :func:`~weighttie.static.check_before_load` returned for this file, when the
+    caller made the checks already.
 
     Raises:
         MissingFileError, FileFormatError: see :func:`check_model_file`; also when
@@ -54,7 +57,8 @@ def load_keras_model(
         UnsafeModelError: the file holds Python code (a Lambda layer) and ``unsafe``
             is False.
     """
-    check_before_load(path, limits=limits)
+    if checked is None:
+        checked = check_before_load(path, limits=limits)
     import keras
 
     try:
@@ -75,7 +79,7 @@ def load_keras_model(
                 "does not run in safe mode; pass --unsafe (Python: unsafe=True) only if you "
                 "trust the file"
             ) from None
-        hub_classes = _missing_keras_hub_classes(path, limits)
+        hub_classes = _missing_keras_hub_classes(checked.config)
         if hub_classes:
             raise FileFormatError(
                 f"{os.fspath(path)!r} holds keras_hub classes ({', '.join(hub_classes)}); "
@@ -86,7 +90,7 @@ def load_keras_model(
         ) from None
 
 
-def _missing_keras_hub_classes(path: str | os.PathLike[str], limits: Limits) -> list[str]:
+def _missing_keras_hub_classes(config: dict[str, Any]) -> list[str]:
     """The keras_hub classes a ``.keras`` file's config names, if keras_hub cannot be
     imported here; otherwise (or for another file) an empty list.
 
@@ -100,13 +104,6 @@ def _missing_keras_hub_classes(path: str | os.PathLike[str], limits: Limits) -> 
         return []
     except ImportError:
         pass
-    from weighttie.archive import KerasArchive
-
-    try:
-        with KerasArchive(os.fspath(path), limits=limits) as archive:
-            config = archive.config()
-    except Exception:  # an .h5 file, or not readable: Keras's own message stands
-        return []
     found: set[str] = set()
     stack: list[Any] = [config]
     while stack:

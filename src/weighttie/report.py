@@ -108,7 +108,7 @@ class CallNode:
     call order, so it matches the node indices a saved ``.keras`` file uses.
     ``macs``: multiply-accumulates of one run of this call, per example (a nested
     model's call: the sum of its inner calls), or None where unknown
-    (docs/cost.md). Front ends leave it None; :func:`weighttie.graph.build_report`
+    (docs/cost.md). Front ends leave it None; :func:`weighttie.build.build_report`
     fills it.
     """
 

@@ -35,10 +35,10 @@ __all__ = [
 def report_of(model: Any) -> Report:
     """The report of a live model, a Report, a model file or a JSON report.
 
-    Files follow the command line's policy (:func:`weighttie.reports.report_of`):
+    Files follow the command line's policy (:func:`weighttie.front_door.report_of`):
     read statically, or through Keras when only Keras can tell (a subclassed model).
     """
-    from weighttie.reports import report_of as front_door
+    from weighttie.front_door import report_of as front_door
 
     return front_door(model)
 

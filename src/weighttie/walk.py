@@ -23,9 +23,9 @@ from typing import Any
 import keras
 
 from weighttie import _keras
+from weighttie.build import build_report
 from weighttie.errors import ModelNotBuiltError, WeighttieError
-from weighttie.facts import ModelFacts, RawLayer, RawVariable, ValueAccess
-from weighttie.graph import ROOT, build_report, join_path
+from weighttie.facts import ROOT, ModelFacts, RawLayer, RawVariable, ValueAccess, join_path
 from weighttie.report import (
     CallNode,
     InboundRef,

@@ -48,24 +48,56 @@ This package imports neither Keras nor any backend.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
-from weighttie.archive import WEIGHTS, KerasArchive, open_h5
+from weighttie.build import build_report
+from weighttie.facts import ModelFacts
 from weighttie.limits import DEFAULT_LIMITS, Limits
-from weighttie.loading import FileKind, check_model_file, open_model_file
+from weighttie.model_files import FileKind, check_model_file
 from weighttie.report import Report
 from weighttie.static.class_tables import MODEL_CLASSES, UNKNOWN_CLASS, variable_names
-from weighttie.static.h5_tree import _h5_errors, _walk_h5
-from weighttie.static.keras3 import _read_keras
-from weighttie.static.legacy_h5 import _legacy_config, _read_legacy_h5
-from weighttie.static.preset import is_model_folder, read_folder
+from weighttie.static.keras3 import keras_facts, open_keras
+from weighttie.static.legacy_h5 import legacy_facts
+from weighttie.static.preset import folder_facts, is_model_folder
 
 __all__ = [
     "MODEL_CLASSES",
     "UNKNOWN_CLASS",
+    "CheckedFile",
     "check_before_load",
+    "open_facts",
     "read_report",
     "variable_names",
 ]
+
+
+@contextmanager
+def open_facts(
+    path: str | os.PathLike[str], *, findings: bool = True, limits: Limits = DEFAULT_LIMITS
+) -> Iterator[ModelFacts]:
+    """The facts of a model file or folder, read without Keras; valid inside the ``with``.
+
+    The file stays open while the block runs: findings read values from it through
+    ``facts.access``. One reader per format, chosen here: ``.keras``, legacy ``.h5``,
+    and model folders (keras_hub presets, sharded weights).
+
+    Raises:
+        MissingFileError, FileFormatError: the file cannot be read as a Keras model,
+            or its weights file is not self-contained.
+        LimitError: the file holds more than ``limits`` allow.
+    """
+    file = os.fspath(path)
+    if is_model_folder(file):
+        reader = folder_facts(file, findings, limits)
+    elif check_model_file(file, folders=True) is FileKind.KERAS:
+        reader = keras_facts(file, findings, limits)
+    else:
+        reader = legacy_facts(file, findings, limits)
+    with reader as facts:
+        yield facts
 
 
 def read_report(
@@ -92,41 +124,43 @@ def read_report(
         >>> report.model.source
         'static'
     """
-    file = os.fspath(path)
-    if is_model_folder(file):
-        return read_folder(file, findings, limits)
-    kind = check_model_file(file, folders=True)
-    if kind is FileKind.KERAS:
-        return _read_keras(file, findings, limits)
-    return _read_legacy_h5(file, findings, limits)
+    with open_facts(path, findings=findings, limits=limits) as facts:
+        return build_report(facts, findings=findings)
 
 
-def check_before_load(path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS) -> FileKind:
-    """The checks to make before Keras opens a model file; returns the file's kind.
+@dataclass(frozen=True)
+class CheckedFile:
+    """A model file the bounded reader has checked: its kind and (``.keras``) its config."""
+
+    path: str
+    kind: FileKind
+    config: dict[str, Any]
+
+
+def check_before_load(
+    path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS
+) -> CheckedFile:
+    """The checks to make before Keras opens a model file; returns what they read.
 
     Keras parses the whole config and opens datasets by path: a config beyond
     ``limits`` would cost it time and memory in proportion, and a weights file
     with external storage, external or dangling links, virtual datasets or
     plugin filters would make HDF5 open host paths (a FIFO there blocks inside
-    HDF5, where no time budget can fire). This reads the config within
-    ``limits`` and walks the weights file as the static reader does, reading no
-    values and nothing Keras itself ignores (layer-name attributes).
+    HDF5, where no time budget can fire). This reads the file once as the static
+    reader does, reading no values: the config within ``limits`` and checked as a
+    model's graph, and the weights file walked and refused where it is not
+    self-contained. The caller loads with the config returned, and reads nothing
+    again.
 
     Raises:
         MissingFileError, FileFormatError: the file is not a regular model file, or
-            its weights file is not self-contained.
+            not a well-formed model, or its weights file is not self-contained.
         LimitError: the file holds more than ``limits`` allow.
     """
     file = os.fspath(path)
     kind = check_model_file(file)
     if kind is FileKind.KERAS:
-        with KerasArchive(file, limits=limits) as archive:
-            archive.config()
-            if archive.has(WEIGHTS):
-                with archive.weights() as h5, _h5_errors(file, WEIGHTS):
-                    _walk_h5(h5, f"{file!r}: {WEIGHTS}", limits)
-        return kind
-    with open_model_file(file) as f, open_h5(f, repr(file)) as h5, _h5_errors(file, "the file"):
-        _legacy_config(h5, file, limits)
-        _walk_h5(h5, repr(file), limits)
-    return kind
+        with open_keras(file, False, limits) as (config, _):
+            return CheckedFile(file, kind, config)
+    with legacy_facts(file, False, limits):
+        return CheckedFile(file, kind, {})

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from weighttie.errors import FileFormatError
-from weighttie.graph import join_path
+from weighttie.facts import join_path
 from weighttie.report import CallNode, InboundRef, Shape
 from weighttie.shape_rules import output_shapes
 from weighttie.static.config_graph import (

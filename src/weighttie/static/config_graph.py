@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from weighttie.errors import FileFormatError
-from weighttie.graph import join_path
+from weighttie.facts import join_path
 from weighttie.report import Shape
 
 

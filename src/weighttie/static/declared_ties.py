@@ -4,33 +4,22 @@ them: only where the layers fit and the saved copies hold equal values."""
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass
 from typing import Any
 
 from weighttie.archive import iter_layer_configs
 from weighttie.errors import TieError
-from weighttie.facts import RawLayer, RawVariable
-from weighttie.graph import ROOT, variable_paths
-from weighttie.report import Finding, Tie
+from weighttie.facts import ROOT, RawDifferingTie, RawLayer, RawVariable
+from weighttie.report import Tie
 from weighttie.static.rows import _Reader
 from weighttie.static.values import _Values
 from weighttie.tie_record import file_ties, pair_variables
 
-
-@dataclass(frozen=True)
-class _DifferingTie:
-    """A declared tie whose saved copies differ: the (target, source) keys of those that do,
-    and the parameters the tie would share."""
-
-    source: str
-    target: str
-    copies: tuple[tuple[Hashable, Hashable], ...]
-    params: int
+__all__ = ["apply_ties"]
 
 
-def _apply_ties(
+def apply_ties(
     reader: _Reader, config: dict[str, Any], values: _Values
-) -> tuple[list[Tie], list[_DifferingTie]]:
+) -> tuple[list[Tie], list[RawDifferingTie]]:
     """Merge the variables of each declared tie's target into its source's, as load_model binds.
 
     A tie binds only when the layers fit (class, variable names, shapes, dtypes)
@@ -55,7 +44,7 @@ def _apply_ties(
             return []
         return [(p.target, p.source) for p in pairs]
 
-    differing: list[_DifferingTie] = []
+    differing: list[RawDifferingTie] = []
     for tie in ties:
         if tie.source not in view.rows or tie.target not in view.rows:
             continue
@@ -66,7 +55,7 @@ def _apply_ties(
         unequal = tuple((t, s) for t, s in pairs if not values.equal(str(t), str(s)))
         if unequal:
             params = sum(_size(reader.variables[t].shape) for t, _ in pairs)
-            differing.append(_DifferingTie(tie.source, tie.target, unequal, params))
+            differing.append(RawDifferingTie(tie.source, tie.target, unequal, params))
         elif pairs:
             for t_key, s_key in pairs:
                 merge[t_key] = s_key
@@ -122,23 +111,6 @@ class _FileRows:
 
 def _same_spec(a: RawVariable, b: RawVariable) -> bool:
     return a.shape == b.shape and a.dtype == b.dtype
-
-
-def _differing_tie_findings(reader: _Reader, differing: list[_DifferingTie]) -> list[Finding]:
-    from weighttie.findings import differing_tie
-
-    if not differing:
-        return []
-    paths = variable_paths(reader.rows, reader.variables.values())
-    return [
-        differing_tie(
-            tie.source,
-            tie.target,
-            [(paths[t], paths[s]) for t, s in tie.copies],
-            tie.params,
-        )
-        for tie in differing
-    ]
 
 
 def _size(shape: tuple[int, ...]) -> int:

@@ -10,14 +10,15 @@ model's ``optimizer`` group is never a layer."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from weighttie.archive import WEIGHTS, KerasArchive
 from weighttie.errors import FileFormatError
-from weighttie.facts import ModelFacts
-from weighttie.graph import ROOT, build_report, join_path
+from weighttie.facts import ROOT, ModelFacts, join_path
 from weighttie.limits import Limits
-from weighttie.report import CallNode, ModelInfo, Report, Source
+from weighttie.report import CallNode, ModelInfo, Source
 from weighttie.static.call_shapes import _built_in, _graph_nodes, _Shapes, model_ends
 from weighttie.static.class_tables import (
     MODEL_CLASSES,
@@ -32,7 +33,7 @@ from weighttie.static.config_graph import (
     _layer_name,
     _trainable,
 )
-from weighttie.static.declared_ties import _apply_ties, _differing_tie_findings
+from weighttie.static.declared_ties import apply_ties
 from weighttie.static.group_names import holds_variables, list_group_keys, sublayer_name
 from weighttie.static.h5_tree import _Group, _h5_errors, _read_group
 from weighttie.static.keras_hub import GraphlessConfig, graphless_notes, hub_variable_names
@@ -41,7 +42,19 @@ from weighttie.static.rows import Place, Unsaved, _Reader, opaque_notes
 from weighttie.static.values import _value_access, _Values
 
 
-def _read_keras(path: str, findings: bool, limits: Limits) -> Report:
+@contextmanager
+def keras_facts(path: str, findings: bool, limits: Limits) -> Iterator[ModelFacts]:
+    """The facts of a ``.keras`` file, valid while the file stays open (values are read
+    from it for findings, through ``facts.access``)."""
+    with open_keras(path, findings, limits) as (_, facts):
+        yield facts
+
+
+@contextmanager
+def open_keras(
+    path: str, findings: bool, limits: Limits
+) -> Iterator[tuple[dict[str, Any], ModelFacts]]:
+    """The parsed ``config.json`` of a ``.keras`` file and its facts (see :func:`keras_facts`)."""
     where = f"{path!r}: {WEIGHTS}"
     with KerasArchive(path, limits=limits) as archive:
         config = archive.config()
@@ -55,8 +68,7 @@ def _read_keras(path: str, findings: bool, limits: Limits) -> Report:
             handles: dict[str, Any] = {}
             group = _read_group(h5, where, limits, handles if findings else None, heaps)
             values = _Values(h5, handles, where)
-            facts = _keras_facts(path, config, metadata, group, values, limits, findings)
-            return build_report(facts, findings=findings)
+            yield config, _keras_facts(path, config, metadata, group, values, limits, findings)
 
 
 def _keras_facts(
@@ -109,7 +121,7 @@ def _keras_facts(
         )
     notes += tuple(resolve(reader))
     notes += opaque_notes(reader)
-    ties, differing = _apply_ties(reader, config, values)
+    ties, differing = apply_ties(reader, config, values)
     version = metadata.get("keras_version")
     info = ModelInfo(
         name=name,
@@ -124,7 +136,7 @@ def _keras_facts(
         layers=reader.rows,
         variables=tuple(reader.variables.values()),
         ties=tuple(ties),
-        findings=tuple(_differing_tie_findings(reader, differing)),
+        differing_ties=tuple(differing),
         access=_value_access(reader, values if findings else None),
     )
 

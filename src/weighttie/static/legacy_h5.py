@@ -4,15 +4,16 @@ format): the ``model_config`` attribute and the ``model_weights`` group, whose
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from weighttie.archive import iter_layer_configs, open_h5, parse_model_config
 from weighttie.errors import FileFormatError, LimitError
-from weighttie.facts import ModelFacts
-from weighttie.graph import ROOT, build_report, join_path
+from weighttie.facts import ROOT, ModelFacts, join_path
 from weighttie.limits import Limits
-from weighttie.loading import open_model_file
-from weighttie.report import ModelInfo, Report, Source
+from weighttie.model_files import open_model_file
+from weighttie.report import ModelInfo, Source
 from weighttie.shape_rules import has_rule
 from weighttie.static.call_shapes import _graph_nodes, _Shapes, model_ends
 from weighttie.static.class_tables import UNKNOWN_CLASS, _sublayer_class, _sublayer_key
@@ -58,7 +59,10 @@ def _legacy_config(h5: Any, path: str, limits: Limits) -> dict[str, Any] | None:
     return config
 
 
-def _read_legacy_h5(path: str, findings: bool, limits: Limits) -> Report:
+@contextmanager
+def legacy_facts(path: str, findings: bool, limits: Limits) -> Iterator[ModelFacts]:
+    """The facts of a legacy ``.h5`` file, valid while the file stays open (values are
+    read from it for findings, through ``facts.access``)."""
     where = repr(path)
     with open_model_file(path) as file, open_h5(file, where) as h5, _h5_errors(path, "the file"):
         config = _legacy_config(h5, path, limits)
@@ -90,13 +94,12 @@ def _read_legacy_h5(path: str, findings: bool, limits: Limits) -> Report:
             notes=notes + opaque_notes(reader),
         )
         values = _Values(h5, {}, where) if findings else None
-        facts = ModelFacts(
+        yield ModelFacts(
             model=info,
             layers=reader.rows,
             variables=tuple(reader.variables.values()),
             access=_value_access(reader, values),
         )
-        return build_report(facts, findings=findings)
 
 
 def _legacy_graphless(reader: _Reader, weights: Any, model: str, trainable: bool) -> None:

@@ -38,17 +38,17 @@ from __future__ import annotations
 import json
 import os
 import re
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from weighttie.archive import _check_json_size, open_h5_deferred, parse_model_config
 from weighttie.errors import FileFormatError, MissingFileError
+from weighttie.facts import ModelFacts
 from weighttie.files import open_regular, read_limited
-from weighttie.graph import build_report
 from weighttie.limits import Limits
-from weighttie.report import Report
 from weighttie.static.h5_tree import _collect, _Collected, _h5_errors, _link
 from weighttie.static.keras3 import _keras_facts
 from weighttie.static.keras_hub import snake_case
@@ -72,8 +72,12 @@ def is_model_folder(path: str | os.PathLike[str]) -> bool:
     return os.path.isdir(path)
 
 
-def read_folder(path: str | os.PathLike[str], findings: bool, limits: Limits) -> Report:
-    """The static report of a model folder (see the module's docstring).
+@contextmanager
+def folder_facts(
+    path: str | os.PathLike[str], findings: bool, limits: Limits
+) -> Iterator[ModelFacts]:
+    """The facts of a model folder (see the module's docstring), valid while its files
+    stay open (values are read from them for findings, through ``facts.access``).
 
     Raises:
         FileFormatError: the folder is not a saved model (no config.json, no
@@ -113,7 +117,7 @@ def read_folder(path: str | os.PathLike[str], findings: bool, limits: Limits) ->
         if notes:
             model = replace(facts.model, notes=(*facts.model.notes, *notes))
             facts = replace(facts, model=model)
-        return build_report(facts, findings=findings)
+        yield facts
 
 
 def _exists(folder: str, name: str) -> bool:

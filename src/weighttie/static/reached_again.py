@@ -31,8 +31,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from weighttie.errors import FileFormatError
-from weighttie.facts import RawLayer
-from weighttie.graph import join_path
+from weighttie.facts import RawLayer, join_path
 from weighttie.static.rows import Place, Unsaved, _Reader
 
 __all__ = ["layer_references", "resolve"]

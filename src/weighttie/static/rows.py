@@ -9,8 +9,7 @@ from enum import Enum
 from typing import Any
 
 from weighttie.errors import LimitError
-from weighttie.facts import RawLayer, RawVariable
-from weighttie.graph import ROOT
+from weighttie.facts import ROOT, RawLayer, RawVariable
 from weighttie.limits import Limits
 from weighttie.report import CallNode
 from weighttie.static.class_tables import HELD_FROM_SUBLAYER, sublayer_entry, trainable_flags

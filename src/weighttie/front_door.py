@@ -21,7 +21,6 @@ or hostile members and special files are refused before a backend is imported
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Any
 
 from weighttie.errors import FileFormatError, WeighttieError
@@ -83,10 +82,9 @@ def _file_report(path: str, *, load: bool, unsafe: bool, findings: bool, limits:
                 "drop --load (or save the model as a .keras file to load it through Keras)"
             )
         return read_report(path, findings=findings, limits=limits)
-    if load:
-        read_report(path, findings=False, limits=limits)  # the bounded reader sees it first
+    if load:  # the bounded reader checks the file once, before Keras is imported
         try:
-            return _loaded_report(path, unsafe=unsafe, findings=findings)
+            return _loaded_report(path, unsafe=unsafe, findings=findings, limits=limits)
         except ImportError as exc:
             raise WeighttieError(
                 f"--load reads the model through Keras, which cannot be imported here "
@@ -101,11 +99,11 @@ def _file_report(path: str, *, load: bool, unsafe: bool, findings: bool, limits:
     return read_report(path, findings=findings, limits=limits)
 
 
-def _loaded_report(path: str, *, unsafe: bool, findings: bool) -> Report:
-    from weighttie.ties import load_model
+def _loaded_report(path: str, *, unsafe: bool, findings: bool, limits: Limits) -> Report:
+    from weighttie.load import load_model
+
+    # one line per error: Keras's warnings stay out
+    model = load_model(path, unsafe=unsafe, compile=False, limits=limits, quiet=True)
     from weighttie.walk import analyze
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # one line per error: Keras's warnings stay out
-        model = load_model(path, unsafe=unsafe, compile=False)
     return analyze(model, findings=findings, file=path)
