@@ -22,13 +22,14 @@ import weighttie
 import zoo
 from weighttie.build import build_report
 from weighttie.cli import main
-from weighttie.cost import HeldWeights, Weight, byte_size, call_macs, cost_line, variable_bytes
+from weighttie.cost import HeldWeights, Weight, call_macs, variable_bytes
 from weighttie.facts import ModelFacts, RawLayer, RawVariable
 from weighttie.render import render
 from weighttie.report import CallNode, ModelInfo, Report, Source
 from weighttie.spec import Spec, check, snapshot
 from weighttie.static import read_report
 from weighttie.testing import assert_cost
+from weighttie.text import byte_size, cost_line
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -449,7 +450,7 @@ def test_the_summary_line_states_macs_and_bytes() -> None:
     ],
 )
 def test_bytes_are_shown_to_three_digits_in_decimal_units(n: int, text: str) -> None:
-    from weighttie.cost import _si
+    from weighttie.text import _si
 
     assert _si(n, "B") == text
 

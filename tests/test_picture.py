@@ -22,11 +22,11 @@ from keras import layers
 
 import weighttie
 import zoo
-from weighttie.cost import byte_size, cost_line
-from weighttie.layout import GAP, ItemKind, geometry, layout
 from weighttie.picture import AUTO_OPEN_CALLS, to_html, to_svg
+from weighttie.picture.layout import GAP, ItemKind, geometry, layout
 from weighttie.report import LayerBytes, Report
 from weighttie.static import read_report
+from weighttie.text import byte_size, cost_line
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -45,6 +45,7 @@ def test_json_has_the_documented_keys() -> None:
     assert list(lstm) == [
         "name",
         "path",
+        "parent",
         "order",
         "class",
         "uses",
@@ -70,6 +71,7 @@ def test_json_has_the_documented_keys() -> None:
     variable = doc["variables"][0]
     assert set(variable) == {
         "path",
+        "name",
         "shape",
         "dtype",
         "trainable",

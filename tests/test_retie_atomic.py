@@ -35,7 +35,7 @@ from weighttie import (
     TieValueError,
     WeighttieError,
     _keras,
-    ties,
+    load,
 )
 
 
@@ -329,7 +329,7 @@ def test_an_interrupt_between_two_binds_changes_nothing(
     triple().save(path)
     model = plain_load(path)
     before = model_state(model)
-    bind, calls = ties._bind_planned, []
+    bind, calls = load._bind_planned, []
 
     def interrupted(tie: Any) -> None:
         calls.append(tie)
@@ -337,7 +337,7 @@ def test_an_interrupt_between_two_binds_changes_nothing(
             raise KeyboardInterrupt
         bind(tie)
 
-    monkeypatch.setattr(ties, "_bind_planned", interrupted)
+    monkeypatch.setattr(load, "_bind_planned", interrupted)
     with pytest.raises(KeyboardInterrupt):
         weighttie.retie(model, path)
     assert len(calls) == 2
@@ -382,7 +382,7 @@ def test_an_interrupt_while_restoring_the_optimizer_changes_nothing(
         seen.append(optimizer)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(ties, "_restore_optimizer_state", interrupted)
+    monkeypatch.setattr(load, "_restore_optimizer_state", interrupted)
     with pytest.raises(KeyboardInterrupt):
         weighttie.retie(model, path)
     (optimizer,) = seen

@@ -212,7 +212,7 @@ def test_chains_resolve_to_one_root(order: str) -> None:
     assert a.kernel is b.kernel is c.kernel
     model = keras.Sequential([keras.Input((2,)), a, b, c])
     (group,) = weighttie.analyze(model).groups
-    assert group.layers == (a.name, b.name, c.name)
+    assert group.layers == tuple(sorted((a.name, b.name, c.name)))  # by path
     assert group.calls == 3
 
 

@@ -23,7 +23,7 @@ from weighttie.build import build_report
 from weighttie.cli import main
 from weighttie.facts import ROOT
 from weighttie.front_door import report_of
-from weighttie.spec import Spec, calls_unknown, check, diff, load_spec, snapshot
+from weighttie.spec import Spec, check, diff, load_spec, snapshot
 from weighttie.static import read_report
 from weighttie.testing import (
     assert_cost,
@@ -89,11 +89,11 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_the_preset_states_no_calls_and_loading_counts_them(files: dict[str, Path]) -> None:
     static = read_report(files["gpt2"])
-    why = calls_unknown(static)
+    why = static.model.calls_note
     assert why is not None and why.startswith(NOTE) and "--load" in why
     assert static.groups == ()
     loaded = report_of(files["gpt2.keras"], load=True)
-    assert calls_unknown(loaded) is None
+    assert loaded.model.calls_note is None
     (group,) = [g for g in loaded.groups if EMBEDDING in g.layers]
     assert (group.kind.value, group.calls) == ("shared-layer", 2)  # what the preset hides
 
@@ -211,7 +211,7 @@ def test_assert_params_per_use_fails_saying_why(files: dict[str, Path]) -> None:
 def test_ties_stay_known_when_calls_are_not() -> None:
     """A tied group is distinct layers holding one variable: no call needed to see it."""
     report = _stating_no_calls(zoo.tied_embeddings())
-    assert calls_unknown(report) is not None
+    assert report.model.calls_note is not None
     assert [g.kind.value for g in report.groups] == ["tied"]
     spec = Spec.from_dict(
         {
@@ -245,7 +245,7 @@ def test_assert_tied_works_when_calls_are_unknown() -> None:
     model = keras.Model(x, layers.Concatenate()([a(x), b(x)]))
     weighttie.tie_weights(a, b, variables=["kernel"], keep="source")
     report = _stating_no_calls(model)
-    assert calls_unknown(report) is not None
+    assert report.model.calls_note is not None
     assert_tied(report, "enc_a", "enc_b", variables=["kernel"])
     with pytest.raises(AssertionError, match="separate variables"):
         assert_tied(report, "enc_a", "enc_b")

@@ -697,11 +697,23 @@ def trace_calls_of(
         TraceFailed: a call fails symbolically, or two runs of one (a backend trying
             two dynamic sizes) disagree.
     """
+    from keras import KerasTensor
+    from keras.src import tree
+
+    def dense(value: Any) -> Any:
+        # The graph's own tensors may carry flags a real pass does not (Keras marks some
+        # op outputs sparse): a fresh spec of the same shape and dtype.
+        if isinstance(value, KerasTensor):
+            return KerasTensor(value.shape, dtype=value.dtype)
+        return value
+
     targets = []
     for caller, layer, nodes in calls:
         for node in nodes:
             arguments = node.arguments
-            targets.append((id(caller), layer, tuple(arguments.args), dict(arguments.kwargs)))
+            args = tree.map_structure(dense, tuple(arguments.args))
+            kwargs = tree.map_structure(dense, dict(arguments.kwargs))
+            targets.append((id(caller), layer, args, kwargs))
     return _trace(targets, pairs)
 
 

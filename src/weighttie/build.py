@@ -114,6 +114,7 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
                     per_use=_read_total(nbytes, reads[row.path], uses[row.path]),
                 ),
                 macs=macs.rows.get(row.path),
+                parent=row.parent,
             )
         )
 
@@ -127,6 +128,7 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
             layers=tuple(sorted(paths)),
             uses=var_uses[key],
             read_by=tuple(sorted(readers.get(key, ()))),
+            name=var_by_key[key].name,
             bytes=nbytes[key],
         )
         for key, paths in holders.items()
@@ -144,7 +146,7 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
         ]
 
     report = Report(
-        model=facts.model,
+        model=replace(facts.model, calls_note=_calls_note(facts, uses)),
         params=Params(
             unique=unique,
             per_use=per_use,
@@ -294,6 +296,17 @@ def _macs(
         total=None if not total and uncounted else total,  # "at least 0" says nothing
         uncounted=uncounted,
     )
+
+
+#: Why calls are unknown, where a front end did not say.
+CALLS_NOTE = "how often some layers run is unknown; --load on a .keras file counts it"
+
+
+def _calls_note(facts: ModelFacts, uses: dict[str, int | None]) -> str | None:
+    """Why some rows' uses are unknown (the front end's sentence), or None when none is."""
+    if all(u is not None for u in uses.values()):
+        return None
+    return facts.calls_note or CALLS_NOTE
 
 
 def _differing_ties(facts: ModelFacts, var_path: dict[Hashable, str]) -> list[Finding]:

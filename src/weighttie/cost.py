@@ -28,16 +28,14 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from weighttie.report import Report, Shape
+from weighttie.report import Shape
 
 __all__ = [
     "DTYPE_BYTES",
     "ZERO_MAC_CLASSES",
     "HeldWeights",
     "Weight",
-    "byte_size",
     "call_macs",
-    "cost_line",
     "variable_bytes",
 ]
 
@@ -211,58 +209,6 @@ def call_macs(
         return rule(weights, ins, outs)
     except _Unknown:
         return None
-
-
-def _si(n: int, unit: str = "") -> str:
-    """``n`` to three significant digits with a decimal prefix: 347 kB, 4.09 G."""
-    value = float(n)
-    for prefix in ("", "k", "M", "G", "T", "P"):
-        if abs(value) < 999.5 or prefix == "P":
-            break
-        value /= 1000
-    if not prefix:
-        return f"{n} {unit}".rstrip()
-    digits = 2 if value < 9.995 else 1 if value < 99.95 else 0
-    return f"{value:.{digits}f} {prefix}{unit}"
-
-
-def byte_size(n: int | None) -> str:
-    """Bytes to three significant digits in decimal units; ``unknown`` when None.
-
-    The one byte formatter of every human output (the cost line, the picture).
-
-    Example:
-        >>> byte_size(448), byte_size(999_999), byte_size(83_500_000), byte_size(None)
-        ('448 B', '1.00 MB', '83.5 MB', 'unknown')
-    """
-    return "unknown" if n is None else _si(n, "B")
-
-
-def cost_line(report: Report) -> str:
-    """``Cost: 1,234 MACs per forward pass; 347 kB unique, 694 kB per use`` (docs/cost.md).
-
-    An unknown figure reads ``unknown`` (``6.98 kB unique, unknown per use``);
-    ``bytes unknown`` when neither is known.
-
-    Example:
-        >>> cost_line(weighttie.analyze(model))  # doctest: +SKIP
-        'Cost: 21,680 MACs per forward pass; 740 B unique, 1.41 kB per use'
-    """
-    c = report.cost
-    if c.macs is None:
-        macs = "MACs per forward pass unknown"
-    else:
-        macs = f"{c.macs:,} MACs per forward pass"
-        if c.uncounted:
-            macs = "at least " + macs
-    if c.uncounted:
-        macs += f" ({c.uncounted} layer{'s' if c.uncounted != 1 else ''} not counted)"
-    b = c.bytes
-    if b.unique is None and b.per_use is None:
-        size = "bytes unknown"
-    else:  # what is known is shown: a file that states no calls knows the unique bytes
-        size = f"{byte_size(b.unique)} unique, {byte_size(b.per_use)} per use"
-    return f"Cost: {macs}; {size}"
 
 
 # -- helpers -------------------------------------------------------------------------

@@ -53,9 +53,8 @@ def to_networkx(report: Report) -> nx.DiGraph:
             calls=-1 if row.nodes is None else len(row.nodes),
         )
     for row in report.layers:
-        parent = row.path.rpartition("/")[0]
-        if row.path and parent in paths:
-            graph.add_edge(f"layer:{parent}", f"layer:{row.path}", kind="contains")
+        if row.parent is not None and row.parent in paths:
+            graph.add_edge(f"layer:{row.parent}", f"layer:{row.path}", kind="contains")
     for v in report.variables:
         graph.add_node(
             f"variable:{v.path}",

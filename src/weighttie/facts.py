@@ -128,9 +128,10 @@ class RawDifferingTie:
 class ModelFacts:
     """Everything a front end states about one model.
 
-    Where the source cannot tell which layers call which, nor how often (a file
-    whose config is constructor arguments, not a graph), its rows say so
-    (``RawLayer.calls_known``) and ``model.notes`` should say why.
+    Where the source cannot tell how often some layers run (a file whose config is
+    constructor arguments, not a graph; a custom layer's call), its rows say so
+    (``RawLayer.runs`` None) and ``calls_note`` says why, in one sentence that is
+    also one of ``model.notes``.
     """
 
     model: ModelInfo
@@ -139,3 +140,4 @@ class ModelFacts:
     ties: Sequence[Tie] = ()
     differing_ties: Sequence[RawDifferingTie] = ()
     access: ValueAccess | None = None
+    calls_note: str | None = None

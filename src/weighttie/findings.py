@@ -153,12 +153,9 @@ def _element_width(dtype: str) -> int:
 
 def _role(report: Report, path: str) -> tuple[str, str]:
     """A variable's role: its first holder's class and its own name (``EinsumDense``,
-    ``kernel``), without the ``#2`` that tells two same-named variables apart."""
+    ``kernel``)."""
     v = report.variable(path)
-    holder = v.layers[0]
-    name = path[len(holder) + 1 :] if holder else path
-    stem, mark, number = name.rpartition("#")
-    return report.layer(holder).class_name, stem if mark and number.isdigit() else name
+    return report.layer(v.layers[0]).class_name, v.name
 
 
 def _common_ancestor(paths: Iterable[str]) -> str:
@@ -184,7 +181,7 @@ def _parts_of_one_layer(report: Report, group: list[str], models: frozenset[str]
 def _broken_ties(report: Report, chunks: Chunks, models: frozenset[str]) -> list[Finding]:
     by_spec: dict[tuple[tuple[int, ...], str], list[str]] = defaultdict(list)
     for v in report.variables:
-        if v.path.rsplit("/", 1)[-1] in _DERIVED:
+        if v.name in _DERIVED:
             continue
         if v.size > 1 and any(report.layer(p).uses != 0 for p in v.layers):
             by_spec[(v.shape, v.dtype)].append(v.path)
@@ -270,8 +267,8 @@ def _children(report: Report) -> dict[str, list[LayerInfo]]:
     """Each layer's sublayers in a name-free order: graph depth, class, variable count, path."""
     children: dict[str, list[LayerInfo]] = defaultdict(list)
     for row in report.layers:
-        if row.path:
-            children[row.path.rpartition("/")[0]].append(row)
+        if row.parent is not None:
+            children[row.parent].append(row)
     for siblings in children.values():
         depth = _graph_depths(siblings)
         siblings.sort(key=lambda r: (depth[r.path], r.class_name, len(r.variables), r.path))
@@ -365,7 +362,7 @@ def _twin_branches(report: Report, fingerprint: Fingerprint) -> list[Finding]:
             ref.layer
             for n in r.nodes or ()
             for ref in n.inbound
-            if ref.layer in by_path and _parent(ref.layer) == _parent(r.path)
+            if ref.layer in by_path and _parent(ref.layer, by_path) == _parent(r.path, by_path)
         }
         for r in report.layers
         if r.path
@@ -410,24 +407,26 @@ def _twin_branches(report: Report, fingerprint: Fingerprint) -> list[Finding]:
     return findings
 
 
-def _parent(path: str) -> str:
-    return path.rpartition("/")[0]
+def _parent(path: str, by_path: dict[str, LayerInfo]) -> str:
+    """The path holding ``path`` ("" for the model and its direct layers)."""
+    row = by_path.get(path)
+    return row.parent or "" if row is not None else ""
 
 
-def _branch_roots(a: str, b: str) -> tuple[str, str] | None:
+def _branch_roots(a: str, b: str, by_path: dict[str, LayerInfo]) -> tuple[str, str] | None:
     """The ancestors-or-selves of ``a`` and ``b`` that are siblings under their nearest
     common ancestor (``block_0/attn`` and ``block_1/attn`` → ``block_0``, ``block_1``)."""
     ancestors_a = [a]
     while ancestors_a[-1]:
-        ancestors_a.append(_parent(ancestors_a[-1]))
+        ancestors_a.append(_parent(ancestors_a[-1], by_path))
     common = set(ancestors_a)
     below_b = b
-    while _parent(below_b) not in common and below_b:
-        below_b = _parent(below_b)
+    while _parent(below_b, by_path) not in common and below_b:
+        below_b = _parent(below_b, by_path)
     if not below_b or below_b in common:
         return None  # one is inside the other
-    lca = _parent(below_b)
-    below_a = next((p for p in ancestors_a if _parent(p) == lca), None)
+    lca = _parent(below_b, by_path)
+    below_a = next((p for p in ancestors_a if _parent(p, by_path) == lca), None)
     return None if below_a is None else (below_a, below_b)
 
 
@@ -450,7 +449,7 @@ def _in_parallel(
     """Whether two branches are known to be parallel: they diverge in a functional graph
     (both called in it) and neither feeds the other. Inside a subclassed model or a
     layer's own sublayers the wiring is unknown, so they are not known to be parallel."""
-    roots = _branch_roots(a, b)
+    roots = _branch_roots(a, b, by_path)
     if roots is None:
         return False
     ra, rb = roots

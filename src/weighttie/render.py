@@ -13,11 +13,10 @@ from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from weighttie.cost import cost_line
 from weighttie.escape import markdown as escape_markdown
 from weighttie.escape import printable
-from weighttie.report import CallNode, LayerInfo, Report, Shape
-from weighttie.spec import CALLS_UNKNOWN_NO_TIES, CALLS_UNKNOWN_WITH_TIES, calls_unknown
+from weighttie.report import CallNode, LayerInfo, Report
+from weighttie.text import cost_line, num, shapes, sharing_sentence
 
 if TYPE_CHECKING:
     from weighttie.spec import Diff, Result
@@ -95,26 +94,6 @@ def render(
     return _Human(report, markdown=fmt is Format.MARKDOWN, sort=Sort(sort)).text()
 
 
-def _shape(shape: Shape) -> str:
-    dims = ", ".join("None" if d is None else str(d) for d in shape)
-    return f"({dims},)" if len(shape) == 1 else f"({dims})"
-
-
-def _shapes(shapes: Sequence[Shape | None]) -> str:
-    if not shapes:
-        return "-"
-    return ", ".join("unknown" if s is None else _shape(s) for s in shapes)
-
-
-def _num(n: int | None) -> str:
-    """A count with thousands separators; ``unknown`` where the source cannot tell it."""
-    return "unknown" if n is None else f"{n:,}"
-
-
-def _macs(n: int | None) -> str:
-    return "unknown" if n is None else _num(n)
-
-
 class _Human:
     """Table and Markdown share one layout; only the table format, headings and escaping differ."""
 
@@ -144,15 +123,11 @@ class _Human:
         if r.model.file:
             title += f" from {self.esc(r.model.file)}"
         parts = [f"# {title}" if self.markdown else title, self.layer_table()]
-        unknown = calls_unknown(r) is not None
         if r.groups:
             parts += [self.heading("Sharing groups"), self.group_table()]
-            if unknown:
-                parts.append(CALLS_UNKNOWN_WITH_TIES)
-        elif unknown:
-            parts.append(CALLS_UNKNOWN_NO_TIES)
-        else:
-            parts.append("No weights are shared.")
+        sentence = sharing_sentence(r)
+        if sentence is not None:
+            parts.append(sentence)
         if r.ties:
             parts += [self.heading("Declared ties"), self.tie_table()]
         if r.findings:
@@ -177,7 +152,7 @@ class _Human:
     def calls(self, nodes: tuple[CallNode, ...] | None) -> str:
         if nodes is None:
             return "unknown"
-        return self.newline.join(f"#{n.index} {_shapes(n.output_shapes)}" for n in nodes)
+        return self.newline.join(f"#{n.index} {shapes(n.output_shapes)}" for n in nodes)
 
     def layer_table(self) -> str:
         labels = self.group_labels()
@@ -186,10 +161,10 @@ class _Human:
                 self.row_path(row),
                 self.esc(row.class_name),
                 self.calls(row.nodes),
-                _num(row.params.held),
-                _num(row.uses),
-                _num(row.params.per_use),
-                "" if row.nodes is None else _macs(row.macs),  # no calls: counted in its caller
+                num(row.params.held),
+                num(row.uses),
+                num(row.params.per_use),
+                "" if row.nodes is None else num(row.macs),  # no calls: counted in its caller
                 self.newline.join(labels.get(row.path, [])),
             ]
             for row in self.rows()
@@ -215,9 +190,9 @@ class _Human:
                 f"G{n}",
                 g.kind.value,
                 self.names(g.layers, self.newline),
-                _num(g.params),
-                _num(g.calls),
-                _num(g.duplicated),
+                num(g.params),
+                num(g.calls),
+                num(g.duplicated),
             ]
             for n, g in enumerate(self.report.groups, start=1)
         ]
@@ -240,16 +215,16 @@ class _Human:
     def finding_lines(self) -> str:
         bullet = "- " if self.markdown else "  "
         return "\n".join(
-            f"{bullet}{self.esc(f.kind)}: {self.esc(f.message)} ({_num(f.params)} params)"
+            f"{bullet}{self.esc(f.kind)}: {self.esc(f.message)} ({num(f.params)} params)"
             for f in self.report.findings
         )
 
     def summary(self) -> str:
         p = self.report.params
         line = (
-            f"Params: {_num(p.unique)} unique, {_num(p.per_use)} per use, "
-            f"{_num(p.duplicated)} duplicated "
-            f"(trainable {_num(p.trainable_unique)}, non-trainable {_num(p.non_trainable_unique)})"
+            f"Params: {num(p.unique)} unique, {num(p.per_use)} per use, "
+            f"{num(p.duplicated)} duplicated "
+            f"(trainable {num(p.trainable_unique)}, non-trainable {num(p.non_trainable_unique)})"
         )
         groups = len(self.report.groups)
         line += f"; {groups} sharing group{'s' if groups != 1 else ''}"
@@ -368,18 +343,16 @@ def render_diff(diff: Diff, fmt: DiffFormat | str = DiffFormat.TEXT) -> str:
     lines = [] if diff.differs else ["No differences in what both reports know."]
     for g in diff.removed:
         lines.append(
-            f"- {g.kind.value} group {_paths(g.layers)} "
-            f"({g.params:,} params, {_num(g.calls)} calls)"
+            f"- {g.kind.value} group {_paths(g.layers)} ({g.params:,} params, {num(g.calls)} calls)"
         )
     for g in diff.added:
         lines.append(
-            f"+ {g.kind.value} group {_paths(g.layers)} "
-            f"({g.params:,} params, {_num(g.calls)} calls)"
+            f"+ {g.kind.value} group {_paths(g.layers)} ({g.params:,} params, {num(g.calls)} calls)"
         )
     for a, b in diff.changed:
         lines.append(
             f"~ {a.kind.value} group {_paths(a.layers)}: params {a.params:,} -> {b.params:,}, "
-            f"calls {_num(a.calls)} -> {_num(b.calls)}"
+            f"calls {num(a.calls)} -> {num(b.calls)}"
         )
     for change, tie in diff.ties:
         lines.append(f"{change} tie {printable(tie)}")

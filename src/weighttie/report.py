@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -205,15 +205,17 @@ class LayerInfo:
     order: int = 0
     bytes: LayerBytes = UNKNOWN_LAYER_BYTES
     macs: int | None = None
+    parent: str | None = ""
 
 
 @dataclass(frozen=True)
 class VariableInfo:
     """One variable object. ``path`` is its first holder's path plus its name.
 
-    ``layers``: the layers holding it. ``read_by``: the layers whose calls read it
-    (usually its holders that run; also a layer reading another's variable, as a
-    tied output head reads ``emb.embeddings``). ``uses``: how many layer calls read
+    ``name``: its Keras name (``kernel``). ``layers``: the layers holding it.
+    ``read_by``: the layers whose calls read it (usually its holders that run; also
+    a layer reading another's variable, as a tied output head reads
+    ``emb.embeddings``). ``uses``: how many layer calls read
     it in one forward pass, None where the calls are unknown. ``bytes`` = size ×
     the dtype's width, None when the width is not known.
     """
@@ -227,6 +229,7 @@ class VariableInfo:
     uses: int | None
     bytes: int | None = None
     read_by: tuple[str, ...] = ()
+    name: str = ""
 
 
 @dataclass(frozen=True)
@@ -291,7 +294,9 @@ class ModelInfo:
     """What was analyzed and how (``source``: live, loaded or static).
 
     ``notes``: what the source cannot tell (e.g. that a file states no calls), one
-    sentence each.
+    sentence each. ``calls_note``: why some layers' calls are unknown, None when
+    every count that depends on calls is known (set by the build; the sentence is
+    one of ``notes``).
     """
 
     name: str
@@ -300,6 +305,7 @@ class ModelInfo:
     file: str | None = None
     keras_version: str | None = None
     notes: tuple[str, ...] = ()
+    calls_note: str | None = None
 
 
 @dataclass(frozen=True)
@@ -317,9 +323,18 @@ class Report:
     _by_path: Mapping[str, LayerInfo] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    _by_parent: Mapping[str | None, tuple[LayerInfo, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_path", {row.path: row for row in self.layers})
+        by_parent: dict[str | None, list[LayerInfo]] = {}
+        for row in sorted(self.layers, key=lambda row: (row.order, row.path)):
+            by_parent.setdefault(row.parent, []).append(row)
+        object.__setattr__(
+            self, "_by_parent", {parent: tuple(rows) for parent, rows in by_parent.items()}
+        )
 
     # -- lookup -------------------------------------------------------------
 
@@ -334,6 +349,24 @@ class Report:
             return row
         names = {row.path: row.name for row in self.layers}
         return self._by_path[resolve_layer(name_or_path, names, self.model.name)]
+
+    def children(self, path: str = "") -> tuple[LayerInfo, ...]:
+        """The rows directly inside the layer at ``path`` ("" for the model), in model order."""
+        return self._by_parent.get(path, ())
+
+    def subtree(self, path: str) -> tuple[LayerInfo, ...]:
+        """The row at ``path`` and every row inside it, in model order (pre-order).
+
+        Raises:
+            LayerNotFoundError: no layer matches.
+        """
+        top = self.layer(path)
+        found, stack = [], [top]
+        while stack:
+            row = stack.pop()
+            found.append(row)
+            stack.extend(reversed(self.children(row.path)))
+        return tuple(found)
 
     def variable(self, path: str) -> VariableInfo:
         """Return the variable row at ``path``."""
@@ -360,6 +393,7 @@ class Report:
                 "file": self.model.file,
                 "keras_version": self.model.keras_version,
                 "notes": list(self.model.notes),
+                "calls_note": self.model.calls_note,
             },
             "params": {
                 "unique": self.params.unique,
@@ -377,6 +411,7 @@ class Report:
             "variables": [
                 {
                     "path": v.path,
+                    "name": v.name,
                     "shape": list(v.shape),
                     "dtype": v.dtype,
                     "trainable": v.trainable,
@@ -578,6 +613,7 @@ def _layer_to_dict(row: LayerInfo) -> dict[str, Any]:
     return {
         "name": row.name,
         "path": row.path,
+        "parent": row.parent,
         "order": row.order,
         "class": row.class_name,
         "uses": row.uses,
@@ -661,6 +697,41 @@ def _layer_bytes_from_dict(doc: Mapping[str, Any]) -> LayerBytes:
     )
 
 
+def _with_parents(layers: tuple[LayerInfo, ...]) -> tuple[LayerInfo, ...]:
+    """Rows of a document older than ``parent``, given one: the path without the name, or
+    the nearest prefix that is a row (a tf_keras name may hold "/")."""
+    paths = {row.path for row in layers}
+
+    def parent(row: LayerInfo) -> str | None:
+        if row.path == "":
+            return None
+        suffix = "/" + row.name
+        candidate = (
+            row.path[: -len(suffix)]
+            if row.name and row.path.endswith(suffix)
+            else row.path.rpartition("/")[0]
+        )
+        while candidate and candidate not in paths:
+            candidate = candidate.rpartition("/")[0]
+        return candidate
+
+    return tuple(replace(row, parent=parent(row)) for row in layers)
+
+
+def _variable_name(path: str) -> str:
+    """A variable's name in a document older than ``name``: its path's last part."""
+    name = path.rpartition("/")[2]
+    stem, mark, number = name.rpartition("#")
+    return stem if mark and number.isdigit() else name
+
+
+def _calls_note(notes: tuple[str, ...], unknown: bool) -> str | None:
+    """A document older than ``calls_note``: the note on calls, where counts are unknown."""
+    if not unknown:
+        return None
+    return next((note for note in notes if "call" in note), "how often some layers run is unknown")
+
+
 def _running(variable: Mapping[str, Any], uses: Mapping[str, int | None]) -> tuple[str, ...]:
     """The readers of a variable in a document older than ``read_by``: its holders that run."""
     return tuple(p for p in _strs(variable["layers"]) if uses.get(p) != 0)
@@ -696,9 +767,12 @@ def _report_from_dict(doc: Mapping[str, Any], *, with_cost: bool = True) -> Repo
             order=_int(row.get("order", i)),
             bytes=_layer_bytes_from_dict(row["bytes"]) if with_cost else UNKNOWN_LAYER_BYTES,
             macs=_optional_int(row["macs"]) if with_cost else None,
+            parent=_optional_str(row["parent"]) if "parent" in row else None,
         )
         for i, row in enumerate(doc["layers"])
     )
+    if any("parent" not in row for row in doc["layers"]):  # before /3: from the paths
+        layers = _with_parents(layers)
     uses = {row.path: row.uses for row in layers}
     variables = tuple(
         VariableInfo(
@@ -711,6 +785,7 @@ def _report_from_dict(doc: Mapping[str, Any], *, with_cost: bool = True) -> Repo
             uses=_optional_int(v["uses"]),
             bytes=_optional_int(v["bytes"]) if with_cost else None,
             read_by=_strs(v["read_by"]) if "read_by" in v else _running(v, uses),
+            name=_str(v["name"]) if "name" in v else _variable_name(_str(v["path"])),
         )
         for v in doc["variables"]
     )
@@ -752,6 +827,9 @@ def _report_from_dict(doc: Mapping[str, Any], *, with_cost: bool = True) -> Repo
             file=_optional_str(m.get("file")),
             keras_version=_optional_str(m.get("keras_version")),
             notes=_strs(m.get("notes", [])),
+            calls_note=_optional_str(m["calls_note"])
+            if "calls_note" in m
+            else _calls_note(_strs(m.get("notes", [])), p["per_use"] is None),
         ),
         params=Params(
             unique=_int(p["unique"]),

@@ -55,7 +55,6 @@ __all__ = [
     "Result",
     "Spec",
     "SpecError",
-    "calls_unknown",
     "check",
     "diff",
     "load_spec",
@@ -358,42 +357,9 @@ def _fmt(paths: Iterable[str]) -> str:
 # -- unknown calls ------------------------------------------------------------------
 
 
-def calls_unknown(report: Report) -> str | None:
-    """Why ``report`` cannot tell how often its layers run, or None when it can.
-
-    The one test every check, diff and renderer uses: ``params.per_use`` is None
-    exactly when the source states no calls (a keras_hub or subclassed model's
-    file). Such a report still knows ties (distinct layers holding one variable),
-    but not sharing by calls: a layer or model called more than once. The reason
-    is the report's note on calls (which says that ``--load`` counts them).
-
-    Example:
-        >>> calls_unknown(weighttie.analyze(model)) is None  # doctest: +SKIP
-        True
-    """
-    if report.params.per_use is not None:
-        return None
-    for note in report.model.notes:
-        if "call" in note:
-            return note
-    return "a report made with --load, or of the live model, counts the calls"
-
-
-#: What the human outputs (table, Markdown, HTML) say about sharing when a report
-#: cannot tell how often layers run: its ties are known, sharing by calls is not.
-CALLS_UNKNOWN_NO_TIES = (
-    "No two layers hold the same variables; calls are unknown (see the notes), so a layer "
-    "or model called more than once, sharing its weights, cannot be seen."
-)
-CALLS_UNKNOWN_WITH_TIES = (
-    "Only ties are listed: calls are unknown (see the notes), so a layer or model called "
-    "more than once, sharing its weights, cannot be seen."
-)
-
-
 def _unknown_calls_failure(report: Report, why: str) -> str:
     """``unknown: this static report cannot tell how often layers run, so …: <note>``."""
-    reason = calls_unknown(report) or ""
+    reason = report.model.calls_note or ""
     return (
         f"unknown: this {report.model.source!s} report cannot tell how often layers run, "
         f"so {why}: {reason}"
@@ -422,7 +388,7 @@ def check(report: Report, spec: Spec) -> list[Result]:
             f"unexpected {grp.kind.value} group {_fmt(grp.layers)} ({grp.params:,} params)"
             for grp in extra
         ]
-        if calls_unknown(report) is not None:
+        if report.model.calls_note is not None:
             problems.append(
                 _unknown_calls_failure(
                     report,
@@ -459,7 +425,7 @@ def _check_cost(report: Report, key: str, limit: int) -> Result:
     cost = report.cost
     if key == "max_macs":
         text = f"cost.macs <= {limit:,}"
-        if cost.macs is None and calls_unknown(report) is not None:
+        if cost.macs is None and report.model.calls_note is not None:
             return Result(text, _unknown_calls_failure(report, "its MACs are unknown"))
         if cost.macs is not None and cost.macs > limit:
             bound = "at least " if cost.uncounted else ""
@@ -474,7 +440,7 @@ def _check_cost(report: Report, key: str, limit: int) -> Result:
     which = key.removeprefix("max_bytes_")
     found = getattr(cost.bytes, which)
     text = f"cost.bytes.{which} <= {limit:,}"
-    if found is None and which == "per_use" and calls_unknown(report) is not None:
+    if found is None and which == "per_use" and report.model.calls_note is not None:
         return Result(text, _unknown_calls_failure(report, "its per-use bytes are unknown"))
     if found is None:
         return Result(text, "unknown: a variable's dtype has no known width, or no cost recorded")
@@ -483,7 +449,7 @@ def _check_cost(report: Report, key: str, limit: int) -> Result:
 
 def _uncounted(report: Report, shown: int = 3) -> str:
     """`` (e.g. 'lstm' (LSTM))``: graph calls of unknown MACs, innermost first."""
-    parents = {row.path.rpartition("/")[0] for row in report.layers if row.nodes is not None}
+    parents = {row.parent for row in report.layers if row.nodes is not None}
     leaves = [
         row
         for row in report.layers
@@ -515,7 +481,7 @@ def _check_group(report: Report, expected: GroupSpec) -> tuple[Result, int | Non
     near = [grp for grp in report.groups if set(grp.layers) & set(paths)]
     if near:
         found = "; ".join(f"{grp.kind.value} group {_fmt(grp.layers)}" for grp in near)
-    elif calls_unknown(report) is None:
+    elif report.model.calls_note is None:
         found = "those layers share no weights"
     elif expected.kind is GroupKind.TIED:  # ties are known without calls
         found = "no two of those layers hold the same variable"
@@ -558,7 +524,7 @@ def _check_not_shared(report: Report, patterns: tuple[str, ...]) -> Result:
             both = held[a] & held[b]
             if both and not (a.startswith(b + "/") or b.startswith(a + "/")):
                 problems.append(f"{a} and {b} share {', '.join(sorted(both))}")
-    if calls_unknown(report) is not None and any(held.values()):  # weightless: nothing to share
+    if report.model.calls_note is not None and any(held.values()):  # weightless: nothing to share
         problems.append(
             _unknown_calls_failure(
                 report,
@@ -619,7 +585,7 @@ def snapshot(report: Report) -> str:
 
     What the report does not know is written as a comment, never as a claim: the
     counts that depend on calls, and ``exact_groups``, when the report states no
-    calls (:func:`calls_unknown`); so ``check`` of the same model passes.
+    calls (``ModelInfo.calls_note``); so ``check`` of the same model passes.
 
     Any name is written so that :func:`load_spec` reads it back as itself: control
     characters as TOML escapes, glob characters (``*?[``) in a layer path bracketed.
@@ -634,7 +600,7 @@ def snapshot(report: Report) -> str:
     kinds_present = sorted({f.kind for f in report.findings} & kinds)  # a spec knows no others
     forbid = sorted(kinds - set(kinds_present))
     source = str(report.model.source)
-    if calls_unknown(report) is None:
+    if report.model.calls_note is None:
         exact = ["exact_groups = true"]
     else:  # the ties are known, a layer called more than once is not: claim no more
         exact = [
@@ -743,12 +709,12 @@ class Diff:
 def diff(a: Report, b: Report) -> Diff:
     """Compare two reports: groups (matched by kind and layers), ties and counts.
 
-    Where either report cannot tell how often layers run (:func:`calls_unknown`),
+    Where either report cannot tell how often layers run (``ModelInfo.calls_note``),
     what depends on calls is not compared (:data:`NOT_COMPARED`): the per-use
     counts, the groups of a layer or model called more than once, and group calls.
     Ties (distinct layers holding one variable) are compared either way.
     """
-    unknown = (calls_unknown(a), calls_unknown(b))
+    unknown = (a.model.calls_note, b.model.calls_note)
     blind = unknown != (None, None)
 
     def comparable(groups: Iterable[SharingGroup]) -> dict[_GroupKey, SharingGroup]:

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from weighttie.report import Report
-from weighttie.spec import Spec, calls_unknown, check, load_spec, match_layers
+from weighttie.spec import Spec, check, load_spec, match_layers
 
 __all__ = [
     "assert_cost",
@@ -68,7 +68,7 @@ def assert_shared(model: Any, *layers: str) -> None:
     if groups:
         return
     lonely = [p for p in paths if not any(p in g.layers for g in report.groups)]
-    why = calls_unknown(report)
+    why = report.model.calls_note
     if lonely and why is not None:  # no group seen, but a layer called twice would not be
         raise AssertionError(
             f"expected {', '.join(paths)} to share weights; unknown: model "
@@ -116,11 +116,8 @@ def _one(report: Report, layer: str) -> str:
 
 
 def _subtree_variables(report: Report, path: str) -> list[dict[str, str]]:
-    """The variables of each row of a layer's subtree, rows in a name-free order."""
-    from weighttie.findings import _children, _subtree_paths
-
-    rows = _subtree_paths(report.layer(path), _children(report))
-    return [{v.rsplit("/", 1)[-1]: v for v in report.layer(row).variables} for row in rows]
+    """The variables of each row of a layer's subtree, by name, rows in model order."""
+    return [{report.variable(v).name: v for v in row.variables} for row in report.subtree(path)]
 
 
 def assert_tied(model: Any, a: str, b: str, variables: Sequence[str] | None = None) -> None:

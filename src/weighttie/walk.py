@@ -242,7 +242,10 @@ def _with_runs_and_reads(walk: _Walk) -> tuple[list[RawLayer], tuple[str, ...]]:
                 )
                 for row in starts
             }
-            trace = _keras.trace_calls_of(list(calls.values()), pairs=pairs)
+            try:
+                trace = _keras.trace_calls_of(list(calls.values()), pairs=pairs)
+            except _keras.TraceFailed:  # a call that fails alone may pass in the whole model
+                trace, whole = _keras.trace_model(walk.model, pairs=pairs), True
     except _keras.TraceFailed as exc:
         warnings.warn(
             f"weighttie could not trace a symbolic call of {walk.model.name!r} ({exc}); "
@@ -406,6 +409,7 @@ def model_facts(
     rows, notes = _with_runs_and_reads(walk)
     return ModelFacts(
         model=replace(info, notes=notes),
+        calls_note=next(iter(notes), None),
         layers=rows,
         variables=tuple(walk.variables.values()),
         ties=tuple(ties),

@@ -119,6 +119,7 @@ def _keras_facts(
             sum(1 for r in reader.rows if r.class_name == UNKNOWN_CLASS and r.variables),
             graphless.ties,
         )
+        reader.calls_notes.append(notes[0])
     notes += tuple(resolve(reader))
     notes += opaque_notes(reader)
     ties, differing = apply_ties(reader, config, values)
@@ -138,6 +139,7 @@ def _keras_facts(
         ties=tuple(ties),
         differing_ties=tuple(differing),
         access=_value_access(reader, values if findings else None),
+        calls_note=next(iter(reader.calls_notes), None),
     )
 
 

@@ -85,6 +85,7 @@ def legacy_facts(path: str, findings: bool, limits: Limits) -> Iterator[ModelFac
         else:  # a subclassed model (Keras 3 saves one as .h5): no graph in model_config
             _legacy_graphless(reader, weights, name, _trainable(config))
             notes = graphless_notes(class_name, 0, [])
+            reader.calls_notes.append(notes[0])
         info = ModelInfo(
             name=name,
             class_name=class_name,
@@ -99,6 +100,7 @@ def legacy_facts(path: str, findings: bool, limits: Limits) -> Iterator[ModelFac
             layers=reader.rows,
             variables=tuple(reader.variables.values()),
             access=_value_access(reader, values),
+            calls_note=next(iter(reader.calls_notes), None),
         )
 
 

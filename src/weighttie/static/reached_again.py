@@ -136,7 +136,10 @@ def resolve(reader: _Reader) -> list[str]:
     reader.count_more(len(result) - len(reader.rows))
     reader.rows = result
     reader.row_index = {row.path: i for i, row in enumerate(result)}
-    return _notes(resolved, ambiguous)
+    notes = _notes(resolved, ambiguous)
+    if ambiguous:
+        reader.calls_notes.append(notes[-1])
+    return notes
 
 
 def _narrowed(candidates: list[RawLayer], place: Unsaved, reader: _Reader) -> list[RawLayer]:

@@ -59,6 +59,8 @@ class _Reader:
         #: (:mod:`~weighttie.static.reached_again`).
         self.saved: set[str] = set()
         self.unsaved: list[Unsaved] = []
+        #: Why some rows run an unknown number of times (each also a model note).
+        self.calls_notes: list[str] = []
         self.layers = 0
         self.calls = 0
 
@@ -202,6 +204,12 @@ def opaque_notes(reader: _Reader) -> tuple[str, ...]:
     """The note for custom layers holding layers whose runs and reads the file does not record."""
     if not reader.opaque:
         return ()
+    note = _opaque_note(reader)
+    reader.calls_notes.append(note)
+    return (note,)
+
+
+def _opaque_note(reader: _Reader) -> str:
     shown = ", ".join(f"{path!r} ({class_name})" for path, class_name in reader.opaque[:3])
     more = f" and {len(reader.opaque) - 3} more" if len(reader.opaque) > 3 else ""
     return (
@@ -209,5 +217,5 @@ def opaque_notes(reader: _Reader) -> tuple[str, ...]:
         f"{shown}{more}; the file does not record which (a tied embedding called again or "
         "read inside a head, a layer called twice), so how often those layers' variables "
         "are used is unknown, and so are the per-use totals (--load on a .keras file "
-        "counts them through Keras)",
+        "counts them through Keras)"
     )

@@ -169,33 +169,12 @@ class Scene:
 # -- who holds whom -------------------------------------------------------------------
 
 
-def _parent_path(row: LayerInfo, rows: dict[str, LayerInfo]) -> str | None:
-    """The path of the layer holding ``row`` ("" for the model; None for the model's own row).
-
-    A name may contain "/" (tf_keras ``conv1/conv``), so the parent is the path
-    without the name, or the nearest existing prefix.
-    """
-    if row.path == "":
-        return None
-    if row.path == row.name:
-        return ""
-    suffix = "/" + row.name
-    candidate = (
-        row.path[: -len(suffix)]
-        if row.name and row.path.endswith(suffix)
-        else row.path.rpartition("/")[0]
-    )
-    while candidate and candidate not in rows:
-        candidate = candidate.rpartition("/")[0]
-    return candidate
-
-
 class _Tree:
     """Parents, children, frames and each layer's holder (its nearest frame, or "")."""
 
     def __init__(self, report: Report) -> None:
         self.rows: dict[str, LayerInfo] = {row.path: row for row in report.layers}
-        parents = {path: _parent_path(row, self.rows) for path, row in self.rows.items()}
+        parents = {path: row.parent for path, row in self.rows.items()}
         self.children: dict[str, list[str]] = {}
         for path in sorted(parents):
             parent = parents[path]

@@ -14,8 +14,8 @@ every input's shape. docs/picture.md shows and explains it.
   the report's tables (sortable); a small inline script opens and closes frames,
   zooms, highlights a group and finds a layer.
 
-Placement: :mod:`weighttie.layout`; SVG: :mod:`weighttie.drawing`; page:
-:mod:`weighttie.page`.
+Placement: :mod:`weighttie.picture.layout`; SVG: :mod:`weighttie.picture.drawing`; page:
+:mod:`weighttie.picture.page`.
 
 Example:
     >>> from weighttie.picture import to_html, to_svg
@@ -26,9 +26,9 @@ Example:
 
 from __future__ import annotations
 
-from weighttie.drawing import Facts, Svg
-from weighttie.layout import Geometry, Scene, geometry, layout
-from weighttie.page import page
+from weighttie.picture.drawing import Labels, Svg
+from weighttie.picture.layout import Geometry, Scene, geometry, layout
+from weighttie.picture.page import page
 from weighttie.report import Report
 
 __all__ = ["AUTO_OPEN_CALLS", "to_html", "to_svg"]
@@ -54,7 +54,7 @@ def to_svg(report: Report, *, expanded: bool | None = None) -> str:
         >>> Path("model.svg").write_text(svg, encoding="utf-8")  # doctest: +SKIP
     """
     scene = layout(report)
-    svg = Svg(Facts(report, scene), scene, _geometry(scene, expanded)).draw(header=True)
+    svg = Svg(Labels(report, scene), scene, _geometry(scene, expanded)).draw(header=True)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + svg + "\n"
 
 
@@ -70,6 +70,6 @@ def to_html(report: Report, *, expanded: bool | None = None, fragment: bool = Fa
         >>> Path("model.html").write_text(page, encoding="utf-8")  # doctest: +SKIP
     """
     scene = layout(report)
-    facts = Facts(report, scene)
+    facts = Labels(report, scene)
     svg = Svg(facts, scene, _geometry(scene, expanded)).draw(header=False)
     return page(report, facts, svg, scene.calls, fragment=fragment)

@@ -1,10 +1,10 @@
 """The HTML page around the drawing: header, legend, toolbar, findings, tables, script.
 
 Everything here is inline: one style sheet, one script, the SVG from
-:mod:`weighttie.drawing`. A Content-Security-Policy allows exactly those (by
+:mod:`weighttie.picture.drawing`. A Content-Security-Policy allows exactly those (by
 hash) and nothing else, so the page fetches nothing, and a name that escaped
 escaping still could not run. The script only interacts: it opens and closes
-frames (recomputing vertical positions as :func:`weighttie.layout.geometry`
+frames (recomputing vertical positions as :func:`weighttie.picture.layout.geometry`
 does), zooms, highlights a group, finds a layer and sorts tables.
 """
 
@@ -15,11 +15,10 @@ import hashlib
 import json
 from collections.abc import Sequence
 
-from weighttie.cost import byte_size, cost_line
-from weighttie.drawing import SVG_CSS, Facts, esc, num, shapes
-from weighttie.layout import BAND_GAP, HEADER_H, NODE_H, PAD
+from weighttie.picture.drawing import SVG_CSS, Labels, esc
+from weighttie.picture.layout import BAND_GAP, HEADER_H, NODE_H, PAD
 from weighttie.report import LayerInfo, Report
-from weighttie.spec import CALLS_UNKNOWN_NO_TIES, CALLS_UNKNOWN_WITH_TIES, calls_unknown
+from weighttie.text import byte_size, cost_line, num, shapes, sharing_sentence
 
 __all__ = ["csp_hash", "page"]
 
@@ -305,7 +304,7 @@ def _table(title: str, headers: Sequence[tuple[str, bool]], rows: list[str], nam
 class _Page:
     """The HTML around the drawing: one method per section."""
 
-    def __init__(self, report: Report, facts: Facts) -> None:
+    def __init__(self, report: Report, facts: Labels) -> None:
         self.report = report
         self.facts = facts
 
@@ -327,11 +326,9 @@ class _Page:
         return f'<h1>{title}</h1><p class="sum">{summary}</p><p class="sum">{cost}</p>{notes}'
 
     def legend(self) -> str:
-        unknown = calls_unknown(self.report) is not None
+        sentence = sharing_sentence(self.report)
         if not self.report.groups:
-            if unknown:
-                return f'<p class="legend-none">{esc(CALLS_UNKNOWN_NO_TIES)}</p>'
-            return '<p class="legend-none">No weights are shared.</p>'
+            return f'<p class="legend-none">{esc(sentence or "")}</p>'
         items = []
         for n, group in enumerate(self.report.groups):
             layers = ", ".join(_go(path) for path in group.layers)
@@ -340,7 +337,7 @@ class _Page:
                 f"{esc(group.kind.value)}: {layers} · {num(group.params)} params · "
                 f"{num(group.calls)} calls · {num(group.duplicated)} duplicated</li>"
             )
-        more = f'<p class="legend-none">{esc(CALLS_UNKNOWN_WITH_TIES)}</p>' if unknown else ""
+        more = f'<p class="legend-none">{esc(sentence)}</p>' if sentence else ""
         return f'<h2>Sharing groups</h2><ul class="legend">{"".join(items)}</ul>{more}'
 
     def toolbar(self, has_frames: bool) -> str:
@@ -476,7 +473,7 @@ class _Page:
         return "".join(parts)
 
 
-def page(report: Report, facts: Facts, svg: str, calls: int, *, fragment: bool) -> str:
+def page(report: Report, facts: Labels, svg: str, calls: int, *, fragment: bool) -> str:
     """The page (or, with ``fragment``, the ``<div>``) holding ``svg`` and the report's tables."""
     p = _Page(report, facts)
     script = _script()

@@ -1,10 +1,10 @@
 """The drawing of a laid-out Report as SVG: boxes, frames, chips, edges, colours, badges.
 
-Reads only the Report and its :mod:`weighttie.layout` scene (never Keras). Every
+Reads only the Report and its :mod:`weighttie.picture.layout` scene (never Keras). Every
 name from the report is untrusted: :func:`esc` makes it printable
 (:func:`weighttie.escape.printable`, which also removes every character XML 1.0
 cannot carry) and then escapes it for HTML and XML. :mod:`weighttie.picture`
-is the API; :mod:`weighttie.page` puts the drawing in a page.
+is the API; :mod:`weighttie.picture.page` puts the drawing in a page.
 
 What a call box shows: ``name #index``, the class, parameters held, uses and
 bytes held (when the dtypes say), and the output shapes of that call; its
@@ -15,18 +15,16 @@ its layers, the box tinted by the first); a finding is a red badge.
 Example:
     >>> scene = layout(report)                                # doctest: +SKIP
     >>> g = geometry(scene, lambda frame: True)               # doctest: +SKIP
-    >>> svg = Svg(Facts(report, scene), scene, g).draw(header=True)  # doctest: +SKIP
+    >>> svg = Svg(Labels(report, scene), scene, g).draw(header=True)  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 import colorsys
 import html
-from collections.abc import Sequence
 
-from weighttie.cost import byte_size
 from weighttie.escape import printable
-from weighttie.layout import (
+from weighttie.picture.layout import (
     CALL_TOP,
     GAP,
     HEADER_H,
@@ -41,20 +39,17 @@ from weighttie.layout import (
     Scene,
     edge_path,
 )
-from weighttie.report import CallNode, LayerInfo, Report, Shape
+from weighttie.report import CallNode, LayerInfo, Report
+from weighttie.text import byte_size, count, num, shape, shapes, short
 
 __all__ = [
     "COMPACT_CALLS",
     "SVG_CSS",
-    "Facts",
+    "Labels",
     "Svg",
     "clip",
     "esc",
     "held_bytes",
-    "num",
-    "shape",
-    "shapes",
-    "short",
 ]
 
 MARGIN = 16
@@ -96,45 +91,11 @@ def esc(text: str) -> str:
 
 
 def clip(text: str, chars: int) -> str:
-    """:func:`_esc` of ``text`` cut to ``chars`` printable characters (an ellipsis marks a cut)."""
+    """escaped  ``text`` cut to ``chars`` printable characters (an ellipsis marks a cut)."""
     shown = printable(text)
     if len(shown) > chars:
         shown = shown[: max(chars - 1, 0)] + "…"
     return html.escape(shown, quote=True)
-
-
-def shape(shape: Shape | None) -> str:
-    if shape is None:
-        return "unknown"
-    dims = ", ".join("None" if d is None else str(d) for d in shape)
-    return f"({dims},)" if len(shape) == 1 else f"({dims})"
-
-
-def shapes(shapes: Sequence[Shape | None]) -> str:
-    return ", ".join(shape(s) for s in shapes) if shapes else "-"
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n:,} {noun}{'' if n == 1 else 's'}"
-
-
-def num(n: int | None) -> str:
-    return "unknown" if n is None else f"{n:,}"
-
-
-def short(n: int) -> str:
-    """A count in at most 6 characters.
-
-    Example:
-        >>> short(1234), short(86_560), short(20_861_480)
-        ('1,234', '86.6k', '20.9M')
-    """
-    if abs(n) < 10_000:
-        return f"{n:,}"
-    for unit, size in (("G", 10**9), ("M", 10**6), ("k", 10**3)):
-        if abs(n) >= size:
-            return f"{n / size:.1f}{unit}"
-    return str(n)  # pragma: no cover
 
 
 def held_bytes(n: int | None) -> str:
@@ -163,7 +124,7 @@ def _tint(colour: str, keep: float = 0.16) -> str:
 # -- what the picture says about each layer ------------------------------------------
 
 
-class Facts:
+class Labels:
     """Labels, colours, counts and bytes per layer path, computed once from the report."""
 
     def __init__(self, report: Report, scene: Scene) -> None:
@@ -232,7 +193,7 @@ _ARROW = (
 class Svg:
     """Writes the drawing of one scene for one choice of open frames."""
 
-    def __init__(self, facts: Facts, scene: Scene, g: Geometry) -> None:
+    def __init__(self, facts: Labels, scene: Scene, g: Geometry) -> None:
         self.facts = facts
         self.scene = scene
         self.g = g
@@ -364,8 +325,8 @@ class Svg:
             self.call(row, node, PAD + k * (NODE_W + GAP), CALL_TOP)
         params, size, layers = self.facts.inside(row)
         caption = (
-            f"{row.name} · {row.class_name} · {_count(layers, 'layer')} · "
-            f"{short(params)} params ({held_bytes(size)}) · {_count(len(row.nodes or ()), 'call')}"
+            f"{row.name} · {row.class_name} · {count(layers, 'layer')} · "
+            f"{short(params)} params ({held_bytes(size)}) · {count(len(row.nodes or ()), 'call')}"
         )
         chars = int((item.width - 2 * PAD - 14) / _NAME_CHAR_W)
         glyph = "▾" if is_open else "▸"
