@@ -69,13 +69,20 @@ class RawLayer:
 
 @dataclass(frozen=True)
 class RawVariable:
-    """One variable object: ``key`` is its identity."""
+    """One variable object: ``key`` is its identity.
+
+    ``owner``: the holder the variable is named and counted under, where the source
+    knows it (a checkpoint names the layer whose tensor is stored, not the head that
+    reads it through a tie); None, or a path that does not hold it: the first holder
+    that runs, in path order.
+    """
 
     key: Hashable
     name: str
     shape: tuple[int, ...]
     dtype: str
     trainable: bool
+    owner: str | None = None
 
 
 @dataclass(frozen=True)

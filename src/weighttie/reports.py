@@ -57,6 +57,11 @@ def report_of(
         return source
     if isinstance(source, str | os.PathLike):
         path = os.fspath(source)
+        if path.lower().endswith(".safetensors.index.json"):  # transformers' shard index
+            raise FileFormatError(
+                f"{path!r} is the index of sharded safetensors weights, not a model; pass the "
+                "folder that holds it with its config.json (weighttie report DIR)"
+            )
         if path.lower().endswith(".weights.json"):  # Keras's index of sharded weights
             raise FileFormatError(
                 f"{path!r} is the index of sharded weights, not a model; pass the folder "

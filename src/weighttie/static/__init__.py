@@ -40,7 +40,8 @@ The package's modules, one job each:
 * :mod:`~weighttie.static.group_names`: which layer a group of ``model.weights.h5``
   belongs to where the file does not name it (Keras 3.0 - 3.5);
 * :mod:`~weighttie.static.keras3` and :mod:`~weighttie.static.legacy_h5`: the two
-  readers.
+  readers; :mod:`~weighttie.static.huggingface`: Hugging Face checkpoint folders
+  (``config.json`` and safetensors).
 
 This package imports neither Keras nor any backend.
 """
@@ -50,11 +51,13 @@ from __future__ import annotations
 import os
 
 from weighttie.archive import WEIGHTS, KerasArchive, open_h5
+from weighttie.errors import FileFormatError
 from weighttie.limits import DEFAULT_LIMITS, Limits
 from weighttie.loading import FileKind, check_model_file, open_model_file
 from weighttie.report import Report
 from weighttie.static.class_tables import MODEL_CLASSES, UNKNOWN_CLASS, variable_names
 from weighttie.static.h5_tree import _h5_errors, _walk_h5
+from weighttie.static.huggingface import is_checkpoint_folder, read_checkpoint
 from weighttie.static.keras3 import _read_keras
 from weighttie.static.legacy_h5 import _legacy_config, _read_legacy_h5
 from weighttie.static.preset import is_model_folder, read_folder
@@ -72,7 +75,8 @@ def read_report(
     path: str | os.PathLike[str], *, findings: bool = True, limits: Limits = DEFAULT_LIMITS
 ) -> Report:
     """Build a Report from a model file (or a model folder: a keras_hub preset, sharded
-    weights; :mod:`~weighttie.static.preset`) alone, importing neither Keras nor a backend.
+    weights, :mod:`~weighttie.static.preset`; a Hugging Face checkpoint,
+    :mod:`~weighttie.static.huggingface`) alone, importing neither Keras nor a backend.
 
     Values are read for two things only, streamed from the file in chunks: the
     saved copies of each tie the file declares are compared (always: a tie whose
@@ -93,8 +97,15 @@ def read_report(
         'static'
     """
     file = os.fspath(path)
+    if is_checkpoint_folder(file):  # a Hugging Face checkpoint: config.json and safetensors
+        return read_checkpoint(file, findings, limits)
     if is_model_folder(file):
         return read_folder(file, findings, limits)
+    if file.lower().endswith(".safetensors") and os.path.lexists(file):
+        raise FileFormatError(
+            f"{file!r} is a safetensors weights file, not a model; pass the folder that holds "
+            "it with its config.json (weighttie report DIR)"
+        )
     kind = check_model_file(file, folders=True)
     if kind is FileKind.KERAS:
         return _read_keras(file, findings, limits)
