@@ -272,6 +272,8 @@ def _check_index(folder: str, weight_map: dict[str, str], headers: list[Safetens
                     f"{folder!r}: tensor {t.name!r} is stored in two shards, {other!r} and "
                     f"{header.file!r}; expected each tensor once"
                 )
+    for header in headers:
+        for t in header.tensors:
             listed = weight_map.get(t.name)
             if listed is None:
                 raise FileFormatError(
