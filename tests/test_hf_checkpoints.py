@@ -9,9 +9,15 @@ the correct ones.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import resource
+import statistics
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -30,6 +36,7 @@ from hf_checkpoints import (
     save_checkpoint,
     write_safetensors,
 )
+from test_static import BLOCKER
 from weighttie.cli import main
 from weighttie.report import FindingKind, GroupKind, Report
 from weighttie.static import read_report
@@ -593,3 +600,68 @@ def test_cli_max_tensors(tmp_path: Path, capsys) -> None:
     _, err = capsys.readouterr()
     assert "more than the 5 the tensors limit leaves (raise the limit with --max-tensors N)" in err
     assert main(["report", str(folder), "--max-tensors", "12"]) == 0
+
+
+# -- a 7B-sized checkpoint --------------------------------------------------------------
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _synthetic_checkpoint() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "synthetic_checkpoint", BENCHMARKS / "synthetic_checkpoint.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["synthetic_checkpoint"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_synthetic_7b_checkpoint_is_what_transformers_writes(tmp_path: Path) -> None:
+    """Its names, order and config follow the tiny Llama transformers saved (layouts.json)."""
+    synthetic = _synthetic_checkpoint()
+    tiny = synthetic.Llama(vocab_size=32, hidden_size=8, intermediate_size=16, num_hidden_layers=1)
+    names = sorted(tiny.tensors(head=True))
+    assert names == sorted(n for n, _, _ in LAYOUTS["llama"]["header"]["tensors"])
+    shapes = {n: list(s) for n, s in tiny.tensors(head=True).items()}
+    expected = dict_shapes("llama")
+    assert {n: s for n, s in shapes.items() if "k_proj" not in n and "v_proj" not in n} == {
+        n: s for n, s in expected.items() if "k_proj" not in n and "v_proj" not in n
+    }  # the layout has 1 key/value head of 2, Llama 2 7B as many as query heads
+    folder = tmp_path / "tiny"
+    total = synthetic.write_checkpoint(folder, "stored-twice", tiny)
+    report = read_report(folder)
+    assert kinds(report) == ["stored-twice"]
+    assert report.params.unique == total // 2 - 32 * 8
+
+
+@pytest.mark.budget
+@pytest.mark.parametrize("variant", ["untied", "tied"])
+def test_a_7b_checkpoint_reports_in_under_a_second(variant: str, tmp_path: Path) -> None:
+    """Llama 2 7B's shapes, 13.5 GB declared in sparse shards: whole process < 1 s.
+
+    CPU time (user + system) of the child, as for the LLM-sized keras_hub preset: on a
+    shared machine the wall time of one run doubles with the load of other processes.
+    """
+    synthetic = _synthetic_checkpoint()
+    folder = tmp_path / variant
+    declared = synthetic.write_checkpoint(folder, variant)
+    assert declared > 13e9
+    out = tmp_path / "report.json"
+    cpu = []
+    for _ in range(3):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        done = subprocess.run(
+            [sys.executable, "-c", BLOCKER, "report", str(folder), "-f", "json", "-o", str(out)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    assert doc["params"]["unique"] == declared // 2
+    assert doc["findings"] == []
+    assert statistics.median(cpu) < 1.0, cpu
