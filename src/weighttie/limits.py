@@ -49,7 +49,7 @@ class Limits:
     depth: int = 100
     config_bytes: int = 64 * _MiB
     h5_objects: int = 500_000
-    tensors: int = 500_000
+    tensors: int = 250_000
     spec_bytes: int = 1 * _MiB
     report_bytes: int = 256 * _MiB
 
