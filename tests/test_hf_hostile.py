@@ -330,7 +330,18 @@ CASES = [
         "--max-tensors N)",
         ("--max-tensors", "3"),
     ),
-    Case("a name 200 levels deep", _deep_name, "nests 200 levels deep", ()),
+    Case(
+        "a name 200 levels deep",
+        _deep_name,
+        "nests 200 levels deep ('m/m/m/m/m/m/m/m/m/m/m/m/m/m/m/m/m/m/m",
+    ),
+    Case(
+        "more layers than the limit",
+        _llama,
+        "the tensor names describe more than 5 layers, the layers limit (raise the limit with "
+        "--max-layers N)",
+        ("--max-layers", "5"),
+    ),
     # the index
     Case(
         "shard path with ..",

@@ -83,7 +83,7 @@ def checkpoint_facts(folder: str, files: CheckpointFiles, limits: Limits) -> Mod
     ties = _Binding(folder, stored, aliases.targets, sizes)
     ties.bind(declared)
     holders = ties.holders()
-    layers = _rows(holders, limits)
+    layers = _rows(holders, limits, repr(folder))
     keys = sorted(set(holders.values()))
     variables = [
         RawVariable(
@@ -159,7 +159,7 @@ def _natural(path: str) -> tuple[tuple[int, int, str], ...]:
     return tuple((0, int(p), p) if p.isdigit() else (1, 0, p) for p in path.split("/"))
 
 
-def _rows(holders: dict[str, str], limits: Limits) -> list[RawLayer]:
+def _rows(holders: dict[str, str], limits: Limits, where: str) -> list[RawLayer]:
     """One row per layer path the names place a variable in, and per prefix of one; each
     holding the variables of its names (``holders``: name → variable key)."""
     held: dict[str, list[str]] = {}
@@ -170,15 +170,16 @@ def _rows(holders: dict[str, str], limits: Limits) -> list[RawLayer]:
     for path in held:
         if path.count("/") + 1 > limits.depth:
             raise LimitError(
-                f"a tensor name nests {path.count('/') + 1:,} levels deep ({path!r}), more than "
-                f"the depth limit of {limits.depth:,}",
+                f"{where}: a tensor name nests {path.count('/') + 1:,} levels deep ({path!r}), "
+                f"more than the depth limit of {limits.depth:,}",
                 limit="depth",
             )
         parts = path.split("/") if path else []
         paths.update("/".join(parts[:i]) for i in range(1, len(parts) + 1))
         if len(paths) > limits.layers:
             raise LimitError(
-                f"the tensor names describe more than {limits.layers:,} layers, the layers limit",
+                f"{where}: the tensor names describe more than {limits.layers:,} layers, the "
+                "layers limit",
                 limit="layers",
             )
     rows = []
