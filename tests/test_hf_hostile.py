@@ -214,6 +214,18 @@ def _no_config(d: Path) -> Path:
     return folder
 
 
+def _pickles_only(d: Path) -> Path:
+    """transformers' older format: pytorch_model.bin, a pickle (here, one that would run
+    code), and no safetensors."""
+    folder = _llama(d)
+    (folder / "model.safetensors").unlink()
+    marker = d / "pickle-ran"
+    (folder / "pytorch_model.bin").write_bytes(
+        b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
+    )
+    return folder
+
+
 def _deep_name(d: Path) -> Path:
     tensors = layout_tensors("llama")
     name = ".".join(["m"] * 200) + ".weight"
@@ -414,6 +426,11 @@ CASES = [
     Case("a dangling link", _dangling, "model.safetensors is a broken link"),
     # the config
     Case("no config.json", _no_config, "holds safetensors weights but no config.json"),
+    Case(
+        "pickled weights only",
+        _pickles_only,
+        "holds pytorch_model.bin weights, a pickle weighttie never opens",
+    ),
     Case("config not JSON", json_text("config.json", "{"), "config.json is not valid JSON"),
     Case("config a list", json_text("config.json", "[]"), "config.json holds a JSON list"),
     Case(
@@ -494,6 +511,12 @@ def test_links_inside_the_folder_are_followed(tmp_path: Path) -> None:
     os.symlink("weights/real.safetensors", folder / "model.safetensors")
     run = run_static(folder, (), tmp_path / "peak")
     assert (run.code, run.err) == (0, "")
+
+
+def test_a_pickle_is_never_opened(corpus: dict[str, Path], tmp_path: Path) -> None:
+    folder = corpus["pickled weights only"]
+    run_static(folder, (), tmp_path / "peak")
+    assert not (folder.parent / "pickle-ran").exists()
 
 
 def test_the_corpus_is_left_as_it_was(corpus: dict[str, Path], tmp_path: Path) -> None:

@@ -10,7 +10,8 @@ this?"; the answer follows one policy, here:
   holds constructor arguments): its static report says so in a note (uses
   unknown, counts exact) whether or not Keras is installed;
 * a folder (a keras_hub preset, sharded weights, a model saved with
-  ``zipped=False``) is read statically (:mod:`weighttie.static.preset`);
+  ``zipped=False``; a Hugging Face checkpoint) is read statically
+  (:mod:`weighttie.static.preset`, :mod:`weighttie.static.huggingface`);
 * anything else is a live Keras model or layer, analyzed.
 
 Before Keras sees a file, the bounded static reader has read it: limits, damaged

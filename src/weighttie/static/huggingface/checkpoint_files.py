@@ -59,6 +59,9 @@ INDEX = "model.safetensors.index.json"
 #: Keras's own folder files (keras_hub presets, unzipped saves): a folder holding one
 #: of them is Keras's, read by :mod:`weighttie.static.preset`.
 _KERAS_FILES = ("model.weights.h5", "model.weights.json", "task.json")
+#: transformers' pickled weights: never opened (unpickling can run code), but a folder
+#: holding only them is a checkpoint weighttie explains it cannot read.
+_PICKLES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
 #: The shard names transformers writes (``model-00001-of-00004.safetensors``).
 _SHARD = re.compile(r"model-[0-9]{5,}-of-[0-9]{5,}\.safetensors")
 
@@ -69,12 +72,16 @@ EXPECTED = (
 
 
 def is_checkpoint_folder(path: str | os.PathLike[str]) -> bool:
-    """Whether ``path`` is a folder holding safetensors weights and no Keras weights."""
+    """Whether ``path`` is a folder holding transformers' weights (safetensors, or only
+    pickles, which are refused with a clear message) and no Keras weights."""
     folder = os.fspath(path)
     if not os.path.isdir(folder):
         return False
-    exists = [os.path.lexists(os.path.join(folder, n)) for n in (SINGLE, INDEX, *_KERAS_FILES)]
-    return (exists[0] or exists[1]) and not any(exists[2:])
+
+    def has(*names: str) -> bool:
+        return any(os.path.lexists(os.path.join(folder, n)) for n in names)
+
+    return has(SINGLE, INDEX, *_PICKLES) and not has(*_KERAS_FILES)
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,11 @@ def read_checkpoint_files(folder: str, limits: Limits) -> CheckpointFiles:
     where = repr(folder)
     if not os.path.lexists(os.path.join(folder, CONFIG)):
         raise FileFormatError(f"{where} holds safetensors weights but no {CONFIG}; {EXPECTED}")
+    if not any(os.path.lexists(os.path.join(folder, n)) for n in (SINGLE, INDEX)):
+        raise FileFormatError(
+            f"{where} holds pytorch_model.bin weights, a pickle weighttie never opens (unpickling "
+            f"can run code); {EXPECTED} (save_pretrained writes safetensors by default)"
+        )
     config = _json_object(folder, CONFIG, limits)
     weight_map: dict[str, str] | None = None
     index_metadata: dict[str, Any] = {}
