@@ -4,7 +4,7 @@ Usage (from the repository root, after `make test` or `make bench`):
 
     .venv/bin/python benchmarks/run.py            # everything (about 10 minutes)
     .venv/bin/python benchmarks/run.py --quick    # skip the 20k-layer model and the 3 GB archive
-    .venv/bin/python benchmarks/run.py --only llm # one of xception, scaling, size, limits, llm
+    .venv/bin/python benchmarks/run.py --only llm # one of xception, scaling, size, limits, llm, hf
 
 Models and archives are cached in build/bench/. Every timing is the median of
 several runs of a whole process (python start-up included) unless it says
@@ -309,6 +309,41 @@ def bench_llm() -> list[str]:
     return lines
 
 
+def bench_hf() -> list[str]:
+    """A 7B-sized Hugging Face checkpoint (Llama 2 7B's shapes), 13.5 GB declared, sparse."""
+    from synthetic_checkpoint import Llama, write_checkpoint
+
+    model = Llama()
+    lines = [
+        f"A 7B-sized Hugging Face checkpoint: Llama 2 7B's config ({model.num_hidden_layers} "
+        f"blocks, hidden {model.hidden_size}, float16) as `save_pretrained` writes it, two "
+        "shards and the index, declared in full but written only 64 kB per tensor "
+        "(`benchmarks/synthetic_checkpoint.py`):",
+        "",
+        "| checkpoint (whole process, backends unimportable) | tensors | declared size "
+        "| on disk | wall | peak RSS |",
+        "|---|---|---|---|---|---|",
+    ]
+    for variant, what in (
+        ("untied", "Llama 2 as published (`tie_word_embeddings` false)"),
+        ("tied", "tied, no `lm_head.weight` (a `tied` group)"),
+        ("stored-twice", "tied, `lm_head.weight` stored too: two 262 MB copies compared in full"),
+    ):
+        folder = OUT / f"hf-7b-{variant}"
+        if not (folder / "model.safetensors.index.json").exists():
+            write_checkpoint(folder, variant)
+        files = sorted(folder.iterdir())
+        index = json.loads((folder / "model.safetensors.index.json").read_text())
+        size = sum(p.stat().st_size for p in files)
+        disk = sum(p.stat().st_blocks * 512 for p in files)
+        wall, rss = run(weighttie_static(folder), repeat=5)
+        lines.append(
+            f"| {what} | {len(index['weight_map'])} | {size / 1e9:.2f} GB | {disk / 1e6:.0f} MB "
+            f"| {wall:.2f} s | {rss:.0f} MB |"
+        )
+    return lines
+
+
 LIMIT_CODE = textwrap.dedent(
     """
     import io, json, sys, zipfile, h5py, numpy as np
@@ -422,7 +457,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="skip the largest cases")
     parser.add_argument(
         "--only",
-        choices=["xception", "scaling", "size", "limits", "llm"],
+        choices=["xception", "scaling", "size", "limits", "llm", "hf"],
         help="run one section only",
     )
     parser.add_argument(
@@ -438,6 +473,7 @@ def main() -> int:
         "size": lambda: bench_size(4096 if args.quick else 16384),
         "limits": lambda: bench_limits(args.before),
         "llm": bench_llm,
+        "hf": bench_hf,
     }
     sections = [run() for name, run in runs.items() if args.only in (None, name)]
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores\n")

@@ -193,7 +193,7 @@ def test_snapshot_round_trips_and_catches_the_twin_variant(tmp_path: Path, save,
 
     code, out, _ = run(capsys, "check", str(good), "--spec", str(tmp_path / "spec.toml"))
     assert code == 0
-    assert out.splitlines()[-1].startswith("9 passed, 0 failed")
+    assert out.splitlines()[-1].startswith("12 passed, 0 failed")
 
     code, out, _ = run(capsys, "check", str(bad), "--spec", str(tmp_path / "spec.toml"))
     assert code == 1
@@ -230,11 +230,14 @@ def test_check_json_and_junit(tmp_path: Path, save, capsys) -> None:
     assert names == [
         "params.unique <= 100",
         "tied group [score]",
+        "no alias findings",
         "no broken-tie findings",
+        "no missing-tied-tensor findings",
+        "no stored-twice findings",
         "no twin-branches findings",
     ]
     suite = ET.parse(tmp_path / "junit.xml").getroot()
-    assert suite.tag == "testsuite" and suite.get("tests") == "4" and suite.get("failures") == "3"
+    assert suite.tag == "testsuite" and suite.get("tests") == "7" and suite.get("failures") == "3"
     cases = suite.findall("testcase")
     assert [c.get("name") for c in cases] == names
     assert cases[1].find("failure").get("message") == (

@@ -384,7 +384,7 @@ def test_cost_budgets_from_a_spec_file_on_the_command_line(tmp_path: Path, save,
     spec = tmp_path / "spec.toml"
     spec.write_text(f"[cost]\nmax_macs = {macs}\nmax_bytes_per_use = 1_000_000\n")
     code, out, _ = run(capsys, "check", str(model), "--spec", str(spec))
-    assert code == 0 and out.startswith("4 passed, 0 failed")  # and 2 findings kinds
+    assert code == 0 and out.startswith("7 passed, 0 failed")  # and 5 findings kinds
     spec.write_text("[cost]\nmax_macs = 1000\n")
     code, out, _ = run(capsys, "check", str(model), "--spec", str(spec))
     assert code == 1

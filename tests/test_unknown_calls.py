@@ -266,7 +266,7 @@ def test_snapshot_claims_nothing_unknown_and_the_same_file_passes_its_check(
     assert load_spec(spec).exact_groups is False
     code, out, err = run(capsys, "check", str(files["gpt2"]), "--spec", str(spec))
     assert (code, err) == (0, ""), out
-    assert out.startswith("5 passed, 0 failed")
+    assert out.startswith("8 passed, 0 failed")
     # a spec that claims exact groups fails on the preset, saying why
     spec.write_text("exact_groups = true\n" + text)
     code, out, _ = run(capsys, "check", str(files["gpt2"]), "--spec", str(spec))

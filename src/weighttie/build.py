@@ -77,7 +77,7 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
     per_use = None if some_unknown else _sum(_product(size[k], var_uses[k]) for k in holders)
     trainable = sum(size[k] for k in holders if var_by_key[k].trainable)
 
-    owner = {key: _first_holder(paths, uses) for key, paths in holders.items()}
+    owner = {key: _owner(paths, var_by_key[key], uses) for key, paths in holders.items()}
     owned: dict[str, int] = defaultdict(int)
     owned_keys: dict[str, list[Hashable]] = defaultdict(list)
     for key, path in owner.items():
@@ -164,7 +164,7 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
             uncounted=macs.uncounted,
         ),
     )
-    found = _differing_ties(facts, var_path) if findings else []
+    found = [*facts.findings, *_differing_ties(facts, var_path)] if findings else []
     if findings and facts.access is not None:
         models = {row.path for row in layers if row.is_model}
         found += _derived_findings(report, facts.access, var_path, models)
@@ -352,6 +352,12 @@ def _first_holder(paths: list[str], uses: dict[str, int | None]) -> str:
     return min(paths, key=lambda p: (uses.get(p) == 0, p))
 
 
+def _owner(paths: list[str], variable: RawVariable, uses: dict[str, int | None]) -> str:
+    """The holder a variable is named after: the one its source names, else the first."""
+    owner = variable.owner
+    return owner if owner is not None and owner in paths else _first_holder(paths, uses)
+
+
 def _holders(layers: Sequence[RawLayer]) -> dict[Hashable, list[str]]:
     """The rows holding each variable directly, in row order (a row holds a variable once)."""
     holders: dict[Hashable, list[str]] = defaultdict(list)
@@ -410,7 +416,7 @@ def _variable_paths(
     """Name each variable after its first holder (:func:`_first_holder`) and its own name."""
     taken: set[str] = set()
     result: dict[Hashable, str] = {}
-    owners = {key: _first_holder(paths, uses) for key, paths in holders.items()}
+    owners = {key: _owner(paths, var_by_key[key], uses) for key, paths in holders.items()}
     # Visit in a deterministic order: by owner path, then by holding order.
     for key in sorted(holders, key=lambda k: owners[k]):
         candidate = join_path(owners[key], var_by_key[key].name)

@@ -35,6 +35,7 @@ examples:
   weighttie report siamese.keras --html sharing.html  # the picture, opens offline
   weighttie report siamese.keras --load          # through Keras instead of the file alone
   weighttie report gemma_preset/                  # a keras_hub preset folder, sharded or not
+  weighttie report llama_checkpoint/              # a Hugging Face folder (config.json, safetensors)
 
 exit codes: 0 success, 1 a check or diff found a violation, 2 bad input or usage.
 docs: docs/cli.md
@@ -73,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "path",
         metavar="PATH",
-        help="a .keras archive, a Keras .h5 file, or a model folder (a keras_hub preset)",
+        help="a .keras archive, a Keras .h5 file, or a model folder (a keras_hub preset, "
+        "a Hugging Face checkpoint)",
     )
     report.add_argument(
         "--format",
@@ -184,6 +186,7 @@ _LIMIT_FLAGS = {
     "depth": ("--max-depth", "nesting of models, sublayers and documents"),
     "config_bytes": ("--max-config-bytes", "bytes of a model's JSON config"),
     "h5_objects": ("--max-h5-objects", "objects in one weights file"),
+    "tensors": ("--max-tensors", "tensors in one safetensors checkpoint"),
     "spec_bytes": ("--max-spec-bytes", "bytes of a spec file"),
     "report_bytes": ("--max-report-bytes", "bytes of a JSON report"),
 }

@@ -12,6 +12,9 @@ disagree about what sharing means, and no Report is patched after it is built.
 * ``ties``: the ties the model or file declares, bound or not;
 * ``differing_ties``: declared ties whose saved copies hold different values
   (:class:`RawDifferingTie`), which the build reports as ``broken-tie`` findings;
+* ``findings``: what a reader found about how a file stores its tensors, in the
+  file's own names (a checkpoint's tied tensor stored twice, an alias naming
+  nothing); findings about sharing are the build's;
 * :class:`ValueAccess`: how findings reach layer configs and variable values.
 
 This module imports neither Keras nor a backend.
@@ -22,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
-from weighttie.report import CallNode, ModelInfo, Tie
+from weighttie.report import CallNode, Finding, ModelInfo, Tie
 
 __all__ = [
     "ROOT",
@@ -89,13 +92,20 @@ class RawLayer:
 
 @dataclass(frozen=True)
 class RawVariable:
-    """One variable object: ``key`` is its identity."""
+    """One variable object: ``key`` is its identity.
+
+    ``owner``: the holder the variable is named and counted under, where the source
+    knows it (a checkpoint names the layer whose tensor is stored, not the head that
+    reads it through a tie); None, or a path that does not hold it: the first holder
+    that runs, in path order.
+    """
 
     key: Hashable
     name: str
     shape: tuple[int, ...]
     dtype: str
     trainable: bool
+    owner: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,5 +149,6 @@ class ModelFacts:
     variables: Sequence[RawVariable]
     ties: Sequence[Tie] = ()
     differing_ties: Sequence[RawDifferingTie] = ()
+    findings: Sequence[Finding] = ()
     access: ValueAccess | None = None
     calls_note: str | None = None

@@ -10,7 +10,8 @@ this?"; the answer follows one policy, here:
   holds constructor arguments): its static report says so in a note (uses
   unknown, counts exact) whether or not Keras is installed;
 * a folder (a keras_hub preset, sharded weights, a model saved with
-  ``zipped=False``) is read statically (:mod:`weighttie.static.preset`);
+  ``zipped=False``; a Hugging Face checkpoint) is read statically
+  (:mod:`weighttie.static.preset`, :mod:`weighttie.static.huggingface`);
 * anything else is a live Keras model or layer, analyzed.
 
 Before Keras sees a file, the bounded static reader has read it: limits, damaged
@@ -56,6 +57,11 @@ def report_of(
         return source
     if isinstance(source, str | os.PathLike):
         path = os.fspath(source)
+        if path.lower().endswith(".safetensors.index.json"):  # transformers' shard index
+            raise FileFormatError(
+                f"{path!r} is the index of sharded safetensors weights, not a model; pass the "
+                "folder that holds it with its config.json (weighttie report DIR)"
+            )
         if path.lower().endswith(".weights.json"):  # Keras's index of sharded weights
             raise FileFormatError(
                 f"{path!r} is the index of sharded weights, not a model; pass the folder "

@@ -34,6 +34,8 @@ class Limits:
         config_bytes: bytes of a model's JSON config (``config.json``, a legacy
             ``model_config``) or ``metadata.json``, after decompression.
         h5_objects: groups and datasets visited in one weights file.
+        tensors: tensors in one safetensors checkpoint (a Hugging Face folder: all its
+            shards together), counted in each header before it is parsed.
         spec_bytes: bytes of a spec file (TOML) read by ``check``.
         report_bytes: bytes of a JSON report read by ``check`` or ``diff``.
 
@@ -47,6 +49,7 @@ class Limits:
     depth: int = 100
     config_bytes: int = 64 * _MiB
     h5_objects: int = 500_000
+    tensors: int = 250_000
     spec_bytes: int = 1 * _MiB
     report_bytes: int = 256 * _MiB
 

@@ -75,9 +75,17 @@ class FindingKind(StrEnum):
     """What a finding says (docs/concepts.md)."""
 
     BROKEN_TIE = "broken-tie"
-    """Separate variables of distinct layers, in the same role, with identical contents."""
+    """Separate variables of distinct layers, in the same role, with identical contents; or
+    a declared tie whose stored copies differ."""
     TWIN_BRANCHES = "twin-branches"
     """Identical parallel sub-graphs holding separate weights."""
+    MISSING_TIED_TENSOR = "missing-tied-tensor"
+    """A checkpoint's config declares a head untied, but the head is not stored (a
+    loader initializes it at random); or declares a tie and stores neither tensor."""
+    STORED_TWICE = "stored-twice"
+    """A checkpoint's config declares a tie and both tensors are stored, equal: wasted space."""
+    ALIAS = "alias"
+    """A safetensors metadata alias names a tensor the checkpoint does not store."""
 
 
 class Source(StrEnum):

@@ -40,7 +40,8 @@ The package's modules, one job each:
 * :mod:`~weighttie.static.group_names`: which layer a group of ``model.weights.h5``
   belongs to where the file does not name it (Keras 3.0 - 3.5);
 * :mod:`~weighttie.static.keras3` and :mod:`~weighttie.static.legacy_h5`: the two
-  readers.
+  readers; :mod:`~weighttie.static.huggingface`: Hugging Face checkpoint folders
+  (``config.json`` and safetensors).
 
 This package imports neither Keras nor any backend.
 """
@@ -54,11 +55,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from weighttie.build import build_report
+from weighttie.errors import FileFormatError
 from weighttie.facts import ModelFacts
 from weighttie.limits import DEFAULT_LIMITS, Limits
 from weighttie.model_files import FileKind, check_model_file
 from weighttie.report import Report
 from weighttie.static.class_tables import MODEL_CLASSES, UNKNOWN_CLASS, variable_names
+from weighttie.static.huggingface import checkpoint_folder_facts, is_checkpoint_folder
 from weighttie.static.keras3 import keras_facts, open_keras
 from weighttie.static.legacy_h5 import legacy_facts
 from weighttie.static.preset import folder_facts, is_model_folder
@@ -82,7 +85,8 @@ def open_facts(
 
     The file stays open while the block runs: findings read values from it through
     ``facts.access``. One reader per format, chosen here: ``.keras``, legacy ``.h5``,
-    and model folders (keras_hub presets, sharded weights).
+    model folders (keras_hub presets, sharded weights) and Hugging Face checkpoint
+    folders (config.json and safetensors).
 
     Raises:
         MissingFileError, FileFormatError: the file cannot be read as a Keras model,
@@ -90,8 +94,15 @@ def open_facts(
         LimitError: the file holds more than ``limits`` allow.
     """
     file = os.fspath(path)
-    if is_model_folder(file):
+    if is_checkpoint_folder(file):  # a Hugging Face checkpoint: config.json and safetensors
+        reader = checkpoint_folder_facts(file, limits)
+    elif is_model_folder(file):
         reader = folder_facts(file, findings, limits)
+    elif file.lower().endswith(".safetensors") and os.path.lexists(file):
+        raise FileFormatError(
+            f"{file!r} is a safetensors weights file, not a model; pass the folder that holds "
+            "it with its config.json (weighttie report DIR)"
+        )
     elif check_model_file(file, folders=True) is FileKind.KERAS:
         reader = keras_facts(file, findings, limits)
     else:
@@ -104,7 +115,8 @@ def read_report(
     path: str | os.PathLike[str], *, findings: bool = True, limits: Limits = DEFAULT_LIMITS
 ) -> Report:
     """Build a Report from a model file (or a model folder: a keras_hub preset, sharded
-    weights; :mod:`~weighttie.static.preset`) alone, importing neither Keras nor a backend.
+    weights, :mod:`~weighttie.static.preset`; a Hugging Face checkpoint,
+    :mod:`~weighttie.static.huggingface`) alone, importing neither Keras nor a backend.
 
     Values are read for two things only, streamed from the file in chunks: the
     saved copies of each tie the file declares are compared (always: a tie whose
