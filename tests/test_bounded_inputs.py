@@ -23,7 +23,8 @@ import zoo
 from test_static import PEAK_KIB
 from weighttie.errors import FileFormatError, LimitError, ReportFormatError
 from weighttie.limits import DEFAULT_LIMITS, Limits
-from weighttie.report import Report, read_report_json
+from weighttie.report import Report
+from weighttie.report_json import read_report_json
 from weighttie.spec import SpecError, check, load_spec, snapshot
 
 GIB = 1024**3
@@ -241,7 +242,7 @@ PEAK = (
     "import sys, time\n"
     + PEAK_KIB
     + """
-from weighttie.report import read_report_json
+from weighttie.report_json import read_report_json
 from weighttie.spec import load_spec
 start = time.perf_counter()
 try:

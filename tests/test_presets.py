@@ -27,9 +27,9 @@ import pytest
 from h5py import h5o
 
 import weighttie
-from weighttie.archive import Heaps, _referenced_collections
 from weighttie.cli import main
 from weighttie.errors import FileFormatError, LimitError
+from weighttie.io.hdf5_guard import Heaps, referenced_collections
 from weighttie.limits import Limits
 from weighttie.static import read_report
 
@@ -518,7 +518,7 @@ def test_a_shard_index_alone_says_to_pass_its_folder(presets: dict[str, Preset],
 
 def test_heap_check_reads_data_spans_only(tmp_path: Path) -> None:
     """A sparse file's holes are not read by the global-heap check (they hold zeros)."""
-    from weighttie.archive import _Window
+    from weighttie.io.file_window import Window as _Window
 
     path = tmp_path / "sparse.bin"
     with open(path, "wb") as f:
@@ -570,7 +570,7 @@ def test_heap_check_follows_the_name_attributes(tmp_path: Path) -> None:
         name_group = h5o.get_info(h5["layers/dense/vars"].id).addr
     data = bytearray(weights.read_bytes())
     with open(weights, "rb") as f:
-        (original,) = _referenced_collections(f, len(data), [name_group])
+        (original,) = referenced_collections(f, len(data), [name_group])
     (size,) = struct.unpack("<Q", data[original + 8 : original + 16])
     hidden = bytearray(data[original : original + size])
     _loop(hidden)
@@ -581,7 +581,7 @@ def test_heap_check_follows_the_name_attributes(tmp_path: Path) -> None:
     data[at : at + 12] = struct.pack("<IQ", len("wide"), kernel_at)
     weights.write_bytes(bytes(data))
     with open(weights, "rb") as f:
-        assert _referenced_collections(f, len(data), [name_group]) == {kernel_at}
+        assert referenced_collections(f, len(data), [name_group]) == {kernel_at}
     with pytest.raises(FileFormatError, match="HDF5 would decode forever"):
         read_report(folder)
 

@@ -18,8 +18,8 @@ import pytest
 from h5py import h5o
 
 import weighttie
-from weighttie.archive import _referenced_collections
 from weighttie.errors import FileFormatError
+from weighttie.io.hdf5_guard import referenced_collections
 from weighttie.report import Report
 from weighttie.static import read_report
 
@@ -191,7 +191,7 @@ def test_a_looping_heap_behind_the_dtype_attribute_is_refused(tmp_path: Path) ->
         header = h5o.get_info(kernel.id).addr
     data = bytearray(weights.read_bytes())
     with open(weights, "rb") as f:
-        (original,) = _referenced_collections(f, len(data), [header])
+        (original,) = referenced_collections(f, len(data), [header])
     (size,) = struct.unpack("<Q", data[original + 8 : original + 16])
     hidden = bytearray(data[original : original + size])
     place = 16

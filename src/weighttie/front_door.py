@@ -68,7 +68,7 @@ def report_of(
                 "that holds it with the model's config.json (weighttie report DIR)"
             )
         if path.lower().endswith(".json"):
-            from weighttie.report import read_report_json
+            from weighttie.report_json import read_report_json
 
             return read_report_json(path, limits=limits)
         return _file_report(path, load=load, unsafe=unsafe, findings=findings, limits=limits)

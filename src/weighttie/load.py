@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from weighttie import _keras
-from weighttie.archive import iter_layer_configs
 from weighttie.errors import FileFormatError, LayerNotFoundError, OptimizerStateWarning, TieError
+from weighttie.io.config_json import iter_layer_configs
 from weighttie.limits import DEFAULT_LIMITS, Limits
 from weighttie.tie_record import DeclaredTie, FileTie, file_ties, state_of
 from weighttie.ties import (
@@ -259,7 +259,7 @@ def _compile_arguments(
 
 
 def _saved_optimizer_state(file: str) -> dict[str, np.ndarray] | None:
-    from weighttie.archive import KerasArchive
+    from weighttie.io.keras_zip import KerasArchive
 
     with KerasArchive(file) as archive, archive.weights() as h5:
         group = h5.get("optimizer/vars")
@@ -524,7 +524,7 @@ def retie(
         LayerNotFoundError: a tie names a layer the model does not have.
         TieError: the file's ties do not fit the model, or conflict with each other.
     """
-    from weighttie.archive import KerasArchive
+    from weighttie.io.keras_zip import KerasArchive
     from weighttie.model_files import check_model_file
 
     file = os.fspath(path)

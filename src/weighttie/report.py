@@ -13,17 +13,12 @@ cost unknown::
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from weighttie.errors import LayerNotFoundError, ReportFormatError
-from weighttie.escape import printable_json
-from weighttie.files import read_limited
-from weighttie.limits import DEFAULT_LIMITS, Limits
+from weighttie.errors import LayerNotFoundError
 
 __all__ = [
     "SCHEMA",
@@ -43,7 +38,7 @@ __all__ = [
     "SharingGroup",
     "Tie",
     "VariableInfo",
-    "read_report_json",
+    "resolve_layer",
 ]
 
 SCHEMA = "weighttie.report/3"
@@ -388,138 +383,31 @@ class Report:
         kind = GroupKind(kind)
         return tuple(g for g in self.groups if g.kind is kind)
 
-    # -- JSON contract ------------------------------------------------------
+    # -- JSON contract (weighttie.report_json) --------------------------------
 
     def to_dict(self) -> dict[str, Any]:
         """Return the report as plain JSON-ready data (``weighttie.report/3``)."""
-        return {
-            "schema": SCHEMA,
-            "model": {
-                "name": self.model.name,
-                "class": self.model.class_name,
-                "source": self.model.source,
-                "file": self.model.file,
-                "keras_version": self.model.keras_version,
-                "notes": list(self.model.notes),
-                "calls_note": self.model.calls_note,
-            },
-            "params": {
-                "unique": self.params.unique,
-                "per_use": self.params.per_use,
-                "duplicated": self.params.duplicated,
-                "trainable_unique": self.params.trainable_unique,
-                "non_trainable_unique": self.params.non_trainable_unique,
-            },
-            "cost": {
-                "bytes": _bytes_to_dict(self.cost.bytes),
-                "macs": self.cost.macs,
-                "uncounted": self.cost.uncounted,
-            },
-            "layers": [_layer_to_dict(row) for row in self.layers],
-            "variables": [
-                {
-                    "path": v.path,
-                    "name": v.name,
-                    "shape": list(v.shape),
-                    "dtype": v.dtype,
-                    "trainable": v.trainable,
-                    "size": v.size,
-                    "layers": list(v.layers),
-                    "read_by": list(v.read_by),
-                    "uses": v.uses,
-                    "bytes": v.bytes,
-                }
-                for v in self.variables
-            ],
-            "groups": [
-                {
-                    "kind": g.kind.value,
-                    "layers": list(g.layers),
-                    "variables": list(g.variables),
-                    "params": g.params,
-                    "calls": g.calls,
-                    "duplicated": g.duplicated,
-                    "bytes": _bytes_to_dict(g.bytes),
-                }
-                for g in self.groups
-            ],
-            "ties": [
-                {
-                    "source": t.source,
-                    "target": t.target,
-                    "variables": list(t.variables),
-                    "bound": t.bound,
-                }
-                for t in self.ties
-            ],
-            "findings": [
-                {
-                    "kind": f.kind,
-                    "layers": list(f.layers),
-                    "params": f.params,
-                    "message": f.message,
-                }
-                for f in self.findings
-            ],
-        }
+        from weighttie.report_json import report_to_dict
 
-    def _repr_html_(self) -> str:
-        """The picture, inline in a Jupyter notebook (docs/picture.md)."""
-        from weighttie.picture import to_html
-
-        return to_html(self, fragment=True)
+        return report_to_dict(self)
 
     def to_json(self, *, compact: bool = False) -> str:
-        """Return the report as JSON text; the same report always gives the same text.
+        """Return the report as JSON text (:func:`weighttie.report_json.report_to_json`)."""
+        from weighttie.report_json import report_to_json
 
-        The layout puts each top-level key, and each element of a top-level list
-        (a layer, a variable, a group …), on a line of its own: readable, friendly
-        to line-based diffs, and written by the C encoder (``indent`` would be
-        several times slower on big models). ``compact`` gives one line.
-
-        Letters of any script are written as they are; a control, format or
-        separator character (and a lone surrogate) in a name is written as a ``\\u``
-        escape, so the text is safe to print and decodes to the same names.
-        """
-        doc = self.to_dict()
-        if compact:
-            return printable_json(json.dumps(doc, ensure_ascii=False, separators=(",", ":"))) + "\n"
-        dump = json.JSONEncoder(ensure_ascii=False).encode
-        lines = []
-        for key, value in doc.items():
-            if isinstance(value, list) and value:
-                items = ",\n".join(f"    {dump(item)}" for item in value)
-                lines.append(f"  {dump(key)}: [\n{items}\n  ]")
-            else:
-                lines.append(f"  {dump(key)}: {dump(value)}")
-        return printable_json("{\n" + ",\n".join(lines) + "\n}\n")
+        return report_to_json(self, compact=compact)
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> Report:
-        """Build a report from :meth:`to_dict` output.
-
-        A ``weighttie.report/1`` document (written before cost was recorded) reads
-        too, with every cost field unknown (None).
+        """Build a report from :meth:`to_dict` output (/2 and /1 documents read too).
 
         Raises:
-            ReportFormatError: the document is not a ``weighttie.report/3`` (or /2, /1) report.
+            ReportFormatError: the document is not a ``weighttie.report/3`` (or /2, /1)
+                report.
         """
-        if not isinstance(doc, Mapping):
-            raise ReportFormatError(
-                f"expected a JSON object with schema {SCHEMA!r}; received: {type(doc).__name__}"
-            )
-        schema = doc.get("schema")
-        if schema not in (SCHEMA, SCHEMA_2, SCHEMA_1):
-            raise ReportFormatError(
-                f"expected a report with schema {SCHEMA!r} (or {SCHEMA_2!r}, {SCHEMA_1!r}); "
-                f"received: schema={schema!r}"
-            )
-        try:
-            return _report_from_dict(doc, with_cost=schema != SCHEMA_1)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ReportFormatError(
-                f"report document does not follow {schema}: {type(exc).__name__}: {exc}"
-            ) from None
+        from weighttie.report_json import report_from_dict
+
+        return report_from_dict(doc)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Report:
@@ -529,41 +417,15 @@ class Report:
             ReportFormatError: the text is not JSON (or not UTF-8), nests deeper than
                 the parser follows, or is not a ``weighttie.report/3`` (or /2, /1) report.
         """
-        try:
-            doc = json.loads(text)
-        except RecursionError:
-            raise ReportFormatError(
-                f"report nests arrays or objects too deeply to be a {SCHEMA} report "
-                "(which nests 7 levels)"
-            ) from None
-        except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
-            raise ReportFormatError(f"report is not valid JSON: {exc}") from None
-        return cls.from_dict(doc)
+        from weighttie.report_json import report_from_json
 
+        return report_from_json(text)
 
-def read_report_json(path: str | os.PathLike[str], *, limits: Limits = DEFAULT_LIMITS) -> Report:
-    """Read a JSON report file (``weighttie report --format json``) back into a Report.
+    def _repr_html_(self) -> str:
+        """The picture, inline in a Jupyter notebook (docs/picture.md)."""
+        from weighttie.picture import to_html
 
-    At most ``limits.report_bytes`` are read; a FIFO, a device or a directory is
-    refused before it is opened.
-
-    Example:
-        >>> read_report_json("report.json").params.unique  # doctest: +SKIP
-        497
-
-    Raises:
-        MissingFileError: nothing exists at ``path``.
-        FileFormatError: ``path`` is not a regular file.
-        LimitError: the file holds more than ``limits.report_bytes`` (limit ``report_bytes``).
-        ReportFormatError: the file is not a ``weighttie.report/2`` (or /1) JSON report.
-    """
-    data = read_limited(
-        path, limit=limits.report_bytes, limit_name="report_bytes", what="JSON report"
-    )
-    try:
-        return Report.from_json(data)
-    except ReportFormatError as exc:
-        raise ReportFormatError(f"{str(path)!r}: {exc}") from None
+        return to_html(self, fragment=True)
 
 
 # -- helpers --------------------------------------------------------------------
@@ -596,260 +458,3 @@ def resolve_layer(name_or_path: str, names: Mapping[str, str], model: str) -> st
 def _preview(names: Sequence[str], limit: int = 8) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f", … ({len(names) - limit} more)" if len(names) > limit else "")
-
-
-def _shape_to_json(shape: Shape | None) -> list[int | None] | None:
-    return None if shape is None else list(shape)
-
-
-def _shape_from_json(value: Any) -> Shape | None:
-    if value is None:
-        return None
-    if not isinstance(value, list):
-        raise TypeError(f"a shape must be a list, got {type(value).__name__}")
-    for d in value:
-        if d is not None and (not isinstance(d, int) or isinstance(d, bool)):
-            raise TypeError(f"a shape dimension must be an integer or null, got {d!r}")
-    return tuple(value)
-
-
-def _bytes_to_dict(b: Bytes) -> dict[str, int | None]:
-    return {"unique": b.unique, "per_use": b.per_use}
-
-
-def _layer_to_dict(row: LayerInfo) -> dict[str, Any]:
-    return {
-        "name": row.name,
-        "path": row.path,
-        "parent": row.parent,
-        "order": row.order,
-        "class": row.class_name,
-        "uses": row.uses,
-        "params": {
-            "held": row.params.held,
-            "unique": row.params.unique,
-            "per_use": row.params.per_use,
-        },
-        "bytes": {
-            "held": row.bytes.held,
-            "unique": row.bytes.unique,
-            "per_use": row.bytes.per_use,
-        },
-        "macs": row.macs,
-        "variables": list(row.variables),
-        "nodes": None
-        if row.nodes is None
-        else [
-            {
-                "index": n.index,
-                "inbound": [[r.layer, r.node_index, r.tensor_index] for r in n.inbound],
-                "input_shapes": [_shape_to_json(s) for s in n.input_shapes],
-                "output_shapes": [_shape_to_json(s) for s in n.output_shapes],
-                "macs": n.macs,
-            }
-            for n in row.nodes
-        ],
-    }
-
-
-def _int(value: Any) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise TypeError(f"expected an integer, got {value!r}")
-    return value
-
-
-def _optional_int(value: Any) -> int | None:
-    """An integer, or None: a count the source could not tell."""
-    return None if value is None else _int(value)
-
-
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"expected a string, got {value!r}")
-    return value
-
-
-def _bytes_from_dict(doc: Mapping[str, Any]) -> Bytes:
-    return Bytes(unique=_optional_int(doc["unique"]), per_use=_optional_int(doc["per_use"]))
-
-
-def _optional_str(value: Any) -> str | None:
-    return None if value is None else _str(value)
-
-
-def _strs(value: Any) -> tuple[str, ...]:
-    if not isinstance(value, list):
-        raise TypeError(f"expected a list of strings, got {value!r}")
-    return tuple(_str(v) for v in value)
-
-
-def _node_from_dict(doc: Mapping[str, Any], with_cost: bool) -> CallNode:
-    inbound = []
-    for ref in doc["inbound"]:
-        layer, node_index, tensor_index = ref
-        inbound.append(InboundRef(_str(layer), _int(node_index), _int(tensor_index)))
-    return CallNode(
-        index=_int(doc["index"]),
-        inbound=tuple(inbound),
-        input_shapes=tuple(_shape_from_json(s) for s in doc["input_shapes"]),
-        output_shapes=tuple(_shape_from_json(s) for s in doc["output_shapes"]),
-        macs=_optional_int(doc["macs"]) if with_cost else None,
-    )
-
-
-def _layer_bytes_from_dict(doc: Mapping[str, Any]) -> LayerBytes:
-    return LayerBytes(
-        held=_optional_int(doc["held"]),
-        unique=_optional_int(doc["unique"]),
-        per_use=_optional_int(doc["per_use"]),
-    )
-
-
-def _with_parents(layers: tuple[LayerInfo, ...]) -> tuple[LayerInfo, ...]:
-    """Rows of a document older than ``parent``, given one: the path without the name, or
-    the nearest prefix that is a row (a tf_keras name may hold "/")."""
-    paths = {row.path for row in layers}
-
-    def parent(row: LayerInfo) -> str | None:
-        if row.path == "":
-            return None
-        suffix = "/" + row.name
-        candidate = (
-            row.path[: -len(suffix)]
-            if row.name and row.path.endswith(suffix)
-            else row.path.rpartition("/")[0]
-        )
-        while candidate and candidate not in paths:
-            candidate = candidate.rpartition("/")[0]
-        return candidate
-
-    return tuple(replace(row, parent=parent(row)) for row in layers)
-
-
-def _variable_name(path: str) -> str:
-    """A variable's name in a document older than ``name``: its path's last part."""
-    name = path.rpartition("/")[2]
-    stem, mark, number = name.rpartition("#")
-    return stem if mark and number.isdigit() else name
-
-
-def _calls_note(notes: tuple[str, ...], unknown: bool) -> str | None:
-    """A document older than ``calls_note``: the note on calls, where counts are unknown."""
-    if not unknown:
-        return None
-    return next((note for note in notes if "call" in note), "how often some layers run is unknown")
-
-
-def _running(variable: Mapping[str, Any], uses: Mapping[str, int | None]) -> tuple[str, ...]:
-    """The readers of a variable in a document older than ``read_by``: its holders that run."""
-    return tuple(p for p in _strs(variable["layers"]) if uses.get(p) != 0)
-
-
-def _report_from_dict(doc: Mapping[str, Any], *, with_cost: bool = True) -> Report:
-    """A report from its JSON document; a /1 document (``with_cost`` false) has no cost."""
-    m = doc["model"]
-    p = doc["params"]
-    cost = UNKNOWN_COST
-    if with_cost:
-        c = doc["cost"]
-        cost = Cost(
-            bytes=_bytes_from_dict(c["bytes"]),
-            macs=_optional_int(c["macs"]),
-            uncounted=_int(c["uncounted"]),
-        )
-    layers = tuple(
-        LayerInfo(
-            name=_str(row["name"]),
-            path=_str(row["path"]),
-            class_name=_str(row["class"]),
-            uses=_optional_int(row["uses"]),
-            params=LayerParams(
-                held=_int(row["params"]["held"]),
-                unique=_int(row["params"]["unique"]),
-                per_use=_optional_int(row["params"]["per_use"]),
-            ),
-            variables=_strs(row["variables"]),
-            nodes=None
-            if row["nodes"] is None
-            else tuple(_node_from_dict(n, with_cost) for n in row["nodes"]),
-            order=_int(row.get("order", i)),
-            bytes=_layer_bytes_from_dict(row["bytes"]) if with_cost else UNKNOWN_LAYER_BYTES,
-            macs=_optional_int(row["macs"]) if with_cost else None,
-            parent=_optional_str(row["parent"]) if "parent" in row else None,
-        )
-        for i, row in enumerate(doc["layers"])
-    )
-    if any("parent" not in row for row in doc["layers"]):  # before /3: from the paths
-        layers = _with_parents(layers)
-    uses = {row.path: row.uses for row in layers}
-    variables = tuple(
-        VariableInfo(
-            path=_str(v["path"]),
-            shape=tuple(_int(d) for d in v["shape"]),
-            dtype=_str(v["dtype"]),
-            trainable=bool(v["trainable"]),
-            size=_int(v["size"]),
-            layers=_strs(v["layers"]),
-            uses=_optional_int(v["uses"]),
-            bytes=_optional_int(v["bytes"]) if with_cost else None,
-            read_by=_strs(v["read_by"]) if "read_by" in v else _running(v, uses),
-            name=_str(v["name"]) if "name" in v else _variable_name(_str(v["path"])),
-        )
-        for v in doc["variables"]
-    )
-    groups = tuple(
-        SharingGroup(
-            kind=GroupKind(g["kind"]),
-            layers=_strs(g["layers"]),
-            variables=_strs(g["variables"]),
-            params=_int(g["params"]),
-            calls=_optional_int(g["calls"]),
-            duplicated=_optional_int(g["duplicated"]),
-            bytes=_bytes_from_dict(g["bytes"]) if with_cost else Bytes(None, None),
-        )
-        for g in doc["groups"]
-    )
-    ties = tuple(
-        Tie(
-            source=_str(t["source"]),
-            target=_str(t["target"]),
-            variables=_strs(t["variables"]),
-            bound=bool(t["bound"]),
-        )
-        for t in doc.get("ties", [])
-    )
-    findings = tuple(
-        Finding(
-            kind=FindingKind(f["kind"]),
-            layers=_strs(f["layers"]),
-            params=_int(f["params"]),
-            message=_str(f["message"]),
-        )
-        for f in doc.get("findings", [])
-    )
-    return Report(
-        model=ModelInfo(
-            name=_str(m["name"]),
-            class_name=_str(m["class"]),
-            source=Source(m["source"]),
-            file=_optional_str(m.get("file")),
-            keras_version=_optional_str(m.get("keras_version")),
-            notes=_strs(m.get("notes", [])),
-            calls_note=_optional_str(m["calls_note"])
-            if "calls_note" in m
-            else _calls_note(_strs(m.get("notes", [])), p["per_use"] is None),
-        ),
-        params=Params(
-            unique=_int(p["unique"]),
-            per_use=_optional_int(p["per_use"]),
-            duplicated=_optional_int(p["duplicated"]),
-            trainable_unique=_int(p["trainable_unique"]),
-            non_trainable_unique=_int(p["non_trainable_unique"]),
-        ),
-        layers=layers,
-        variables=variables,
-        groups=groups,
-        ties=ties,
-        findings=findings,
-        cost=cost,
-    )

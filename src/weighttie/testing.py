@@ -94,11 +94,11 @@ def assert_not_shared(model: Any, *layers: str) -> None:
     A report that cannot tell how often layers run (a keras_hub model's file) fails
     it for any layer holding variables, saying so: a layer called twice is not seen.
     """
-    from weighttie.spec import _check_not_shared
+    from weighttie.spec.check import check_not_shared
 
     report = report_of(model)
     _paths(report, layers)
-    result = _check_not_shared(report, tuple(layers))
+    result = check_not_shared(report, tuple(layers))
     if result.failure:
         found = "" if result.failure.startswith("unknown: ") else "found "
         raise AssertionError(
@@ -164,7 +164,7 @@ def assert_params(
     max_duplicated: int | None = None,
 ) -> None:
     """Exact or bounded parameter counts (see docs/concepts.md for each count)."""
-    from weighttie.spec import _check_param
+    from weighttie.spec.check import check_param
 
     report = report_of(model)
     given = {
@@ -178,7 +178,7 @@ def assert_params(
         "min_duplicated": min_duplicated,
         "max_duplicated": max_duplicated,
     }
-    _assert_all(report, given, _check_param)
+    _assert_all(report, given, check_param)
 
 
 def assert_cost(
@@ -196,7 +196,7 @@ def assert_cost(
     Example:
         >>> assert_cost(model, max_macs=5 * 10**9, max_bytes_unique=10**8)  # doctest: +SKIP
     """
-    from weighttie.spec import _check_cost
+    from weighttie.spec.check import check_cost
 
     report = report_of(model)
     given = {
@@ -204,7 +204,7 @@ def assert_cost(
         "max_bytes_unique": max_bytes_unique,
         "max_bytes_per_use": max_bytes_per_use,
     }
-    _assert_all(report, given, _check_cost)
+    _assert_all(report, given, check_cost)
 
 
 def _assert_all(report: Report, given: dict[str, int | None], check: Any) -> None:

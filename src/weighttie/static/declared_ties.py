@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
-from weighttie.archive import iter_layer_configs
 from weighttie.errors import TieError
 from weighttie.facts import ROOT, RawDifferingTie, RawLayer, RawVariable
+from weighttie.io.config_json import iter_layer_configs
 from weighttie.report import Tie
 from weighttie.static.rows import _Reader
 from weighttie.static.values import _Values

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from weighttie.archive import Heaps
 from weighttie.errors import FileFormatError, LimitError
+from weighttie.io.hdf5_guard import Heaps
 from weighttie.limits import Limits
 
 #: Time allowed to walk a weights file: a base plus a share per object visited.
@@ -309,7 +309,7 @@ def _collect(
     """Walk one weights file (checked as :func:`_walk_h5` checks it), its paths below
     ``prefix`` (``"layers/bert_backbone/"``: a backbone's file inside its task).
 
-    With ``heaps`` (a file opened by :func:`~weighttie.archive.open_h5_deferred`),
+    With ``heaps`` (a file opened by :func:`~weighttie.io.hdf5_guard.open_h5_deferred`),
     the layer names (strings in global heaps) are read after the walk, once the
     collections they point to are checked; a dataset whose values could point into
     a heap (strings, references) makes the whole file checked instead.

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from weighttie.archive import WEIGHTS, KerasArchive
 from weighttie.errors import FileFormatError
 from weighttie.facts import ROOT, ModelFacts, join_path
+from weighttie.io.keras_zip import WEIGHTS, KerasArchive
 from weighttie.limits import Limits
 from weighttie.report import CallNode, ModelInfo, Source
 from weighttie.static.call_shapes import _built_in, _graph_nodes, _Shapes, model_ends

@@ -8,9 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from weighttie.archive import iter_layer_configs, open_h5, parse_model_config
 from weighttie.errors import FileFormatError, LimitError
 from weighttie.facts import ROOT, ModelFacts, join_path
+from weighttie.io.config_json import iter_layer_configs, parse_model_config
+from weighttie.io.hdf5_guard import open_h5
 from weighttie.limits import Limits
 from weighttie.model_files import open_model_file
 from weighttie.report import ModelInfo, Source

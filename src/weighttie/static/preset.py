@@ -44,10 +44,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from weighttie.archive import _check_json_size, open_h5_deferred, parse_model_config
 from weighttie.errors import FileFormatError, MissingFileError
 from weighttie.facts import ModelFacts
 from weighttie.files import open_regular, read_limited
+from weighttie.io.config_json import check_json_size, parse_model_config
+from weighttie.io.hdf5_guard import open_h5_deferred
 from weighttie.limits import Limits
 from weighttie.static.h5_tree import _collect, _Collected, _h5_errors, _link
 from weighttie.static.keras3 import _keras_facts
@@ -148,7 +149,7 @@ def _metadata(folder: str, limits: Limits) -> dict[str, Any]:
         return {}
     try:
         data = _read(folder, METADATA, limits)
-        _check_json_size(data, limits, f"{folder!r}: {METADATA}")
+        check_json_size(data, limits, f"{folder!r}: {METADATA}")
         meta = json.loads(data)
     except (FileFormatError, ValueError, RecursionError):
         return {}
@@ -191,7 +192,7 @@ def _weight_map(folder: str, limits: Limits) -> dict[str, tuple[str, ...]]:
     must be in the folder."""
     where = f"{folder!r}: {INDEX}"
     data = _read(folder, INDEX, limits)
-    _check_json_size(data, limits, where)
+    check_json_size(data, limits, where)
     try:
         index = json.loads(data)
     except (ValueError, RecursionError) as exc:

@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from weighttie.archive import _check_json_size
 from weighttie.errors import FileFormatError, LimitError
 from weighttie.files import open_regular
+from weighttie.io.config_json import check_json_size
 from weighttie.limits import Limits
 from weighttie.static.huggingface.safetensors_header import SafetensorsHeader, read_header
 
@@ -209,7 +209,7 @@ def _read(folder: str, name: str, limits: Limits) -> bytes:
 def _json_object(folder: str, name: str, limits: Limits) -> dict[str, Any]:
     where = f"{folder!r}: {name}"
     data = _read(folder, name, limits)
-    _check_json_size(data, limits, where)
+    check_json_size(data, limits, where)
     try:
         document = json.loads(data)
     except (ValueError, RecursionError) as exc:

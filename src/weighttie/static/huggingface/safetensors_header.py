@@ -35,8 +35,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from weighttie.archive import _check_json_size
 from weighttie.errors import FileFormatError, LimitError
+from weighttie.io.config_json import check_json_size
 from weighttie.limits import Limits
 
 __all__ = ["DTYPES", "SafetensorsHeader", "StoredTensor", "read_header"]
@@ -145,7 +145,7 @@ def read_header(
             "limit leaves",
             limit="tensors",
         )
-    _check_json_size(raw, limits, f"{where}'s header")
+    check_json_size(raw, limits, f"{where}'s header")
     try:
         text = raw.decode("utf-8")
         document = json.loads(text, object_pairs_hook=_unique_names)
