@@ -52,125 +52,162 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
     """Derive uses, counts, sharing groups and (with ``findings``) findings from facts.
 
     ``facts.layers`` must list every parent before its children (pre-order), and may
-    include a row at :data:`ROOT` for the model itself. Findings need
-    ``facts.access``; without it only the findings the front end already made
-    (``facts.findings``) are reported.
+    include a row at :data:`ROOT` for the model itself. Findings that read configs
+    or values need ``facts.access``; the front end's own (``facts.findings``,
+    ``facts.differing_ties``) need nothing more.
     """
-    layers = facts.layers
-    rows = {row.path: row for row in layers}
-    var_by_key = {v.key: v for v in facts.variables}
-    calls = {row.path: row.runs for row in layers}
-    uses = _uses(layers)
+    c = _Counts.of(facts)
+    macs = _macs(facts.layers, c.uses, c.var_by_key)
+    report = Report(
+        model=replace(facts.model, calls_note=_calls_note(facts, c.uses)),
+        params=c.params(),
+        layers=tuple(sorted(_layer_infos(c, macs), key=lambda r: r.path)),
+        variables=tuple(sorted(_variable_infos(c), key=lambda v: v.path)),
+        groups=tuple(_groups(c)),
+        ties=tuple(sorted(facts.ties, key=lambda t: (t.target, t.source))),
+        cost=Cost(
+            bytes=_bytes(c.nbytes, {} if c.per_use is None else c.var_uses, list(c.holders)),
+            macs=macs.total,
+            uncounted=macs.uncounted,
+        ),
+    )
+    if not findings:
+        return report
+    found = [*facts.findings, *_differing_ties(facts, c.var_path)]
+    if facts.access is not None:
+        models = {row.path for row in facts.layers if row.is_model}
+        found += _derived_findings(report, facts.access, c.var_path, models)
+    if found:
+        report = replace(report, findings=tuple(sorted(found, key=lambda f: (f.kind, f.layers))))
+    return report
 
-    holders = _holders(layers)
-    reads = _reads(layers, uses, holders)
 
-    var_path = _variable_paths(holders, var_by_key, uses)
-    size = {key: math.prod(var_by_key[key].shape) for key in holders}
-    readers = _readers(reads)
-    var_uses = {key: _sum(reads[p][key] for p in readers.get(key, ())) for key in holders}
+@dataclass(frozen=True)
+class _Counts:
+    """What every part of a report is counted from, derived once from the facts."""
 
-    unique = sum(size.values())
-    # A row of unknown uses may run a layer held elsewhere (a custom layer calling
-    # the embedding a graph layer holds): then no total that counts uses is known.
-    some_unknown = any(u is None for u in uses.values())
-    per_use = None if some_unknown else _sum(_product(size[k], var_uses[k]) for k in holders)
-    trainable = sum(size[k] for k in holders if var_by_key[k].trainable)
+    facts: ModelFacts
+    rows: dict[str, RawLayer]
+    var_by_key: dict[Hashable, RawVariable]
+    uses: dict[str, int | None]  # runs of each row in one forward pass
+    holders: dict[Hashable, list[str]]  # the rows holding each variable
+    reads: dict[str, dict[Hashable, int | None]]  # what each row's runs read, per pass
+    readers: dict[Hashable, list[str]]  # the rows reading each variable
+    var_path: dict[Hashable, str]
+    size: dict[Hashable, int]
+    var_uses: dict[Hashable, int | None]
+    nbytes: dict[Hashable, int | None]
+    owned: dict[str, list[Hashable]]  # the variables each row is counted under
+    per_use: int | None
 
-    owner = {key: _owner(paths, var_by_key[key], uses) for key, paths in holders.items()}
-    owned: dict[str, int] = defaultdict(int)
-    owned_keys: dict[str, list[Hashable]] = defaultdict(list)
-    for key, path in owner.items():
-        owned[path] += size[key]
-        owned_keys[path].append(key)
+    @classmethod
+    def of(cls, facts: ModelFacts) -> _Counts:
+        layers = facts.layers
+        var_by_key = {v.key: v for v in facts.variables}
+        uses = _uses(layers)
+        holders = _holders(layers)
+        reads = _reads(layers, uses, holders)
+        readers = _readers(reads)
+        size = {key: math.prod(var_by_key[key].shape) for key in holders}
+        var_uses = {key: _sum(reads[p][key] for p in readers.get(key, ())) for key in holders}
+        owned: dict[str, list[Hashable]] = defaultdict(list)
+        for key, paths in holders.items():
+            owned[_owner(paths, var_by_key[key], uses)].append(key)
+        # A row of unknown uses may run a layer held elsewhere (a custom layer calling
+        # the embedding a graph layer holds): then no total that counts uses is known.
+        some_unknown = any(u is None for u in uses.values())
+        return cls(
+            facts=facts,
+            rows={row.path: row for row in layers},
+            var_by_key=var_by_key,
+            uses=uses,
+            holders=holders,
+            reads=reads,
+            readers=readers,
+            var_path=_variable_paths(holders, var_by_key, uses),
+            size=size,
+            var_uses=var_uses,
+            nbytes={key: variable_bytes(size[key], var_by_key[key].dtype) for key in holders},
+            owned=owned,
+            per_use=None if some_unknown else _sum(_product(size[k], var_uses[k]) for k in holders),
+        )
 
-    nbytes = {key: variable_bytes(size[key], var_by_key[key].dtype) for key in holders}
-    macs = _macs(layers, uses, var_by_key)
+    def params(self) -> Params:
+        unique = sum(self.size.values())
+        trainable = sum(self.size[k] for k in self.holders if self.var_by_key[k].trainable)
+        return Params(
+            unique=unique,
+            per_use=self.per_use,
+            duplicated=None if self.per_use is None else self.per_use - unique,
+            trainable_unique=trainable,
+            non_trainable_unique=unique - trainable,
+        )
 
-    layer_infos: list[LayerInfo] = []
-    for row in layers:
+
+def _layer_infos(c: _Counts, macs: _Macs) -> list[LayerInfo]:
+    """One row per layer occurrence, in model order (``order``)."""
+    infos: list[LayerInfo] = []
+    for row in c.facts.layers:
         held_keys = list(dict.fromkeys(row.variables))
         if row.path == ROOT and not held_keys:
             continue
-        held = sum(size[k] for k in held_keys)
-        held_bytes = _sum(nbytes[k] for k in held_keys)
-        layer_infos.append(
+        reads, uses = c.reads[row.path], c.uses[row.path]
+        infos.append(
             LayerInfo(
                 name=row.name,
                 path=row.path,
                 class_name=row.class_name,
-                uses=uses[row.path],
+                uses=uses,
                 params=LayerParams(
-                    held=held,
-                    unique=owned[row.path],
-                    per_use=_read_total(size, reads[row.path], uses[row.path]),
+                    held=sum(c.size[k] for k in held_keys),
+                    unique=sum(c.size[k] for k in c.owned[row.path]),
+                    per_use=_read_total(c.size, reads, uses),
                 ),
-                variables=tuple(sorted(var_path[k] for k in held_keys)),
+                variables=tuple(sorted(c.var_path[k] for k in held_keys)),
                 nodes=macs.nodes.get(row.path, row.nodes),
-                order=len(layer_infos),  # facts list layers in model order
+                order=len(infos),  # facts list layers in model order
                 bytes=LayerBytes(
-                    held=held_bytes,
-                    unique=_sum(nbytes[k] for k in owned_keys[row.path]),
-                    per_use=_read_total(nbytes, reads[row.path], uses[row.path]),
+                    held=_sum(c.nbytes[k] for k in held_keys),
+                    unique=_sum(c.nbytes[k] for k in c.owned[row.path]),
+                    per_use=_read_total(c.nbytes, reads, uses),
                 ),
                 macs=macs.rows.get(row.path),
                 parent=row.parent,
             )
         )
+    return infos
 
-    variable_infos = [
+
+def _variable_infos(c: _Counts) -> list[VariableInfo]:
+    return [
         VariableInfo(
-            path=var_path[key],
-            shape=var_by_key[key].shape,
-            dtype=var_by_key[key].dtype,
-            trainable=var_by_key[key].trainable,
-            size=size[key],
+            path=c.var_path[key],
+            shape=c.var_by_key[key].shape,
+            dtype=c.var_by_key[key].dtype,
+            trainable=c.var_by_key[key].trainable,
+            size=c.size[key],
             layers=tuple(sorted(paths)),
-            uses=var_uses[key],
-            read_by=tuple(sorted(readers.get(key, ()))),
-            name=var_by_key[key].name,
-            bytes=nbytes[key],
+            uses=c.var_uses[key],
+            read_by=tuple(sorted(c.readers.get(key, ()))),
+            name=c.var_by_key[key].name,
+            bytes=c.nbytes[key],
         )
-        for key, paths in holders.items()
+        for key, paths in c.holders.items()
     ]
 
-    groups = _call_groups(layers, rows, calls, uses, size, var_path) + _cross_layer_groups(
-        rows, holders, reads, readers, uses, size, var_path
-    )
-    groups.sort(key=lambda g: (g.layers, g.kind.value))
-    if groups:
-        key_of = {path: key for key, path in var_path.items()}
-        groups = [
-            replace(g, bytes=_bytes(nbytes, var_uses, [key_of[p] for p in g.variables]))
-            for g in groups
-        ]
 
-    report = Report(
-        model=replace(facts.model, calls_note=_calls_note(facts, uses)),
-        params=Params(
-            unique=unique,
-            per_use=per_use,
-            duplicated=None if per_use is None else per_use - unique,
-            trainable_unique=trainable,
-            non_trainable_unique=unique - trainable,
-        ),
-        layers=tuple(sorted(layer_infos, key=lambda r: r.path)),
-        variables=tuple(sorted(variable_infos, key=lambda v: v.path)),
-        groups=tuple(groups),
-        ties=tuple(sorted(facts.ties, key=lambda t: (t.target, t.source))),
-        cost=Cost(
-            bytes=_bytes(nbytes, {} if some_unknown else var_uses, list(holders)),
-            macs=macs.total,
-            uncounted=macs.uncounted,
-        ),
-    )
-    found = [*facts.findings, *_differing_ties(facts, var_path)] if findings else []
-    if findings and facts.access is not None:
-        models = {row.path for row in layers if row.is_model}
-        found += _derived_findings(report, facts.access, var_path, models)
-    if found:
-        report = replace(report, findings=tuple(sorted(found, key=lambda f: (f.kind, f.layers))))
-    return report
+def _groups(c: _Counts) -> list[SharingGroup]:
+    """Every sharing group, sorted by layers then kind, with its bytes."""
+    calls = {row.path: row.runs for row in c.facts.layers}
+    groups = _call_groups(
+        c.facts.layers, c.rows, calls, c.uses, c.size, c.var_path
+    ) + _cross_layer_groups(c.rows, c.holders, c.reads, c.readers, c.uses, c.size, c.var_path)
+    groups.sort(key=lambda g: (g.layers, g.kind.value))
+    key_of = {path: key for key, path in c.var_path.items()}
+    return [
+        replace(g, bytes=_bytes(c.nbytes, c.var_uses, [key_of[p] for p in g.variables]))
+        for g in groups
+    ]
 
 
 # -- cost ---------------------------------------------------------------------------
@@ -279,8 +316,26 @@ def _macs(
             uncounted += 1
         else:
             total += value
+    uncounted += _outside_calls(layers, uses, children)
+    return _Macs(
+        nodes=nodes,
+        rows=rows,
+        total=None if not total and uncounted else total,  # "at least 0" says nothing
+        uncounted=uncounted,
+    )
+
+
+def _outside_calls(
+    layers: Sequence[RawLayer],
+    uses: dict[str, int | None],
+    children: dict[str | None, list[RawLayer]],
+) -> int:
+    """Layers that compute outside every graph call (a subclassed model's), uncounted:
+    not a sublayer of a costed call, not of a class that computes nothing, and not a
+    mere container of others."""
+    uncounted = 0
     covered = {row.path for row in layers if row.nodes is not None}
-    for row in layers:  # layers no graph call covers
+    for row in layers:
         if row.path == ROOT or row.nodes is not None or uses.get(row.path) == 0:
             continue
         if row.parent in covered:
@@ -290,12 +345,7 @@ def _macs(
             continue
         if row.variables or not children.get(row.path):
             uncounted += 1
-    return _Macs(
-        nodes=nodes,
-        rows=rows,
-        total=None if not total and uncounted else total,  # "at least 0" says nothing
-        uncounted=uncounted,
-    )
+    return uncounted
 
 
 #: Why calls are unknown, where a front end did not say.

@@ -11,7 +11,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from weighttie.backend_logs import quiet_backend_logs
 from weighttie.errors import LimitError, WeighttieError
@@ -51,7 +51,6 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     from weighttie import __version__
-    from weighttie.render import CheckFormat, DiffFormat, Format, Sort
 
     parser = _Parser(
         prog="weighttie",
@@ -62,6 +61,16 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"weighttie {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
+
+    _report_command(commands)
+    _check_command(commands)
+    _snapshot_command(commands)
+    _diff_command(commands)
+    return parser
+
+
+def _report_command(commands: Any) -> None:
+    from weighttie.render import Format, Sort
 
     report = commands.add_parser(
         "report",
@@ -120,6 +129,11 @@ def _parser() -> argparse.ArgumentParser:
         "files you trust",
     )
     _limit_arguments(report)
+
+
+def _check_command(commands: Any) -> None:
+    from weighttie.render import CheckFormat
+
     check = commands.add_parser(
         "check",
         help="check a model against a spec file (exit 1 on any violation)",
@@ -143,6 +157,8 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("-o", "--output", metavar="FILE", help="write the result to FILE")
     _limit_arguments(check)
 
+
+def _snapshot_command(commands: Any) -> None:
     snap = commands.add_parser(
         "snapshot",
         help="print a spec describing the model as it is (commit it, check against it)",
@@ -153,6 +169,10 @@ def _parser() -> argparse.ArgumentParser:
     _model_arguments(snap)
     snap.add_argument("-o", "--output", metavar="FILE", help="write the spec to FILE")
     _limit_arguments(snap)
+
+
+def _diff_command(commands: Any) -> None:
+    from weighttie.render import DiffFormat
 
     compare = commands.add_parser(
         "diff",
@@ -177,7 +197,6 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--unsafe", action="store_true", help="with --load: allow Lambda code")
     compare.add_argument("-o", "--output", metavar="FILE", help="write the diff to FILE")
     _limit_arguments(compare)
-    return parser
 
 
 _LIMIT_FLAGS = {

@@ -373,16 +373,54 @@ def _running(variable: Mapping[str, Any], uses: Mapping[str, int | None]) -> tup
 
 def _report_from_dict(doc: Mapping[str, Any], *, with_cost: bool = True) -> Report:
     """A report from its JSON document; a /1 document (``with_cost`` false) has no cost."""
-    m = doc["model"]
-    p = doc["params"]
-    cost = UNKNOWN_COST
-    if with_cost:
-        c = doc["cost"]
-        cost = Cost(
-            bytes=_bytes_from_dict(c["bytes"]),
-            macs=_optional_int(c["macs"]),
-            uncounted=_int(c["uncounted"]),
-        )
+    layers = _layers_from(doc["layers"], with_cost)
+    uses = {row.path: row.uses for row in layers}
+    return Report(
+        model=_model_from(doc["model"], doc["params"]["per_use"] is None),
+        params=_params_from(doc["params"]),
+        layers=layers,
+        variables=tuple(_variable_from(v, uses, with_cost) for v in doc["variables"]),
+        groups=tuple(_group_from(g, with_cost) for g in doc["groups"]),
+        ties=tuple(_tie_from(t) for t in doc.get("ties", [])),
+        findings=tuple(_finding_from(f) for f in doc.get("findings", [])),
+        cost=_cost_from(doc["cost"]) if with_cost else UNKNOWN_COST,
+    )
+
+
+def _model_from(m: Mapping[str, Any], unknown_uses: bool) -> ModelInfo:
+    notes = _strs(m.get("notes", []))
+    return ModelInfo(
+        name=_str(m["name"]),
+        class_name=_str(m["class"]),
+        source=Source(m["source"]),
+        file=_optional_str(m.get("file")),
+        keras_version=_optional_str(m.get("keras_version")),
+        notes=notes,
+        calls_note=_optional_str(m["calls_note"])
+        if "calls_note" in m
+        else _calls_note(notes, unknown_uses),
+    )
+
+
+def _params_from(p: Mapping[str, Any]) -> Params:
+    return Params(
+        unique=_int(p["unique"]),
+        per_use=_optional_int(p["per_use"]),
+        duplicated=_optional_int(p["duplicated"]),
+        trainable_unique=_int(p["trainable_unique"]),
+        non_trainable_unique=_int(p["non_trainable_unique"]),
+    )
+
+
+def _cost_from(c: Mapping[str, Any]) -> Cost:
+    return Cost(
+        bytes=_bytes_from_dict(c["bytes"]),
+        macs=_optional_int(c["macs"]),
+        uncounted=_int(c["uncounted"]),
+    )
+
+
+def _layers_from(rows: Any, with_cost: bool) -> tuple[LayerInfo, ...]:
     layers = tuple(
         LayerInfo(
             name=_str(row["name"]),
@@ -403,79 +441,55 @@ def _report_from_dict(doc: Mapping[str, Any], *, with_cost: bool = True) -> Repo
             macs=_optional_int(row["macs"]) if with_cost else None,
             parent=_optional_str(row["parent"]) if "parent" in row else None,
         )
-        for i, row in enumerate(doc["layers"])
+        for i, row in enumerate(rows)
     )
-    if any("parent" not in row for row in doc["layers"]):  # before /3: from the paths
+    if any("parent" not in row for row in rows):  # before /3: from the paths
         layers = _with_parents(layers)
-    uses = {row.path: row.uses for row in layers}
-    variables = tuple(
-        VariableInfo(
-            path=_str(v["path"]),
-            shape=tuple(_int(d) for d in v["shape"]),
-            dtype=_str(v["dtype"]),
-            trainable=bool(v["trainable"]),
-            size=_int(v["size"]),
-            layers=_strs(v["layers"]),
-            uses=_optional_int(v["uses"]),
-            bytes=_optional_int(v["bytes"]) if with_cost else None,
-            read_by=_strs(v["read_by"]) if "read_by" in v else _running(v, uses),
-            name=_str(v["name"]) if "name" in v else _variable_name(_str(v["path"])),
-        )
-        for v in doc["variables"]
+    return layers
+
+
+def _variable_from(
+    v: Mapping[str, Any], uses: Mapping[str, int | None], with_cost: bool
+) -> VariableInfo:
+    return VariableInfo(
+        path=_str(v["path"]),
+        shape=tuple(_int(d) for d in v["shape"]),
+        dtype=_str(v["dtype"]),
+        trainable=bool(v["trainable"]),
+        size=_int(v["size"]),
+        layers=_strs(v["layers"]),
+        uses=_optional_int(v["uses"]),
+        bytes=_optional_int(v["bytes"]) if with_cost else None,
+        read_by=_strs(v["read_by"]) if "read_by" in v else _running(v, uses),
+        name=_str(v["name"]) if "name" in v else _variable_name(_str(v["path"])),
     )
-    groups = tuple(
-        SharingGroup(
-            kind=GroupKind(g["kind"]),
-            layers=_strs(g["layers"]),
-            variables=_strs(g["variables"]),
-            params=_int(g["params"]),
-            calls=_optional_int(g["calls"]),
-            duplicated=_optional_int(g["duplicated"]),
-            bytes=_bytes_from_dict(g["bytes"]) if with_cost else Bytes(None, None),
-        )
-        for g in doc["groups"]
+
+
+def _group_from(g: Mapping[str, Any], with_cost: bool) -> SharingGroup:
+    return SharingGroup(
+        kind=GroupKind(g["kind"]),
+        layers=_strs(g["layers"]),
+        variables=_strs(g["variables"]),
+        params=_int(g["params"]),
+        calls=_optional_int(g["calls"]),
+        duplicated=_optional_int(g["duplicated"]),
+        bytes=_bytes_from_dict(g["bytes"]) if with_cost else Bytes(None, None),
     )
-    ties = tuple(
-        Tie(
-            source=_str(t["source"]),
-            target=_str(t["target"]),
-            variables=_strs(t["variables"]),
-            bound=bool(t["bound"]),
-        )
-        for t in doc.get("ties", [])
+
+
+def _tie_from(t: Mapping[str, Any]) -> Tie:
+    return Tie(
+        source=_str(t["source"]),
+        target=_str(t["target"]),
+        variables=_strs(t["variables"]),
+        bound=bool(t["bound"]),
     )
-    findings = tuple(
-        Finding(
-            kind=FindingKind(f["kind"]),
-            layers=_strs(f["layers"]),
-            params=_int(f["params"]),
-            message=_str(f["message"]),
-        )
-        for f in doc.get("findings", [])
-    )
-    return Report(
-        model=ModelInfo(
-            name=_str(m["name"]),
-            class_name=_str(m["class"]),
-            source=Source(m["source"]),
-            file=_optional_str(m.get("file")),
-            keras_version=_optional_str(m.get("keras_version")),
-            notes=_strs(m.get("notes", [])),
-            calls_note=_optional_str(m["calls_note"])
-            if "calls_note" in m
-            else _calls_note(_strs(m.get("notes", [])), p["per_use"] is None),
-        ),
-        params=Params(
-            unique=_int(p["unique"]),
-            per_use=_optional_int(p["per_use"]),
-            duplicated=_optional_int(p["duplicated"]),
-            trainable_unique=_int(p["trainable_unique"]),
-            non_trainable_unique=_int(p["non_trainable_unique"]),
-        ),
-        layers=layers,
-        variables=variables,
-        groups=groups,
-        ties=ties,
-        findings=findings,
-        cost=cost,
+
+
+def _finding_from(f: Mapping[str, Any]) -> Finding:
+    return Finding(
+        kind=FindingKind(f["kind"]),
+        layers=_strs(f["layers"]),
+        params=_int(f["params"]),
+        message=_str(f["message"]),
     )
