@@ -352,3 +352,59 @@ def test_load_checks_the_file_once_within_the_users_limits(tmp_path: Path, capsy
     assert code == 2 and out == ""
     assert "more than 2 levels deep, the depth limit" in err and "--max-depth" in err
     assert weighttie.load_model(path, limits=weighttie.Limits(depth=5)).count_params() == 6
+
+
+def test_load_error_keeps_the_reason_keras_gives_on_the_next_line(tmp_path: Path, capsys) -> None:
+    """Keras ends its first line at a colon ("… for object <GRUCell …>:"); the reason
+    ("expected 3 variables, but received 0") was cut off."""
+    path = tmp_path / "cell.keras"
+    zoo.shared_rnn_cell("GRUCell").save(path)
+    code, out, err = run(capsys, "report", str(path), "--load")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "Layer 'cell' expected 3 variables, but received 0 variables" in err
+    assert "the static report (without --load) reads the file without Keras" in err
+
+
+_MY_LAYERS = '''
+import keras
+
+
+@keras.saving.register_keras_serializable(package="mine")
+class Doubler(keras.layers.Layer):
+    def call(self, x):
+        return x * 2.0
+'''
+
+_SAVE = '''
+import sys, keras, mylayers
+x = keras.Input((3,))
+keras.Model(x, mylayers.Doubler()(keras.layers.Dense(2)(x))).save(sys.argv[1])
+'''
+
+
+def test_import_names_the_module_of_custom_classes_for_load(tmp_path: Path) -> None:
+    """--load of a file with a custom class: the error names --import, which loads it."""
+    (tmp_path / "mylayers.py").write_text(_MY_LAYERS)
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    model = tmp_path / "custom.keras"
+    subprocess.run(
+        [sys.executable, "-c", _SAVE, str(model)], cwd=tmp_path, env=env, check=True
+    )
+    command = [sys.executable, "-m", "weighttie", "report", str(model), "--load"]
+    without = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert without.returncode == 2 and without.stdout == ""
+    assert "--import your.module" in without.stderr and "Traceback" not in without.stderr
+    with_it = subprocess.run(
+        [*command, "--import", "mylayers"], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert with_it.returncode == 0, with_it.stderr
+    assert "doubler" in with_it.stdout and "source: loaded" in with_it.stdout
+
+
+def test_import_needs_load_and_an_importable_module(save, capsys) -> None:
+    path = save(zoo.siamese_tower(), "tower.keras")
+    code, out, err = run(capsys, "report", str(path), "--import", "json")
+    assert code == 2 and "it needs --load" in err
+    code, out, err = run(capsys, "report", str(path), "--load", "--import", "no_such_module_x")
+    assert code == 2 and out == "" and err.count("\n") == 1
+    assert "--import no_such_module_x: the module could not be imported" in err

@@ -113,7 +113,7 @@ def _socket(tmp_path: Path) -> Path:
 
 
 SPECIAL: dict[str, Callable[[Path], Path]] = {
-    "a FIFO": _fifo,
+    "a FIFO": _fifo,  # with no process reading it
     "a socket": _socket,
     "a directory": lambda tmp: tmp,
 }
@@ -210,3 +210,58 @@ def test_regular_file_names_what_it_found(tmp_path: Path) -> None:
         regular_file(tmp_path / "missing.toml", what="spec file")
     with pytest.raises(FileFormatError, match="is a directory"):
         regular_file(tmp_path)
+
+
+# -- terminals, devices and pipes: written in place, as `cat > path` would -----------------
+
+
+def test_o_dev_stdout_writes_into_the_pipe(model_file: Path) -> None:
+    """`-o /dev/stdout` when stdout is a pipe was refused ("No such file or directory")."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "weighttie", "report", str(model_file)]
+    piped = subprocess.run([*command, "-o", "/dev/stdout"], capture_output=True, text=True)
+    plain = subprocess.run(command, capture_output=True, text=True)
+    assert piped.returncode == 0, piped.stderr
+    assert piped.stdout == plain.stdout and piped.stdout.startswith("Model 'siamese_tower'")
+
+
+def test_o_writes_to_a_character_device(model_file: Path, capsys) -> None:
+    code, out, err = run(capsys, "report", str(model_file), "-o", os.devnull)
+    assert (code, out, err) == (0, "", "")
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)  # still the device, not a file
+
+
+def test_o_writes_to_a_fifo_a_process_reads(model_file: Path, tmp_path: Path, capsys) -> None:
+    import threading
+
+    fifo = _fifo(tmp_path)
+    received: list[bytes] = []
+    ready = threading.Event()
+
+    def read() -> None:
+        with open(fifo, "rb") as reader:  # blocks until the writer opens it
+            ready.set()
+            received.append(reader.read())
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    # the reader must hold the FIFO open before weighttie opens it without waiting
+    opener = os.open(fifo, os.O_WRONLY)  # lets the reader's open return
+    assert ready.wait(10)
+    try:
+        code, out, err = run(capsys, "report", str(model_file), "-o", str(fifo))
+    finally:
+        os.close(opener)
+    thread.join(10)
+    assert (code, out, err) == (0, "", "")
+    assert received and received[0].decode().startswith("Model 'siamese_tower'")
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+
+
+def test_a_full_device_is_one_clear_error(model_file: Path, capsys) -> None:
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    code, out, err = run(capsys, "report", str(model_file), "-o", "/dev/full")
+    assert_one_error_line(code, out, err, "the device is full")

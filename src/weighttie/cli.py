@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from weighttie.backend_logs import quiet_backend_logs
-from weighttie.errors import LimitError, WeighttieError
+from weighttie.errors import LimitError, WeighttieError, first_line
 from weighttie.escape import printable
 
 if TYPE_CHECKING:
@@ -128,6 +128,7 @@ def _report_command(commands: Any) -> None:
         help="with --load: allow code from the file to run (Lambda layers); only for "
         "files you trust",
     )
+    _import_argument(report)
     _limit_arguments(report)
 
 
@@ -195,6 +196,7 @@ def _diff_command(commands: Any) -> None:
     )
     compare.add_argument("--load", action="store_true", help="load both models through Keras")
     compare.add_argument("--unsafe", action="store_true", help="with --load: allow Lambda code")
+    _import_argument(compare)
     compare.add_argument("-o", "--output", metavar="FILE", help="write the diff to FILE")
     _limit_arguments(compare)
 
@@ -253,6 +255,45 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--load", action="store_true", help="load the model through Keras")
     parser.add_argument("--unsafe", action="store_true", help="with --load: allow Lambda code")
+    _import_argument(parser)
+
+
+def _import_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="with --load: import MODULE first (repeatable), so the custom layer classes "
+        "it registers are known to Keras; runs that module's code (docs/trust-model.md)",
+    )
+
+
+def _import_modules(args: argparse.Namespace) -> None:
+    """Import the modules ``--import`` names, with the current directory on the path (as
+    ``python -m`` has it), before anything is loaded."""
+    if not args.imports:
+        return
+    if not args.load:
+        raise WeighttieError(
+            "--import names code to run before loading through Keras; it needs --load "
+            "(the static report runs no code from anywhere)"
+        )
+    import importlib
+
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    for name in args.imports:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # any error the module raises while it runs
+            raise WeighttieError(
+                f"--import {name}: the module could not be imported "
+                f"({type(exc).__name__}: {first_line(exc)}); expected an importable module "
+                "name, e.g. mypackage.layers, from the current directory or the installed "
+                "packages"
+            ) from None
 
 
 _CHECK_EPILOG = """\
@@ -308,6 +349,7 @@ def _model_report(path: str, args: argparse.Namespace, *, findings: bool = True)
     """The report of a model file or a saved JSON report, by the library's one policy."""
     from weighttie.front_door import report_of
 
+    _import_modules(args)
     return report_of(
         path,
         load=args.load,

@@ -23,6 +23,7 @@ __all__ = [
     "TieValueError",
     "UnsafeModelError",
     "WeighttieError",
+    "first_line",
 ]
 
 
@@ -97,3 +98,13 @@ class OutputError(WeighttieError, OSError):
 
     def __str__(self) -> str:  # OSError would format (errno, strerror)
         return str(self.args[0]) if self.args else ""
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an error's message, and the next where the first ends in a colon
+    (Keras's "… Example error message for object <GRUCell …>:" puts the reason there)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    line = lines[0] if lines else type(exc).__name__
+    if line.endswith(":") and len(lines) > 1:
+        line = f"{line} {lines[1]}"
+    return line if len(line) <= limit else line[: limit - 1] + "…"

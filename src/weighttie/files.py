@@ -121,10 +121,23 @@ def read_limited(
 
 
 def _destination(path: str | os.PathLike[str]) -> tuple[Path, os.stat_result | None]:
-    """Where writing ``path`` really writes (a symlink's target), and what is there now."""
+    """Where writing ``path`` really writes (a symlink's target), and what is there now.
+
+    A terminal, another character device or a pipe (``/dev/stdout`` whatever it
+    is, a named FIFO) is written as a stream, as ``cat > path`` would: the path
+    itself is returned, with what it leads to.
+    """
     given = Path(path)
     if str(path) == "":
         raise OutputError("an output path is empty; expected a file name")
+    try:
+        followed: os.stat_result | None = os.stat(given)  # /dev/stdout → the pipe it is
+    except FileNotFoundError:
+        followed = None
+    except OSError as exc:
+        raise OutputError(f"cannot write {str(given)!r}: {_os_reason(exc)}") from None
+    if followed is not None and _is_stream(followed):
+        return given, followed
     try:
         target = Path(os.path.realpath(given)) if given.is_symlink() else given
         info: os.stat_result | None = target.stat()
@@ -135,7 +148,7 @@ def _destination(path: str | os.PathLike[str]) -> tuple[Path, os.stat_result | N
     if info is not None and not stat.S_ISREG(info.st_mode):
         raise OutputError(
             f"cannot write {str(given)!r}: it is {_kind(info.st_mode)}; expected a regular "
-            "file path (leave the option out to write to standard output)"
+            "file, a terminal or a pipe (leave the option out to write to standard output)"
         )
     directory = target.parent
     if not directory.is_dir():
@@ -149,6 +162,33 @@ def _destination(path: str | os.PathLike[str]) -> tuple[Path, os.stat_result | N
             f"{name_max} bytes)"
         )
     return target, info
+
+
+def _is_stream(info: os.stat_result) -> bool:
+    """A character device (a terminal, /dev/null) or a pipe: written in place, not replaced."""
+    return stat.S_ISCHR(info.st_mode) or stat.S_ISFIFO(info.st_mode)
+
+
+def _write_stream(path: Path, payload: bytes) -> None:
+    """Write to a terminal, device or pipe as ``cat > path`` does, never blocking on a
+    FIFO no process reads (opening it without waiting fails at once)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            raise OutputError(
+                f"cannot write {str(path)!r}: it is a FIFO that no process is reading; "
+                "start the reader first, or write to a regular file"
+            ) from None
+        raise OutputError(f"cannot write {str(path)!r}: {_os_reason(exc)}") from None
+    try:
+        os.set_blocking(fd, True)
+        with os.fdopen(fd, "wb", closefd=True) as stream:
+            stream.write(payload)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise OutputError(f"cannot write {str(path)!r}: the device is full") from None
+        raise OutputError(f"cannot write {str(path)!r}: {_os_reason(exc)}") from None
 
 
 def _name_max(directory: Path) -> int:
@@ -177,12 +217,18 @@ def _umask() -> int:
 def write_output(path: str | os.PathLike[str], data: str | bytes) -> None:
     """Write ``data`` (text as UTF-8) to ``path`` completely, or leave it as it was.
 
+    A regular file is replaced whole, atomically; a terminal, device or pipe
+    (``-o /dev/stdout``, a FIFO a process reads) is written in place.
+
     Raises:
         OutputError: see :func:`check_output_path`; also when the write itself fails
             (disk full, permission denied): the old file is then untouched.
     """
     target, existing = _destination(path)
     payload = data.encode("utf-8") if isinstance(data, str) else data
+    if existing is not None and _is_stream(existing):
+        _write_stream(target, payload)
+        return
     mode = stat.S_IMODE(existing.st_mode) if existing is not None else 0o666 & ~_umask()
     try:
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".weighttie-", suffix=".tmp")

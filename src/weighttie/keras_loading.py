@@ -14,17 +14,11 @@ import os
 import warnings
 from typing import Any
 
-from weighttie.errors import FileFormatError, UnsafeModelError
+from weighttie.errors import FileFormatError, UnsafeModelError, first_line
 from weighttie.limits import DEFAULT_LIMITS, Limits
 from weighttie.static import CheckedFile, check_before_load
 
-__all__ = ["first_line", "load_keras_model"]
-
-
-def first_line(exc: BaseException, limit: int = 300) -> str:
-    text = str(exc).strip().splitlines()
-    line = text[0].strip() if text else type(exc).__name__
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+__all__ = ["load_keras_model"]
 
 
 def load_keras_model(
@@ -87,7 +81,23 @@ def load_keras_model(
             ) from None
         raise FileFormatError(
             f"Keras could not load {os.fspath(path)!r}: {type(exc).__name__}: {first_line(exc)}"
+            f"; {_way_out(message)}"
         ) from None
+
+
+#: What Keras says when a file names a class no imported code registered.
+_UNKNOWN_CLASS = ("Could not locate class", "could not be deserialized properly")
+
+
+def _way_out(message: str) -> str:
+    """What to do about a file Keras cannot load."""
+    if any(text in message for text in _UNKNOWN_CLASS):
+        return (
+            "if the file's custom classes are defined in your code, import that module "
+            "first: --import your.module (Python: import it before loading; "
+            "docs/trust-model.md); the static report reads the file without Keras"
+        )
+    return "the static report (without --load) reads the file without Keras"
 
 
 def _missing_keras_hub_classes(config: dict[str, Any]) -> list[str]:

@@ -199,7 +199,7 @@ def _optimizer(entry: Any, file: str, unsafe: bool) -> Any:
     """The optimizer a compile_config names, as an (unbuilt) optimizer object."""
     import keras
 
-    from weighttie.keras_loading import first_line as _first_line
+    from weighttie.errors import first_line as _first_line
 
     try:
         return keras.optimizers.get(
@@ -242,7 +242,7 @@ def _compile_arguments(
     """compile()'s arguments from a compile_config, as ``compile_from_config`` reads them."""
     import keras
 
-    from weighttie.keras_loading import first_line as _first_line
+    from weighttie.errors import first_line as _first_line
 
     _check_compile_keys(model, config, file)
     rest = {key: value for key, value in config.items() if key != "optimizer"}
