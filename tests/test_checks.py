@@ -319,7 +319,10 @@ def test_unmatched_layer_in_a_spec_is_a_violation() -> None:
 def test_diff_of_a_model_with_itself_is_empty(save, capsys) -> None:
     path = save(zoo.siamese_tower())
     code, out, _ = run(capsys, "diff", str(path), str(path))
-    assert (code, out) == (0, "No differences in sharing groups, ties or parameter counts.\n")
+    assert (code, out) == (
+        0,
+        "No differences in layers, sharing groups, ties, findings, counts or cost.\n",
+    )
 
 
 def test_diff_names_groups_and_counts(save, capsys, tmp_path: Path) -> None:
@@ -498,3 +501,29 @@ def test_copied_recurrent_weights_are_still_a_broken_tie(save) -> None:
     assert live[0].params == left.cell.kernel.numpy().size + left.cell.recurrent_kernel.numpy().size
     static = read_report(save(model, "copied.keras")).findings
     assert [f for f in static if f.kind == "broken-tie"] == live
+
+
+def test_diff_states_findings_cost_and_layers() -> None:
+    """A tower rebuilt twice adds a twin-branches finding and doubles the tower's MACs:
+    diff said neither (it compared groups, ties and counts only)."""
+    from weighttie.render import render_diff
+    from weighttie.spec import diff
+
+    shared, twins = weighttie.analyze(zoo.siamese_tower()), weighttie.analyze(zoo.twin_towers())
+    result = diff(shared, twins)
+    assert [(c, f.kind.value, f.layers) for c, f in result.findings] == [
+        ("+", "twin-branches", ("tower_a", "tower_b"))
+    ]
+    cost = {figure: (a, b) for figure, a, b in result.cost}
+    assert cost["cost.bytes.unique"] == (shared.cost.bytes.unique, twins.cost.bytes.unique)
+    assert ("cost.macs" in cost) == (shared.cost.macs != twins.cost.macs)
+    added = {path for change, path, _ in result.layers if change == "+"}
+    assert added == {r.path for r in twins.layers} - {r.path for r in shared.layers}
+    text = render_diff(result)
+    assert "+ twin-branches finding [tower_a, tower_b] (168 params)" in text
+    assert "+ layer tower_a (Functional)" in text
+    doc = result.to_dict()
+    assert doc["findings"] == [
+        {"change": "+", "kind": "twin-branches", "layers": ["tower_a", "tower_b"], "params": 168}
+    ]
+    assert diff(shared, shared).same and not diff(shared, shared).findings

@@ -365,7 +365,7 @@ def test_load_error_keeps_the_reason_keras_gives_on_the_next_line(tmp_path: Path
     assert "the static report (without --load) reads the file without Keras" in err
 
 
-_MY_LAYERS = '''
+_MY_LAYERS = """
 import keras
 
 
@@ -373,13 +373,13 @@ import keras
 class Doubler(keras.layers.Layer):
     def call(self, x):
         return x * 2.0
-'''
+"""
 
-_SAVE = '''
+_SAVE = """
 import sys, keras, mylayers
 x = keras.Input((3,))
 keras.Model(x, mylayers.Doubler()(keras.layers.Dense(2)(x))).save(sys.argv[1])
-'''
+"""
 
 
 def test_import_names_the_module_of_custom_classes_for_load(tmp_path: Path) -> None:
@@ -387,9 +387,7 @@ def test_import_names_the_module_of_custom_classes_for_load(tmp_path: Path) -> N
     (tmp_path / "mylayers.py").write_text(_MY_LAYERS)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     model = tmp_path / "custom.keras"
-    subprocess.run(
-        [sys.executable, "-c", _SAVE, str(model)], cwd=tmp_path, env=env, check=True
-    )
+    subprocess.run([sys.executable, "-c", _SAVE, str(model)], cwd=tmp_path, env=env, check=True)
     command = [sys.executable, "-m", "weighttie", "report", str(model), "--load"]
     without = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert without.returncode == 2 and without.stdout == ""

@@ -321,7 +321,7 @@ def test_a_schema_1_report_reads_with_cost_unknown(tmp_path: Path, capsys) -> No
     assert code == 0 and out == snapshot(report)  # a snapshot holds no cost
     code, out, err = run(capsys, "diff", str(path), str(new))
     assert (code, err) == (0, "")
-    assert out == "No differences in sharing groups, ties or parameter counts.\n"
+    assert out == "No differences in layers, sharing groups, ties, findings, counts or cost.\n"
     spec = tmp_path / "spec.toml"
     spec.write_text("[cost]\nmax_macs = 1000000\nmax_bytes_unique = 1000000\n")
     code, out, err = run(capsys, "check", str(path), "--spec", str(spec))

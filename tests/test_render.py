@@ -10,7 +10,7 @@ import pytest
 
 import weighttie
 import zoo
-from weighttie.render import render_check, render_diff
+from weighttie.render import render, render_check, render_diff
 from weighttie.spec import Spec, check, diff, snapshot
 
 GOLDEN_MODELS = [
@@ -101,7 +101,7 @@ def test_diff_output_matches_golden(golden) -> None:
 def test_diff_of_a_report_with_itself() -> None:
     report = weighttie.analyze(zoo.siamese_lstm())
     assert render_diff(diff(report, report)) == (
-        "No differences in sharing groups, ties or parameter counts.\n"
+        "No differences in layers, sharing groups, ties, findings, counts or cost.\n"
     )
     assert json.loads(render_diff(diff(report, report), "json"))["same"] is True
 
@@ -112,3 +112,21 @@ def test_unknown_check_and_diff_formats_are_rejected() -> None:
         render_check(report, [], "weighttie.toml", "xml")
     with pytest.raises(ValueError, match="'junit' is not a valid DiffFormat"):
         render_diff(diff(report, report), "junit")
+
+
+def test_container_rows_show_what_is_inside_marked_and_the_columns_say_what_they_count() -> None:
+    """A nested model's row showed Params 0 beside its inner rows; it shows Σ now, and a
+    legend says what #i, Runs and Params read mean (they needed the docs)."""
+    model = zoo.siamese_tower()
+    report = weighttie.analyze(model)
+    tower = report.layer("tower")
+    assert tower.params.held == 0
+    assert tower.params.inside == model.get_layer("tower").count_params()
+    text = render(report)
+    row = next(line for line in text.splitlines() if line.startswith("tower "))
+    assert f"Σ {tower.params.inside:,}" in row
+    assert "#i: i-th call in its model's graph · Runs: per forward pass" in text
+    assert "Σ: held inside, counted on the rows below" in text
+    assert "Shared by" in text and "2 calls" in text
+    # totals never add the Σ: rows' own held params sum to the unique count
+    assert sum(r.params.unique for r in report.layers) == report.params.unique

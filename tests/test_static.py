@@ -483,3 +483,13 @@ def test_keras_wrappers_sublayers_stay_known(save) -> None:
     static = read_report(save(model))
     assert static.model.notes == ()
     assert static.params.per_use == weighttie.analyze(model).params.per_use
+
+
+def test_a_subclassed_model_is_named_as_the_file_says(tmp_path: Path) -> None:
+    """Its config holds constructor arguments without a name; the weights file's root
+    group names it (was reported as 'model')."""
+    model = zoo.subclassed()
+    model.save(tmp_path / "sub.keras")
+    static = read_report(tmp_path / "sub.keras")
+    assert static.model.name == model.name == weighttie.analyze(model).model.name
+    assert static.model.class_name == type(model).__name__

@@ -144,8 +144,19 @@ class _Counts:
         )
 
 
+def _inside(layers: Sequence[RawLayer]) -> dict[str, set[Hashable]]:
+    """The variables held by each row and every row inside it."""
+    inside: dict[str, set[Hashable]] = {}
+    for row in reversed(layers):  # children before parents
+        inside.setdefault(row.path, set()).update(row.variables)
+        if row.parent is not None and row.path != ROOT:
+            inside.setdefault(row.parent, set()).update(inside[row.path])
+    return inside
+
+
 def _layer_infos(c: _Counts, macs: _Macs) -> list[LayerInfo]:
     """One row per layer occurrence, in model order (``order``)."""
+    inside = _inside(c.facts.layers)
     infos: list[LayerInfo] = []
     for row in c.facts.layers:
         held_keys = list(dict.fromkeys(row.variables))
@@ -162,6 +173,7 @@ def _layer_infos(c: _Counts, macs: _Macs) -> list[LayerInfo]:
                     held=sum(c.size[k] for k in held_keys),
                     unique=sum(c.size[k] for k in c.owned[row.path]),
                     per_use=_read_total(c.size, reads, uses),
+                    inside=sum(c.size[k] for k in inside[row.path]),
                 ),
                 variables=tuple(sorted(c.var_path[k] for k in held_keys)),
                 nodes=macs.nodes.get(row.path, row.nodes),

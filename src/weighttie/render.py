@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING
 from weighttie.escape import markdown as escape_markdown
 from weighttie.escape import printable
 from weighttie.report import CallNode, LayerInfo, Report
-from weighttie.text import cost_line, num, shapes, sharing_sentence
+from weighttie.text import (
+    cost_line,
+    layer_legend,
+    num,
+    params_cell,
+    shapes,
+    shared_by,
+    sharing_sentence,
+)
 
 if TYPE_CHECKING:
     from weighttie.spec import Diff, Result
@@ -161,7 +169,7 @@ class _Human:
                 self.row_path(row),
                 self.esc(row.class_name),
                 self.calls(row.nodes),
-                num(row.params.held),
+                params_cell(row.params.held, row.params.inside),
                 num(row.uses),
                 num(row.params.per_use),
                 "" if row.nodes is None else num(row.macs),  # no calls: counted in its caller
@@ -172,14 +180,15 @@ class _Human:
         headers = [
             "Layer",
             "Class",
-            "Calls: output shape",
+            "Output shape per call",
             "Params",
-            "Uses",
-            "Per use",
+            "Runs",
+            "Params read",
             "MACs",
             "Sharing",
         ]
-        return str(tabulate(rows, headers=headers, tablefmt=self.tablefmt, disable_numparse=True))
+        table = tabulate(rows, headers=headers, tablefmt=self.tablefmt, disable_numparse=True)
+        return f"{table}\n{self.esc(layer_legend(self.report))}"
 
     def row_path(self, row: LayerInfo) -> str:
         return self.esc(row.path) if row.path else self.esc(f"({row.name})")
@@ -191,12 +200,12 @@ class _Human:
                 g.kind.value,
                 self.names(g.layers, self.newline),
                 num(g.params),
-                num(g.calls),
+                shared_by(g),
                 num(g.duplicated),
             ]
             for n, g in enumerate(self.report.groups, start=1)
         ]
-        headers = ["Group", "Kind", "Layers", "Params", "Calls", "Duplicated"]
+        headers = ["Group", "Kind", "Layers", "Params", "Shared by", "Duplicated"]
         return str(tabulate(rows, headers=headers, tablefmt=self.tablefmt, disable_numparse=True))
 
     def tie_table(self) -> str:
@@ -326,9 +335,9 @@ def render_diff(diff: Diff, fmt: DiffFormat | str = DiffFormat.TEXT) -> str:
     """Render how two reports differ, ending in a newline.
 
     ``text``: one line per change: groups removed (``-``), added (``+``) or changed
-    (``~``), ties, then parameter counts; then, where a report cannot tell how often
-    its layers run, what was not compared and why (``?``). ``json``: the
-    ``weighttie.diff/1`` document.
+    (``~``), ties, layers, findings, then parameter counts and cost; then, where a
+    report cannot tell how often its layers run, what was not compared and why
+    (``?``). ``json``: the ``weighttie.diff/1`` document.
 
     Example:
         >>> print(render_diff(diff(a, b)), end="")  # doctest: +SKIP
@@ -339,7 +348,7 @@ def render_diff(diff: Diff, fmt: DiffFormat | str = DiffFormat.TEXT) -> str:
     if fmt is DiffFormat.JSON:
         return json.dumps(diff.to_dict(), indent=2) + "\n"  # ASCII: controls escaped
     if diff.same:
-        return "No differences in sharing groups, ties or parameter counts.\n"
+        return "No differences in layers, sharing groups, ties, findings, counts or cost.\n"
     lines = [] if diff.differs else ["No differences in what both reports know."]
     for g in diff.removed:
         lines.append(
@@ -356,8 +365,14 @@ def render_diff(diff: Diff, fmt: DiffFormat | str = DiffFormat.TEXT) -> str:
         )
     for change, tie in diff.ties:
         lines.append(f"{change} tie {printable(tie)}")
+    for change, path, class_name in diff.layers:
+        lines.append(f"{change} layer {printable(path)} ({printable(class_name)})")
+    for change, f in diff.findings:
+        lines.append(f"{change} {f.kind.value} finding {_paths(f.layers)} ({f.params:,} params)")
     for count, before, after in diff.params:
         lines.append(f"~ params.{count}: {before:,} -> {after:,} ({after - before:+,})")
+    for figure, before, after in diff.cost:
+        lines.append(f"~ {figure}: {before:,} -> {after:,} ({after - before:+,})")
     if diff.not_compared:
         lines.append(f"? not compared: {', '.join(diff.not_compared)}")
         for side, why in zip("AB", diff.calls_unknown, strict=True):

@@ -128,13 +128,18 @@ class LayerParams:
 
     ``held``: sizes of the variables the layer holds itself (not via sublayers).
     ``unique``: sizes of the variables this row is the first holder of (rows sum to
-    ``Params.unique``). ``per_use``: ``held`` × the layer's uses (rows sum to
-    ``Params.per_use``); None where the uses are unknown.
+    ``Params.unique``). ``per_use``: the sizes its runs read in one forward pass,
+    ``held`` × the layer's uses for Keras's own layers (rows sum to
+    ``Params.per_use``); None where the uses are unknown. ``inside``: unique sizes of
+    the variables held by this row and every row inside it (a nested model, an RNN
+    holding its cell): what ``model.summary()`` shows on a container's row; never
+    added to the others, which already count them.
     """
 
     held: int
     unique: int
     per_use: int | None
+    inside: int = 0
 
 
 @dataclass(frozen=True)

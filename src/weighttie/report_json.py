@@ -255,6 +255,7 @@ def _layer_to_dict(row: LayerInfo) -> dict[str, Any]:
             "held": row.params.held,
             "unique": row.params.unique,
             "per_use": row.params.per_use,
+            "inside": row.params.inside,
         },
         "bytes": {
             "held": row.bytes.held,
@@ -431,6 +432,7 @@ def _layers_from(rows: Any, with_cost: bool) -> tuple[LayerInfo, ...]:
                 held=_int(row["params"]["held"]),
                 unique=_int(row["params"]["unique"]),
                 per_use=_optional_int(row["params"]["per_use"]),
+                inside=_int(row["params"].get("inside", row["params"]["held"])),
             ),
             variables=_strs(row["variables"]),
             nodes=None

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from weighttie.report import Report, Shape
+from weighttie.report import GroupKind, Report, Shape, SharingGroup
 
 __all__ = [
     "CALLS_UNKNOWN_NO_TIES",
@@ -20,9 +20,12 @@ __all__ = [
     "byte_size",
     "cost_line",
     "count",
+    "layer_legend",
     "num",
+    "params_cell",
     "shape",
     "shapes",
+    "shared_by",
     "sharing_sentence",
     "short",
 ]
@@ -145,3 +148,41 @@ def cost_line(report: Report) -> str:
     else:  # what is known is shown: a file that states no calls knows the unique bytes
         size = f"{byte_size(b.unique)} unique, {byte_size(b.per_use)} per use"
     return f"Cost: {macs}; {size}"
+
+
+#: What the layer table's columns mean, said once under it.
+_LEGEND = "#i: i-th call in its model's graph · Runs: per forward pass · Params read: by those runs"
+
+
+def layer_legend(report: Report) -> str:
+    """The line under the layer table; it explains ``Σ`` where a container row shows it."""
+    containers = any(row.params.held == 0 and row.params.inside for row in report.layers)
+    inside = " · Σ: held inside, counted on the rows below" if containers else ""
+    return _LEGEND + inside
+
+
+def params_cell(held: int, inside: int) -> str:
+    """A row's parameters: those it holds, or ``Σ n`` for a container whose layers inside
+    hold ``n`` (a nested model, an RNN holding its cell), never added to the total.
+
+    Example:
+        >>> params_cell(160, 160), params_cell(0, 86_720), params_cell(0, 0)
+        ('160', 'Σ 86,720', '0')
+    """
+    if held == 0 and inside:
+        return f"Σ {inside:,}"
+    return f"{held:,}"
+
+
+def shared_by(group: SharingGroup) -> str:
+    """How a group shares: ``2 calls`` of one layer or model, or ``3 layers`` holding or
+    reading one variable.
+
+    Example:
+        >>> shared_by(report.groups[0])  # doctest: +SKIP
+        '2 calls'
+    """
+    noun = "call" if group.kind in (GroupKind.SHARED_LAYER, GroupKind.SHARED_MODEL) else "layer"
+    if group.calls is None:
+        return f"unknown {noun}s"
+    return count(group.calls, noun)

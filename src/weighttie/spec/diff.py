@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from weighttie.report import GroupKind, Report, SharingGroup
+from weighttie.report import Finding, GroupKind, Report, SharingGroup
 from weighttie.spec.parse import PARAM_KEYS
 
 # -- diff ---------------------------------------------------------------------------
@@ -39,6 +39,9 @@ class Diff:
     params: tuple[tuple[str, int, int], ...]  # (count, in a, in b)
     ties: tuple[tuple[str, str], ...]  # ("+"|"-", "source -> target")
     calls_unknown: tuple[str | None, str | None] = (None, None)
+    findings: tuple[tuple[str, Finding], ...] = ()  # ("+"|"-", finding)
+    cost: tuple[tuple[str, int, int], ...] = ()  # (figure, in a, in b)
+    layers: tuple[tuple[str, str, str], ...] = ()  # ("+"|"-", path, class)
 
     @property
     def not_compared(self) -> tuple[str, ...]:
@@ -48,7 +51,16 @@ class Diff:
     @property
     def differs(self) -> bool:
         """Some difference was seen (in what both reports know)."""
-        return bool(self.added or self.removed or self.changed or self.params or self.ties)
+        return bool(
+            self.added
+            or self.removed
+            or self.changed
+            or self.params
+            or self.ties
+            or self.findings
+            or self.cost
+            or self.layers
+        )
 
     @property
     def same(self) -> bool:
@@ -75,6 +87,12 @@ class Diff:
             },
             "params": [{"count": k, "a": a, "b": b} for k, a, b in self.params],
             "ties": [{"change": c, "tie": t} for c, t in self.ties],
+            "layers": [{"change": c, "path": p, "class": k} for c, p, k in self.layers],
+            "findings": [
+                {"change": c, "kind": f.kind.value, "layers": list(f.layers), "params": f.params}
+                for c, f in self.findings
+            ],
+            "cost": [{"figure": k, "a": a, "b": b} for k, a, b in self.cost],
             "not_compared": list(self.not_compared),
             "calls_unknown": {"a": self.calls_unknown[0], "b": self.calls_unknown[1]},
         }
@@ -121,4 +139,43 @@ def diff(a: Report, b: Report) -> Diff:
         params=counts,
         ties=ties,
         calls_unknown=unknown,
+        findings=_findings(a, b),
+        cost=_cost(a, b),
+        layers=_layers(a, b),
+    )
+
+
+def _findings(a: Report, b: Report) -> tuple[tuple[str, Finding], ...]:
+    """Findings only one report has, by kind and layers (a tower built twice is a new
+    ``twin-branches``)."""
+    a_found = {(f.kind.value, f.layers): f for f in a.findings}
+    b_found = {(f.kind.value, f.layers): f for f in b.findings}
+    return tuple(
+        [("-", a_found[k]) for k in sorted(set(a_found) - set(b_found))]
+        + [("+", b_found[k]) for k in sorted(set(b_found) - set(a_found))]
+    )
+
+
+def _cost(a: Report, b: Report) -> tuple[tuple[str, int, int], ...]:
+    """Cost figures both reports know and that differ (MACs per pass, bytes, uncounted)."""
+    figures = {
+        "cost.macs": (a.cost.macs, b.cost.macs),
+        "cost.bytes.unique": (a.cost.bytes.unique, b.cost.bytes.unique),
+        "cost.bytes.per_use": (a.cost.bytes.per_use, b.cost.bytes.per_use),
+        "cost.uncounted": (a.cost.uncounted, b.cost.uncounted),
+    }
+    return tuple(
+        (name, x, y)
+        for name, (x, y) in figures.items()
+        if x is not None and y is not None and x != y
+    )
+
+
+def _layers(a: Report, b: Report) -> tuple[tuple[str, str, str], ...]:
+    """Layers only one report has, by path, with their class."""
+    a_rows = {row.path: row.class_name for row in a.layers}
+    b_rows = {row.path: row.class_name for row in b.layers}
+    return tuple(
+        [("-", p, a_rows[p]) for p in sorted(set(a_rows) - set(b_rows))]
+        + [("+", p, b_rows[p]) for p in sorted(set(b_rows) - set(a_rows))]
     )

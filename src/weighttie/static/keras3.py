@@ -89,7 +89,7 @@ def _keras_facts(
     reader = _Reader(repr(path), limits)
     notes: tuple[str, ...] = ()
     class_name = str(config.get("class_name", UNKNOWN_CLASS))
-    name = _layer_name(config) or "model"
+    name = _layer_name(config) or group.name or "model"  # a subclassed model: the weights say
     root_trainable = _trainable(config)
     reader.add(
         ROOT,
