@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from weighttie.backend_logs import quiet_backend_logs
 from weighttie.errors import LimitError, WeighttieError, first_line
 from weighttie.escape import printable
+from weighttie.progress import status, status_terminal
 
 if TYPE_CHECKING:
     from weighttie.limits import Limits
@@ -340,7 +341,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
         write_graph(report, args.graph)
     for path, fmt in ((args.html, Format.HTML), (args.svg, Format.SVG)):
         if path:
-            write_output(path, render(report, fmt))
+            with status(f"drawing the picture of {len(report.layers):,} layers"):
+                picture = render(report, fmt)
+            write_output(path, picture)
     _emit(text, args.output)
     return EXIT_OK
 
@@ -350,13 +353,15 @@ def _model_report(path: str, args: argparse.Namespace, *, findings: bool = True)
     from weighttie.front_door import report_of
 
     _import_modules(args)
-    return report_of(
-        path,
-        load=args.load,
-        unsafe=args.unsafe,
-        findings=findings,
-        limits=_limits(args),
-    )
+    doing = f"loading {path} through Keras" if args.load else f"reading {path}"
+    with status(doing):
+        return report_of(
+            path,
+            load=args.load,
+            unsafe=args.unsafe,
+            findings=findings,
+            limits=_limits(args),
+        )
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -421,7 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     try:
-        with quiet_backend_logs():
+        # the status line goes to the terminal itself: stderr is held while the work runs
+        with status_terminal(), quiet_backend_logs():
             return _COMMANDS[args.command](args)
     except WeighttieError as exc:
         print(_error_line(exc), file=sys.stderr)
