@@ -321,7 +321,8 @@ def test_sort_name_lists_rows_by_path_and_model_order_is_the_default(save, capsy
 
     def first_column(text: str) -> list[str]:
         lines = text.split("\n\n")[1].splitlines()[2:]  # the layer table, without its header
-        return [line.split()[0] for line in lines if line and not line.startswith(" ")]
+        rows = [line for line in lines if line and not line.startswith((" ", "#i:"))]
+        return [line.split()[0] for line in rows]
 
     _, by_model, _ = run(capsys, "report", str(path))
     _, by_name, _ = run(capsys, "report", str(path), "--sort", "name")
