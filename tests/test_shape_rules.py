@@ -1190,3 +1190,56 @@ def test_application_layers_match_tf_keras() -> None:
         assert output_shapes(entry["class_name"], other, shapes) is None
     shape = (None, 5, 5, 8)
     assert output_shapes("LayerScale", {"init_values": 1e-6, "projection_dim": 4}, [shape]) is None
+
+
+# -- Keras's other names of a class ------------------------------------------------------
+
+#: Arguments that build each class Keras offers other names of (by the class's own name).
+ALIASED: dict[str, dict[str, Any]] = {
+    **{f"Conv{r}D": {"filters": 2, "kernel_size": 2} for r in (1, 2, 3)},
+    **{f"Conv{r}DTranspose": {"filters": 2, "kernel_size": 2} for r in (1, 2, 3)},
+    **{f"SeparableConv{r}D": {"filters": 2, "kernel_size": 2} for r in (1, 2)},
+    **{f"{kind}Pooling{r}D": {"pool_size": 2} for kind in ("Max", "Average") for r in (1, 2, 3)},
+    "GroupedQueryAttention": {"head_dim": 2, "num_query_heads": 2, "num_key_value_heads": 1},
+}
+
+
+def _aliased_layer(keras: Any, name: str) -> Any:
+    cls = getattr(keras.layers, name)
+    return cls(**ALIASED.get(cls.__name__, {}))
+
+
+def test_every_other_name_keras_offers_is_an_alias() -> None:
+    """Each name ``keras.layers`` offers for a class besides the one a file holds
+    (``Convolution2D``, ``MaxPool2D``, ``GroupedQueryAttention``) is an alias of it."""
+    import inspect
+
+    from weighttie.shape_rules import ALIASES
+
+    keras = pytest.importorskip("keras")
+    offered = {}
+    for name in dir(keras.layers):
+        cls = getattr(keras.layers, name)
+        if inspect.isclass(cls) and issubclass(cls, keras.layers.Layer) and name != cls.__name__:
+            saved = keras.saving.serialize_keras_object(_aliased_layer(keras, name))["class_name"]
+            offered.update({other: saved for other in {name, cls.__name__} - {saved}})
+    assert offered == ALIASES
+
+
+@pytest.mark.parametrize("alias", ["Convolution2D", "SeparableConvolution1D", "MaxPool2D"])
+def test_a_config_naming_an_alias_reads_as_its_class(alias: str) -> None:
+    """Keras loads a config that names ``Convolution2D`` as a ``Conv2D``: its shapes and
+    variable names are the class's (only the MAC rules knew the alias before)."""
+    from weighttie.shape_rules import ALIASES
+    from weighttie.static import variable_names
+
+    keras = pytest.importorskip("keras")
+    entry = keras.saving.serialize_keras_object(_aliased_layer(keras, alias))
+    assert entry["class_name"] == ALIASES[alias]
+    loaded = keras.saving.deserialize_keras_object({**entry, "class_name": alias})
+    assert type(loaded).__name__ == ALIASES[alias]
+    shape = (None, 8, 8, 3) if "2D" in alias else (None, 8, 3)
+    expected = (tuple(loaded(keras.Input(batch_shape=shape)).shape),)
+    assert output_shapes(alias, entry["config"], [shape]) == expected
+    own = [v.name for v in loaded.weights]
+    assert variable_names(alias, entry["config"], len(own)) == own

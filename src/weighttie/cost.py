@@ -29,6 +29,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from weighttie.report import Shape
+from weighttie.shape_rules import ALIASES
 
 __all__ = [
     "DTYPE_BYTES",
@@ -198,6 +199,7 @@ def call_macs(
         ...           [(None, 8)], [(None, 4)])
         32
     """
+    class_name = ALIASES.get(class_name, class_name)
     if class_name in ZERO_MAC_CLASSES:
         return 0
     rule = _RULES.get(class_name)
@@ -429,7 +431,6 @@ def _time_distributed(w: HeldWeights, ins: Shapes, outs: Shapes) -> int:
 _RULES = {
     "Dense": _dense,
     **{f"Conv{n}D": _conv for n in (1, 2, 3)},
-    **{f"Convolution{n}D": _conv for n in (1, 2, 3)},
     **{f"Conv{n}DTranspose": _transpose for n in (1, 2, 3)},
     **{f"DepthwiseConv{n}D": _depthwise for n in (1, 2)},
     **{f"SeparableConv{n}D": _separable for n in (1, 2)},

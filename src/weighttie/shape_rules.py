@@ -62,7 +62,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Shape", "has_rule", "output_shapes"]
+__all__ = ["ALIASES", "Shape", "has_rule", "output_shapes"]
 
 #: A tensor shape; ``None`` is a dimension that is not known.
 Shape = tuple[int | None, ...]
@@ -1707,6 +1707,22 @@ _RULES: dict[str, Rule] = {
     "CustomScaleLayer": _custom_scale,
     "Custom>CustomScaleLayer": _custom_scale,  # as tf_keras registers it
 }
+
+
+#: Keras's other names of its classes, each the class a file names (``keras.layers`` offers
+#: ``Convolution2D`` for ``Conv2D``; Keras 3.15 serializes ``GroupedQueryAttention`` as
+#: ``GroupQueryAttention``): Keras loads a config naming one as that class, so they answer alike.
+ALIASES: dict[str, str] = {
+    **{f"Convolution{r}D": f"Conv{r}D" for r in (1, 2, 3)},
+    **{f"Convolution{r}DTranspose": f"Conv{r}DTranspose" for r in (1, 2, 3)},
+    **{f"SeparableConvolution{r}D": f"SeparableConv{r}D" for r in (1, 2)},
+    **{f"MaxPool{r}D": f"MaxPooling{r}D" for r in (1, 2, 3)},
+    **{f"AvgPool{r}D": f"AveragePooling{r}D" for r in (1, 2, 3)},
+    **{f"GlobalMaxPool{r}D": f"GlobalMaxPooling{r}D" for r in (1, 2, 3)},
+    **{f"GlobalAvgPool{r}D": f"GlobalAveragePooling{r}D" for r in (1, 2, 3)},
+    "GroupedQueryAttention": "GroupQueryAttention",
+}
+_RULES.update({alias: _RULES[name] for alias, name in ALIASES.items()})
 
 
 def has_rule(class_name: str) -> bool:

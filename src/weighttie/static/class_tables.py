@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from weighttie.shape_rules import ALIASES
+
 #: Classes whose config lists their layers (a functional graph or a layer stack).
 MODEL_CLASSES = frozenset({"Functional", "Sequential", "Model"})
 #: The class shown for a sublayer the file does not name the class of.
@@ -181,6 +183,7 @@ def variable_names(class_name: str, config: dict[str, Any], count: int) -> list[
     Known classes are named as Keras names them; others, or a count that does not
     fit, are numbered ``"0"``, ``"1"`` … (the file does not name them).
     """
+    class_name = ALIASES.get(class_name, class_name)
     builder = _NAMES.get(class_name)
     names: list[str] | None = builder(config) if builder is not None else None
     if names is not None:
@@ -201,6 +204,7 @@ def trainable_flags(class_name: str, config: dict[str, Any], names: list[str]) -
         >>> trainable_flags("BatchNormalization", {}, ["gamma", "beta", "moving_mean"])
         [True, True, False]
     """
+    class_name = ALIASES.get(class_name, class_name)
     if class_name in _STATE_ONLY:
         return [False] * len(names)
     if _quantization_mode(config) in _INTEGER_MODES:
