@@ -1,7 +1,7 @@
-"""Cost per use (issue 11 item 4): bytes and MACs in the Report, the JSON, the table, specs.
+"""Cost per use: bytes and MACs in the Report, the JSON, the table, specs.
 
-The MAC rules themselves are checked against TensorFlow's profiler in
-test_cost_oracle.py; here: bytes against the variables' own ``nbytes``, live
+Each class's MAC rule is checked against TensorFlow's profiler in tests/layers/
+(its family's file); here: bytes against the variables' own ``nbytes``, live
 against static, the counting rules (sublayers counted once, a tower once per
 call, unknown in → unknown out), reading /1 reports, and the spec budgets.
 """
@@ -22,7 +22,7 @@ import weighttie
 import zoo
 from weighttie.build import build_report
 from weighttie.cli import main
-from weighttie.cost import HeldWeights, Weight, call_macs, variable_bytes
+from weighttie.dtypes import variable_bytes
 from weighttie.facts import ModelFacts, RawLayer, RawVariable
 from weighttie.render import render
 from weighttie.report import CallNode, ModelInfo, Report, Source
@@ -156,6 +156,14 @@ def test_dtype_widths_are_numpys(dtype: str) -> None:
     assert variable_bytes(7, dtype) == 7 * width
 
 
+def test_dtype_docstring_examples() -> None:
+    import doctest
+
+    import weighttie.dtypes
+
+    assert doctest.testmod(weighttie.dtypes).failed == 0
+
+
 # -- MACs: counting rules -------------------------------------------------------------------
 
 
@@ -199,17 +207,8 @@ def test_sublayers_without_calls_are_counted_once_in_their_caller() -> None:
 
 
 def test_unknown_in_is_unknown_out() -> None:
-    """Unknown shapes, unknown uses and classes without a rule give None, never a guess."""
-    kernel = HeldWeights("Dense", (Weight("kernel", (8, 4)), Weight("bias", (4,))))
-    assert call_macs("Dense", kernel, [(None, 8)], [(None, 4)]) == 32
-    assert call_macs("Dense", kernel, [(None, None, 8)], [(None, None, 4)]) is None
-    assert call_macs("Dense", kernel, [None], [(None, 4)]) is None
-    assert call_macs("Dense", kernel, None, None) is None
-    assert call_macs("MyDense", kernel, [(None, 8)], [(None, 4)]) is None
-    lora = HeldWeights("Dense", (*kernel.own, Weight("lora_kernel_a", (8, 2))))
-    assert call_macs("Dense", lora, [(None, 8)], [(None, 4)]) is None
-    assert call_macs("Dropout", HeldWeights("Dropout"), None, None) == 0
-    # unknown node shapes in facts: the row and the total say unknown
+    """Unknown node shapes in the facts: the row and the total say unknown (a call's
+    own unknowns: tests/layers/test_core.py)."""
     unknown = (CallNode(0, (), (None,), (None,)),)
     report = build_report(_facts("float32", unknown))
     assert report.layer("d").macs is None and report.cost.macs is None

@@ -18,7 +18,7 @@ import pytest
 import weighttie
 import zoo
 from weighttie.report import Report
-from weighttie.static import UNKNOWN_CLASS, read_report, variable_names
+from weighttie.static import UNKNOWN_CLASS, read_report
 
 UNSAVEABLE = {"tied_embeddings"}  # plain Keras cannot save a layer that keeps another layer
 NO_GRAPH = {"subclassed"}  # no functional graph in the file: calls unknown statically
@@ -136,56 +136,6 @@ def test_subclassed_file_is_read_from_its_weights_alone(save) -> None:
     # the file states no calls: uses are unknown, never guessed
     assert static.params.per_use is None and {r.uses for r in static.layers} == {None}
     assert static.model.notes
-
-
-# -- the variable-name table stays true to Keras -------------------------------------
-
-TABLE_LAYERS = {
-    "Dense": (lambda: keras.layers.Dense(3), (None, 4)),
-    "Dense-nobias": (lambda: keras.layers.Dense(3, use_bias=False), (None, 4)),
-    "Conv1D": (lambda: keras.layers.Conv1D(2, 3), (None, 8, 2)),
-    "Conv2D": (lambda: keras.layers.Conv2D(2, 3), (None, 8, 8, 2)),
-    "Conv3D": (lambda: keras.layers.Conv3D(2, 2), (None, 4, 4, 4, 1)),
-    "Conv2DTranspose": (lambda: keras.layers.Conv2DTranspose(2, 3), (None, 5, 5, 2)),
-    "DepthwiseConv2D": (lambda: keras.layers.DepthwiseConv2D(3), (None, 8, 8, 2)),
-    "SeparableConv2D": (lambda: keras.layers.SeparableConv2D(4, 3), (None, 8, 8, 2)),
-    "Embedding": (lambda: keras.layers.Embedding(10, 3), (None, 5)),
-    "BatchNormalization": (lambda: keras.layers.BatchNormalization(), (None, 3)),
-    "BatchNormalization-noscale": (
-        lambda: keras.layers.BatchNormalization(scale=False),
-        (None, 3),
-    ),
-    "LayerNormalization": (lambda: keras.layers.LayerNormalization(), (None, 3)),
-    "EinsumDense": (
-        lambda: keras.layers.EinsumDense("ab,bc->ac", output_shape=4, bias_axes="c"),
-        (None, 3),
-    ),
-    "PReLU": (lambda: keras.layers.PReLU(), (None, 3)),
-}
-
-
-@pytest.mark.parametrize("key", sorted(TABLE_LAYERS))
-def test_variable_name_table_matches_keras(key: str) -> None:
-    make, shape = TABLE_LAYERS[key]
-    layer = make()
-    layer.build(shape)
-    own = [v.name for v in layer.weights]
-    config = json.loads(json.dumps(keras.saving.serialize_keras_object(layer)))["config"]
-    assert variable_names(type(layer).__name__, config, len(own)) == own
-
-
-@pytest.mark.parametrize("cell", ["LSTM", "GRU", "SimpleRNN"])
-def test_variable_name_table_matches_keras_rnn_cells(cell: str) -> None:
-    layer = getattr(keras.layers, cell)(3)
-    layer.build((None, 4, 2))
-    config = keras.saving.serialize_keras_object(layer)["config"]
-    names = [v.name for v in layer.cell.weights]
-    assert variable_names(f"{cell}Cell", config, len(names)) == names
-
-
-def test_unknown_class_variables_are_numbered() -> None:
-    assert variable_names("MyLayer", {}, 2) == ["0", "1"]
-    assert variable_names("Dense", {"use_bias": True}, 1) == ["0"]  # does not fit: numbered
 
 
 # -- no backend -------------------------------------------------------------------------

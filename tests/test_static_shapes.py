@@ -1,7 +1,7 @@
 """Shapes on the static path: every call's input and output shapes, Keras as the oracle.
 
 The static reader takes a shape from the file where the file states it and
-computes the rest with :mod:`weighttie.shape_rules`; these tests require the
+computes the rest with :mod:`weighttie.layers`' shape rules; these tests require the
 result to equal what Keras itself says, call by call, with nothing unknown:
 for Keras 3 ``.keras`` files the live walker of the same model, for Keras 2
 (tf_keras) ``.h5`` files the tf_keras model's own layer shapes.

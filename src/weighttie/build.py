@@ -14,8 +14,8 @@ The counting rules (docs/concepts.md):
 * ``uses(row) = calls(row) × uses(parent)``; the analyzed model runs once.
 * ``uses(variable) = Σ uses(row)`` over the rows that hold it directly.
 * ``unique = Σ size``; ``per_use = Σ size × uses``; ``duplicated = per_use − unique``.
-* bytes likewise, with ``bytes(variable) = size × dtype width`` (:mod:`weighttie.cost`);
-  MACs per call from :func:`weighttie.cost.call_macs`, a nested model's call as the
+* bytes likewise, with ``bytes(variable) = size × dtype width`` (:mod:`weighttie.dtypes`);
+  MACs per call from :func:`weighttie.layers.call_macs`, a nested model's call as the
   sum of its inner calls, and ``macs = Σ call MACs × uses(parent)`` (docs/cost.md).
 
 This module imports no Keras.
@@ -28,8 +28,9 @@ from collections import defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
-from weighttie.cost import ZERO_MAC_CLASSES, HeldWeights, Weight, call_macs, variable_bytes
+from weighttie.dtypes import variable_bytes
 from weighttie.facts import ROOT, ModelFacts, RawLayer, RawVariable, ValueAccess, join_path
+from weighttie.layers import HeldWeights, Weight, call_macs, counts_zero_macs
 from weighttie.report import (
     Bytes,
     CallNode,
@@ -270,7 +271,7 @@ def _macs(
 
     A row with calls whose children have calls too is a graph container (a nested
     functional model): each of its calls costs the sum of its inner calls. Any
-    other row with calls is costed by :func:`weighttie.cost.call_macs` over its
+    other row with calls is costed by :func:`weighttie.layers.call_macs` over its
     own and its sublayers' variables. The total counts each leaf call × the uses
     of its parent, so a tower called twice counts twice. A layer outside any
     graph call (a subclassed model's) computes an unknown number of times:
@@ -353,7 +354,7 @@ def _outside_calls(
         if row.parent in covered:
             covered.add(row.path)  # a sublayer of a costed call: its cost is in that call
             continue
-        if row.class_name in ZERO_MAC_CLASSES:
+        if counts_zero_macs(row.class_name):
             continue
         if row.variables or not children.get(row.path):
             uncounted += 1

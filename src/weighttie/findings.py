@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from weighttie.cost import variable_bytes
+from weighttie.dtypes import dtype_width
 from weighttie.report import Finding, FindingKind, LayerInfo, Report
 
 __all__ = ["FindingKind", "config_fingerprint", "differing_tie", "find_findings"]
@@ -147,7 +147,7 @@ def _add_distinct(distinct: set[bytes], chunk: bytes, width: int) -> set[bytes] 
 
 def _element_width(dtype: str) -> int:
     """Bytes per element of ``dtype`` (1 when its width is not known)."""
-    width = variable_bytes(1, dtype)
+    width = dtype_width(dtype)
     return width if width in (1, 2, 4, 8, 16) else 1
 
 

@@ -26,6 +26,7 @@ from weighttie import _keras
 from weighttie.build import build_report
 from weighttie.errors import ModelNotBuiltError, WeighttieError
 from weighttie.facts import ROOT, ModelFacts, RawLayer, RawVariable, ValueAccess, join_path
+from weighttie.layers import runs_sublayers_once
 from weighttie.report import (
     CallNode,
     InboundRef,
@@ -196,16 +197,13 @@ def _walk(model: Any) -> _Walk:
     return walk
 
 
-#: Keras's own classes that run code the user gave them: what they read is theirs to say.
-_RUNS_USER_CODE = frozenset({"Lambda", "TFSMLayer", "JaxLayer", "FlaxLayer", "TorchModuleWrapper"})
-
-
 def _keras_own(layer: Any) -> bool:
     """Whether ``layer`` is one of Keras's own layer classes (not a subclass, not a layer
     running user code): it reads the variables it holds at each call and runs each of
-    its sublayers once per call (an RNN's cell, a wrapper's layer)."""
+    its sublayers once per call (an RNN's cell, a wrapper's layer): the catalogue says
+    which run code they were given (:func:`weighttie.layers.runs_sublayers_once`)."""
     cls = type(layer)
-    return cls.__module__.startswith("keras.src.") and cls.__name__ not in _RUNS_USER_CODE
+    return cls.__module__.startswith("keras.src.") and runs_sublayers_once(cls.__name__)
 
 
 def _with_runs_and_reads(walk: _Walk) -> tuple[list[RawLayer], tuple[str, ...]]:

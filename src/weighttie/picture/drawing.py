@@ -99,7 +99,7 @@ def clip(text: str, chars: int) -> str:
 
 
 def held_bytes(n: int | None) -> str:
-    """Bytes as :func:`weighttie.cost.byte_size` writes them; ``bytes unknown`` when None."""
+    """Bytes as :func:`weighttie.text.byte_size` writes them; ``bytes unknown`` when None."""
     return "bytes unknown" if n is None else byte_size(n)
 
 

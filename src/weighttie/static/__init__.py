@@ -15,8 +15,9 @@ before Keras opens a file). It reads what the file states and nothing more:
   ``model_config`` attribute and the ``model_weights`` group, whose
   ``weight_names`` name every variable.
 
-A call's shapes the file does not state are computed by
-:mod:`weighttie.shape_rules` (Keras's built-in layers only). Where the file does
+A call's shapes the file does not state are computed by the layer catalogue's
+rules (:mod:`weighttie.layers`; Keras's built-in layers only), which also names a
+class's variables and says which are trainable. Where the file does
 not state a fact and no rule knows it (a custom layer's output shape, the class
 of a sublayer, the names of an unknown layer's variables) the report says so
 (null, ``?``, numbered names) rather than guess. Ties declared in
@@ -26,8 +27,6 @@ unbound, with a ``broken-tie`` finding).
 
 The package's modules, one job each:
 
-* :mod:`~weighttie.static.class_tables`: what a layer's class says (its variables'
-  names, which are not trainable, its sublayers' classes);
 * :mod:`~weighttie.static.config_graph`: a config's graph (calls, inbound
   tensors, stated shapes, wiring and cycle checks, Keras 2 call numbering);
 * :mod:`~weighttie.static.call_shapes`: every call's input and output shapes, the
@@ -57,10 +56,10 @@ from typing import Any
 from weighttie.build import build_report
 from weighttie.errors import FileFormatError
 from weighttie.facts import ModelFacts
+from weighttie.layers import MODEL_CLASSES, UNKNOWN_CLASS, variable_names
 from weighttie.limits import DEFAULT_LIMITS, Limits
 from weighttie.model_files import FileKind, check_model_file
 from weighttie.report import Report
-from weighttie.static.class_tables import MODEL_CLASSES, UNKNOWN_CLASS, variable_names
 from weighttie.static.huggingface import checkpoint_folder_facts, is_checkpoint_folder
 from weighttie.static.keras3 import keras_facts, open_keras
 from weighttie.static.legacy_h5 import legacy_facts

@@ -1,5 +1,5 @@
 """The shapes of every call at one graph level: the file's where it states them,
-:mod:`weighttie.shape_rules`' elsewhere.
+:mod:`weighttie.layers`' rules elsewhere.
 
 Calls are visited in topological order. A call's input shapes are the file's
 (Keras 3 states the shape of each inbound tensor) or else the output shapes
@@ -9,9 +9,10 @@ model's call gives the shapes of the inner graph's outputs for the call's
 inputs. A stated shape is never replaced by a computed one, and where neither
 the file nor a rule knows a shape it stays None ("unknown").
 
-Only Keras's built-in layers get a rule: a Keras 3 entry whose ``module`` is
-``keras.layers`` (a Keras 3 op, ``keras.src.ops.numpy.Add``, shares names with
-layers) or a Keras 2 entry (no ``module``), not registered under another name.
+Only Keras's built-in layers get a rule (:func:`weighttie.layers.is_builtin`): a
+Keras 3 entry whose ``module`` is ``keras.layers`` (a Keras 3 op,
+``keras.src.ops.numpy.Add``, shares names with layers) or a Keras 2 entry (no
+``module``) of a class the catalogue knows, not registered under another name.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import Any
 
 from weighttie.errors import FileFormatError
 from weighttie.facts import join_path
+from weighttie.layers import is_builtin, output_shapes
 from weighttie.report import CallNode, InboundRef, Shape
-from weighttie.shape_rules import output_shapes
 from weighttie.static.config_graph import (
     _Call,
     _input_layer_shape,
@@ -158,13 +159,6 @@ def _tensor_shape(outputs: _Found, ref: tuple[str, int, int]) -> Shape | None:
     return made[ref[2]] if made is not None and ref[2] < len(made) else None
 
 
-def _built_in(entry: dict[str, Any]) -> bool:
-    """A Keras built-in layer: Keras 3's ``keras.layers`` module, or a Keras 2 entry."""
-    module = entry.get("module")
-    registered = entry.get("registered_name")
-    return module in (None, "keras.layers") and registered in (None, entry.get("class_name"))
-
-
 def _call_outputs(
     entry: dict[str, Any], call: _Call, found: list[Shape | None], shapes: _Shapes, depth: int
 ) -> tuple[Shape | None, ...] | None:
@@ -172,7 +166,7 @@ def _call_outputs(
     if _is_model(entry):
         return _model_outputs(entry, found, shapes, depth + 1)
     config = entry.get("config")
-    if not _built_in(entry) or not isinstance(config, dict):
+    if not is_builtin(entry) or not isinstance(config, dict):
         return None
     operands = list(found)
     for position, shape in sorted(call.constants.items()):

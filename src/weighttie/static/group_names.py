@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from weighttie.layers import cell_name
 from weighttie.static.config_graph import _layer_name
 from weighttie.static.keras_hub import snake_case
 
@@ -62,8 +63,9 @@ def sublayer_name(parent_class: str, parent_config: dict[str, Any], key: str) ->
     """The name Keras gives the sublayer a ``parent_class`` layer holds under attribute
     ``key`` (for a file that does not state it): an RNN's cell, a Bidirectional's
     copies, a wrapper's layer; else the attribute's name."""
-    if key == "cell" and parent_class in CELL_NAMES:
-        return CELL_NAMES[parent_class]
+    cell = cell_name(parent_class)
+    if key == "cell" and cell is not None:
+        return cell
     if parent_class == "Bidirectional" and key in ("forward_layer", "backward_layer"):
         own = parent_config.get("backward_layer") if key == "backward_layer" else None
         if isinstance(own, dict) and _layer_name(own) is not None:
@@ -74,17 +76,6 @@ def sublayer_name(parent_class: str, parent_config: dict[str, Any], key: str) ->
     if key == "layer" and isinstance(layer, dict):
         return _layer_name(layer) or key
     return key
-
-
-#: The cell each recurrent layer makes (``name="lstm_cell"`` in its constructor).
-CELL_NAMES = {
-    "LSTM": "lstm_cell",
-    "GRU": "gru_cell",
-    "SimpleRNN": "simple_rnn_cell",
-    "ConvLSTM1D": "conv_lstm_cell",
-    "ConvLSTM2D": "conv_lstm_cell",
-    "ConvLSTM3D": "conv_lstm_cell",
-}
 
 
 def holds_variables(group: _Group) -> bool:

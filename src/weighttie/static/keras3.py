@@ -17,16 +17,19 @@ from typing import Any
 from weighttie.errors import FileFormatError
 from weighttie.facts import ROOT, ModelFacts, join_path
 from weighttie.io.keras_zip import WEIGHTS, KerasArchive
-from weighttie.limits import Limits
-from weighttie.report import CallNode, ModelInfo, Source
-from weighttie.static.call_shapes import _built_in, _graph_nodes, _Shapes, model_ends
-from weighttie.static.class_tables import (
+from weighttie.layers import (
     MODEL_CLASSES,
     UNKNOWN_CLASS,
-    _sublayer_class,
     given_sublayers,
+    hub_variable_names,
+    is_builtin,
+    runs_sublayers_once,
+    sublayer_class,
     variable_names,
 )
+from weighttie.limits import Limits
+from weighttie.report import CallNode, ModelInfo, Source
+from weighttie.static.call_shapes import _graph_nodes, _Shapes, model_ends
 from weighttie.static.config_graph import (
     _is_model,
     _layer_entries,
@@ -36,7 +39,7 @@ from weighttie.static.config_graph import (
 from weighttie.static.declared_ties import apply_ties
 from weighttie.static.group_names import holds_variables, list_group_keys, sublayer_name
 from weighttie.static.h5_tree import _Group, _h5_errors, _read_group
-from weighttie.static.keras_hub import GraphlessConfig, graphless_notes, hub_variable_names
+from weighttie.static.keras_hub import GraphlessConfig, graphless_notes
 from weighttie.static.reached_again import layer_references, resolve
 from weighttie.static.rows import Place, Unsaved, _Reader, opaque_notes
 from weighttie.static.values import _value_access, _Values
@@ -216,7 +219,7 @@ def _keras_layer(
     if _is_model(entry):
         _keras_model(reader, entry, group, path, trainable, depth, shapes)
     elif group is not None:
-        known = _built_in(entry)  # Keras's own layers call their sublayers once per call
+        known = is_builtin(entry) and runs_sublayers_once(class_name)
         if known:  # a layer it was given, saved at another place (a cell in two RNNs)
             for key, sub_name, sub_class, sub_config in given_sublayers(class_name, config):
                 if key not in group.attributes:
@@ -288,7 +291,7 @@ def _sublayers(
         if child_path in taken:
             continue
         taken.add(child_path)
-        sub_class, sub_config = _sublayer_class(class_name, config, key)
+        sub_class, sub_config = sublayer_class(class_name, config, key)
         sub_trainable = trainable
         names = variable_names(sub_class, sub_config, len(child.variables))
         if graphless is not None:

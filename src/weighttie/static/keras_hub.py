@@ -5,8 +5,9 @@ The weights file is then the only map of the model: every saveable group holds a
 layer's variables (shape, dtype) and, in ``vars``' ``name`` attribute, the layer's
 name. A model's ``layers`` list is saved under the snake-cased class name of each
 layer (``reversible_embedding``, ``transformer_decoder_1``); where that name is a
-class this module knows, or one the config names (a task's ``backbone``), the
-layer's class is known, and with it its variables' names. Sublayers kept as
+class the layer catalogue lists for it (:mod:`weighttie.layers.keras_hub`), or one
+the config names (a task's ``backbone``), the layer's class is known, and with it
+its variables' names (:func:`weighttie.layers.hub_variable_names`). Sublayers kept as
 attributes (``_self_attention_layer``) are saved under the attribute's name, which
 does not say their class.
 
@@ -23,46 +24,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from weighttie.static.class_tables import _NAMES, UNKNOWN_CLASS, variable_names
-
-#: Classes a model's ``layers`` list commonly holds, beyond those whose variables
-#: :mod:`~weighttie.static.class_tables` names: Keras's weightless layers and the
-#: keras_hub layers its transformers are built of.
-_KNOWN_CLASSES = (
-    *_NAMES,
-    "InputLayer",
-    "Add",
-    "Multiply",
-    "Concatenate",
-    "Dropout",
-    "Activation",
-    "Softmax",
-    "Flatten",
-    "Reshape",
-    "Lambda",
-    "MultiHeadAttention",
-    "ReversibleEmbedding",
-    "PositionEmbedding",
-    "TokenAndPositionEmbedding",
-    "RotaryEmbedding",
-    "TransformerEncoder",
-    "TransformerDecoder",
-    "CachedMultiHeadAttention",
-    "MaskedLMHead",
-    "RMSNormalization",
-    "GemmaDecoderBlock",
-    "T5LayerNorm",
-    "T5TransformerLayer",
-    "T5MultiHeadAttention",
-)
-
-#: Variable names of keras_hub layers, in saving order, by how many the layer holds.
-_HUB_NAMES: dict[str, dict[int, list[str]]] = {
-    "ReversibleEmbedding": {1: ["embeddings"], 2: ["embeddings", "reverse_embeddings"]},
-    "PositionEmbedding": {1: ["embeddings"]},
-    "RMSNormalization": {1: ["scale"]},
-    "T5LayerNorm": {1: ["weight"]},
-}
+from weighttie.layers import UNKNOWN_CLASS, graphless_classes
 
 _SUFFIX = re.compile(r"_\d+$")
 
@@ -79,7 +41,8 @@ def snake_case(name: str) -> str:
     return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
-_BY_SNAKE = {snake_case(name): name for name in _KNOWN_CLASSES}
+#: The classes a layers list's group names can stand for (:mod:`weighttie.layers.keras_hub`).
+_BY_SNAKE = {snake_case(name): name for name in graphless_classes()}
 
 
 class GraphlessConfig:
@@ -121,15 +84,6 @@ def _entries(entry: Any, depth: int, where: str = "") -> Iterator[tuple[str, dic
     if depth < 2:
         for key, value in sorted(inner.items()):
             yield from _entries(value, depth + 1, key)
-
-
-def hub_variable_names(class_name: str, config: dict[str, Any], count: int) -> list[str]:
-    """The names of a layer's ``count`` variables, where its class says them; else numbered."""
-    names = variable_names(class_name, config, count)
-    known = _HUB_NAMES.get(class_name, {}).get(count)
-    if known is not None and names == [str(i) for i in range(count)]:
-        return list(known)
-    return names
 
 
 def graphless_notes(class_name: str, unknown_classes: int, ties: list[str]) -> tuple[str, ...]:

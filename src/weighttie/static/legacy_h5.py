@@ -12,12 +12,18 @@ from weighttie.errors import FileFormatError, LimitError
 from weighttie.facts import ROOT, ModelFacts, join_path
 from weighttie.io.config_json import iter_layer_configs, parse_model_config
 from weighttie.io.hdf5_guard import open_h5
+from weighttie.layers import (
+    UNKNOWN_CLASS,
+    cell_name,
+    is_builtin,
+    runs_sublayers_once,
+    sublayer_class,
+    sublayer_key,
+)
 from weighttie.limits import Limits
 from weighttie.model_files import open_model_file
 from weighttie.report import ModelInfo, Source
-from weighttie.shape_rules import has_rule
 from weighttie.static.call_shapes import _graph_nodes, _Shapes, model_ends
-from weighttie.static.class_tables import UNKNOWN_CLASS, _sublayer_class, _sublayer_key
 from weighttie.static.config_graph import (
     _is_model,
     _layer_entries,
@@ -25,7 +31,6 @@ from weighttie.static.config_graph import (
     _path_name,
     _trainable,
 )
-from weighttie.static.group_names import CELL_NAMES
 from weighttie.static.h5_tree import _attr_text, _h5_errors, _walk_h5
 from weighttie.static.keras_hub import graphless_notes
 from weighttie.static.rows import _Reader, opaque_notes
@@ -220,7 +225,7 @@ def _legacy_model(
         )
         config = child.get("config") if isinstance(child.get("config"), dict) else {}
         deeper = [(w, parts) for w in own if len(parts := _weight_parts(w[3], name)[1:]) > 1]
-        known = has_rule(class_name)  # Keras's own layers call their sublayers once a call
+        known = is_builtin(child) and runs_sublayers_once(class_name)
         if deeper and not known:
             reader.opaque.append((child_path, class_name))
         _legacy_sublayers(
@@ -253,8 +258,8 @@ def _legacy_sublayers(
     if groups:
         reader.check_depth(depth, "model_weights nests layers")
     for sub_name, items in groups.items():
-        key = _sublayer_key(class_name, sub_name) or "cell"
-        sub_class, sub_config = _sublayer_class(class_name, config, key)
+        key = sublayer_key(class_name, sub_name) or "cell"
+        sub_class, sub_config = sublayer_class(class_name, config, key)
         sub_path = join_path(path, sub_name)
         direct = [(w, parts) for w, parts in items if len(parts) == 1]
         reader.add(
@@ -286,7 +291,7 @@ def _cell_weights(
     """A recurrent layer's weights under its cell, where their names do not say so: Keras
     3.0 - 3.2 name a legacy file's weights bare (``kernel``, not ``lstm/lstm_cell/kernel``),
     and an LSTM's are its cell's (named ``lstm_cell``, as Keras 3 names it)."""
-    cell = CELL_NAMES.get(class_name)
+    cell = cell_name(class_name)
     if cell is None or not weights or any("/" in w[3] for w in weights):
         return weights
     return [(*w[:3], f"{layer}/{cell}/{w[3]}") for w in weights]

@@ -10,9 +10,9 @@ from typing import Any
 
 from weighttie.errors import LimitError
 from weighttie.facts import ROOT, RawLayer, RawVariable
+from weighttie.layers import held_from_sublayer, sublayer_entry, trainable_flags
 from weighttie.limits import Limits
 from weighttie.report import CallNode
-from weighttie.static.class_tables import HELD_FROM_SUBLAYER, sublayer_entry, trainable_flags
 
 
 class Place(Enum):
@@ -120,7 +120,7 @@ class _Reader:
         times where ``calls_known`` is False (a custom layer's sublayer).
 
         ``trainable`` is False where the layer or a parent is frozen by its config; the
-        layer's class decides the rest (:func:`~weighttie.static.class_tables.trainable_flags`),
+        layer's class decides the rest (:func:`~weighttie.layers.trainable_flags`),
         read from its config entry when the reader recorded one (``entries``) before this call.
         A row without an entry of its own (a sublayer the weights file shows) is given one for
         findings (:meth:`_sublayer_entry`).
@@ -176,13 +176,13 @@ class _Reader:
 
     def _share_with_parent(self, parent: str, keys: Sequence[Hashable], names: list[str]) -> None:
         """Where the parent's class holds one of this sublayer's variables as its own
-        (:data:`~weighttie.static.class_tables.HELD_FROM_SUBLAYER`), the parent's saved copy
+        (:func:`~weighttie.layers.held_from_sublayer`), the parent's saved copy
         is that variable: the parent's row takes this row's key, and the copy is dropped."""
         index = self.row_index.get(parent)
-        if index is None or self.rows[index].class_name not in HELD_FROM_SUBLAYER:
+        row = self.rows[index] if index is not None else None
+        held = held_from_sublayer(row.class_name) if row is not None else frozenset()
+        if index is None or row is None or not held:
             return
-        held = HELD_FROM_SUBLAYER[self.rows[index].class_name]
-        row = self.rows[index]
         copy = next((k for k in row.variables if self.variables[k].name in held), None)
         if copy is None:
             return

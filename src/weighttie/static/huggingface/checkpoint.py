@@ -45,7 +45,7 @@ from weighttie.errors import LimitError
 from weighttie.facts import ModelFacts, RawLayer, RawVariable
 from weighttie.limits import Limits
 from weighttie.report import Finding, FindingKind, ModelInfo, Source, Tie
-from weighttie.static.class_tables import UNKNOWN_CLASS
+from weighttie.layers import UNKNOWN_CLASS
 from weighttie.static.huggingface.checkpoint_files import (
     CONFIG,
     CheckpointFiles,

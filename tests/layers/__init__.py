@@ -1,0 +1,1 @@
+"""Tests of the layer catalogue (src/weighttie/layers/), one file per family."""
