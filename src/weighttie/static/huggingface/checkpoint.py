@@ -43,9 +43,9 @@ from dataclasses import dataclass, field
 
 from weighttie.errors import LimitError
 from weighttie.facts import ModelFacts, RawLayer, RawVariable
+from weighttie.layers import UNKNOWN_CLASS
 from weighttie.limits import Limits
 from weighttie.report import Finding, FindingKind, ModelInfo, Source, Tie
-from weighttie.layers import UNKNOWN_CLASS
 from weighttie.static.huggingface.checkpoint_files import (
     CONFIG,
     CheckpointFiles,
