@@ -33,8 +33,11 @@ demo: $(STAMP)
 	@echo "The picture goes to build/siamese.html: open it in a browser (it works offline)."
 	$(BIN)/weighttie report build/siamese.keras --html build/siamese.html
 
+# The suite runs on every core (pytest-xdist); PARALLEL= runs it in one process.
+PARALLEL ?= -n auto
+
 test: $(STAMP) browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PARALLEL)
 
 # Headless Chromium from Debian's packages, for the picture's browser tests. Installed
 # when missing and we may (root with apt-get); otherwise those tests say they skip.
@@ -99,10 +102,10 @@ $(TORCH_VENV)/.installed: pyproject.toml
 	touch $@
 
 test-jax: $(JAX_VENV)/.installed
-	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest $(BACKEND_PYTEST)
+	KERAS_BACKEND=jax $(JAX_VENV)/bin/python -m pytest $(PARALLEL) $(BACKEND_PYTEST)
 
 test-torch: $(TORCH_VENV)/.installed
-	KERAS_BACKEND=torch $(TORCH_VENV)/bin/python -m pytest $(BACKEND_PYTEST)
+	KERAS_BACKEND=torch $(TORCH_VENV)/bin/python -m pytest $(PARALLEL) $(BACKEND_PYTEST)
 
 test-backends: test-jax test-torch
 
