@@ -59,6 +59,7 @@ __all__ = [
     "cell_name",
     "counts_zero_macs",
     "entry_of",
+    "frozen_in_init",
     "given_sublayers",
     "graphless_classes",
     "held_from_sublayer",
@@ -355,6 +356,12 @@ def trainable_flags(class_name: str, config: dict[str, Any], names: list[str]) -
     named = variables is not None and variables.names is not None
     frozen = variables.non_trainable if variables is not None and named else _GUESSED_NON_TRAINABLE
     return [name not in frozen for name in names]
+
+
+def frozen_in_init(model_class: str, group_key: str) -> bool:
+    """Whether a keras_hub model of ``model_class`` makes the layer it saves under
+    ``group_key`` non-trainable in its constructor, where no config says so."""
+    return group_key in keras_hub.FROZEN_IN_INIT.get(model_class, frozenset())
 
 
 def graphless_classes() -> tuple[str, ...]:

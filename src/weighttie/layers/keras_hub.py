@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from weighttie.layers.layer_class import CALL_DECIDES, UNKNOWN, LayerClass, Variables
 
-__all__ = ["CLASSES", "LISTED_KERAS_CLASSES"]
+__all__ = ["CLASSES", "FROZEN_IN_INIT", "LISTED_KERAS_CLASSES"]
 
 
 def _hub(name: str, variables: Variables | None = None) -> LayerClass:
@@ -59,3 +59,12 @@ LISTED_KERAS_CLASSES = (
     "MultiHeadAttention",
     "RMSNormalization",
 )
+
+#: Layers a keras_hub backbone makes non-trainable in its constructor (``trainable=False``
+#: passed in ``__init__``, so in no config the file holds), by the group its weights file
+#: saves each under. Whisper's encoder position embedding is fixed (sinusoidal in the
+#: original model). tests/layers/test_keras_hub.py checks every family built offline
+#: against Keras's own trainable split, so a family that freezes another is caught there.
+FROZEN_IN_INIT: dict[str, frozenset[str]] = {
+    "WhisperBackbone": frozenset({"position_embedding"}),
+}

@@ -20,6 +20,7 @@ from weighttie.io.keras_zip import WEIGHTS, KerasArchive
 from weighttie.layers import (
     MODEL_CLASSES,
     UNKNOWN_CLASS,
+    frozen_in_init,
     given_sublayers,
     hub_variable_names,
     is_builtin,
@@ -297,7 +298,8 @@ def _sublayers(
         if graphless is not None:
             if listed:
                 sub_class, config_trainable = graphless.layer_class(child.key)
-                sub_trainable = trainable and config_trainable
+                frozen = frozen_in_init(class_name, child.key)
+                sub_trainable = trainable and config_trainable and not frozen
             names = hub_variable_names(sub_class, sub_config, len(child.variables))
         reader.add(
             child_path,
