@@ -71,6 +71,8 @@ def test_graph_is_written_through_a_symlink_keeping_the_mode(tmp_path: Path) -> 
 
 def test_a_directory_is_refused_before_any_work(tmp_path: Path) -> None:
     (tmp_path / "g.graphml").mkdir()
-    with pytest.raises(OutputError, match="it is a directory; expected a regular file, a terminal or a pipe"):
+    with pytest.raises(
+        OutputError, match="it is a directory; expected a regular file, a terminal or a pipe"
+    ):
         check_graph_path(tmp_path / "g.graphml")
     assert check_graph_path(tmp_path / "G.JSON") == "json"
