@@ -266,13 +266,19 @@ def test_an_unreadable_model_fails_with_one_message(
 
         def test_broken(weighttie_snapshot):
             weighttie_snapshot("broken.keras")
+
+        def test_unbuilt(weighttie_snapshot):
+            import keras
+
+            weighttie_snapshot(keras.Sequential([keras.layers.Dense(2)], name="unbuilt"))
         """
     )
     for flags in ((), ("--weighttie-update",)):
         result = pytester.runpytest(*PLUGIN, *flags)
-        result.assert_outcomes(failed=2)
+        result.assert_outcomes(failed=3)
         result.stdout.fnmatch_lines(["E *MissingFileError: *no_such.keras*"])
         result.stdout.fnmatch_lines(["E *FileFormatError: *broken.keras*"])
+        result.stdout.fnmatch_lines(["E *ModelNotBuiltError: *unbuilt*"])
         # the error comes out of the test's own line, not weighttie's insides
         assert "front_door.py" not in result.stdout.str()
         assert not (pytester.path / "weighttie_snapshots").exists()
