@@ -9,6 +9,7 @@ loads it), and asserts on the outcome, the snapshot files and the output.
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import shutil
 import tomllib
@@ -322,3 +323,34 @@ def test_the_pytest11_entry_point_names_the_plugin_module() -> None:
     module = importlib.import_module(entry_points["weighttie.pytest_plugin"])
     assert callable(module.weighttie_snapshot)
     assert callable(module.pytest_addoption)
+
+
+def test_pytest_loads_the_plugin_from_the_declared_entry_point(
+    pytester: pytest.Pytester, models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ``-p``: pytest finds the plugin through the ``pytest11`` entry point, as installed.
+
+    A distribution's metadata on the path (a ``.dist-info`` folder holding the entry
+    points pyproject.toml declares) is what ``pip install`` writes; pytest reads it
+    through importlib.metadata. ``-p weighttie.pytest_plugin`` as well loads it once.
+    """
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = project["entry-points"]["pytest11"]
+    dist_info = pytester.mkdir("site") / "weighttie_entry_points-0.0.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: weighttie-entry-points\nVersion: 0.0\n", encoding="utf-8"
+    )
+    (dist_info / "entry_points.txt").write_text(
+        "[pytest11]\n" + "".join(f"{name} = {value}\n" for name, value in declared.items()),
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("PYTHONPATH", f"{dist_info.parent}{os.pathsep}{ROOT / 'src'}")
+    stored = _model_test(pytester, models)
+
+    missing = pytester.runpytest_subprocess()
+    missing.assert_outcomes(failed=1)
+    missing.stdout.fnmatch_lines(["E * create it with: pytest --weighttie-update *"])
+    pytester.runpytest_subprocess("--weighttie-update").assert_outcomes(passed=1)
+    assert stored.exists()
+    pytester.runpytest_subprocess(*PLUGIN).assert_outcomes(passed=1)
