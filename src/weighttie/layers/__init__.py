@@ -62,6 +62,7 @@ __all__ = [
     "given_sublayers",
     "graphless_classes",
     "held_from_sublayer",
+    "holds_only_given",
     "hub_variable_names",
     "is_builtin",
     "output_shapes",
@@ -467,3 +468,17 @@ def given_sublayers(
         return []
     name = inner.get("name")
     return [(key, name, held["class_name"], inner)] if isinstance(name, str) else []
+
+
+def holds_only_given(class_name: str) -> bool:
+    """Whether a Keras class holds no variable of its own, only the layer object it was
+    given (a generic RNN's cell, a TimeDistributed's layer): a weight a file lists
+    directly under such a layer is the given layer's.
+
+    Example:
+        >>> holds_only_given("TimeDistributed"), holds_only_given("SpectralNormalization")
+        (True, False)
+    """
+    entry = _keras_entry(class_name)
+    sub = _sublayers(class_name)
+    return entry is not None and entry.variables is NONE and sub is not None and bool(sub.given)

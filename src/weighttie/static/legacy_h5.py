@@ -15,6 +15,8 @@ from weighttie.io.hdf5_guard import open_h5
 from weighttie.layers import (
     UNKNOWN_CLASS,
     cell_name,
+    given_sublayers,
+    holds_only_given,
     is_builtin,
     runs_sublayers_once,
     sublayer_class,
@@ -33,6 +35,15 @@ from weighttie.static.config_graph import (
 )
 from weighttie.static.h5_tree import _attr_text, _h5_errors, _walk_h5
 from weighttie.static.keras_hub import graphless_notes
+from weighttie.static.legacy_copies import (
+    StoredCopies,
+    Weight,
+    alias_owner,
+    find_copies,
+    merge_copies,
+    placed_name,
+    sublayer_aliases,
+)
 from weighttie.static.rows import _Reader, opaque_notes
 from weighttie.static.values import _value_access, _Values
 
@@ -85,9 +96,14 @@ def legacy_facts(path: str, findings: bool, limits: Limits) -> Iterator[ModelFac
         name = _layer_name(config) or "model"
         reader.add(ROOT, name, class_name, None, True, None, [], [], True)
         notes: tuple[str, ...] = ()
+        values = _Values(h5, {}, where)
+        unclear: frozenset[str] = frozenset()
         if _is_model(config):
             shapes = _Shapes("model_config", True, limits.depth, limits.calls)
-            _legacy_model(reader, config, weights, ROOT, _trainable(config), 0, shapes)
+            stored = _stored_copies(config, weights, limits.depth, version)
+            _legacy_model(reader, config, weights, ROOT, _trainable(config), 0, shapes, stored)
+            merged = merge_copies(reader, stored, values, version)
+            notes, unclear = merged.notes, merged.unclear
         else:  # a subclassed model (Keras 3 saves one as .h5): no graph in model_config
             _legacy_graphless(reader, weights, name, _trainable(config))
             notes = graphless_notes(class_name, 0, [])
@@ -100,14 +116,34 @@ def legacy_facts(path: str, findings: bool, limits: Limits) -> Iterator[ModelFac
             keras_version=version,
             notes=notes + opaque_notes(reader),
         )
-        values = _Values(h5, {}, where) if findings else None
         yield ModelFacts(
             model=info,
             layers=reader.rows,
             variables=tuple(reader.variables.values()),
-            access=_value_access(reader, values),
+            access=_value_access(reader, values if findings else None),
             calls_note=next(iter(reader.calls_notes), None),
+            unclear_copies=unclear,
         )
+
+
+def _stored_copies(
+    config: dict[str, Any], weights: Any, max_depth: int, version: str | None
+) -> StoredCopies:
+    """The weights each group of the model's level lists, and the names each owns (a layer
+    its own; a nested model its layers'), to find the copies of one variable
+    (:func:`~weighttie.static.legacy_copies.find_copies`)."""
+    groups = []
+    for name, child in _layer_entries(config, "model_config", keras2=True):
+        owned = {name}
+        if _is_model(child):
+            owned.update(
+                inner
+                for _, entry in iter_layer_configs(child, max_depth=max_depth)
+                if (inner := _layer_name(entry)) is not None
+            )
+        group = weights.get(name) if weights is not None else None
+        groups.append((frozenset(owned), _legacy_weights(group)))
+    return find_copies(groups, version)
 
 
 def _legacy_graphless(reader: _Reader, weights: Any, model: str, trainable: bool) -> None:
@@ -175,15 +211,20 @@ def _legacy_model(
     trainable: bool,
     depth: int,
     shapes: _Shapes,
-    inherited: list[tuple[str, tuple[int, ...], str, str]] | None = None,
+    stored: StoredCopies,
+    inherited: list[Weight] | None = None,
 ) -> None:
-    """Rows of one legacy model level; ``inherited``: a nested model's weights, by inner layer."""
+    """Rows of one legacy model level; ``inherited``: a nested model's weights, by inner layer.
+
+    A weight whose name another layer's scope starts (``stored.foreign``: a copy of a
+    variable that layer made, or made under it) is read at the place its name gives
+    below this layer (:func:`~weighttie.static.legacy_copies.placed_name`)."""
     reader.check_depth(depth, "model_config nests models")
     level = _layer_entries(entry, "model_config", keras2=True)
     sequential = entry.get("class_name") == "Sequential"
     nodes = _graph_nodes(level, path, sequential, shapes, depth, model_ends(entry))
     owned = (
-        _weights_by_layer(level, inherited, reader.limits.depth, _layer_name(entry))
+        _weights_by_layer(level, inherited, reader.limits.depth, _layer_name(entry), stored)
         if inherited
         else {}
     )
@@ -208,9 +249,20 @@ def _legacy_model(
                 [],
                 child_trainable,
             )
-            _legacy_model(reader, child, None, child_path, child_trainable, depth + 1, shapes, own)
+            _legacy_model(
+                reader, child, None, child_path, child_trainable, depth + 1, shapes, stored, own
+            )
             continue
-        own = _cell_weights(own, name, class_name)
+        raw_config = child.get("config")
+        config: dict[str, Any] = raw_config if isinstance(raw_config, dict) else {}
+        aliases = sublayer_aliases(class_name, config, stored.keras2)
+        own = [
+            (key, shape, dtype, placed_name(weight, name, aliases))
+            if key in stored.foreign
+            else (key, shape, dtype, weight)
+            for key, shape, dtype, weight in own
+        ]
+        own = _given_weights(_cell_weights(own, name, class_name), name, class_name, config)
         direct = [w for w in own if len(_weight_parts(w[3], name)) <= 2]
         reader.add(
             child_path,
@@ -223,7 +275,6 @@ def _legacy_model(
             [_weight_parts(w, name)[-1] for _, _, _, w in direct],
             child_trainable,
         )
-        config = child.get("config") if isinstance(child.get("config"), dict) else {}
         deeper = [(w, parts) for w in own if len(parts := _weight_parts(w[3], name)[1:]) > 1]
         known = is_builtin(child) and runs_sublayers_once(class_name)
         if deeper and not known:
@@ -231,7 +282,7 @@ def _legacy_model(
         _legacy_sublayers(
             reader,
             deeper,
-            (child_path, class_name, config),  # type: ignore[arg-type]
+            (child_path, class_name, config),
             child_trainable,
             depth + 1,
             calls_known=known,
@@ -297,6 +348,25 @@ def _cell_weights(
     return [(*w[:3], f"{layer}/{cell}/{w[3]}") for w in weights]
 
 
+def _given_weights(
+    weights: list[Weight], layer: str, class_name: str, config: dict[str, Any]
+) -> list[Weight]:
+    """A wrapper's weights under the layer it was given, where their names do not say so:
+    Keras 2 names a TimeDistributed's inner weights after the wrapper (``td/kernel``),
+    Keras 3.0 - 3.2 name a generic RNN's cell weights bare (``kernel``), and a wrapper
+    given a layer built elsewhere lists that layer's names (``proj/kernel``)."""
+    given = given_sublayers(class_name, config) if holds_only_given(class_name) else []
+    if not given:
+        return weights
+    sub = given[0][1]
+    return [
+        (*w[:3], f"{layer}/{sub}/{_weight_parts(w[3], layer)[-1]}")
+        if len(_weight_parts(w[3], layer)) <= 2
+        else w
+        for w in weights
+    ]
+
+
 def _weight_parts(weight: str, layer: str | None = None) -> list[str]:
     """A weight's name in parts, ``:0`` dropped: ``lstm/lstm_cell/kernel:0`` → ``lstm``,
     ``lstm_cell``, ``kernel``; a ``layer`` name (which may hold ``/``, as tf_keras's
@@ -309,10 +379,11 @@ def _weight_parts(weight: str, layer: str | None = None) -> list[str]:
 
 def _weights_by_layer(
     level: list[tuple[str, dict[str, Any]]],
-    weights: list[tuple[str, tuple[int, ...], str, str]],
+    weights: list[Weight],
     max_depth: int,
     model: str | None = None,
-) -> dict[str, list[tuple[str, tuple[int, ...], str, str]]]:
+    stored: StoredCopies | None = None,
+) -> dict[str, list[Weight]]:
     """A nested model's weights by the layer of ``level`` that holds them.
 
     A weight is named by the layer that made it: a layer of this level, or (for a
@@ -320,22 +391,36 @@ def _weights_by_layer(
     a weight starts with, the longest (names may hold ``/``). Keras 3 (3.3 on) names
     a Sequential model's weights after the model too (``stack/dense/kernel``): where
     no layer owns the name, it is read without the nested ``model``'s name in front.
+    A copy of a variable another layer made (``stored.foreign``: a cell an RNN outside
+    made, given to an RNN here) goes to the layer here whose sublayer its name shows.
     """
     owners: dict[str, str] = {}
+    aliases: dict[str, str] = {}
     for name, child in level:
-        if _is_model(child):
-            for _, entry in iter_layer_configs(child, max_depth=max_depth):
-                inner = _layer_name(entry)
-                if inner is not None:
-                    owners.setdefault(inner, name)
+        entries = (
+            [entry for _, entry in iter_layer_configs(child, max_depth=max_depth)]
+            if _is_model(child)
+            else [child]
+        )
+        for entry in entries:
+            inner = _layer_name(entry)
+            if inner is not None and _is_model(child):
+                owners.setdefault(inner, name)
+            config = entry.get("config")
+            if isinstance(config, dict):
+                keras2 = stored is not None and stored.keras2
+                for alias in sublayer_aliases(str(entry.get("class_name", "")), config, keras2):
+                    aliases.setdefault(alias, name)
     owners.update({name: name for name, _ in level})
-    result: dict[str, list[tuple[str, tuple[int, ...], str, str]]] = {}
+    result: dict[str, list[Weight]] = {}
     for weight in weights:
         parts = weight[3].split(":", 1)[0].split("/")
         owner = _owner(owners, parts)
         if owner is None and model is not None and parts[0] == model and len(parts) > 2:
             owner = _owner(owners, parts[1:])
             weight = (*weight[:3], weight[3][len(model) + 1 :])
+        if owner is None and stored is not None and weight[0] in stored.foreign:
+            owner = alias_owner(parts, owners, aliases)
         if owner is not None:
             result.setdefault(owner, []).append(weight)
     return result
