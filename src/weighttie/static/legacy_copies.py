@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from weighttie.facts import ROOT, RawLayer
-from weighttie.layers import cell_name, given_sublayers
+from weighttie.layers import UNKNOWN_CLASS, cell_name, given_sublayers
 from weighttie.static.group_names import sublayer_name
 from weighttie.static.rows import _Reader
 from weighttie.static.values import _Values
@@ -89,6 +89,13 @@ class StoredCopies:
     unsure: set[str] = field(default_factory=set)
     #: Written by Keras 2 (tf.keras, tf_keras), whose Bidirectional renames its layers.
     keras2: bool = False
+    #: Nested models holding weights no layer of theirs is named for, and built layers
+    #: of nested models listing no weights (filled as rows are built).
+    unplaced: list[str] = field(default_factory=list)
+    hidden: list[str] = field(default_factory=list)
+    #: Rows that read variables listed elsewhere: (path, its model's path, names of the
+    #: layers it keeps).
+    unknown_reads: list[tuple[str, str, tuple[str, ...]]] = field(default_factory=list)
 
 
 def find_copies(
@@ -255,6 +262,10 @@ def merge_copies(
             row,
             identity=identity(row.path),
             variables=tuple(dict.fromkeys(_root(pairs, k) for k in row.variables)),
+            reads=None if row.reads is None else tuple((_root(pairs, k), n) for k, n in row.reads),
+            class_name=rows[places[row.path]].class_name
+            if row.path in places and row.class_name == UNKNOWN_CLASS
+            else row.class_name,
         )
         for row in reader.rows
     ]
@@ -272,7 +283,9 @@ def merge_copies(
             else row
             for row in reader.rows
         ]
-    notes = _notes(places, pairs, rows, holder, unclear, extra, differing)
+    notes = _notes(
+        places, pairs, rows, holder, unclear, extra, differing, stored.unplaced, stored.hidden
+    )
     return Merged(notes=notes, unclear=frozenset(unclear))
 
 
@@ -389,7 +402,7 @@ def _places_by_names(
         if len(firsts) != 1:
             continue
         other = rows[firsts.pop()]
-        if (other.name, other.class_name) != (row.name, row.class_name):
+        if other.name != row.name or row.class_name not in (other.class_name, UNKNOWN_CLASS):
             continue
         if len(other.variables) != len(row.variables):
             continue
@@ -414,31 +427,36 @@ def _unclear(
     parameters they would count less if they were one.
 
     Rows of one name and class, whose variables have the same names, shapes, dtypes and
-    stored names and equal values, one of them at least not a pattern. A Keras 2 file
-    of a release that marks every place has no such rows (an unmarked entry is a layer
-    of its own), except where several groups own a foreign weight's name."""
+    stored names and equal values, one of them at least not a pattern. In a Keras 2 file
+    of a release that marks every place, only sublayers of custom layers (whose configs
+    hold them unmarked) can be such rows: an unmarked entry is a layer of its own; and
+    rows holding a foreign weight whose name several groups own."""
     unclear: set[str] = set()
     extra = 0
     for row in reader.rows:
         if any(k in stored.unsure for k in row.variables):
             unclear.add(row.path)
             extra += sum(_size(reader.variables[k].shape) for k in row.variables)
-    if marks_every_place:
-        return unclear, extra
     buckets: dict[Hashable, list[RawLayer]] = defaultdict(list)
     for row in reader.rows:
         if not row.variables or row.path in unclear:
             continue
+        if marks_every_place and row.runs is not None:  # a layer of a graph, or Keras's
+            continue  # own sublayer: an unmarked entry is a layer object of its own
         specs = tuple(
             (v.name, v.shape, v.dtype, stored.names.get(str(k)))
             for k in row.variables
             for v in (reader.variables[k],)
         )
-        buckets[(row.name, row.class_name, specs)].append(row)
+        buckets[(row.name, specs)].append(row)
     for bucket in buckets.values():
         for i, first in enumerate(bucket[:_BUCKET]):
             for row in bucket[i + 1 : _BUCKET]:
                 if row.identity == first.identity or row.path in unclear:
+                    continue
+                if UNKNOWN_CLASS not in (row.class_name, first.class_name) and (
+                    row.class_name != first.class_name
+                ):
                     continue
                 keys = list(zip(row.variables, first.variables, strict=True))
                 if not all(values.equal(str(a), str(b)) for a, b in keys):
@@ -485,6 +503,8 @@ def _notes(
     unclear: set[str],
     extra: int,
     differing: list[tuple[Any, Any]],
+    unplaced: list[str],
+    hidden: list[str],
 ) -> tuple[str, ...]:
     notes = []
     tops = [(r2, r1) for r2, r1 in sorted(places.items()) if rows[r2].parent not in places]
@@ -510,6 +530,24 @@ def _notes(
             "says; a .keras file does), so they are counted as stored and how often "
             f"their variables are used is unknown; if they are one layer, unique is "
             f"{extra:,} lower"
+        )
+    if unplaced:
+        shown_unplaced = ", ".join(repr(p) for p in unplaced[:3])
+        more_unplaced = f" and {len(unplaced) - 3} more" if len(unplaced) > 3 else ""
+        notes.append(
+            f"nested models list weights no layer of theirs is named for: {shown_unplaced}"
+            f"{more_unplaced} (a variable a layer made under another name, held here by a "
+            "tied layer or a custom layer's sublayer); they are counted, and which layer "
+            "reads them, how often, is unknown"
+        )
+    if hidden:
+        shown_hidden = ", ".join(repr(p) for p in hidden[:3])
+        more_hidden = f" and {len(hidden) - 3} more" if len(hidden) > 3 else ""
+        notes.append(
+            f"built layers list no weights: {shown_hidden}{more_hidden}; a nested model's "
+            "group lists a variable once however many of its layers hold it, so these hold "
+            "variables listed under another layer (a cell given to two RNN layers, a tie); "
+            "which, and how often they are used, is unknown"
         )
     if differing:
         shown_differing = sorted({(holder[c], holder[o]) for c, o in differing})
