@@ -293,3 +293,35 @@ def test_the_examples_of_the_copies_module_hold() -> None:
     from weighttie.static import legacy_copies
 
     assert doctest.testmod(legacy_copies).failed == 0
+
+
+class _K2TiedHead(k2.layers.Layer):
+    """A Keras 2 head computing with an Embedding's matrix, keeping the Embedding."""
+
+    def __init__(self, embedding, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(**kwargs)
+        self.embedding = embedding
+
+    def call(self, x):  # type: ignore[no-untyped-def]
+        import tensorflow as tf
+
+        return tf.matmul(x, self.embedding.embeddings, transpose_b=True)
+
+    def get_config(self):  # type: ignore[no-untyped-def]
+        return {**super().get_config(), "embedding": k2.layers.serialize(self.embedding)}
+
+
+def test_a_keras2_custom_head_holding_an_embedding_counts_it_once(tmp_path: Path) -> None:
+    """The head's group lists the embedding's matrix under the embedding's name: one
+    variable (count_params), read by the head as its own call decides: unknown."""
+    k2.utils.set_random_seed(0)
+    embedding = k2.layers.Embedding(20, 4, name="tok")
+    tokens = k2.Input((5,), dtype="int32", name="tokens")
+    h = k2.layers.Dense(4, name="mix")(embedding(tokens))
+    model = k2.Model(tokens, _K2TiedHead(embedding, name="head")(h))
+    static = read_report(_save(model, tmp_path / "m.h5"))
+    assert static.params.unique == model.count_params()
+    assert static.params.per_use is None and not static.findings
+    assert any("'head'" in note and "may run or read" in note for note in static.model.notes)
+    (matrix,) = [v for v in static.variables if v.path.endswith("/embeddings")]
+    assert matrix.layers == ("head/tok", "tok") and matrix.uses is None
