@@ -10,7 +10,11 @@ its kernel, and ties (:func:`weighttie.tie_weights`). Then:
   (tests/eager_reads.py); unique equals ``count_params``; every variable used more
   than once is in a sharing group;
 * static (the model saved as .keras): unique equals ``count_params``; per_use and
-  each variable's uses are the live numbers or unknown, never another number.
+  each variable's uses are the live numbers or unknown, never another number;
+* static (the model saved as a legacy .h5, which stores a variable under every layer
+  holding it): the same, except where the file cannot tell one variable from equal
+  copies (a layer inside two nested models): then a note says so, unique counts the
+  copies, and per_use is unknown.
 
 ``make test`` runs a few seeds; the long run is marked ``fuzz``::
 
@@ -141,6 +145,22 @@ def _check(seed: int, tmp_path: Path) -> None:
     for v in static.variables:
         if v.uses is not None and v.path in by_path:
             assert v.uses == by_path[v.path].uses, f"{where}: {v.path}"
+
+    legacy = tmp_path / f"fuzz_{seed}.h5"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.save(legacy)
+    static = read_report(legacy)
+    if any("does not say whether" in note for note in static.model.notes):
+        assert static.params.unique >= model.count_params(), where
+        assert static.params.per_use is None, where
+    else:
+        assert static.params.unique == model.count_params(), where
+        assert static.params.trainable_unique == live.params.trainable_unique, where
+    assert static.params.per_use in (None, per_use), where
+    for v in static.variables:
+        if v.uses is not None and v.path in by_path:
+            assert v.uses == by_path[v.path].uses, f"{where} (.h5): {v.path}"
 
 
 @pytest.mark.parametrize("seed", range(QUICK))

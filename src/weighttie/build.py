@@ -77,7 +77,8 @@ def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
     found = [*facts.findings, *_differing_ties(facts, c.var_path)]
     if facts.access is not None:
         models = {row.path for row in facts.layers if row.is_model}
-        found += _derived_findings(report, facts.access, c.var_path, models)
+        derived = _derived_findings(report, facts.access, c.var_path, models)
+        found += _without_unclear_copies(derived, facts.unclear_copies)
     if found:
         report = replace(report, findings=tuple(sorted(found, key=lambda f: (f.kind, f.layers))))
     return report
@@ -398,6 +399,18 @@ def _derived_findings(
     chunks = None if read is None else (lambda path: read(key_of[path]))
     found = find_findings(report, fingerprint=access.fingerprint, chunks=chunks, models=models)
     return list(found)
+
+
+def _without_unclear_copies(found: list[Finding], unclear: frozenset[str]) -> list[Finding]:
+    """The findings not made of copies the file cannot tell from one variable: those
+    whose every layer is a row of ``ModelFacts.unclear_copies`` or holds one."""
+    if not unclear:
+        return found
+
+    def covered(path: str) -> bool:
+        return any(p == path or p.startswith(path + "/") for p in unclear)
+
+    return [f for f in found if not all(covered(p) for p in f.layers)]
 
 
 def _uses(layers: Sequence[RawLayer]) -> dict[str, int | None]:

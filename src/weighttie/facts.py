@@ -15,6 +15,9 @@ disagree about what sharing means, and no Report is patched after it is built.
 * ``findings``: what a reader found about how a file stores its tensors, in the
   file's own names (a checkpoint's tied tensor stored twice, an alias naming
   nothing); findings about sharing are the build's;
+* ``unclear_copies``: rows holding copies the file cannot tell from one variable
+  (a legacy ``.h5``'s layer at two places, or a copy of it): the build makes no
+  finding of them;
 * :class:`ValueAccess`: how findings reach layer configs and variable values.
 
 This module imports neither Keras nor a backend.
@@ -142,6 +145,14 @@ class ModelFacts:
     constructor arguments, not a graph; a custom layer's call), its rows say so
     (``RawLayer.runs`` None) and ``calls_note`` says why, in one sentence that is
     also one of ``model.notes``.
+
+    ``unclear_copies``: the paths of rows holding equal copies the file cannot tell
+    from one variable at two places (a legacy ``.h5`` stores a layer object's
+    variables under each place, and Keras 3's never says which copies are one
+    object). Their reads are unknown, a note in ``model.notes`` says why, and the
+    build makes no ``broken-tie`` or ``twin-branches`` finding whose every layer is
+    one of these rows or holds one: such copies are no evidence of a lost tie or
+    twins.
     """
 
     model: ModelInfo
@@ -152,3 +163,4 @@ class ModelFacts:
     findings: Sequence[Finding] = ()
     access: ValueAccess | None = None
     calls_note: str | None = None
+    unclear_copies: frozenset[str] = frozenset()

@@ -63,6 +63,8 @@ __all__ = [
     "given_sublayers",
     "graphless_classes",
     "held_from_sublayer",
+    "holds_only_given",
+    "holds_variables",
     "hub_variable_names",
     "is_builtin",
     "output_shapes",
@@ -474,3 +476,38 @@ def given_sublayers(
         return []
     name = inner.get("name")
     return [(key, name, held["class_name"], inner)] if isinstance(name, str) else []
+
+
+def holds_only_given(class_name: str) -> bool:
+    """Whether a Keras class holds no variable of its own, only the layer object it was
+    given (a generic RNN's cell, a TimeDistributed's layer): a weight a file lists
+    directly under such a layer is the given layer's.
+
+    Example:
+        >>> holds_only_given("TimeDistributed"), holds_only_given("SpectralNormalization")
+        (True, False)
+    """
+    entry = _keras_entry(class_name)
+    sub = _sublayers(class_name)
+    return entry is not None and entry.variables is NONE and sub is not None and bool(sub.given)
+
+
+def holds_variables(class_name: str, config: dict[str, Any]) -> bool:
+    """Whether a built layer of Keras's class ``class_name`` holds variables: its own (those
+    the catalogue names for every config like ``config``), its cell's, or those of the
+    layer it was given (:func:`holds_only_given`). False where the catalogue cannot tell.
+
+    Example:
+        >>> holds_variables("Dense", {}), holds_variables("Flatten", {})
+        (True, False)
+        >>> holds_variables("TimeDistributed", {"layer": {"class_name": "Dense",
+        ...     "config": {"name": "d"}}})
+        True
+    """
+    variables = _variables(class_name)
+    if variables is not None and variables.names is not None:
+        return any(not n.startswith("?") for n in variables.names(config) or ())
+    if _cell_class(class_name) is not None:
+        return True
+    given = given_sublayers(class_name, config) if holds_only_given(class_name) else []
+    return bool(given) and holds_variables(given[0][2], given[0][3])

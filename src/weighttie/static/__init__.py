@@ -38,6 +38,9 @@ The package's modules, one job each:
 * :mod:`~weighttie.static.declared_ties`: the ties a ``.keras`` file declares, applied;
 * :mod:`~weighttie.static.group_names`: which layer a group of ``model.weights.h5``
   belongs to where the file does not name it (Keras 3.0 - 3.5);
+* :mod:`~weighttie.static.legacy_copies`: which weights a legacy ``.h5`` stores once
+  per place of one layer object (stored names, Keras 2's marks, equal values), and
+  which copies it cannot tell from one variable;
 * :mod:`~weighttie.static.keras3` and :mod:`~weighttie.static.legacy_h5`: the two
   readers; :mod:`~weighttie.static.huggingface`: Hugging Face checkpoint folders
   (``config.json`` and safetensors).

@@ -28,6 +28,7 @@ from weighttie.static.config_graph import (
     _input_layer_shape,
     _is_index,
     _is_model,
+    _keras2_end_offsets,
     _layer_entries,
     _level_calls,
     _path_name,
@@ -53,6 +54,8 @@ def _graph_nodes(
     model outputs (``output_layers``), which name tensors no layer consumes.
     """
     calls, order = _level_calls(level, parent, sequential, shapes.where)
+    if shapes.keras2 and ends:
+        ends = _keras2_end_offsets(level, ends)
     inputs, outputs = _level_shapes(level, calls, order, None, shapes, depth, ends or [])
     result = {}
     for name, layer_calls in calls.items():
@@ -198,6 +201,8 @@ def _model_outputs(
     else:
         inputs = _refs(config.get("input_layers"))
         ends = _refs(config.get("output_layers"))
+        if shapes.keras2:
+            ends = _keras2_end_offsets(level, ends)
     if not inputs or not ends or len(inputs) != len(found):
         return None
     built = []

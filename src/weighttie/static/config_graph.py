@@ -204,6 +204,44 @@ def _keras2_node_offsets(
                 ]
 
 
+def _keras2_end_offsets(
+    level: list[tuple[str, dict[str, Any]]], ends: list[tuple[str, int, int]]
+) -> list[tuple[str, int, int]]:
+    """A Keras 2 model's output references renumbered as its calls' are
+    (:func:`_keras2_node_offsets`): a nested model's output taken straight from another
+    nested model (``["tower", 1, 0]``) names that model's call 0."""
+    skipping = {name for name, entry in level if _skips_first_node(entry)}
+    return [(src, node - 1 if src in skipping else node, t) for src, node, t in ends]
+
+
+def _numbers_across_models(
+    level: list[tuple[str, dict[str, Any]]], calls: dict[str, list[_Call]]
+) -> None:
+    """Renumber references Keras 3.0 and 3.1 wrote with a nested model's call numbers
+    across every model that calls it: a nested model called inside another nested
+    model first, then by this one, is referred to here as call 1 though this level
+    lists one call of it. Where a level refers to as many call numbers of a nested
+    model as it lists calls, some past them, they are taken in order for its calls
+    (Keras numbers calls in the order they are made); any other reference past a
+    layer's calls is left to be refused as damaged."""
+    models = {name for name, entry in level if _is_model(entry)}
+    used: dict[str, set[int]] = {}
+    for layer_calls in calls.values():
+        for call in layer_calls:
+            for source, node, _ in call.inbound:
+                used.setdefault(source, set()).add(node)
+    for source, nodes in used.items():
+        count = len(calls.get(source, ()))
+        if source not in models or max(nodes) < count or len(nodes) != count:
+            continue
+        rank = {node: i for i, node in enumerate(sorted(nodes))}
+        for layer_calls in calls.values():
+            for call in layer_calls:
+                call.inbound = [
+                    (src, rank[node] if src == source else node, t) for src, node, t in call.inbound
+                ]
+
+
 def _input_layer_shape(entry: dict[str, Any]) -> Shape | None:
     config = entry.get("config")
     if not isinstance(config, dict):
@@ -308,6 +346,7 @@ def _level_calls(
                 calls[name] = [_Call([], [])]
 
     _keras2_node_offsets(level, calls)
+    _numbers_across_models(level, calls)
     return calls, _check_wiring(calls, parent, where)
 
 
