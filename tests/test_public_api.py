@@ -60,9 +60,22 @@ def test_all_is_pinned() -> None:
     assert set(weighttie.__all__) == EXPECTED
 
 
-def test_every_exported_name_exists() -> None:
+def test_every_exported_name_is_the_documented_object_of_its_module() -> None:
+    """Each public name resolves (lazy ones too) to an object of a weighttie module that
+    exports it under that name, and says what it is: a renamed or dropped function, a
+    lazy entry pointing at the wrong module or an undocumented export fails here."""
+    import importlib
+    import inspect
+
     for name in weighttie.__all__:
-        assert getattr(weighttie, name) is not None
+        value = getattr(weighttie, name)
+        if not (inspect.isclass(value) or inspect.isfunction(value)):
+            continue  # constants and enum members have no module of their own
+        home = importlib.import_module(value.__module__)
+        assert value.__module__.startswith("weighttie."), name
+        assert name in getattr(home, "__all__", ()), f"{value.__module__} does not export {name}"
+        assert getattr(home, name) is value, name
+        assert (inspect.getdoc(value) or "").strip(), f"{name} has no docstring"
 
 
 def test_errors_subclass_the_matching_builtins() -> None:
