@@ -374,7 +374,7 @@ class _Page:
 
     def layer_rows(self) -> list[str]:
         rows = []
-        for row in self.report.layers:
+        for row in sorted(self.report.layers, key=lambda r: (r.order, r.path)):
             sharing = "<br>".join(
                 f"{label} {esc(self.report.groups[int(label[1:]) - 1].kind.value)}"
                 for label, _ in self.facts.groups.get(row.path, [])

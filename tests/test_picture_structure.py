@@ -1,0 +1,68 @@
+"""The picture's structure on real models (issue 22, item 7), read from the parsed SVG/HTML.
+
+Each test builds a real model, analyzes it and compares what is drawn with the
+Report: the layers table in model order, frame titles that fit, an edge into
+every open frame, a shared tower's inner boxes in its group's colour, tie edges,
+and runs of identical blocks folded into one ×N frame.
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from html.parser import HTMLParser
+
+import pytest
+
+import weighttie
+import zoo
+from weighttie.picture import to_html, to_svg
+from weighttie.report import Report
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.fixture(scope="module")
+def reports() -> dict[str, Report]:
+    names = ["siamese_tower", "siamese_lstm", "nested_twice", "tied_embeddings", "cloned_tower"]
+    return {name: weighttie.analyze(zoo.ZOO[name]()) for name in names}
+
+
+def _parse(svg: str) -> ET.Element:
+    return ET.fromstring(svg.encode("utf-8"))
+
+
+def _classed(element: ET.Element, cls: str, tag: str = "g") -> list[ET.Element]:
+    return [e for e in element.iter(f"{SVG}{tag}") if cls in (e.get("class") or "").split()]
+
+
+class _LayerTable(HTMLParser):
+    """The layer paths of the HTML layers table, row by row (the first cell's link)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inside = False
+        self.first_cell = False
+        self.paths: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "table":
+            self.inside = found.get("data-table") == "layers"
+        elif self.inside and tag == "tr":
+            self.first_cell = True
+        elif self.inside and tag == "a" and self.first_cell:
+            self.paths.append(found.get("data-go") or "")
+            self.first_cell = False
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "table":
+            self.inside = False
+
+
+def test_the_layers_table_is_in_model_order(reports: dict[str, Report]) -> None:
+    for name, report in reports.items():
+        parser = _LayerTable()
+        parser.feed(to_html(report))
+        expected = [row.path for row in sorted(report.layers, key=lambda r: r.order)]
+        assert parser.paths == expected, name
+        assert parser.paths != sorted(parser.paths) or expected == sorted(expected), name
