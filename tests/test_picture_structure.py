@@ -66,3 +66,29 @@ def test_the_layers_table_is_in_model_order(reports: dict[str, Report]) -> None:
         expected = [row.path for row in sorted(report.layers, key=lambda r: r.order)]
         assert parser.paths == expected, name
         assert parser.paths != sorted(parser.paths) or expected == sorted(expected), name
+
+
+def _text(element: ET.Element) -> str:
+    return "".join(element.itertext())
+
+
+def test_frame_titles_are_whole_and_fit_their_frames(reports: dict[str, Report]) -> None:
+    """The whole title (name, class, Σ params from the Report, calls) is drawn, never cut."""
+    from weighttie.picture.drawing import title_width
+    from weighttie.text import count, short
+
+    for name, report in reports.items():
+        root = _parse(to_svg(report))
+        frames = [f for f in _classed(root, "frame") if f.get("data-p")]
+        framed = [r for r in report.layers if r.nodes and report.children(r.path) and r.path]
+        assert sorted(f.get("data-p") for f in frames) == sorted(r.path for r in framed), name
+        for frame in frames:
+            row = report.layer(frame.get("data-p") or "")
+            (title,) = _classed(frame, "ftitle", "text")[:1]
+            caption = "".join(t.text or "" for t in title if t.get("class") == "cap")
+            assert "…" not in caption, (name, caption)
+            assert caption.startswith(f"{row.name} · {row.class_name} · "), caption
+            assert f"Σ {short(row.params.inside)} params" in caption, caption
+            assert caption.endswith(count(len(row.nodes or ()), "call")), caption
+            box = next(r for r in frame.iter(f"{SVG}rect") if r.get("class") == "fbox")
+            assert int(box.get("width") or 0) >= title_width(caption), (name, caption)

@@ -42,6 +42,14 @@ def _geometry(scene: Scene, expanded: bool | None) -> Geometry:
     return geometry(scene, lambda frame: is_open)
 
 
+def _scene(report: Report) -> tuple[Labels, Scene]:
+    """The labels and the layout (frames wide enough for their whole titles)."""
+    facts = Labels(report)
+    scene = layout(report, min_width=facts.frame_width)
+    facts.scene = scene
+    return facts, scene
+
+
 def to_svg(report: Report, *, expanded: bool | None = None) -> str:
     """The picture of ``report`` as a standalone SVG document (static, no script).
 
@@ -53,8 +61,8 @@ def to_svg(report: Report, *, expanded: bool | None = None) -> str:
         >>> svg = to_svg(weighttie.analyze(model))               # doctest: +SKIP
         >>> Path("model.svg").write_text(svg, encoding="utf-8")  # doctest: +SKIP
     """
-    scene = layout(report)
-    svg = Svg(Labels(report, scene), scene, _geometry(scene, expanded)).draw(header=True)
+    facts, scene = _scene(report)
+    svg = Svg(facts, scene, _geometry(scene, expanded)).draw(header=True)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + svg + "\n"
 
 
@@ -69,7 +77,6 @@ def to_html(report: Report, *, expanded: bool | None = None, fragment: bool = Fa
         >>> page = to_html(weighttie.analyze(model))               # doctest: +SKIP
         >>> Path("model.html").write_text(page, encoding="utf-8")  # doctest: +SKIP
     """
-    scene = layout(report)
-    facts = Labels(report, scene)
+    facts, scene = _scene(report)
     svg = Svg(facts, scene, _geometry(scene, expanded)).draw(header=False)
     return page(report, facts, svg, scene.calls, fragment=fragment)

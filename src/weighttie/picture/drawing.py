@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import colorsys
 import html
+import math
 
 from weighttie.escape import printable
 from weighttie.picture.layout import (
@@ -62,6 +63,8 @@ _TEXT_LEFT = 10
 _LINE_H = 18  # header lines of the standalone SVG
 _LEGEND_W = 420
 _MAX_TITLE_INPUTS = 20
+_MAX_CAPTION_NAME = 60  # a frame title's name (and class) is cut past this, never its counts
+_TITLE_GLYPH_W = 16  # the ▸ / ▾ before a frame's title, and a space
 
 _PALETTE = (
     "#4e79a7",
@@ -98,6 +101,11 @@ def clip(text: str, chars: int) -> str:
     return html.escape(shown, quote=True)
 
 
+def title_width(caption: str) -> int:
+    """The width a frame needs for ``caption`` (printable text) after its ▸ glyph."""
+    return 2 * PAD + _TITLE_GLYPH_W + math.ceil(len(caption) * _NAME_CHAR_W)
+
+
 def held_bytes(n: int | None) -> str:
     """Bytes as :func:`weighttie.cost.byte_size` writes them; ``bytes unknown`` when None."""
     return "bytes unknown" if n is None else byte_size(n)
@@ -127,9 +135,13 @@ def _tint(colour: str, keep: float = 0.16) -> str:
 class Labels:
     """Labels, colours, counts and bytes per layer path, computed once from the report."""
 
-    def __init__(self, report: Report, scene: Scene) -> None:
+    def __init__(self, report: Report, scene: Scene | None = None) -> None:
         self.report = report
         self.scene = scene
+        self.children: dict[str, list[str]] = {}
+        for row in sorted(report.layers, key=lambda r: r.path):
+            if row.parent is not None and row.path:
+                self.children.setdefault(row.parent, []).append(row.path)
         self.groups: dict[str, list[tuple[str, str]]] = {}  # path -> [(label, colour)]
         self.colours = [_colour(n) for n in range(len(report.groups))]
         for n, group in enumerate(report.groups):
@@ -151,7 +163,7 @@ class Labels:
             sub = self.rows.get(path)
             if sub is not None:
                 seen.update(dict.fromkeys(sub.variables))
-            children = self.scene.children.get(path, [])
+            children = self.children.get(path, [])
             layers += len(children)
             stack.extend(children)
         held = [self.variables.get(p) for p in seen]
@@ -159,6 +171,26 @@ class Labels:
         nbytes = [None if v is None else v.bytes for v in held]  # the Report's bytes
         known = None if None in nbytes else sum(b for b in nbytes if b is not None)
         return size, known, layers
+
+    def caption(self, row: LayerInfo) -> str:
+        """A frame's title, in full: name, class, layers inside, Σ parameters (bytes), calls.
+
+        Only a name longer than :data:`_MAX_CAPTION_NAME` characters is cut; the
+        counts never are (the frame is made wide enough, :meth:`frame_width`).
+        """
+        params, size, layers = self.inside(row)
+        name = printable(row.name)
+        if len(name) > _MAX_CAPTION_NAME:
+            name = name[: _MAX_CAPTION_NAME - 1] + "…"
+        return (
+            f"{name} · {printable(row.class_name)[:_MAX_CAPTION_NAME]} · "
+            f"{count(layers, 'layer')} · Σ {short(params)} params ({held_bytes(size)}) · "
+            f"{count(len(row.nodes or ()), 'call')}"
+        )
+
+    def frame_width(self, row: LayerInfo) -> int:
+        """The least width of the frame of ``row``: its whole title fits."""
+        return title_width(self.caption(row))
 
     def group_attr(self, path: str) -> str:
         labels = self.groups.get(path)
@@ -323,16 +355,11 @@ class Svg:
         )
         for k, node in enumerate(row.nodes or ()):
             self.call(row, node, PAD + k * (NODE_W + GAP), CALL_TOP)
-        params, size, layers = self.facts.inside(row)
-        caption = (
-            f"{row.name} · {row.class_name} · {count(layers, 'layer')} · "
-            f"{short(params)} params ({held_bytes(size)}) · {count(len(row.nodes or ()), 'call')}"
-        )
-        chars = int((item.width - 2 * PAD - 14) / _NAME_CHAR_W)
+        caption = self.facts.caption(row)
         glyph = "▾" if is_open else "▸"
         self.out.append(
             f'<text class="ftitle" x="{PAD}" y="{CALL_TOP + NODE_H + 15}">'
-            f'<tspan class="tog">{glyph}</tspan> {clip(caption, chars)}'
+            f'<tspan class="tog">{glyph}</tspan> <tspan class="cap">{esc(caption)}</tspan>'
             f"<title>{esc(row.path)} · {esc(caption)}</title></text>"
         )
         display = "" if is_open else ' display="none"'

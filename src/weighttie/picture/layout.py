@@ -208,7 +208,8 @@ class _Tree:
 class _Builder:
     """Builds the items and edges of every graph, deepest frames first."""
 
-    def __init__(self, report: Report) -> None:
+    def __init__(self, report: Report, min_width: Callable[[LayerInfo], int] | None) -> None:
+        self.min_width = min_width or (lambda row: NODE_W)
         self.tree = _Tree(report)
         self.calls: dict[tuple[str, int], tuple[LayerInfo, CallNode, int]] = {}
         for row in report.layers:
@@ -255,6 +256,7 @@ class _Builder:
             inner = self.inner[row.path]
             calls_width = len(row.nodes or ()) * (NODE_W + GAP) - GAP
             width = 2 * PAD + max(inner.width, calls_width, NODE_W)
+            width = max(width, self.min_width(row))
             item = Item(ItemKind.FRAME, row, inner=inner, width=width)
             self.frame_items[row.path] = item
             return [item]
@@ -599,15 +601,17 @@ def _chip_rows(chips: list[Item], bands: int, width: int) -> tuple[int, int]:
     return max(width, used), bands + rows
 
 
-def layout(report: Report) -> Scene:
+def layout(report: Report, min_width: Callable[[LayerInfo], int] | None = None) -> Scene:
     """Lay out ``report``'s calls, frames and chips (x and bands; see :func:`geometry`).
+
+    ``min_width(row)``: the least width of the frame of ``row`` (room for its title).
 
     Example:
         >>> scene = layout(report)                         # doctest: +SKIP
         >>> scene.calls == sum(len(r.nodes or ()) for r in report.layers)  # doctest: +SKIP
         True
     """
-    return _Builder(report).scene()
+    return _Builder(report, min_width).scene()
 
 
 # -- vertical positions ------------------------------------------------------------------

@@ -479,7 +479,7 @@ def page(report: Report, facts: Labels, svg: str, calls: int, *, fragment: bool)
     script = _script()
     body = (
         f'<div class="wt"><style>{_PAGE_CSS}</style>{p.header(calls)}{p.legend()}'
-        f"{p.findings()}{p.toolbar(bool(facts.scene.frames))}"
+        f"{p.findings()}{p.toolbar(bool(facts.scene and facts.scene.frames))}"
         f'<div class="viewport">{svg}</div>{p.tables()}<script>{script}</script></div>'
     )
     if fragment:
