@@ -92,3 +92,26 @@ def test_frame_titles_are_whole_and_fit_their_frames(reports: dict[str, Report])
             assert caption.endswith(count(len(row.nodes or ()), "call")), caption
             box = next(r for r in frame.iter(f"{SVG}rect") if r.get("class") == "fbox")
             assert int(box.get("width") or 0) >= title_width(caption), (name, caption)
+
+
+def test_an_edge_enters_every_open_frame_from_each_of_its_calls(
+    reports: dict[str, Report],
+) -> None:
+    """A frame's calls feed its body: one edge per call into each input of the body."""
+    for name, report in reports.items():
+        root = _parse(to_svg(report, expanded=True))
+        for frame in [f for f in _classed(root, "frame") if f.get("data-p")]:
+            path = frame.get("data-p") or ""
+            row = report.layer(path)
+            (feeds,) = [g for g in frame if g.get("class") == "feeds"]
+            edges = [p for p in feeds if "e" in (p.get("class") or "").split()]
+            assert edges, (name, path)
+            sources = {"".join(e.itertext()).split(" input → ")[0] for e in edges}
+            assert sources == {f"{path} #{node.index}" for node in row.nodes or ()}, name
+            inputs = {"".join(e.itertext()).split(" input → ")[1] for e in edges}
+            for target in inputs:  # a layer of the frame, with no input inside the frame
+                layer = report.layer(target.split(" #")[0])
+                assert layer.parent == path, (name, target)
+                calls = [n for n in layer.nodes or () if f"{layer.path} #{n.index}" == target]
+                refs = [ref.layer for n in calls for ref in n.inbound]
+                assert not [r for r in refs if r.startswith(path + "/")], (name, target)

@@ -26,6 +26,7 @@ import math
 
 from weighttie.escape import printable
 from weighttie.picture.layout import (
+    BODY_GAP,
     CALL_TOP,
     GAP,
     HEADER_H,
@@ -212,7 +213,10 @@ monospace;font-size:10px;fill:#222}
 .wt-graph .chip .box{stroke-dasharray:4 3}
 .wt-graph .badge circle{fill:#c62828}
 .wt-graph .badge text{fill:#fff;font-weight:bold;text-anchor:middle}
-.wt-graph .ftitle{font-size:11px}
+.wt-graph .ftitle{font-size:11px;paint-order:stroke;stroke:#fff;stroke-width:3px;\
+stroke-linejoin:round}
+.wt-graph .e.feed{stroke-dasharray:2 2}
+.wt-graph .frame[data-open="0"]>.feeds{display:none}
 """
 
 _ARROW = (
@@ -355,6 +359,7 @@ class Svg:
         )
         for k, node in enumerate(row.nodes or ()):
             self.call(row, node, PAD + k * (NODE_W + GAP), CALL_TOP)
+        self.feeds(item)
         caption = self.facts.caption(row)
         glyph = "▾" if is_open else "▸"
         self.out.append(
@@ -364,8 +369,28 @@ class Svg:
         )
         display = "" if is_open else ' display="none"'
         self.out.append(f"<g{display}>")
-        self.content(inner, PAD, HEADER_H)
+        self.content(inner, PAD, HEADER_H + BODY_GAP)
         self.out.append("</g></g>")
+
+    def feeds(self, item: Item) -> None:
+        """Edges from the bottom of each of a frame's calls into its body's inputs.
+
+        Drawn before the title (which has a halo) and hidden with the body.
+        """
+        row = item.row
+        nodes = row.nodes or ()
+        top, bottom = CALL_TOP + NODE_H, HEADER_H + BODY_GAP
+        middle = (top + bottom) // 2
+        self.out.append('<g class="feeds">')
+        for position, x_in, target in item.feeds:
+            x_out = item.call_port(position)
+            where = f"{target.row.path} #{target.call.index}" if target.call else target.row.path
+            label = f"{row.path} #{nodes[position].index} input → {where}"
+            self.out.append(
+                f'<path class="e feed" d="M{x_out},{top}C{x_out},{middle} {x_in},{middle} '
+                f'{x_in},{bottom}"><title>{esc(label)}</title></path>'
+            )
+        self.out.append("</g>")
 
     def call(self, row: LayerInfo, node: CallNode, x: int, y: int, *, band: int = -1) -> None:
         facts = self.facts

@@ -49,6 +49,7 @@ from weighttie.report import CallNode, LayerInfo, Report, Shape
 
 __all__ = [
     "BAND_GAP",
+    "BODY_GAP",
     "CALL_TOP",
     "GAP",
     "HEADER_H",
@@ -73,7 +74,8 @@ BAND_GAP = 40  #: vertical space between bands, where edges bend
 PAD = 12  #: a frame's inner margin
 CALL_TOP = 8  #: top of a frame's row of calls
 TITLE_H = 22  #: a frame's title line, under its calls
-HEADER_H = CALL_TOP + NODE_H + TITLE_H  #: height of a closed frame; an open one's body starts here
+HEADER_H = CALL_TOP + NODE_H + TITLE_H  #: height of a closed frame
+BODY_GAP = 26  #: space between an open frame's title and its body, where its inputs enter
 LOOP_W = 28  #: room right of a frame for an edge from one of its calls to another
 DUMMY_W = 4  #: a long edge's slot in a band it crosses
 DUMMY_GAP = 6  #: space next to a slot
@@ -107,6 +109,7 @@ class Item:
     band: int = 0
     x: int = 0
     number: int = -1
+    feeds: list[tuple[int, int, Item]] = field(default_factory=list)
 
     def call_port(self, position: int) -> int:
         """The x offset, from the left edge, of this item's ``position``-th call."""
@@ -258,6 +261,7 @@ class _Builder:
             width = 2 * PAD + max(inner.width, calls_width, NODE_W)
             width = max(width, self.min_width(row))
             item = Item(ItemKind.FRAME, row, inner=inner, width=width)
+            item.feeds = _feeds(item, inner)
             self.frame_items[row.path] = item
             return [item]
         if row.nodes:
@@ -306,6 +310,23 @@ class _Builder:
                 )
             )
         return edges
+
+
+def _feeds(frame: Item, inner: Container) -> list[tuple[int, int, Item]]:
+    """Where a frame's calls hand their inputs to its body: (call position, x in, item).
+
+    Each call of the frame feeds every item of the first band of its body (its
+    input layers); a body with no graph (an RNN's cell, calls unknown) feeds
+    its first row of chips. x is in the frame's coordinates.
+    """
+    graph = [i for i in inner.items if i.kind is not ItemKind.CHIP] or inner.items
+    first = min((i.band for i in graph), default=0)
+    firsts = [i for i in graph if i.band == first]
+    return [
+        (position, PAD + target.x + target.call_port(0), target)
+        for position in range(len(frame.row.nodes or ()))
+        for target in firsts
+    ]
 
 
 def _position(item: Item, node: CallNode) -> int:
@@ -637,7 +658,7 @@ class Geometry:
         assert item.inner is not None
         if id(item) not in self.opened:
             return HEADER_H
-        return HEADER_H + self.content_height[id(item.inner)] + PAD
+        return HEADER_H + BODY_GAP + self.content_height[id(item.inner)] + PAD
 
     def top(self, item: Item, container: Container) -> int:
         """An item's top in its graph's coordinates."""

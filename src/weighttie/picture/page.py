@@ -16,7 +16,7 @@ import json
 from collections.abc import Sequence
 
 from weighttie.picture.drawing import SVG_CSS, Labels, esc
-from weighttie.picture.layout import BAND_GAP, HEADER_H, NODE_H, PAD
+from weighttie.picture.layout import BAND_GAP, BODY_GAP, HEADER_H, NODE_H, PAD
 from weighttie.report import LayerInfo, Report
 from weighttie.text import byte_size, cost_line, num, shapes, sharing_sentence
 
@@ -71,7 +71,8 @@ function contentOf(f) { return wrapper(f).firstElementChild; }
 function isOpen(f) { return f.dataset.open === "1"; }
 function height(item) {
   if (!item.classList.contains("frame")) { return C.nodeH; }
-  return isOpen(item) ? C.headerH + Number(contentOf(item).dataset.h) + C.pad : C.headerH;
+  if (!isOpen(item)) { return C.headerH; }
+  return C.headerH + C.bodyGap + Number(contentOf(item).dataset.h) + C.pad;
 }
 function left(el) {
   if (el.wtX === undefined) {
@@ -247,6 +248,7 @@ def _script() -> str:
     """The page's script, with the layout's constants written in."""
     constants = {
         "bandGap": BAND_GAP,
+        "bodyGap": BODY_GAP,
         "headerH": HEADER_H,
         "nodeH": NODE_H,
         "pad": PAD,
