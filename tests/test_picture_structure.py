@@ -115,3 +115,35 @@ def test_an_edge_enters_every_open_frame_from_each_of_its_calls(
                 calls = [n for n in layer.nodes or () if f"{layer.path} #{n.index}" == target]
                 refs = [ref.layer for n in calls for ref in n.inbound]
                 assert not [r for r in refs if r.startswith(path + "/")], (name, target)
+
+
+def _inside(report: Report, path: str) -> set[str]:
+    """The paths strictly inside ``path`` (Report.subtree without the row itself)."""
+    return {row.path for row in report.subtree(path)} - {path}
+
+
+def test_boxes_inside_a_shared_tower_carry_its_group_colour(reports: dict[str, Report]) -> None:
+    for name, report in reports.items():
+        root = _parse(to_svg(report, expanded=True))
+        legend = {g.get("data-g"): g.find(f"{SVG}rect") for g in _classed(root, "legend")}
+        colours = {label: rect.get("fill") for label, rect in legend.items() if rect is not None}
+        expected: dict[str, set[str]] = {}
+        for n, group in enumerate(report.groups):
+            if group.kind.value in ("shared-model", "shared-layer"):
+                for path in group.layers:
+                    for inner in _inside(report, path):
+                        expected.setdefault(inner, set()).add(f"G{n + 1}")
+        boxes = _classed(root, "call") + _classed(root, "chip")
+        for box in boxes:
+            path = box.get("data-p") or ""
+            labels = set((box.get("data-gi") or "").split())
+            assert labels == expected.get(path, set()), (name, path)
+            rect = next(r for r in box.iter(f"{SVG}rect") if r.get("class") == "box")
+            if labels:
+                assert rect.get("stroke") in {colours[label] for label in labels}, (name, path)
+                assert rect.get("stroke-width") == "2", (name, path)
+        if name == "siamese_tower":  # the issue's model: every inner box is marked
+            (group,) = report.groups
+            inner = _inside(report, group.layers[0])
+            marked = {b.get("data-p") for b in boxes if b.get("data-gi") == "G1"}
+            assert inner and marked == inner

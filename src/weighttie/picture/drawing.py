@@ -41,7 +41,7 @@ from weighttie.picture.layout import (
     Scene,
     edge_path,
 )
-from weighttie.report import CallNode, LayerInfo, Report
+from weighttie.report import CallNode, GroupKind, LayerInfo, Report
 from weighttie.text import byte_size, count, num, shape, shapes, short
 
 __all__ = [
@@ -148,6 +148,7 @@ class Labels:
         for n, group in enumerate(report.groups):
             for path in dict.fromkeys(group.layers):
                 self.groups.setdefault(path, []).append((f"G{n + 1}", self.colours[n]))
+        self.within = self.enclosing()
         self.findings: dict[str, list[str]] = {}
         for n, finding in enumerate(report.findings):
             for path in dict.fromkeys(finding.layers):
@@ -172,6 +173,33 @@ class Labels:
         nbytes = [None if v is None else v.bytes for v in held]  # the Report's bytes
         known = None if None in nbytes else sum(b for b in nbytes if b is not None)
         return size, known, layers
+
+    def enclosing(self) -> dict[str, list[tuple[str, str]]]:
+        """Per layer path, the groups of the shared layers or models it is inside.
+
+        A shared tower's inner layers run once per call of the tower: their boxes
+        are outlined in its group's colour (their own groups are drawn as usual).
+        """
+        shared = (GroupKind.SHARED_MODEL, GroupKind.SHARED_LAYER)
+        within: dict[str, list[tuple[str, str]]] = {}
+        for n, group in enumerate(self.report.groups):
+            if group.kind not in shared:
+                continue
+            entry = (f"G{n + 1}", self.colours[n])
+            stack = [c for path in dict.fromkeys(group.layers) for c in self.children.get(path, [])]
+            seen: set[str] = set()
+            while stack:
+                path = stack.pop()
+                if path in seen:
+                    continue
+                seen.add(path)
+                within.setdefault(path, []).append(entry)
+                stack.extend(self.children.get(path, []))
+        return within
+
+    def within_attr(self, path: str) -> str:
+        labels = self.within.get(path)
+        return f' data-gi="{" ".join(label for label, _ in labels)}"' if labels else ""
 
     def caption(self, row: LayerInfo) -> str:
         """A frame's title, in full: name, class, layers inside, Σ parameters (bytes), calls.
@@ -348,14 +376,16 @@ class Svg:
         assert inner is not None
         is_open = id(item) in self.g.opened
         groups = self.facts.groups.get(row.path, [])
-        stroke = groups[0][1] if groups else "#9ca3af"
+        within = self.facts.within.get(row.path, [])
+        stroke = groups[0][1] if groups else within[-1][1] if within else "#9ca3af"
         fill = _tint(groups[0][1], 0.08) if groups else "#f9fafb"
         self.out.append(
             f'<g class="frame" data-n="{item.number}" data-p="{esc(row.path)}" '
             f'data-b="{item.band}" data-open="{1 if is_open else 0}"'
-            f'{self.facts.group_attr(row.path)} transform="translate({item.x},{top})">'
+            f"{self.facts.group_attr(row.path)}{self.facts.within_attr(row.path)} "
+            f'transform="translate({item.x},{top})">'
             f'<rect class="fbox" width="{item.width}" height="{self.g.height(item)}" rx="6" '
-            f'fill="{fill}" stroke="{stroke}" stroke-width="{2 if groups else 1}"/>'
+            f'fill="{fill}" stroke="{stroke}" stroke-width="{2 if groups or within else 1}"/>'
         )
         for k, node in enumerate(row.nodes or ()):
             self.call(row, node, PAD + k * (NODE_W + GAP), CALL_TOP)
@@ -398,8 +428,8 @@ class Svg:
         band_attr = f' data-b="{band}"' if band >= 0 else ""
         self.out.append(
             f'<g class="call" data-p="{esc(row.path)}" data-i="{node.index}"{band_attr}'
-            f'{facts.group_attr(row.path)} transform="translate({x},{y})">'
-            f"<title>{self.call_title(row, node)}</title>"
+            f"{facts.group_attr(row.path)}{facts.within_attr(row.path)} "
+            f'transform="translate({x},{y})"><title>{self.call_title(row, node)}</title>'
         )
         self.box(row, groups, dashed=False)
         name = f"{row.name} #{node.index}"
@@ -422,8 +452,8 @@ class Svg:
         facts = self.facts
         self.out.append(
             f'<g class="chip" data-p="{esc(row.path)}" data-b="{item.band}"'
-            f'{facts.group_attr(row.path)} transform="translate({item.x},{top})">'
-            f"<title>{self.chip_title(row)}</title>"
+            f"{facts.group_attr(row.path)}{facts.within_attr(row.path)} "
+            f'transform="translate({item.x},{top})"><title>{self.chip_title(row)}</title>'
         )
         self.box(row, facts.groups.get(row.path, []), dashed=True)
         chars = int((NODE_W - _TEXT_LEFT - 6) / _CHAR_W)
@@ -441,11 +471,15 @@ class Svg:
         self.out.append("</g>")
 
     def box(self, row: LayerInfo, groups: list[tuple[str, str]], *, dashed: bool) -> None:
+        """The box: tinted by its first group; outlined (thicker) in the colour of the
+        shared tower it is inside, else of its first group."""
         fill = _tint(groups[0][1]) if groups else "#ffffff"
-        stroke = groups[0][1] if groups else "#9ca3af"
+        within = self.facts.within.get(row.path, [])
+        stroke = within[-1][1] if within else groups[0][1] if groups else "#9ca3af"
+        width = ' stroke-width="2"' if within else ""
         self.out.append(
             f'<rect class="box" width="{NODE_W}" height="{NODE_H}" rx="4" fill="{fill}" '
-            f'stroke="{stroke}"/>'
+            f'stroke="{stroke}"{width}/>'
         )
         if groups:
             bar = NODE_H // len(groups) if len(groups) <= 4 else NODE_H / len(groups)
@@ -507,6 +541,9 @@ class Svg:
         for label, _ in facts.groups.get(row.path, []):
             group = facts.report.groups[int(label[1:]) - 1]
             lines.append(f"sharing: {label} {group.kind.value}")
+        for label, _ in facts.within.get(row.path, []):
+            group = facts.report.groups[int(label[1:]) - 1]
+            lines.append(f"inside {label} {group.kind.value}: runs once per call of it")
         for label in facts.findings.get(row.path, []):
             finding = facts.report.findings[int(label[1:]) - 1]
             lines.append(f"finding: {label} {finding.kind}: {finding.message}")

@@ -189,7 +189,8 @@ function highlight(group) {
     e.classList.remove("hl");
   });
   if (group) {
-    Array.prototype.forEach.call(svg.querySelectorAll('[data-g~="' + group + '"]'), function (e) {
+    var sel = '[data-g~="' + group + '"],[data-gi~="' + group + '"]';
+    Array.prototype.forEach.call(svg.querySelectorAll(sel), function (e) {
       e.classList.add("hl");
     });
   }
