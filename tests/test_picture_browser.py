@@ -440,3 +440,27 @@ def test_finding_a_layer_opens_the_frames_around_it(
     )
     assert browser.evaluate(frame) == "1"
     assert browser.problems() == []
+
+
+TIES = """Array.prototype.map.call(document.querySelectorAll("svg path.tie[data-ta]"),
+  function (p) { return [p.dataset.ta, p.dataset.tb, p.getAttribute("d"),
+                         p.getAttribute("display")]; })"""
+
+
+def test_tie_edges_follow_frames_opening_and_closing(browser: Chromium, tmp_path: Path) -> None:
+    """The script redraws tie edges as Python draws them for each state of the frames."""
+    from test_picture_structure import tied_model
+
+    report = weighttie.analyze(tied_model())
+    (tmp_path / "open").mkdir()
+    _open(browser, tmp_path / "open", report, expanded=True)
+    opened = browser.evaluate(TIES)
+    (tmp_path / "closed").mkdir()
+    _open(browser, tmp_path / "closed", report, expanded=False)
+    closed = browser.evaluate(TIES)
+    assert opened and opened != closed
+    browser.evaluate("document.querySelector('[data-act=open-all]').click()")
+    assert browser.evaluate(TIES) == opened
+    browser.evaluate("document.querySelector('[data-act=close-all]').click()")
+    assert browser.evaluate(TIES) == closed
+    assert browser.problems() == []

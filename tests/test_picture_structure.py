@@ -11,7 +11,9 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
 
+import keras
 import pytest
+from keras import layers
 
 import weighttie
 import zoo
@@ -147,3 +149,67 @@ def test_boxes_inside_a_shared_tower_carry_its_group_colour(reports: dict[str, R
             inner = _inside(report, group.layers[0])
             marked = {b.get("data-p") for b in boxes if b.get("data-gi") == "G1"}
             assert inner and marked == inner
+
+
+def tied_model() -> keras.Model:
+    """Three Dense layers of one shape, the last two tied to the first with ``tie_weights``;
+    one of them inside a nested model."""
+    x = keras.Input((8,), name="x")
+    inner_in = keras.Input((8,), name="inner_in")
+    inner_dense = layers.Dense(8, name="inner_dense")
+    block = keras.Model(inner_in, inner_dense(inner_in), name="block")
+    first, last = layers.Dense(8, name="first"), layers.Dense(8, name="last")
+    model = keras.Model(x, last(block(first(x))), name="tied")
+    weighttie.tie_weights(first, last, keep="source")
+    weighttie.tie_weights(first, inner_dense, keep="source")
+    return model
+
+
+def _connected(pairs: set[frozenset[str]], nodes: set[str]) -> bool:
+    """Whether ``pairs`` (edges) join all of ``nodes``."""
+    start = next(iter(nodes))
+    seen, stack = {start}, [start]
+    while stack:
+        node = stack.pop()
+        for pair in pairs:
+            if node in pair:
+                for other in pair - seen:
+                    seen.add(other)
+                    stack.append(other)
+    return nodes <= seen
+
+
+def test_tie_edges_link_tied_layers_in_the_group_colour() -> None:
+    report = weighttie.analyze(tied_model())
+    assert report.ties  # the model really is tied
+    for expanded in (True, False):
+        root = _parse(to_svg(report, expanded=expanded))
+        legend = {g.get("data-g"): g.find(f"{SVG}rect") for g in _classed(root, "legend")}
+        colours = {label: rect.get("fill") for label, rect in legend.items() if rect is not None}
+        ties = [p for p in _classed(root, "tie", "path") if p.get("data-ta")]
+        drawn = {frozenset((p.get("data-ta"), p.get("data-tb"))) for p in ties}
+        declared = {frozenset((t.source, t.target)) for t in report.ties}
+        assert declared <= drawn
+        tied = [set(g.layers) for g in report.groups if g.kind.value == "tied"]
+        assert tied and all(_connected(drawn, layers) for layers in tied)
+        assert all(pair in declared or any(pair <= t for t in tied) for pair in drawn)
+        for path in ties:
+            label = path.get("data-g")
+            n = int((label or "G0")[1:]) - 1
+            assert report.groups[n].kind.value == "tied"
+            assert path.get("stroke") == colours[label]
+            assert {path.get("data-ta"), path.get("data-tb")} <= set(report.groups[n].layers)
+            if path.get("display") != "none":
+                assert (path.get("d") or "").startswith("M")
+        # closed, the nested layer's tie ends at its frame, still drawn
+        assert all(p.get("display") != "none" for p in ties), expanded
+        assert _classed(root, "legend-tie"), expanded
+    page = to_html(report)
+    assert 'class="tie-key"' in page
+
+
+def test_an_untied_model_draws_no_tie_edges(reports: dict[str, Report]) -> None:
+    for name in ("siamese_tower", "nested_twice"):
+        root = _parse(to_svg(reports[name]))
+        assert _classed(root, "tie", "path") == [], name
+        assert "tie-key" not in to_html(reports[name]), name

@@ -47,6 +47,8 @@ from weighttie.text import byte_size, count, num, shape, shapes, short
 __all__ = [
     "COMPACT_CALLS",
     "SVG_CSS",
+    "TIE_BULGE",
+    "TIE_KEY",
     "Labels",
     "Svg",
     "clip",
@@ -64,6 +66,10 @@ _TEXT_LEFT = 10
 _LINE_H = 18  # header lines of the standalone SVG
 _LEGEND_W = 420
 _MAX_TITLE_INPUTS = 20
+TIE_BULGE = 36  #: how far right of its boxes a tie edge bends
+TIE_ROOM = TIE_BULGE + 12  #: extra width of a picture with tie edges
+#: The legend's words for a tie edge.
+TIE_KEY = "tie edge (dashed, in the group's colour): tied layers hold the same variables"
 _MAX_CAPTION_NAME = 60  # a frame title's name (and class) is cut past this, never its counts
 _TITLE_GLYPH_W = 16  # the ▸ / ▾ before a frame's title, and a space
 
@@ -105,6 +111,29 @@ def clip(text: str, chars: int) -> str:
 def title_width(caption: str) -> int:
     """The width a frame needs for ``caption`` (printable text) after its ▸ glyph."""
     return 2 * PAD + _TITLE_GLYPH_W + math.ceil(len(caption) * _NAME_CHAR_W)
+
+
+def _link(sets: list[set[str]], a: str, b: str) -> bool:
+    """Put ``a`` and ``b`` in one of ``sets``; False when they already were."""
+    sa = next((s for s in sets if a in s), None)
+    sb = next((s for s in sets if b in s), None)
+    if sa is not None and sa is sb:
+        return False
+    merged = (sa or {a}) | (sb or {b})
+    sets[:] = [s for s in sets if s is not sa and s is not sb] + [merged]
+    return True
+
+
+def tie_path(a: tuple[int, int, int, int] | None, b: tuple[int, int, int, int] | None) -> str:
+    """A tie edge from the right side of box ``a`` to box ``b`` (x, y, width, height),
+    bulging right; "" when one is missing or both are the same box (a closed frame).
+    The page's script draws the same."""
+    if a is None or b is None or a == b:
+        return ""
+    ax, ay = a[0] + a[2], a[1] + a[3] // 2
+    bx, by = b[0] + b[2], b[1] + b[3] // 2
+    bulge = max(ax, bx) + TIE_BULGE
+    return f"M{ax},{ay}C{bulge},{ay} {bulge},{by} {bx},{by}"
 
 
 def held_bytes(n: int | None) -> str:
@@ -197,6 +226,37 @@ class Labels:
                 stack.extend(self.children.get(path, []))
         return within
 
+    def tie_pairs(self) -> list[tuple[str, str, str, str]]:
+        """Tie edges to draw: (layer, layer, group label or "", colour).
+
+        Each declared tie (``Report.ties``) is drawn, in its tied group's colour (grey
+        outside any group, red when broken); then each layer of a tied group that is
+        still not linked to the group's first layer is linked to it.
+        """
+        tied = {
+            path: n
+            for n, group in enumerate(self.report.groups)
+            if group.kind is GroupKind.TIED
+            for path in group.layers
+        }
+        pairs: list[tuple[str, str, str, str]] = []
+        linked: dict[int, list[set[str]]] = {}  # group -> linked sets of its layers
+        for tie in self.report.ties:
+            n = tied.get(tie.source, -1)
+            if n >= 0 and tied.get(tie.target) == n:
+                pairs.append((tie.source, tie.target, f"G{n + 1}", self.colours[n]))
+                _link(linked.setdefault(n, []), tie.source, tie.target)
+            else:
+                pairs.append((tie.source, tie.target, "", "#6b7280" if tie.bound else "#c62828"))
+        for n, group in enumerate(self.report.groups):
+            if group.kind is GroupKind.TIED:
+                first, *others = dict.fromkeys(group.layers)
+                for other in others:
+                    if _link(linked.setdefault(n, []), first, other):
+                        pairs.append((first, other, f"G{n + 1}", self.colours[n]))
+        pairs = list({frozenset(p[:2]): p for p in reversed(pairs)}.values())[::-1]
+        return [p for p in pairs if p[0] in self.rows and p[1] in self.rows and p[0] != p[1]]
+
     def within_attr(self, path: str) -> str:
         labels = self.within.get(path)
         return f' data-gi="{" ".join(label for label, _ in labels)}"' if labels else ""
@@ -244,6 +304,8 @@ monospace;font-size:10px;fill:#222}
 .wt-graph .ftitle{font-size:11px;paint-order:stroke;stroke:#fff;stroke-width:3px;\
 stroke-linejoin:round}
 .wt-graph .e.feed{stroke-dasharray:2 2}
+.wt-graph .tie{fill:none;stroke-width:2;stroke-dasharray:7 4}
+.wt-graph .tie:hover{stroke-width:4}
 .wt-graph .frame[data-open="0"]>.feeds{display:none}
 """
 
@@ -263,6 +325,10 @@ class Svg:
         self.g = g
         self.out: list[str] = []
         self.compact = scene.calls > COMPACT_CALLS
+        self.origin = (0, 0)  # where the graph being drawn sits, in the SVG's coordinates
+        self.hidden: tuple[int, int, int, int] | None = None  # the closed frame around it
+        self.anchors: dict[str, tuple[int, int, int, int]] = {}  # path -> its first box
+        self.tie_pairs = facts.tie_pairs()
 
     def draw(self, *, header: bool) -> str:
         """The whole ``<svg>`` element; ``header`` adds title, legend and findings."""
@@ -270,6 +336,7 @@ class Svg:
         head = self.header_lines() if header else []
         top = MARGIN + (len(head) * _LINE_H + 8 if head else 0)
         width = max(root.width + 2 * MARGIN, 2 * MARGIN + NODE_W)
+        width += TIE_ROOM if self.tie_pairs else 0
         if head:
             width = max(width, min(_LEGEND_W * 2, max(w for _, w in head)) + 2 * MARGIN)
         height = top + self.g.content_height[id(root)] + MARGIN
@@ -284,6 +351,7 @@ class Svg:
         for k, (line, _) in enumerate(head):
             self.out.append(f'<g transform="translate(0,{MARGIN + 12 + k * _LINE_H})">{line}</g>')
         self.content(root, MARGIN, top, root_graph=True)
+        self.ties()
         self.out.append("</svg>")
         return "".join(self.out)
 
@@ -319,6 +387,8 @@ class Svg:
                     min(len(text), 110) * 7 + 18,
                 )
             )
+        if self.tie_pairs:
+            lines.append((self.tie_key(), len(TIE_KEY) * 7 + 40))
         for n, finding in enumerate(r.findings):
             text = f"F{n + 1} {finding.kind}: {finding.message}"
             lines.append(
@@ -332,6 +402,18 @@ class Svg:
             )
         return lines
 
+    def tie_key(self) -> str:
+        """The legend's line for tie edges: a dashed stroke in each tied group's colour."""
+        colours = list(dict.fromkeys(colour for _, _, _, colour in self.tie_pairs))
+        dashes = "".join(
+            f'<path class="tie" d="M{MARGIN + k * 4},{-4 + k * 3}h28" stroke="{colour}"/>'
+            for k, colour in enumerate(colours[:3])
+        )
+        return (
+            f'<g class="legend-tie">{dashes}<text class="head" x="{MARGIN + 40}" y="0">'
+            f"{esc(TIE_KEY)}</text></g>"
+        )
+
     # -- graphs --
 
     def content(self, container: Container, x: int, y: int, *, root_graph: bool = False) -> None:
@@ -344,8 +426,14 @@ class Svg:
         for edge in container.edges:
             self.edge(edge, container)
         self.out.append("</g>")
+        outer = self.origin
+        self.origin = (outer[0] + x, outer[1] + y)
         for item in container.items:
             top = g.top(item, container)
+            box = (self.origin[0] + item.x, self.origin[1] + top, item.width, NODE_H)
+            if item.kind is ItemKind.FRAME:
+                box = (*box[:3], HEADER_H)
+            self.anchors.setdefault(item.row.path, self.hidden or box)
             if item.kind is ItemKind.FRAME:
                 self.frame(item, top)
             elif item.kind is ItemKind.CALL:
@@ -353,6 +441,7 @@ class Svg:
                 self.call(item.row, item.call, item.x, top, band=item.band)
             else:
                 self.chip(item, top)
+        self.origin = outer
         self.out.append("</g>")
 
     def edge(self, edge: Edge, container: Container) -> None:
@@ -399,8 +488,31 @@ class Svg:
         )
         display = "" if is_open else ' display="none"'
         self.out.append(f"<g{display}>")
+        outer, hidden = self.origin, self.hidden
+        self.origin = (outer[0] + item.x, outer[1] + top)
+        if not is_open and hidden is None:
+            self.hidden = (*self.origin, item.width, HEADER_H)
         self.content(inner, PAD, HEADER_H + BODY_GAP)
+        self.origin, self.hidden = outer, hidden
         self.out.append("</g></g>")
+
+    def ties(self) -> None:
+        """Dashed edges between tied layers, over everything (the page's script redraws them
+        when frames open or close: a layer in a closed frame is reached at the frame)."""
+        if not self.tie_pairs:
+            return
+        self.out.append('<g class="ties">')
+        for a, b, label, colour in self.tie_pairs:
+            d = tie_path(self.anchors.get(a), self.anchors.get(b))
+            shown = f'd="{d}"' if d else 'd="" display="none"'
+            group = f' data-g="{label}"' if label else ""
+            what = f"{label} tied" if label else "declared tie"
+            self.out.append(
+                f'<path class="tie" data-ta="{esc(a)}" data-tb="{esc(b)}"{group} '
+                f'stroke="{colour}" {shown}><title>{esc(f"{a} ↔ {b}: {what}, the same variables")}'
+                "</title></path>"
+            )
+        self.out.append("</g>")
 
     def feeds(self, item: Item) -> None:
         """Edges from the bottom of each of a frame's calls into its body's inputs.

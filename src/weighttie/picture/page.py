@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 
-from weighttie.picture.drawing import SVG_CSS, Labels, esc
+from weighttie.picture.drawing import SVG_CSS, TIE_BULGE, TIE_KEY, Labels, esc
 from weighttie.picture.layout import BAND_GAP, BODY_GAP, HEADER_H, NODE_H, PAD
 from weighttie.report import LayerInfo, Report
 from weighttie.text import byte_size, cost_line, num, shapes, sharing_sentence
@@ -138,6 +138,32 @@ function owner(content) {
   var f = content.parentNode.parentNode;
   return f && f.classList && f.classList.contains("frame") ? f : null;
 }
+function anchor(path) {
+  var sel = '[data-p="' + CSS.escape(path) + '"]';
+  var el = svg.querySelector("g.call" + sel + ",g.chip" + sel + ",g.frame" + sel);
+  if (!el) { return null; }
+  for (var w = el; w && w !== svg; w = w.parentNode) {
+    if (w.classList && w.classList.contains("frame") && !isOpen(w)) { el = w; }
+  }
+  var m = svg.getScreenCTM().inverse().multiply(el.getScreenCTM());
+  var box = el.querySelector(":scope > rect");
+  var h = el.classList.contains("frame") ? C.headerH : Number(box.getAttribute("height"));
+  return [Math.round(m.e), Math.round(m.f), Number(box.getAttribute("width")), h];
+}
+function ties() {
+  Array.prototype.forEach.call(svg.querySelectorAll("path.tie[data-ta]"), function (p) {
+    var a = anchor(p.dataset.ta), b = anchor(p.dataset.tb), d = "";
+    if (a && b && a.join() !== b.join()) {
+      var ax = a[0] + a[2], ay = a[1] + Math.floor(a[3] / 2);
+      var bx = b[0] + b[2], by = b[1] + Math.floor(b[3] / 2);
+      var bulge = Math.max(ax, bx) + C.tieBulge;
+      d = "M" + ax + "," + ay + "C" + bulge + "," + ay + " " + bulge + "," + by + " " +
+        bx + "," + by;
+    }
+    p.setAttribute("d", d);
+    if (d) { p.removeAttribute("display"); } else { p.setAttribute("display", "none"); }
+  });
+}
 function setBox(f) { f.firstElementChild.setAttribute("height", String(height(f))); }
 function resize() {
   var h = Number(svg.dataset.top) + Number(rootContent.dataset.h) + Number(svg.dataset.margin);
@@ -161,6 +187,7 @@ function settle(f) {
     c = o.parentNode;
   }
   resize();
+  ties();
 }
 function setAll(open) {
   frames.forEach(function (f) { setOpen(f, open); });
@@ -168,6 +195,7 @@ function setAll(open) {
   inDocumentOrder.reverse().forEach(function (f) { reflow(contentOf(f)); setBox(f); });
   reflow(rootContent);
   resize();
+  ties();
 }
 function reveal(path) {
   var sel = '[data-p="' + CSS.escape(path) + '"]';
@@ -253,6 +281,7 @@ def _script() -> str:
         "headerH": HEADER_H,
         "nodeH": NODE_H,
         "pad": PAD,
+        "tieBulge": TIE_BULGE,
     }
     return _SCRIPT.replace("__CONSTANTS__", json.dumps(constants, sort_keys=True))
 
@@ -339,6 +368,14 @@ class _Page:
                 f'<li data-g="G{n + 1}">{_swatch(self.facts.colours[n])}<b>G{n + 1}</b> '
                 f"{esc(group.kind.value)}: {layers} · {num(group.params)} params · "
                 f"{num(group.calls)} calls · {num(group.duplicated)} duplicated</li>"
+            )
+        pairs = self.facts.tie_pairs()
+        if pairs:
+            colour = pairs[0][3]
+            items.append(
+                f'<li class="tie-key"><svg width="30" height="10" aria-hidden="true">'
+                f'<path d="M1,5h28" stroke="{colour}" stroke-width="2" stroke-dasharray="7 4"/>'
+                f"</svg>{esc(TIE_KEY)}</li>"
             )
         more = f'<p class="legend-none">{esc(sentence)}</p>' if sentence else ""
         return f'<h2>Sharing groups</h2><ul class="legend">{"".join(items)}</ul>{more}'
