@@ -213,3 +213,95 @@ def test_an_untied_model_draws_no_tie_edges(reports: dict[str, Report]) -> None:
         root = _parse(to_svg(reports[name]))
         assert _classed(root, "tie", "path") == [], name
         assert "tie-key" not in to_html(reports[name]), name
+
+
+def gpt2_tiny() -> keras.Model:
+    keras_hub = pytest.importorskip("keras_hub")
+    return keras_hub.models.GPT2Backbone(
+        vocabulary_size=1000,
+        num_layers=12,
+        num_heads=2,
+        hidden_dim=64,
+        intermediate_dim=128,
+        max_sequence_length=64,
+    )
+
+
+@pytest.fixture(scope="module")
+def gpt2() -> Report:
+    return weighttie.analyze(gpt2_tiny())
+
+
+def test_gpt2_transformer_layers_fold_into_one_box(gpt2: Report) -> None:
+    """The chain of identical TransformerDecoder blocks is one closed ×N fold."""
+    blocks = sorted(
+        (r for r in gpt2.layers if r.parent == "" and r.class_name == "TransformerDecoder"),
+        key=lambda r: r.order,
+    )
+    assert len(blocks) > 2
+    root = _parse(to_svg(gpt2))
+    (fold,) = _classed(root, "fold")
+    assert fold.get("data-fold") == str(len(blocks))
+    assert fold.get("data-first") == blocks[0].path
+    assert fold.get("data-last") == blocks[-1].path
+    assert fold.get("data-open") == "0"
+    (box,) = _classed(fold, "foldbox")
+    lines = [_text(t) for t in box if t.tag == f"{SVG}text"]
+    assert lines[0] == f"×{len(blocks)} TransformerDecoder"
+    inside = [f.get("data-p") for f in _classed(fold, "frame") if f.get("data-p")]
+    assert sorted(inside) == sorted(b.path for b in blocks)
+    # the fold is an item of the model's graph: edges enter it and leave it
+    root_content = next(g for g in root.iter(f"{SVG}g") if g.get("class") == "content root")
+    edges = [p for p in root_content.find(f"{SVG}g") or [] if p.tag == f"{SVG}path"]
+    titles = ["".join(p.itertext()) for p in edges]
+    assert any(t.split(" → ")[1].startswith(blocks[0].path + " #") for t in titles)
+    assert any(t.startswith(blocks[-1].path + " #") for t in titles)
+    assert any(p.get("data-s") == fold.get("data-n") for p in edges)  # leaves the fold
+    # the fold's title is whole, and its box wide enough
+    (title,) = [t for t in fold if t.tag == f"{SVG}text"]
+    caption = "".join(t.text or "" for t in title if t.get("class") == "cap")
+    assert "…" in caption and caption.startswith(f"×{len(blocks)} TransformerDecoder")
+    from weighttie.picture.drawing import title_width
+    from weighttie.text import short
+
+    params = sum(b.params.inside for b in blocks)
+    assert caption.endswith(f"Σ {short(params)} params ({_bytes(gpt2, blocks)})")
+    fbox = next(r for r in fold if r.get("class") == "fbox")
+    assert int(fbox.get("width") or 0) >= title_width(caption)
+
+
+def _bytes(report: Report, blocks: list) -> str:
+    from weighttie.text import byte_size
+
+    return byte_size(sum(b.bytes.held or 0 for r in blocks for b in report.subtree(r.path)))
+
+
+def test_a_fold_opens_fully_when_expanded(gpt2: Report) -> None:
+    root = _parse(to_svg(gpt2, expanded=True))
+    (fold,) = _classed(root, "fold")
+    assert fold.get("data-open") == "1"
+    calls = sum(len(r.nodes or ()) for r in gpt2.layers)
+    assert len(_classed(root, "call")) == calls  # every call is still drawn, inside the fold
+
+
+def _block_chain(count: int) -> keras.Model:
+    """``count`` nested models of the same structure in a chain, then one of another."""
+    x = keras.Input((6,), name="x")
+    h = x
+    for k in range(count):
+        inner = keras.Input((6,))
+        block = keras.Model(inner, layers.Dense(6)(layers.Dense(6)(inner)), name=f"block_{k}")
+        h = block(h)
+    other_in = keras.Input((6,))
+    other = keras.Model(other_in, layers.Dense(6)(other_in), name="other")
+    return keras.Model(x, other(h), name="chain")
+
+
+def test_short_chains_and_different_blocks_do_not_fold() -> None:
+    from weighttie.picture.layout import FOLD_MIN
+
+    long = weighttie.analyze(_block_chain(FOLD_MIN + 1))
+    (fold,) = _classed(_parse(to_svg(long)), "fold")
+    assert fold.get("data-fold") == str(FOLD_MIN + 1)  # "other" differs: not in the run
+    short = weighttie.analyze(_block_chain(FOLD_MIN - 1))
+    assert _classed(_parse(to_svg(short)), "fold") == []

@@ -39,7 +39,7 @@ AUTO_OPEN_CALLS = 100
 
 def _geometry(scene: Scene, expanded: bool | None) -> Geometry:
     is_open = scene.calls <= AUTO_OPEN_CALLS if expanded is None else expanded
-    return geometry(scene, lambda frame: is_open)
+    return geometry(scene, lambda frame: expanded is True if frame.fold else is_open)
 
 
 def _scene(report: Report) -> tuple[Labels, Scene]:

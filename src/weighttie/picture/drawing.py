@@ -185,10 +185,10 @@ class Labels:
         self.variables = {v.path: v for v in report.variables}
         self.rows = {row.path: row for row in report.layers}
 
-    def inside(self, row: LayerInfo) -> tuple[int, int | None, int]:
-        """Parameters and bytes of the distinct variables held in a frame, and its layer count."""
+    def inside(self, *rows: LayerInfo) -> tuple[int, int | None, int]:
+        """Parameters and bytes of the distinct variables held in frames, and their layer count."""
         seen: dict[str, None] = {}
-        stack, layers = [row.path], 0
+        stack, layers = [row.path for row in rows], 0
         while stack:
             path = stack.pop()
             sub = self.rows.get(path)
@@ -277,9 +277,19 @@ class Labels:
             f"{count(len(row.nodes or ()), 'call')}"
         )
 
-    def frame_width(self, row: LayerInfo) -> int:
-        """The least width of the frame of ``row``: its whole title fits."""
-        return title_width(self.caption(row))
+    def fold_caption(self, rows: list[LayerInfo]) -> str:
+        """A fold's title: ×N, the class, the first and last block, Σ parameters (bytes)."""
+        params, size, layers = self.inside(*rows)
+        first, last = (printable(r.name)[:_MAX_CAPTION_NAME] for r in (rows[0], rows[-1]))
+        return (
+            f"×{len(rows)} {printable(rows[0].class_name)[:_MAX_CAPTION_NAME]} · {first} … "
+            f"{last} · {count(layers, 'layer')} · Σ {short(params)} params ({held_bytes(size)})"
+        )
+
+    def frame_width(self, rows: list[LayerInfo]) -> int:
+        """The least width of the frame of ``rows`` (one, or a fold's): its whole title fits."""
+        caption = self.caption(rows[0]) if len(rows) == 1 else self.fold_caption(rows)
+        return title_width(caption)
 
     def group_attr(self, path: str) -> str:
         labels = self.groups.get(path)
@@ -433,7 +443,8 @@ class Svg:
             box = (self.origin[0] + item.x, self.origin[1] + top, item.width, NODE_H)
             if item.kind is ItemKind.FRAME:
                 box = (*box[:3], HEADER_H)
-            self.anchors.setdefault(item.row.path, self.hidden or box)
+            if not item.fold:
+                self.anchors.setdefault(item.row.path, self.hidden or box)
             if item.kind is ItemKind.FRAME:
                 self.frame(item, top)
             elif item.kind is ItemKind.CALL:
@@ -468,18 +479,29 @@ class Svg:
         within = self.facts.within.get(row.path, [])
         stroke = groups[0][1] if groups else within[-1][1] if within else "#9ca3af"
         fill = _tint(groups[0][1], 0.08) if groups else "#f9fafb"
+        if item.fold:
+            last = item.fold[-1].row.path
+            head = (
+                f'<g class="frame fold" data-n="{item.number}" data-fold="{len(item.fold)}" '
+                f'data-first="{esc(row.path)}" data-last="{esc(last)}"'
+            )
+        else:
+            head = f'<g class="frame" data-n="{item.number}" data-p="{esc(row.path)}"'
         self.out.append(
-            f'<g class="frame" data-n="{item.number}" data-p="{esc(row.path)}" '
-            f'data-b="{item.band}" data-open="{1 if is_open else 0}"'
+            f'{head} data-b="{item.band}" data-open="{1 if is_open else 0}"'
             f"{self.facts.group_attr(row.path)}{self.facts.within_attr(row.path)} "
             f'transform="translate({item.x},{top})">'
             f'<rect class="fbox" width="{item.width}" height="{self.g.height(item)}" rx="6" '
             f'fill="{fill}" stroke="{stroke}" stroke-width="{2 if groups or within else 1}"/>'
         )
-        for k, node in enumerate(row.nodes or ()):
-            self.call(row, node, PAD + k * (NODE_W + GAP), CALL_TOP)
+        if item.fold:
+            self.fold_box(item)
+            caption = self.facts.fold_caption([i.row for i in item.fold])
+        else:
+            for k, node in enumerate(row.nodes or ()):
+                self.call(row, node, PAD + k * (NODE_W + GAP), CALL_TOP)
+            caption = self.facts.caption(row)
         self.feeds(item)
-        caption = self.facts.caption(row)
         glyph = "▾" if is_open else "▸"
         self.out.append(
             f'<text class="ftitle" x="{PAD}" y="{CALL_TOP + NODE_H + 15}">'
@@ -495,6 +517,41 @@ class Svg:
         self.content(inner, PAD, HEADER_H + BODY_GAP)
         self.origin, self.hidden = outer, hidden
         self.out.append("</g></g>")
+
+    def fold_box(self, item: Item) -> None:
+        """A fold's header: one box drawn as a stack, ``×N class``, its first and last
+        block, Σ parameters and the last block's output shapes."""
+        rows = [i.row for i in item.fold]
+        first, last = rows[0], rows[-1]
+        params, size, _ = self.facts.inside(*rows)
+        nodes = last.nodes or ()
+        out = shapes(nodes[0].output_shapes) if nodes else "?"
+        self.out.append(f'<g class="foldbox" transform="translate({PAD},{CALL_TOP})">')
+        title = (
+            f"{len(rows)} identical {first.class_name} blocks in a chain, "
+            f"{first.path} … {last.path}: Σ {num(params)} params ({held_bytes(size)}). "
+            "Click the title to open the fold."
+        )
+        self.out.append(f"<title>{esc(title)}</title>")
+        for shift in (6, 3):
+            self.out.append(
+                f'<rect x="{shift}" y="{-shift}" width="{NODE_W}" height="{NODE_H}" rx="4" '
+                f'fill="#ffffff" stroke="#9ca3af"/>'
+            )
+        self.out.append(
+            f'<rect class="box" width="{NODE_W}" height="{NODE_H}" rx="4" fill="#ffffff" '
+            f'stroke="#4b5563" stroke-width="1.5"/>'
+        )
+        chars = int((NODE_W - _TEXT_LEFT - 6) / _CHAR_W)
+        self.lines(
+            [
+                clip(f"×{len(rows)} {first.class_name}", int((NODE_W - 16) / _NAME_CHAR_W)),
+                clip(f"{first.name} … {last.name}", chars),
+                clip(f"Σ {short(params)} params · {held_bytes(size)}", chars),
+                clip("→ " + out, chars),
+            ]
+        )
+        self.out.append("</g>")
 
     def ties(self) -> None:
         """Dashed edges between tied layers, over everything (the page's script redraws them
@@ -527,7 +584,10 @@ class Svg:
         for position, x_in, target in item.feeds:
             x_out = item.call_port(position)
             where = f"{target.row.path} #{target.call.index}" if target.call else target.row.path
-            label = f"{row.path} #{nodes[position].index} input → {where}"
+            source = (
+                f"×{len(item.fold)} fold" if item.fold else f"{row.path} #{nodes[position].index}"
+            )
+            label = f"{source} input → {where}"
             self.out.append(
                 f'<path class="e feed" d="M{x_out},{top}C{x_out},{middle} {x_in},{middle} '
                 f'{x_in},{bottom}"><title>{esc(label)}</title></path>'

@@ -46,7 +46,7 @@ font-weight:bold;font-size:12px}
 .wt td.n{text-align:right;font-variant-numeric:tabular-nums}
 .wt td.m{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
 .wt a[data-go]{color:#1d4ed8;text-decoration:none}
-.wt .wt-graph .ftitle{cursor:pointer}
+.wt .wt-graph .ftitle,.wt .wt-graph .foldbox{cursor:pointer}
 .wt .wt-graph.dim g.call:not(.hl),.wt .wt-graph.dim g.chip:not(.hl){opacity:.25}
 .wt .wt-graph .flash>.box,.wt .wt-graph .flash>.fbox{stroke:#dc2626;stroke-width:4}
 """
@@ -235,7 +235,7 @@ var actions = {
   "zoom-1": function () { setZoom(1); }
 };
 svg.addEventListener("click", function (ev) {
-  var t = ev.target.closest("text.ftitle");
+  var t = ev.target.closest("text.ftitle,g.foldbox");
   if (t) { var f = t.parentNode; setOpen(f, !isOpen(f)); settle(f); }
 });
 root.addEventListener("click", function (ev) {
@@ -393,7 +393,11 @@ class _Page:
         inner = "".join(
             f'<button type="button" data-act="{act}">{label}</button>' for act, label in buttons
         )
-        hint = " Click a frame's title to open or close it." if has_frames else ""
+        hint = (
+            " Click a frame's title (or a folded ×N stack) to open or close it."
+            if has_frames
+            else ""
+        )
         return (
             f'<div class="toolbar">{inner}<span class="hint">Hover a box or an edge for '
             f"shapes.{hint}</span></div>"
