@@ -113,6 +113,16 @@ def title_width(caption: str) -> int:
     return 2 * PAD + _TITLE_GLYPH_W + math.ceil(len(caption) * _NAME_CHAR_W)
 
 
+def _span(first: str, last: str, chars: int) -> str:
+    """``first … last``; when too long, ``last`` loses what it shares with ``first``
+    (``transformer_layer_0 … 11``)."""
+    text = f"{first} … {last}"
+    if len(printable(text)) <= chars:
+        return text
+    shared = next((k for k, (a, b) in enumerate(zip(first, last, strict=False)) if a != b), 0)
+    return f"{first} … {last[shared:] or last}"
+
+
 def _link(sets: list[set[str]], a: str, b: str) -> bool:
     """Put ``a`` and ``b`` in one of ``sets``; False when they already were."""
     sa = next((s for s in sets if a in s), None)
@@ -546,7 +556,7 @@ class Svg:
         self.lines(
             [
                 clip(f"×{len(rows)} {first.class_name}", int((NODE_W - 16) / _NAME_CHAR_W)),
-                clip(f"{first.name} … {last.name}", chars),
+                clip(_span(first.name, last.name, chars), chars),
                 clip(f"Σ {short(params)} params · {held_bytes(size)}", chars),
                 clip("→ " + out, chars),
             ]
