@@ -10,7 +10,9 @@ What a call box shows: ``name #index``, the class, parameters held, uses and
 bytes held (when the dtypes say), and the output shapes of that call; its
 tooltip adds each input with its shape, the per-use count, the groups and the
 findings. Each sharing group has one colour (a bar on the left of each box of
-its layers, the box tinted by the first); a finding is a red badge.
+its layers, the box tinted by the first; the boxes inside a shared layer or
+model outlined in it; a dashed tie edge between tied layers); a finding is a
+red badge. A fold is drawn as a stack of boxes marked ``×N``.
 
 Example:
     >>> scene = layout(report)                                # doctest: +SKIP

@@ -12,6 +12,8 @@ draws what is placed here) and imports no Keras. What is placed:
   variables), so one frame is one set of weights, and its calls in the header are
   the sharing. Edges from outside enter a frame at the call they feed, and leave
   from its bottom edge under the call that produced them;
+- a **fold** for each run of at least :data:`FOLD_MIN` identical blocks in a chain
+  (see :func:`layout`): one more frame whose body is the run;
 - a **chip** for each layer with unknown calls (``nodes is None``: layers of a
   subclassed model, a sublayer such as an LSTM's cell) or with no calls, in rows
   below the graph of the frame (or model) that holds it. Chips are not calls.
