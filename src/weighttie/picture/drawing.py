@@ -323,8 +323,7 @@ monospace;font-size:10px;fill:#222}
 .wt-graph .chip .box{stroke-dasharray:4 3}
 .wt-graph .badge circle{fill:#c62828}
 .wt-graph .badge text{fill:#fff;font-weight:bold;text-anchor:middle}
-.wt-graph .ftitle{font-size:11px;paint-order:stroke;stroke:#fff;stroke-width:3px;\
-stroke-linejoin:round}
+.wt-graph .ftitle{font-size:11px}
 .wt-graph .e.feed{stroke-dasharray:2 2}
 .wt-graph .tie{fill:none;stroke-width:2;stroke-dasharray:7 4}
 .wt-graph .tie:hover{stroke-width:4}
@@ -515,7 +514,10 @@ class Svg:
             caption = self.facts.caption(row)
         self.feeds(item)
         glyph = "▾" if is_open else "▸"
+        under = title_width(printable(caption)) - 2 * PAD + 4  # the feeds pass under the title
         self.out.append(
+            f'<rect class="tbg" x="{PAD - 2}" y="{CALL_TOP + NODE_H + 4}" width="{under}" '
+            f'height="15" fill="{fill}"/>'
             f'<text class="ftitle" x="{PAD}" y="{CALL_TOP + NODE_H + 15}">'
             f'<tspan class="tog">{glyph}</tspan> <tspan class="cap">{esc(caption)}</tspan>'
             f"<title>{esc(row.path)} · {esc(caption)}</title></text>"
@@ -586,7 +588,8 @@ class Svg:
     def feeds(self, item: Item) -> None:
         """Edges from the bottom of each of a frame's calls into its body's inputs.
 
-        Drawn before the title (which has a halo) and hidden with the body.
+        Drawn before the title, which has a background: they pass under it. Hidden
+        with the body.
         """
         row = item.row
         nodes = row.nodes or ()
