@@ -440,3 +440,53 @@ def test_finding_a_layer_opens_the_frames_around_it(
     )
     assert browser.evaluate(frame) == "1"
     assert browser.problems() == []
+
+
+TIES = """Array.prototype.map.call(document.querySelectorAll("svg path.tie[data-ta]"),
+  function (p) { return [p.dataset.ta, p.dataset.tb, p.getAttribute("d"),
+                         p.getAttribute("display")]; })"""
+
+
+def test_tie_edges_follow_frames_opening_and_closing(browser: Chromium, tmp_path: Path) -> None:
+    """The script redraws tie edges as Python draws them for each state of the frames."""
+    from test_picture_structure import tied_model
+
+    report = weighttie.analyze(tied_model())
+    (tmp_path / "open").mkdir()
+    _open(browser, tmp_path / "open", report, expanded=True)
+    opened = browser.evaluate(TIES)
+    (tmp_path / "closed").mkdir()
+    _open(browser, tmp_path / "closed", report, expanded=False)
+    closed = browser.evaluate(TIES)
+    assert opened and opened != closed
+    browser.evaluate("document.querySelector('[data-act=open-all]').click()")
+    assert browser.evaluate(TIES) == opened
+    browser.evaluate("document.querySelector('[data-act=close-all]').click()")
+    assert browser.evaluate(TIES) == closed
+    assert browser.problems() == []
+
+
+def test_a_fold_opens_on_click_as_python_draws_it_open(browser: Chromium, tmp_path: Path) -> None:
+    """Folds start closed; a click on the ×N stack opens it, and the drawing is then the
+    one Python makes with everything open (the script's geometry agrees)."""
+    from test_picture_structure import _block_chain
+    from weighttie.picture.layout import FOLD_MIN
+
+    report = weighttie.analyze(_block_chain(FOLD_MIN + 1))
+    (tmp_path / "open").mkdir()
+    _open(browser, tmp_path / "open", report, expanded=True)
+    opened = browser.evaluate(SNAPSHOT)
+    (tmp_path / "default").mkdir()
+    _open(browser, tmp_path / "default", report)
+    assert browser.problems() == []
+    fold = "document.querySelector('svg g.frame.fold')"
+    assert browser.evaluate(f"{fold}.dataset.open") == "0"
+    assert browser.evaluate(f"{fold}.dataset.fold") == str(FOLD_MIN + 1)
+    closed = browser.evaluate(SNAPSHOT)
+    click = "dispatchEvent(new MouseEvent('click', {bubbles: true}))"
+    browser.evaluate(f"{fold}.querySelector('g.foldbox').{click}")
+    assert browser.evaluate(f"{fold}.dataset.open") == "1"
+    assert browser.evaluate(SNAPSHOT) == opened != closed
+    visible = f"{fold}.querySelector('g.frame[data-p=\"block_1\"]').getBoundingClientRect().height"
+    assert browser.evaluate(visible) > 0
+    assert browser.problems() == []

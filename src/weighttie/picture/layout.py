@@ -12,6 +12,8 @@ draws what is placed here) and imports no Keras. What is placed:
   variables), so one frame is one set of weights, and its calls in the header are
   the sharing. Edges from outside enter a frame at the call they feed, and leave
   from its bottom edge under the call that produced them;
+- a **fold** for each run of at least :data:`FOLD_MIN` identical blocks in a chain
+  (see :func:`layout`): one more frame whose body is the run;
 - a **chip** for each layer with unknown calls (``nodes is None``: layers of a
   subclassed model, a sublayer such as an LSTM's cell) or with no calls, in rows
   below the graph of the frame (or model) that holds it. Chips are not calls.
@@ -39,6 +41,7 @@ Example:
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -49,7 +52,9 @@ from weighttie.report import CallNode, LayerInfo, Report, Shape
 
 __all__ = [
     "BAND_GAP",
+    "BODY_GAP",
     "CALL_TOP",
+    "FOLD_MIN",
     "GAP",
     "HEADER_H",
     "NODE_H",
@@ -73,13 +78,20 @@ BAND_GAP = 40  #: vertical space between bands, where edges bend
 PAD = 12  #: a frame's inner margin
 CALL_TOP = 8  #: top of a frame's row of calls
 TITLE_H = 22  #: a frame's title line, under its calls
-HEADER_H = CALL_TOP + NODE_H + TITLE_H  #: height of a closed frame; an open one's body starts here
+HEADER_H = CALL_TOP + NODE_H + TITLE_H  #: height of a closed frame
+BODY_GAP = 26  #: space between an open frame's title and its body, where its inputs enter
 LOOP_W = 28  #: room right of a frame for an edge from one of its calls to another
 DUMMY_W = 4  #: a long edge's slot in a band it crosses
 DUMMY_GAP = 6  #: space next to a slot
 MAX_FRAME_DEPTH = 64  #: frames nest at most this deep; deeper layers are drawn flat
 SWEEPS = 4  #: barycenter and placement sweeps (down and up) per graph
+FOLD_MIN = 3  #: a run of at least this many identical blocks in a chain is folded
+_AUTO_SUFFIX = re.compile(r"_[0-9]+(?=/|$)")  # Keras's numbering of names it makes up
 _LOOSE = 1e-3  #: how strongly an item with no neighbour in a band keeps its place
+
+
+#: The least width of a frame for its rows (one row, or a fold's blocks).
+MinWidth = Callable[[list[LayerInfo]], int]
 
 
 class ItemKind(StrEnum):
@@ -107,6 +119,8 @@ class Item:
     band: int = 0
     x: int = 0
     number: int = -1
+    feeds: list[tuple[int, int, Item]] = field(default_factory=list)
+    fold: list[Item] = field(default_factory=list)  # a fold: the run of blocks it holds
 
     def call_port(self, position: int) -> int:
         """The x offset, from the left edge, of this item's ``position``-th call."""
@@ -208,8 +222,12 @@ class _Tree:
 class _Builder:
     """Builds the items and edges of every graph, deepest frames first."""
 
-    def __init__(self, report: Report) -> None:
+    def __init__(self, report: Report, min_width: MinWidth | None) -> None:
+        self.min_width: MinWidth = min_width or (lambda rows: NODE_W)
         self.tree = _Tree(report)
+        self.folds: list[Item] = []
+        self.fold_containers: list[Container] = []
+        self.signatures: dict[str, tuple[object, ...]] = {}
         self.calls: dict[tuple[str, int], tuple[LayerInfo, CallNode, int]] = {}
         for row in report.layers:
             for position, node in enumerate(row.nodes or ()):
@@ -227,10 +245,12 @@ class _Builder:
         containers = []
         for path in [*order, ""]:
             container = self.container(path)
+            containers += self.fold_containers
+            self.fold_containers = []
             containers.append(container)
             if path:
                 self.inner[path] = container
-        frames = [self.frame_items[path] for path in sorted(self.frame_items)]
+        frames = [self.frame_items[path] for path in sorted(self.frame_items)] + self.folds
         for number, frame in enumerate(frames):
             frame.number = number
         calls = sum(len(row.nodes or ()) for row in self.tree.rows.values())
@@ -247,15 +267,95 @@ class _Builder:
             elif item.kind is ItemKind.FRAME:
                 for node in item.row.nodes or ():
                     container.edges.extend(self.edges_into(item, node, path))
+        for run in self.runs(container):
+            self.fold(container, run)
         _arrange(container)
         return container
+
+    # -- folds: runs of identical blocks --
+
+    def signature(self, row: LayerInfo) -> tuple[object, ...]:
+        """What makes two blocks the same: class, calls, and every layer inside them
+        (path below the block, class, parameters held, whether its calls are known).
+
+        Keras numbers the names it makes up (``dropout``, ``dropout_1`` …) across a
+        model, so a trailing ``_N`` of each name is ignored."""
+        if row.path not in self.signatures:
+            inside, stack = [], list(self.tree.children.get(row.path, []))
+            while stack:
+                sub = self.tree.rows[stack.pop()]
+                rel = _AUTO_SUFFIX.sub("", sub.path[len(row.path) :])
+                inside.append((rel, sub.class_name, sub.params.held, sub.nodes is None))
+                stack.extend(self.tree.children.get(sub.path, []))
+            self.signatures[row.path] = (row.class_name, len(row.nodes or ()), *sorted(inside))
+        return self.signatures[row.path]
+
+    def runs(self, container: Container) -> list[list[Item]]:
+        """Chains of identical one-call blocks (frames), each feeding only the next."""
+        frames = [i for i in container.items if i.kind is ItemKind.FRAME and not i.fold]
+        ends: dict[int, set[int]] = {}
+        for edge in container.edges:
+            ends.setdefault(id(edge.start), set()).add(id(edge.end))
+        by_id = {id(i): i for i in container.items}
+        following: dict[int, Item] = {}
+        for item in frames:
+            targets = ends.get(id(item), set())
+            if len(item.row.nodes or ()) != 1 or len(targets) != 1:
+                continue
+            after = by_id[next(iter(targets))]
+            same = after.kind is ItemKind.FRAME and not after.fold and after is not item
+            if same and self.signature(after.row) == self.signature(item.row):
+                following[id(item)] = after
+        followed = {id(after) for after in following.values()}
+        runs = []
+        for item in frames:
+            if id(item) in following and id(item) not in followed:
+                run = [item]
+                while id(run[-1]) in following and len(run) <= len(frames):
+                    run.append(following[id(run[-1])])
+                if len(run) >= FOLD_MIN:
+                    runs.append(run)
+        return runs
+
+    def fold(self, container: Container, run: list[Item]) -> None:
+        """Replace ``run`` in ``container`` by one fold: a closed frame holding the run."""
+        members = {id(i) for i in run}
+        body = Container(run[0].row)
+        body.items = run
+        body.edges = [e for e in container.edges if id(e.start) in members and id(e.end) in members]
+        _arrange(body)
+        width = max(2 * PAD + body.width, 2 * PAD + NODE_W, self.min_width([i.row for i in run]))
+        fold = Item(ItemKind.FRAME, run[0].row, inner=body, width=width, fold=run)
+        fold.feeds = _feeds(fold, body)
+        kept, seen = [], set()
+        for edge in container.edges:
+            inside = (id(edge.start) in members, id(edge.end) in members)
+            if all(inside):
+                continue
+            if inside[1]:
+                edge.end, edge.end_port = fold, fold.call_port(0)
+                key = (id(edge.start), edge.start_port, id(edge.source_call))
+                if key in seen:  # one input (a mask) fed to every block: one edge
+                    continue
+                seen.add(key)
+            elif inside[0]:
+                edge.start, edge.start_port = fold, fold.call_port(0)
+            kept.append(edge)
+        container.edges = kept
+        at = container.items.index(run[0])
+        container.items = [i for i in container.items if id(i) not in members]
+        container.items.insert(at, fold)
+        self.folds.append(fold)
+        self.fold_containers.append(body)
 
     def items_of(self, row: LayerInfo) -> list[Item]:
         if row.path in self.tree.frames:
             inner = self.inner[row.path]
             calls_width = len(row.nodes or ()) * (NODE_W + GAP) - GAP
             width = 2 * PAD + max(inner.width, calls_width, NODE_W)
+            width = max(width, self.min_width([row]))
             item = Item(ItemKind.FRAME, row, inner=inner, width=width)
+            item.feeds = _feeds(item, inner)
             self.frame_items[row.path] = item
             return [item]
         if row.nodes:
@@ -304,6 +404,25 @@ class _Builder:
                 )
             )
         return edges
+
+
+def _feeds(frame: Item, inner: Container) -> list[tuple[int, int, Item]]:
+    """Where a frame's calls hand their inputs to its body: (call position, x in, item).
+
+    Each call of the frame feeds every item of the first band of its body (its
+    input layers); a body with no graph (an RNN's cell, calls unknown) feeds
+    its first chip. x is in the frame's coordinates.
+    """
+    graph = [i for i in inner.items if i.kind is not ItemKind.CHIP]
+    first = min((i.band for i in graph), default=0)
+    firsts = [i for i in graph if i.band == first]
+    if not firsts and inner.items:  # the chip drawn first
+        firsts = [min(inner.items, key=lambda i: (i.band, i.x))]
+    return [
+        (position, PAD + target.x + target.call_port(0), target)
+        for position in range(len(frame.row.nodes or ()))
+        for target in firsts
+    ]
 
 
 def _position(item: Item, node: CallNode) -> int:
@@ -590,6 +709,7 @@ def _chip_rows(chips: list[Item], bands: int, width: int) -> tuple[int, int]:
     """Put chips in rows below the graph; return the graph's width and band count."""
     if not chips:
         return width, bands
+    chips.sort(key=lambda chip: chip.row.order)  # as model.summary() lists them
     per_row = max(4, (width + GAP) // (NODE_W + GAP))
     for k, chip in enumerate(chips):
         chip.band = bands + k // per_row
@@ -599,15 +719,22 @@ def _chip_rows(chips: list[Item], bands: int, width: int) -> tuple[int, int]:
     return max(width, used), bands + rows
 
 
-def layout(report: Report) -> Scene:
+def layout(report: Report, min_width: MinWidth | None = None) -> Scene:
     """Lay out ``report``'s calls, frames and chips (x and bands; see :func:`geometry`).
+
+    ``min_width(rows)``: the least width of the frame of ``rows`` (room for its
+    title): one row for a frame, the blocks of a fold. A run of at least
+    :data:`FOLD_MIN` identical one-call blocks (frames of one class and the same
+    layers inside), each feeding only the next, becomes one **fold**: a frame
+    (``Item.fold`` lists the blocks) whose body is the run; edges into any block
+    of the run enter the fold, edges out of the last leave it.
 
     Example:
         >>> scene = layout(report)                         # doctest: +SKIP
         >>> scene.calls == sum(len(r.nodes or ()) for r in report.layers)  # doctest: +SKIP
         True
     """
-    return _Builder(report).scene()
+    return _Builder(report, min_width).scene()
 
 
 # -- vertical positions ------------------------------------------------------------------
@@ -633,7 +760,7 @@ class Geometry:
         assert item.inner is not None
         if id(item) not in self.opened:
             return HEADER_H
-        return HEADER_H + self.content_height[id(item.inner)] + PAD
+        return HEADER_H + BODY_GAP + self.content_height[id(item.inner)] + PAD
 
     def top(self, item: Item, container: Container) -> int:
         """An item's top in its graph's coordinates."""

@@ -15,8 +15,8 @@ import hashlib
 import json
 from collections.abc import Sequence
 
-from weighttie.picture.drawing import SVG_CSS, Labels, esc
-from weighttie.picture.layout import BAND_GAP, HEADER_H, NODE_H, PAD
+from weighttie.picture.drawing import SVG_CSS, TIE_BULGE, TIE_KEY, Labels, esc
+from weighttie.picture.layout import BAND_GAP, BODY_GAP, HEADER_H, NODE_H, PAD
 from weighttie.report import LayerInfo, Report
 from weighttie.text import byte_size, cost_line, num, shapes, sharing_sentence
 
@@ -46,7 +46,7 @@ font-weight:bold;font-size:12px}
 .wt td.n{text-align:right;font-variant-numeric:tabular-nums}
 .wt td.m{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
 .wt a[data-go]{color:#1d4ed8;text-decoration:none}
-.wt .wt-graph .ftitle{cursor:pointer}
+.wt .wt-graph .ftitle,.wt .wt-graph .foldbox{cursor:pointer}
 .wt .wt-graph.dim g.call:not(.hl),.wt .wt-graph.dim g.chip:not(.hl){opacity:.25}
 .wt .wt-graph .flash>.box,.wt .wt-graph .flash>.fbox{stroke:#dc2626;stroke-width:4}
 """
@@ -71,7 +71,8 @@ function contentOf(f) { return wrapper(f).firstElementChild; }
 function isOpen(f) { return f.dataset.open === "1"; }
 function height(item) {
   if (!item.classList.contains("frame")) { return C.nodeH; }
-  return isOpen(item) ? C.headerH + Number(contentOf(item).dataset.h) + C.pad : C.headerH;
+  if (!isOpen(item)) { return C.headerH; }
+  return C.headerH + C.bodyGap + Number(contentOf(item).dataset.h) + C.pad;
 }
 function left(el) {
   if (el.wtX === undefined) {
@@ -137,6 +138,32 @@ function owner(content) {
   var f = content.parentNode.parentNode;
   return f && f.classList && f.classList.contains("frame") ? f : null;
 }
+function anchor(path) {
+  var sel = '[data-p="' + CSS.escape(path) + '"]';
+  var el = svg.querySelector("g.call" + sel + ",g.chip" + sel + ",g.frame" + sel);
+  if (!el) { return null; }
+  for (var w = el; w && w !== svg; w = w.parentNode) {
+    if (w.classList && w.classList.contains("frame") && !isOpen(w)) { el = w; }
+  }
+  var m = svg.getScreenCTM().inverse().multiply(el.getScreenCTM());
+  var box = el.querySelector(":scope > rect");
+  var h = el.classList.contains("frame") ? C.headerH : Number(box.getAttribute("height"));
+  return [Math.round(m.e), Math.round(m.f), Number(box.getAttribute("width")), h];
+}
+function ties() {
+  Array.prototype.forEach.call(svg.querySelectorAll("path.tie[data-ta]"), function (p) {
+    var a = anchor(p.dataset.ta), b = anchor(p.dataset.tb), d = "";
+    if (a && b && a.join() !== b.join()) {
+      var ax = a[0] + a[2], ay = a[1] + Math.floor(a[3] / 2);
+      var bx = b[0] + b[2], by = b[1] + Math.floor(b[3] / 2);
+      var bulge = Math.max(ax, bx) + C.tieBulge;
+      d = "M" + ax + "," + ay + "C" + bulge + "," + ay + " " + bulge + "," + by + " " +
+        bx + "," + by;
+    }
+    p.setAttribute("d", d);
+    if (d) { p.removeAttribute("display"); } else { p.setAttribute("display", "none"); }
+  });
+}
 function setBox(f) { f.firstElementChild.setAttribute("height", String(height(f))); }
 function resize() {
   var h = Number(svg.dataset.top) + Number(rootContent.dataset.h) + Number(svg.dataset.margin);
@@ -160,6 +187,7 @@ function settle(f) {
     c = o.parentNode;
   }
   resize();
+  ties();
 }
 function setAll(open) {
   frames.forEach(function (f) { setOpen(f, open); });
@@ -167,6 +195,7 @@ function setAll(open) {
   inDocumentOrder.reverse().forEach(function (f) { reflow(contentOf(f)); setBox(f); });
   reflow(rootContent);
   resize();
+  ties();
 }
 function reveal(path) {
   var sel = '[data-p="' + CSS.escape(path) + '"]';
@@ -188,7 +217,8 @@ function highlight(group) {
     e.classList.remove("hl");
   });
   if (group) {
-    Array.prototype.forEach.call(svg.querySelectorAll('[data-g~="' + group + '"]'), function (e) {
+    var sel = '[data-g~="' + group + '"],[data-gi~="' + group + '"]';
+    Array.prototype.forEach.call(svg.querySelectorAll(sel), function (e) {
       e.classList.add("hl");
     });
   }
@@ -205,7 +235,7 @@ var actions = {
   "zoom-1": function () { setZoom(1); }
 };
 svg.addEventListener("click", function (ev) {
-  var t = ev.target.closest("text.ftitle");
+  var t = ev.target.closest("text.ftitle,g.foldbox");
   if (t) { var f = t.parentNode; setOpen(f, !isOpen(f)); settle(f); }
 });
 root.addEventListener("click", function (ev) {
@@ -247,9 +277,11 @@ def _script() -> str:
     """The page's script, with the layout's constants written in."""
     constants = {
         "bandGap": BAND_GAP,
+        "bodyGap": BODY_GAP,
         "headerH": HEADER_H,
         "nodeH": NODE_H,
         "pad": PAD,
+        "tieBulge": TIE_BULGE,
     }
     return _SCRIPT.replace("__CONSTANTS__", json.dumps(constants, sort_keys=True))
 
@@ -337,6 +369,14 @@ class _Page:
                 f"{esc(group.kind.value)}: {layers} · {num(group.params)} params · "
                 f"{num(group.calls)} calls · {num(group.duplicated)} duplicated</li>"
             )
+        pairs = self.facts.tie_pairs()
+        if pairs:
+            colour = pairs[0][3]
+            items.append(
+                f'<li class="tie-key"><svg width="30" height="10" aria-hidden="true">'
+                f'<path d="M1,5h28" stroke="{colour}" stroke-width="2" stroke-dasharray="7 4"/>'
+                f"</svg>{esc(TIE_KEY)}</li>"
+            )
         more = f'<p class="legend-none">{esc(sentence)}</p>' if sentence else ""
         return f'<h2>Sharing groups</h2><ul class="legend">{"".join(items)}</ul>{more}'
 
@@ -353,7 +393,11 @@ class _Page:
         inner = "".join(
             f'<button type="button" data-act="{act}">{label}</button>' for act, label in buttons
         )
-        hint = " Click a frame's title to open or close it." if has_frames else ""
+        hint = (
+            " Click a frame's title (or a folded ×N stack) to open or close it."
+            if has_frames
+            else ""
+        )
         return (
             f'<div class="toolbar">{inner}<span class="hint">Hover a box or an edge for '
             f"shapes.{hint}</span></div>"
@@ -374,7 +418,7 @@ class _Page:
 
     def layer_rows(self) -> list[str]:
         rows = []
-        for row in self.report.layers:
+        for row in sorted(self.report.layers, key=lambda r: (r.order, r.path)):
             sharing = "<br>".join(
                 f"{label} {esc(self.report.groups[int(label[1:]) - 1].kind.value)}"
                 for label, _ in self.facts.groups.get(row.path, [])
@@ -479,7 +523,7 @@ def page(report: Report, facts: Labels, svg: str, calls: int, *, fragment: bool)
     script = _script()
     body = (
         f'<div class="wt"><style>{_PAGE_CSS}</style>{p.header(calls)}{p.legend()}'
-        f"{p.findings()}{p.toolbar(bool(facts.scene.frames))}"
+        f"{p.findings()}{p.toolbar(bool(facts.scene and facts.scene.frames))}"
         f'<div class="viewport">{svg}</div>{p.tables()}<script>{script}</script></div>'
     )
     if fragment:
