@@ -72,3 +72,16 @@ def save(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return _save
+
+
+@pytest.fixture(scope="session")
+def tower_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Saved models for the CI integrations' tests. ``siamese``: one tower called
+    twice; ``twins``: the tower built twice (the regression they must catch)."""
+    import zoo
+
+    directory = tmp_path_factory.mktemp("models")
+    paths = {"siamese": directory / "siamese.keras", "twins": directory / "twins.keras"}
+    zoo.siamese_tower().save(paths["siamese"])
+    zoo.twin_towers().save(paths["twins"])
+    return paths

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-import zoo
 from weighttie.front_door import report_of
 from weighttie.pre_commit_hook import main, spec_of
 from weighttie.spec import snapshot
@@ -24,23 +23,13 @@ from weighttie.spec import snapshot
 ROOT = Path(__file__).parents[1]
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """``siamese``: one tower called twice; ``twins``: the tower built twice (the regression)."""
-    directory = tmp_path_factory.mktemp("models")
-    paths = {"siamese": directory / "siamese.keras", "twins": directory / "twins.keras"}
-    zoo.siamese_tower().save(paths["siamese"])
-    zoo.twin_towers().save(paths["twins"])
-    return paths
-
-
 @pytest.fixture
-def guarded(tmp_path: Path, models: dict[str, Path]) -> Path:
+def guarded(tmp_path: Path, tower_files: dict[str, Path]) -> Path:
     """``models/siamese.keras`` with its spec ``models/siamese.weighttie.toml`` beside it."""
     folder = tmp_path / "models"
     folder.mkdir()
     model = folder / "siamese.keras"
-    shutil.copyfile(models["siamese"], model)
+    shutil.copyfile(tower_files["siamese"], model)
     (folder / "siamese.weighttie.toml").write_text(snapshot(report_of(model)), encoding="utf-8")
     return model
 
@@ -69,9 +58,9 @@ def test_a_model_that_matches_its_spec_passes(
 
 
 def test_a_changed_model_exits_1_with_the_checks_output(
-    guarded: Path, models: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    guarded: Path, tower_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    shutil.copyfile(models["twins"], guarded)  # the tower now built twice
+    shutil.copyfile(tower_files["twins"], guarded)  # the tower now built twice
     code, out, err = run(capsys, guarded)
     assert (code, err) == (1, "")
     lines = out.splitlines()
@@ -92,10 +81,10 @@ def test_a_changed_spec_checks_the_model_beside_it_once(
 
 
 def test_models_without_a_spec_are_skipped_with_one_line_each(
-    tmp_path: Path, models: dict[str, Path], capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, tower_files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     model = tmp_path / "scratch.keras"
-    shutil.copyfile(models["twins"], model)
+    shutil.copyfile(tower_files["twins"], model)
     lone_spec = tmp_path / "gone.weighttie.toml"
     lone_spec.write_text('schema = "weighttie.spec/1"\n', encoding="utf-8")
     code, out, err = run(capsys, model, lone_spec)
@@ -167,7 +156,7 @@ def test_an_unknown_option_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[
 
 
 def test_the_hook_as_its_own_process_never_prints_a_traceback(
-    guarded: Path, models: dict[str, Path], tmp_path: Path
+    guarded: Path, tower_files: dict[str, Path], tmp_path: Path
 ) -> None:
     def hook(*files: Path) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}

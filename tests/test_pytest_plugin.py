@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-import zoo
 from weighttie.front_door import report_of
 from weighttie.pytest_plugin import snapshot_path
 from weighttie.render import render_check
@@ -29,24 +28,16 @@ PLUGIN = ("-p", "weighttie.pytest_plugin")
 ROOT = Path(__file__).parents[1]
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """``siamese``: one tower called twice; ``twins``: the tower built twice (the regression)."""
-    directory = tmp_path_factory.mktemp("models")
-    paths = {"siamese": directory / "siamese.keras", "twins": directory / "twins.keras"}
-    zoo.siamese_tower().save(paths["siamese"])
-    zoo.twin_towers().save(paths["twins"])
-    return paths
-
-
 def _error_lines(*lines: str) -> list[str]:
     """Patterns of the ``E   <line>`` lines pytest prints for a failure, each line literal."""
     return [rf"E\s+{re.escape(line)}$" for line in lines]
 
 
-def _model_test(pytester: pytest.Pytester, models: dict[str, Path], name: str = "siamese") -> Path:
-    """``m.keras`` (a copy of ``models[name]``) and ``test_arch.py``, which snapshots it."""
-    shutil.copyfile(models[name], pytester.path / "m.keras")
+def _model_test(
+    pytester: pytest.Pytester, tower_files: dict[str, Path], name: str = "siamese"
+) -> Path:
+    """``m.keras`` (a copy of ``tower_files[name]``) and ``test_arch.py``, which snapshots it."""
+    shutil.copyfile(tower_files[name], pytester.path / "m.keras")
     pytester.makepyfile(
         test_arch="""
         def test_model(weighttie_snapshot):
@@ -57,9 +48,9 @@ def _model_test(pytester: pytest.Pytester, models: dict[str, Path], name: str = 
 
 
 def test_a_missing_snapshot_fails_with_the_command_that_writes_it(
-    pytester: pytest.Pytester, models: dict[str, Path]
+    pytester: pytest.Pytester, tower_files: dict[str, Path]
 ) -> None:
-    stored = _model_test(pytester, models)
+    stored = _model_test(pytester, tower_files)
     result = pytester.runpytest(*PLUGIN)
     result.assert_outcomes(failed=1)
     result.stdout.re_match_lines(
@@ -72,9 +63,9 @@ def test_a_missing_snapshot_fails_with_the_command_that_writes_it(
 
 
 def test_update_writes_the_snapshot_then_the_test_passes(
-    pytester: pytest.Pytester, models: dict[str, Path]
+    pytester: pytest.Pytester, tower_files: dict[str, Path]
 ) -> None:
-    stored = _model_test(pytester, models)
+    stored = _model_test(pytester, tower_files)
     result = pytester.runpytest(*PLUGIN, "--weighttie-update")
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(
@@ -94,11 +85,11 @@ def test_update_writes_the_snapshot_then_the_test_passes(
 
 
 def test_a_changed_model_fails_with_the_difference_as_check_prints_it(
-    pytester: pytest.Pytester, models: dict[str, Path]
+    pytester: pytest.Pytester, tower_files: dict[str, Path]
 ) -> None:
-    stored = _model_test(pytester, models)
+    stored = _model_test(pytester, tower_files)
     pytester.runpytest(*PLUGIN, "--weighttie-update").assert_outcomes(passed=1)
-    shutil.copyfile(models["twins"], pytester.path / "m.keras")  # the tower built twice
+    shutil.copyfile(tower_files["twins"], pytester.path / "m.keras")  # the tower built twice
 
     result = pytester.runpytest(*PLUGIN)
     result.assert_outcomes(failed=1)
@@ -124,9 +115,9 @@ def test_a_changed_model_fails_with_the_difference_as_check_prints_it(
 
 
 def test_a_hand_added_budget_that_holds_is_kept_by_update(
-    pytester: pytest.Pytester, models: dict[str, Path]
+    pytester: pytest.Pytester, tower_files: dict[str, Path]
 ) -> None:
-    stored = _model_test(pytester, models)
+    stored = _model_test(pytester, tower_files)
     pytester.runpytest(*PLUGIN, "--weighttie-update").assert_outcomes(passed=1)
     edited = stored.read_text(encoding="utf-8") + "\n[cost]\nmax_bytes_unique = 100000000\n"
     stored.write_text(edited, encoding="utf-8")
@@ -137,10 +128,10 @@ def test_a_hand_added_budget_that_holds_is_kept_by_update(
 
 
 def test_parametrized_names_map_to_safe_file_names(
-    pytester: pytest.Pytester, models: dict[str, Path]
+    pytester: pytest.Pytester, tower_files: dict[str, Path]
 ) -> None:
-    shutil.copyfile(models["siamese"], pytester.path / "siamese.keras")
-    shutil.copyfile(models["twins"], pytester.path / "twins.keras")
+    shutil.copyfile(tower_files["siamese"], pytester.path / "siamese.keras")
+    shutil.copyfile(tower_files["twins"], pytester.path / "twins.keras")
     pytester.makepyfile(
         test_zoo="""
         import pytest
@@ -178,9 +169,9 @@ def test_parametrized_names_map_to_safe_file_names(
 
 
 def test_ids_that_map_to_one_file_fail_instead_of_sharing_it(
-    pytester: pytest.Pytester, models: dict[str, Path]
+    pytester: pytest.Pytester, tower_files: dict[str, Path]
 ) -> None:
-    shutil.copyfile(models["siamese"], pytester.path / "m.keras")
+    shutil.copyfile(tower_files["siamese"], pytester.path / "m.keras")
     pytester.makepyfile(
         test_clash="""
         import pytest
@@ -202,9 +193,9 @@ def test_ids_that_map_to_one_file_fail_instead_of_sharing_it(
 
 
 def test_a_second_call_without_a_name_fails(
-    pytester: pytest.Pytester, models: dict[str, Path]
+    pytester: pytest.Pytester, tower_files: dict[str, Path]
 ) -> None:
-    shutil.copyfile(models["siamese"], pytester.path / "m.keras")
+    shutil.copyfile(tower_files["siamese"], pytester.path / "m.keras")
     pytester.makepyfile(
         test_twice="""
         def test_model(weighttie_snapshot):
@@ -257,7 +248,7 @@ def test_a_live_model_is_snapshotted_and_checked(pytester: pytest.Pytester) -> N
 
 
 def test_an_unreadable_model_fails_with_one_message(
-    pytester: pytest.Pytester, models: dict[str, Path]
+    pytester: pytest.Pytester, tower_files: dict[str, Path]
 ) -> None:
     (pytester.path / "broken.keras").write_bytes(b"not a zip archive")
     pytester.makepyfile(
@@ -286,9 +277,9 @@ def test_an_unreadable_model_fails_with_one_message(
 
 
 def test_an_invalid_snapshot_fails_naming_it(
-    pytester: pytest.Pytester, models: dict[str, Path]
+    pytester: pytest.Pytester, tower_files: dict[str, Path]
 ) -> None:
-    stored = _model_test(pytester, models)
+    stored = _model_test(pytester, tower_files)
     stored.parent.mkdir(parents=True)
     stored.write_text('schema = "weighttie.spec/1"\nexact_group = true\n', encoding="utf-8")
     result = pytester.runpytest(*PLUGIN)
@@ -326,7 +317,7 @@ def test_the_pytest11_entry_point_names_the_plugin_module() -> None:
 
 
 def test_pytest_loads_the_plugin_from_the_declared_entry_point(
-    pytester: pytest.Pytester, models: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, tower_files: dict[str, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No ``-p``: pytest finds the plugin through the ``pytest11`` entry point, as installed.
 
@@ -346,7 +337,7 @@ def test_pytest_loads_the_plugin_from_the_declared_entry_point(
         encoding="utf-8",
     )
     monkeypatch.setenv("PYTHONPATH", f"{dist_info.parent}{os.pathsep}{ROOT / 'src'}")
-    stored = _model_test(pytester, models)
+    stored = _model_test(pytester, tower_files)
 
     missing = pytester.runpytest_subprocess()
     missing.assert_outcomes(failed=1)
