@@ -38,6 +38,8 @@ __all__ = ["FindingKind", "config_fingerprint", "differing_tie", "find_findings"
 
 #: Bytes hashed first; a full hash is computed only when two samples collide.
 SAMPLE_BYTES = 64 * 1024
+#: The first look at two candidates' values: random or trained tensors differ here.
+PREFIX_BYTES = 256
 
 #: Statistics a layer derives from its inputs: copies of them prove nothing that the
 #: layer's own weights (gamma, beta) would not, and they are half of every BN layer.
@@ -151,13 +153,6 @@ def _element_width(dtype: str) -> int:
     return width if width in (1, 2, 4, 8, 16) else 1
 
 
-def _role(report: Report, path: str) -> tuple[str, str]:
-    """A variable's role: its first holder's class and its own name (``EinsumDense``,
-    ``kernel``)."""
-    v = report.variable(path)
-    return report.layer(v.layers[0]).class_name, v.name
-
-
 def _common_ancestor(paths: Iterable[str]) -> str:
     """The deepest layer path containing every path (a path contains itself)."""
     split = [p.split("/") if p else [] for p in paths]
@@ -178,45 +173,69 @@ def _parts_of_one_layer(report: Report, group: list[str], models: frozenset[str]
     return ancestor != "" and ancestor not in models
 
 
-def _broken_ties(report: Report, chunks: Chunks, models: frozenset[str]) -> list[Finding]:
-    by_spec: dict[tuple[tuple[int, ...], str], list[str]] = defaultdict(list)
-    for v in report.variables:
-        if v.name in _DERIVED:
-            continue
-        if v.size > 1 and any(report.layer(p).uses != 0 for p in v.layers):
-            by_spec[(v.shape, v.dtype)].append(v.path)
+def _prefix(chunks: Iterable[bytes], size: int) -> bytes:
+    """The first ``size`` bytes of a stream (stops reading there)."""
+    out = b""
+    for chunk in chunks:
+        out += chunk[: size - len(out)]
+        if len(out) >= size:
+            break
+    return out
+
+
+def _same_prefix(paths: list[str], chunks: Chunks) -> list[list[str]]:
+    """``paths`` split by their first :data:`PREFIX_BYTES` bytes, groups of two or more only:
+    random or trained tensors differ there, so most candidates cost one small read."""
+    by_prefix: dict[bytes, list[str]] = defaultdict(list)
+    for path in paths:
+        by_prefix[_prefix(chunks(path), PREFIX_BYTES)].append(path)
+    return [group for group in by_prefix.values() if len(group) > 1]
+
+
+def _identical(paths: list[str], chunks: Chunks, width: int) -> list[list[str]]:
+    """The groups of ``paths`` (one shape, dtype and role) holding identical, unpatterned
+    values: a first bytes' look, then a sample's hash, then the whole tensors."""
     identical: list[list[str]] = []
-    for (_, dtype), paths in by_spec.items():
-        if len(paths) < 2:
-            continue
-        width = _element_width(dtype)
+    for candidates in _same_prefix(paths, chunks):
         samples: dict[str, list[str]] = defaultdict(list)
         whole: dict[str, tuple[str, bool]] = {}  # tensors the sample already covered
-        for path in paths:
+        for path in candidates:
             digest, patterned, complete = _digest(chunks(path), SAMPLE_BYTES, width)
             samples[digest].append(path)
             if complete:
                 whole[path] = (digest, patterned)
-        for candidates in samples.values():
-            if len(candidates) < 2:
+        for same_sample in samples.values():
+            if len(same_sample) < 2:
                 continue
             # Only here are whole tensors read; a patterned one (all zeros, all ones,
             # an LSTM's initial bias) is equal to every other of its kind and proves
             # nothing.
             full: dict[str, list[str]] = defaultdict(list)
-            for path in candidates:
+            for path in same_sample:
                 digest, patterned = whole.get(path) or _digest(chunks(path), None, width)[:2]
                 if not patterned:
                     full[digest].append(path)
-            for group in full.values():
-                by_role: dict[tuple[str, str], list[str]] = defaultdict(list)
-                for path in group:
-                    by_role[_role(report, path)].append(path)
-                identical += [
-                    sorted(same)
-                    for same in by_role.values()
-                    if len(same) > 1 and not _parts_of_one_layer(report, same, models)
-                ]
+            identical += [sorted(group) for group in full.values() if len(group) > 1]
+    return identical
+
+
+def _broken_ties(report: Report, chunks: Chunks, models: frozenset[str]) -> list[Finding]:
+    # Candidates share shape, dtype and role (holder class, variable name): values are
+    # read only between them, and no further than their first differing bytes.
+    by_spec: dict[tuple[tuple[int, ...], str, tuple[str, str]], list[str]] = defaultdict(list)
+    for v in report.variables:
+        if v.name in _DERIVED:
+            continue
+        if v.size > 1 and any(report.layer(p).uses != 0 for p in v.layers):
+            role = (report.layer(v.layers[0]).class_name, v.name)  # EinsumDense, kernel
+            by_spec[(v.shape, v.dtype, role)].append(v.path)
+    identical = [
+        same
+        for (_, dtype, _), paths in by_spec.items()
+        if len(paths) > 1
+        for same in _identical(paths, chunks, _element_width(dtype))
+        if not _parts_of_one_layer(report, same, models)
+    ]
 
     # One finding per set of holding layers: same/kernel + same/bias vs valid/…
     variables = {v.path: v for v in report.variables}
