@@ -94,12 +94,28 @@ def quiet_load(load: Callable[[], Any]) -> Callable[[], Any]:
     return run
 
 
+def measure(
+    name: str, path: Path, save: float, x: np.ndarray, expected: np.ndarray, repeat: int
+) -> tuple[Any, ...]:
+    """One row: sizes, the save time, and the loads (each checked against the model)."""
+    keras_load, loaded = timed(quiet_load(lambda: keras.saving.load_model(path)), repeat)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x)), expected)
+    wt_load, tied = timed(lambda: weighttie.load_model(path), repeat)
+    assert tied.get_layer("head").embeddings is tied.get_layer("embed").embeddings
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(tied(x)), expected)
+    static, report = timed(lambda: weighttie.read_report(path), repeat)
+    groups = [(g.kind.value, g.layers) for g in report.groups]
+    print(f"{name}: static report groups {groups}, params.unique {report.params.unique:,}")
+    size, member = path.stat().st_size / 1e6, weights_member(path) / 1e6
+    return (name, size, member, save, keras_load, wt_load, static)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vocab", type=int, default=50_000)
     parser.add_argument("--dim", type=int, default=768)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--dir", type=Path, default=None, help="where to write (default: a temp dir)")
+    parser.add_argument("--dir", type=Path, default=None, help="where to write (default: /tmp)")
     args = parser.parse_args(argv)
 
     model = tied_lm(args.vocab, args.dim)
@@ -110,32 +126,29 @@ def main(argv: list[str] | None = None) -> int:
         save_once, stored = timed(lambda: weighttie.save_model(model, once), args.repeat)
         x = np.arange(16, dtype="int32")[None] % args.vocab
         expected = keras.ops.convert_to_numpy(model(x))
-        rows = []
-        for name, path, save in (("model.save", plain, save_plain), ("save_model", once, save_once)):
-            keras_load, loaded = timed(
-                quiet_load(lambda path=path: keras.saving.load_model(path)), args.repeat
-            )
-            np.testing.assert_array_equal(keras.ops.convert_to_numpy(loaded(x)), expected)
-            wt_load, tied = timed(lambda path=path: weighttie.load_model(path), args.repeat)
-            assert tied.get_layer("head").embeddings is tied.get_layer("embed").embeddings
-            np.testing.assert_array_equal(keras.ops.convert_to_numpy(tied(x)), expected)
-            rows.append(
-                (name, path.stat().st_size / 1e6, weights_member(path) / 1e6, save, keras_load,
-                 wt_load)
-            )
+        rows = [
+            measure("model.save", plain, save_plain, x, expected, args.repeat),
+            measure("save_model", once, save_once, x, expected, args.repeat),
+        ]
     print(
         f"Tied {args.vocab:,} × {args.dim} float32 embedding and head ({matrix_mb:.1f} MB "
         f"matrix), Keras {keras.__version__}, backend {keras.config.backend()}, "
         f"median of {args.repeat}"
     )
     print()
-    header = ("Saved by", "File MB", "weights.h5 MB", "Save s", "keras load s", "weighttie load s")
+    header = (
+        "Saved by",
+        "File MB",
+        "weights.h5 MB",
+        "Save s",
+        "keras load s",
+        "weighttie load s",
+        "static report s",
+    )
     print(" | ".join(header))
     print(" | ".join("-" * len(h) for h in header))
-    for name, size, member, save, keras_load, wt_load in rows:
-        print(
-            f"{name} | {size:.1f} | {member:.1f} | {save:.2f} | {keras_load:.2f} | {wt_load:.2f}"
-        )
+    for name, size, member, *times in rows:
+        print(f"{name} | {size:.1f} | {member:.1f} | " + " | ".join(f"{t:.2f}" for t in times))
     saved = rows[0][1] - rows[1][1]
     print()
     print(f"save_model wrote {saved:.1f} MB less ({saved / rows[0][1]:.0%}); links: {stored.links}")
