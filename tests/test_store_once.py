@@ -218,6 +218,20 @@ def test_datasets_whose_bytes_differ_are_never_linked(tmp_path: Path) -> None:
     assert copies == [["a/vars/0", "c/vars/0", "d/vars/0", "e/vars/0", "f/vars/0"]]
 
 
+def test_large_datasets_are_compared_to_the_last_bit(tmp_path: Path) -> None:
+    """Compared a slice at a time (17 MB here, more than one slice): the last element counts."""
+    from weighttie.store_once import _plan_links
+
+    big = np.random.default_rng(0).normal(size=(4200, 1024)).astype("float32")
+    last = big.copy()
+    last[-1, -1] = np.nextafter(last[-1, -1], np.float32(np.inf))
+    with h5py.File(tmp_path / "w.h5", "w") as h5:
+        h5["a/vars/0"], h5["b/vars/0"], h5["c/vars/0"] = big, big, last
+        links, copies = _plan_links(h5, [["a/vars/0", "b/vars/0", "c/vars/0"]])
+    assert links == {"b/vars/0": "a/vars/0"}
+    assert copies == [["a/vars/0", "c/vars/0"]]
+
+
 def test_keras_cannot_save_a_model_to_shards_in_a_keras_file(tmp_path: Path) -> None:
     """docs/store-once.md: Keras 3.15 shards only save_weights(*.weights.json), so a
     .keras file is one weights member and every link stays inside it."""
