@@ -190,7 +190,7 @@ def _walk_h5(
     limits: Limits,
     on_dataset: Callable[[str, Any], None] | None = None,
     on_group: Callable[[bytes, str], None] | None = None,
-    linked: dict[int, str] | None = None,
+    linked: _HardLinks | None = None,
 ) -> None:
     """Check a weights file and visit its objects, within ``limits``, before any value is read.
 
@@ -203,7 +203,8 @@ def _walk_h5(
     The visitor reaches each object once, by its first name: a dataset HDF5 hard
     links under several names (one variable of several layers, as
     :func:`weighttie.save_model` writes it) is seen once. With ``linked``, each such
-    dataset is recorded there, by object address, with the name it was seen by.
+    dataset is recorded there, by object address, with the name it was seen by, and
+    so is every ``vars`` group (where its other names can be).
     """
     from h5py import h5d, h5g, h5o
 
@@ -234,11 +235,13 @@ def _walk_h5(
             dataset = h5d.open(fid, raw)
             _check_dataset(dataset, name, where)
             if linked is not None and info.rc > 1:
-                linked[info.addr] = name
+                linked.addresses[info.addr] = name
             if on_dataset is not None:
                 on_dataset(name, dataset)
         elif info.type == h5o.TYPE_GROUP:
             links.check_group(h5g.open(fid, raw), raw)
+            if linked is not None and (raw == b"vars" or raw.endswith(b"/vars")):
+                linked.vars_groups.append(raw)
             if on_group is not None:
                 on_group(raw, name)
 
@@ -281,6 +284,15 @@ NOT_LAYERS = frozenset({"optimizer"})
 
 
 @dataclass
+class _HardLinks:
+    """What a walk records for :func:`_other_names`: the datasets HDF5 links under more than
+    one name (object address → the name the walk saw), and the ``vars`` groups visited."""
+
+    addresses: dict[int, str] = field(default_factory=dict)
+    vars_groups: list[bytes] = field(default_factory=list)
+
+
+@dataclass
 class _Collected:
     """What one walk of a weights file found, before the tree is linked: group paths
     (with each group's own key), the ``vars`` groups' layer names, and the datasets."""
@@ -292,6 +304,7 @@ class _Collected:
     #: A variable's other names: the path of a hard link in a ``vars`` group → the path
     #: the dataset was visited by (one variable held by several layers).
     aliases: dict[str, str] = field(default_factory=dict)
+    hard: _HardLinks = field(default_factory=_HardLinks)
 
     def merge(self, other: _Collected, where: str) -> None:
         """Add another file's part of one tree (a shard): a dataset may be in one file only."""
@@ -333,8 +346,6 @@ def _collect(
     if prefix:
         found.groups[prefix[:-1]] = prefix[:-1].rpartition("/")[2]
     names: list[tuple[str, Any]] = []  # (path, the vars group) whose name is to be read
-    vars_groups: list[bytes] = []  # where a variable's other names can be
-    linked: dict[int, str] = {}  # address → visited name, of datasets linked more than once
     tagged: list[tuple[int, Any]] = []  # (index in datasets, an opaque dataset with a dtype)
     whole = False
 
@@ -373,7 +384,6 @@ def _collect(
         found.objects += 1
         last = name.rpartition("/")[2]
         if last == "vars":
-            vars_groups.append(raw)
             obj = h5o.open(h5.id, raw)
             if h5a.exists(obj, b"name"):
                 if heaps is None:
@@ -383,7 +393,7 @@ def _collect(
         elif last != "layers":
             found.groups[prefix + name] = last
 
-    _walk_h5(h5, where, limits, on_dataset, on_group, linked)
+    _walk_h5(h5, where, limits, on_dataset, on_group, found.hard)
     if heaps is not None:
         headers = [h5o.get_info(obj).addr for _, obj in [*names, *tagged]]
         heaps.check(None if whole else headers)
@@ -391,31 +401,26 @@ def _collect(
             read_name(name, obj)
     for index, ds in tagged:
         read_dtype(index, ds)
-    if linked:
-        _other_names(h5, where, vars_groups, linked, found, prefix)
+    _other_names(h5, where, found, prefix)
     return found
 
 
-def _other_names(
-    h5: Any,
-    where: str,
-    vars_groups: list[bytes],
-    linked: dict[int, str],
-    found: _Collected,
-    prefix: str,
-) -> None:
-    """Find the other names of the datasets hard linked more than once (``linked``) in the
-    ``vars`` groups, and record each as an alias of the name the walk saw.
+def _other_names(h5: Any, where: str, found: _Collected, prefix: str) -> None:
+    """Find the other names of the datasets hard linked more than once in the ``vars``
+    groups (``found.hard``), and record each as an alias of the name the walk saw.
 
     Each ``vars`` group was visited once, and its links were counted against the
     limits as it was checked; only its hard links are looked at here.
     """
     from h5py import h5g, h5l, h5o
 
+    linked = found.hard.addresses
+    if not linked:
+        return
     pace = _Pace(where, H5_SECONDS, H5_SECONDS_PER_OBJECT)
     visited = {name for name, _, _ in found.datasets}
     seen = 0
-    for raw in vars_groups:
+    for raw in found.hard.vars_groups:
         group = h5g.open(h5.id, raw)
         for link in _hard_links(group, h5l):
             seen += 1
