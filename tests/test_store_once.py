@@ -190,6 +190,58 @@ def test_a_layer_called_twice_is_saved_once_already_and_nothing_is_linked(
     assert stored.links == ()
 
 
+def nested_and_recurrent() -> keras.Model:
+    """Ties Keras writes deeper in the file: Dense layers inside two nested models, and two
+    LSTMs whose variables sit in their cells (``layers/lstm/cell/vars/0`` …)."""
+    keras.utils.set_random_seed(4)
+
+    def tower(name: str) -> keras.Model:
+        x = keras.Input((6, 2), name=f"{name}_in")
+        return keras.Model(x, layers.Dense(2, name=f"{name}_dense")(x), name=name)
+
+    left, right = tower("left"), tower("right")
+    seq = keras.Input((6, 2), name="seq")
+    forward = layers.LSTM(3, name="forward")
+    backward = layers.LSTM(3, go_backwards=True, name="backward")
+    weighttie.tie_weights(
+        left.get_layer("left_dense"), right.get_layer("right_dense"), keep="source"
+    )
+    weighttie.tie_weights(forward, backward)
+    a, b = left(seq), right(seq)
+    merged = layers.Concatenate(name="cat")([forward(a), backward(b)])
+    model = keras.Model(seq, layers.Dense(1, name="out")(merged))
+    model.compile(keras.optimizers.Adam(1e-2), "mse")
+    return model
+
+
+def test_ties_in_nested_models_and_rnn_cells_are_linked_where_keras_wrote_them(
+    tmp_path: Path,
+) -> None:
+    model = nested_and_recurrent()
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(8, 6, 2)).astype("float32"), rng.normal(size=(8, 1)).astype("float32")
+    model.fit(x, y, epochs=1, batch_size=4, verbose=0)
+    stored = weighttie.save_model(model, tmp_path / "m.keras")
+    h5 = weights_h5(tmp_path / "m.keras")
+    shared = sorted(sorted(paths) for paths in datasets_by_address(h5).values() if len(paths) > 1)
+    # every linked path names, in the file Keras wrote, a dataset of the other holder
+    assert len(shared) == 2 + 3  # Dense kernel and bias; the LSTM cell's three variables
+    assert all(len(paths) == 2 for paths in shared)
+    assert sorted(sorted([kept, *linked]) for kept, linked in stored.links) == shared
+    assert any("/cell/vars/" in paths[0] for paths in shared)
+    assert any(paths[0].startswith("layers/functional") for paths in shared)
+    for paths in shared:  # one object: the values of the variable both layers hold
+        assert h5[paths[0]].id == h5[paths[1]].id
+    # the static report from the links alone equals the live one
+    bare = without_tie_record(tmp_path / "m.keras", tmp_path / "bare.keras")
+    assert sharing(weighttie.read_report(bare)) == sharing(weighttie.analyze(model))
+    # weighttie.load_model binds both ties again and restores the optimizer state
+    loaded = load_quietly(lambda: weighttie.load_model(tmp_path / "m.keras"))
+    assert loaded.get_layer("backward").cell.kernel is loaded.get_layer("forward").cell.kernel
+    assert_all_equal(weights_and_slots(loaded), weights_and_slots(model))
+    np.testing.assert_array_equal(to_numpy(loaded(x)), to_numpy(model(x)))
+
+
 def test_save_model_leaves_the_model_as_it_was(tmp_path: Path) -> None:
     model = tied_lm()
     weighttie.save_model(model, tmp_path / "once.keras")
