@@ -49,6 +49,7 @@ EXPECTED = {
     "render",
     "report_of",
     "retie",
+    "save_model",
     "tie_weights",
     "to_networkx",
     "untie",

@@ -53,6 +53,7 @@ from weighttie.report import (
 if TYPE_CHECKING:
     from weighttie.load import load_model, retie
     from weighttie.static import read_report
+    from weighttie.store_once import save_model
     from weighttie.ties import tie_weights, untie
     from weighttie.walk import analyze, node_input, node_output
 
@@ -100,6 +101,7 @@ __all__ = [
     "render",
     "report_of",
     "retie",
+    "save_model",
     "tie_weights",
     "to_networkx",
     "untie",
@@ -116,6 +118,7 @@ _LAZY = {
     "read_report": "weighttie.static",
     "report_of": "weighttie.front_door",
     "retie": "weighttie.load",
+    "save_model": "weighttie.store_once",
     "tie_weights": "weighttie.ties",
     "untie": "weighttie.ties",
 }

@@ -13,15 +13,17 @@ rejected before a backend is loaded.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
     "LIVE_LAYERS",
     "LiveLayers",
+    "SavedEntry",
     "Trace",
     "TraceFailed",
     "after_build",
@@ -36,6 +38,7 @@ __all__ = [
     "loops_over_sublayers",
     "models_containing",
     "own_variables",
+    "recording_saves",
     "replace_own_variable",
     "reset_step_functions",
     "runs_its_graph",
@@ -348,6 +351,78 @@ def extend_build_config(layer: Any, extra: Any) -> None:
 
     object.__setattr__(layer, "get_build_config", get_build_config)
     object.__setattr__(layer, "_weighttie_build_config_extended", True)
+
+
+@dataclass(frozen=True)
+class SavedEntry:
+    """One value a layer's ``save_own_variables`` wrote: where (``path`` inside
+    model.weights.h5), and the object it passed (a variable, or an array)."""
+
+    layer: Any
+    path: str
+    value: Any
+
+
+@contextlib.contextmanager
+def recording_saves(layers: Sequence[Any]) -> Iterator[list[SavedEntry]]:
+    """While the block runs, record each value ``layers`` write through ``save_own_variables``.
+
+    Keras's saver calls ``saveable.save_own_variables(store)`` with its ``H5IOStore``
+    positioned at the saveable's group (the private ``_h5_entry_path``); the layer
+    then sets ``store["0"] = variable`` … This wraps that method per instance (as
+    :func:`after_build` wraps ``build``) and removes the wrappers after the block.
+    A store without the entry path (another format) records nothing.
+    """
+    records: list[SavedEntry] = []
+    wrapped: list[tuple[Any, Any]] = []
+
+    class _Recorder:
+        def __init__(self, layer: Any, store: Any) -> None:
+            self._layer, self._store = layer, store
+            base = getattr(store, "_h5_entry_path", None)
+            self._base = base if isinstance(base, str) else None
+
+        def __setitem__(self, key: str, value: Any) -> None:
+            if self._base is not None:
+                path = f"{self._base}/vars/{key}" if self._base else f"vars/{key}"
+                records.append(SavedEntry(self._layer, path, value))
+            self._store[key] = value
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._store, name)
+
+        def __getitem__(self, key: str) -> Any:
+            return self._store[key]
+
+        def __contains__(self, key: object) -> bool:
+            return key in self._store
+
+        def __len__(self) -> int:
+            return len(self._store)
+
+        def keys(self) -> Any:
+            return self._store.keys()
+
+    def wrap(layer: Any) -> None:
+        original = layer.save_own_variables
+        had = "save_own_variables" in vars(layer)
+
+        def save_own_variables(store: Any) -> None:
+            original(_Recorder(layer, store))
+
+        object.__setattr__(layer, "save_own_variables", save_own_variables)
+        wrapped.append((layer, original if had else None))
+
+    try:
+        for layer in layers:
+            wrap(layer)
+        yield records
+    finally:
+        for layer, previous in reversed(wrapped):
+            if previous is None:
+                object.__delattr__(layer, "save_own_variables")
+            else:
+                object.__setattr__(layer, "save_own_variables", previous)
 
 
 def set_private(layer: Any, name: str, value: Any) -> None:

@@ -190,6 +190,7 @@ def _walk_h5(
     limits: Limits,
     on_dataset: Callable[[str, Any], None] | None = None,
     on_group: Callable[[bytes, str], None] | None = None,
+    linked: _HardLinks | None = None,
 ) -> None:
     """Check a weights file and visit its objects, within ``limits``, before any value is read.
 
@@ -198,6 +199,12 @@ def _walk_h5(
     static reader's time. Each group's links are checked as it is reached
     (:class:`_Links`), each dataset (:func:`_check_dataset`) before ``on_dataset``
     sees it.
+
+    The visitor reaches each object once, by its first name: a dataset HDF5 hard
+    links under several names (one variable of several layers, as
+    :func:`weighttie.save_model` writes it) is seen once. With ``linked``, each such
+    dataset is recorded there, by object address, with the name it was seen by, and
+    so is every ``vars`` group (where its other names can be).
     """
     from h5py import h5d, h5g, h5o
 
@@ -227,10 +234,14 @@ def _walk_h5(
         if info.type == h5o.TYPE_DATASET:
             dataset = h5d.open(fid, raw)
             _check_dataset(dataset, name, where)
+            if linked is not None and info.rc > 1:
+                linked.addresses[info.addr] = name
             if on_dataset is not None:
                 on_dataset(name, dataset)
         elif info.type == h5o.TYPE_GROUP:
             links.check_group(h5g.open(fid, raw), raw)
+            if linked is not None and (raw == b"vars" or raw.endswith(b"/vars")):
+                linked.vars_groups.append(raw)
             if on_group is not None:
                 on_group(raw, name)
 
@@ -273,6 +284,15 @@ NOT_LAYERS = frozenset({"optimizer"})
 
 
 @dataclass
+class _HardLinks:
+    """What a walk records for :func:`_other_names`: the datasets HDF5 links under more than
+    one name (object address → the name the walk saw), and the ``vars`` groups visited."""
+
+    addresses: dict[int, str] = field(default_factory=dict)
+    vars_groups: list[bytes] = field(default_factory=list)
+
+
+@dataclass
 class _Collected:
     """What one walk of a weights file found, before the tree is linked: group paths
     (with each group's own key), the ``vars`` groups' layer names, and the datasets."""
@@ -281,6 +301,10 @@ class _Collected:
     named: list[tuple[str, Any]] = field(default_factory=list)
     datasets: list[tuple[str, tuple[int, ...], str]] = field(default_factory=list)
     objects: int = 0  # groups and datasets visited
+    #: A variable's other names: the path of a hard link in a ``vars`` group → the path
+    #: the dataset was visited by (one variable held by several layers).
+    aliases: dict[str, str] = field(default_factory=dict)
+    hard: _HardLinks = field(default_factory=_HardLinks)
 
     def merge(self, other: _Collected, where: str) -> None:
         """Add another file's part of one tree (a shard): a dataset may be in one file only."""
@@ -296,6 +320,7 @@ class _Collected:
                 )
         self.datasets += other.datasets
         self.objects += other.objects
+        self.aliases.update(other.aliases)  # a hard link stays inside its file
 
 
 def _collect(
@@ -368,7 +393,7 @@ def _collect(
         elif last != "layers":
             found.groups[prefix + name] = last
 
-    _walk_h5(h5, where, limits, on_dataset, on_group)
+    _walk_h5(h5, where, limits, on_dataset, on_group, found.hard)
     if heaps is not None:
         headers = [h5o.get_info(obj).addr for _, obj in [*names, *tagged]]
         heaps.check(None if whole else headers)
@@ -376,7 +401,47 @@ def _collect(
             read_name(name, obj)
     for index, ds in tagged:
         read_dtype(index, ds)
+    _other_names(h5, where, found, prefix)
     return found
+
+
+def _other_names(h5: Any, where: str, found: _Collected, prefix: str) -> None:
+    """Find the other names of the datasets hard linked more than once in the ``vars``
+    groups (``found.hard``), and record each as an alias of the name the walk saw.
+
+    Each ``vars`` group was visited once, and its links were counted against the
+    limits as it was checked; only its hard links are looked at here.
+    """
+    from h5py import h5g, h5l, h5o
+
+    linked = found.hard.addresses
+    if not linked:
+        return
+    pace = _Pace(where, H5_SECONDS, H5_SECONDS_PER_OBJECT)
+    visited = {name for name, _, _ in found.datasets}
+    seen = 0
+    for raw in found.hard.vars_groups:
+        group = h5g.open(h5.id, raw)
+        for link in _hard_links(group, h5l):
+            seen += 1
+            pace.check(seen, f"following {seen:,} links")
+            info = h5o.get_info(group, link)
+            canonical = linked.get(info.addr)
+            path = prefix + (raw + b"/" + link).decode("utf-8", "replace")
+            if info.type != h5o.TYPE_DATASET or canonical is None or path in visited:
+                continue
+            found.aliases[path] = prefix + canonical
+
+
+def _hard_links(group: Any, h5l: Any) -> list[bytes]:
+    names: list[bytes] = []
+
+    def listed(name: bytes, info: Any) -> None:
+        if info.type == h5l.TYPE_HARD:
+            names.append(name)
+
+    group.links.iterate(listed, info=True)
+    return names
 
 
 #: The attribute Keras 3 sets on a dataset whose values NumPy has no type for: it
@@ -442,14 +507,18 @@ def _link(found: _Collected) -> _Group:
                 value = value.decode("utf-8", "replace")
             if isinstance(value, str) or group.name is None:  # a shard may not repeat it
                 group.name = value if isinstance(value, str) else None
-    for name, shape, dtype in found.datasets:
-        owner_path, _, index = name.rpartition("/")
+    specs = {name: (shape, dtype) for name, shape, dtype in found.datasets}
+    entries = [(name, name, shape, dtype) for name, shape, dtype in found.datasets]
+    entries += [(alias, name, *specs[name]) for alias, name in found.aliases.items()]
+    numbered: dict[int, list[tuple[int, tuple[str, tuple[int, ...], str]]]] = {}
+    for place, name, shape, dtype in entries:  # a hard link: its own place, the variable's key
+        owner_path, _, index = place.rpartition("/")
         vars_owner, _, leaf = owner_path.rpartition("/")
         if leaf != "vars" or not index.isdigit():
             continue
         group = groups.get(vars_owner if "/" in owner_path else "")
         if group is not None:
-            group.variables.append(("/" + name, shape, dtype))
+            numbered.setdefault(id(group), []).append((int(index), ("/" + name, shape, dtype)))
     for group in groups.values():
-        group.variables.sort(key=lambda v: int(v[0].rpartition("/")[2]))
+        group.variables = [v for _, v in sorted(numbered.get(id(group), []), key=lambda e: e[0])]
     return root
