@@ -340,3 +340,39 @@ def test_trace_model_refuses_what_it_cannot_trace() -> None:
     assert _keras.loops_over_sublayers(keras.layers.TimeDistributed(keras.layers.Dense(2)))
     assert not _keras.loops_over_sublayers(keras.layers.Bidirectional(keras.layers.LSTM(2)))
     assert not _keras.loops_over_sublayers(keras.layers.Dense(2))
+
+
+def test_recording_saves_names_the_dataset_each_variable_went_to(tmp_path) -> None:
+    """``recording_saves`` relies on the H5 store's private ``_h5_entry_path``: each record's
+    path is a dataset of the saved weights file holding that variable's values, and the
+    wrappers are gone after the block. A Keras whose store has no entry path records
+    nothing (weighttie.save_model then warns and writes the file as Keras does)."""
+    import zipfile
+
+    import h5py
+
+    model = zoo.siamese_tower()
+    layers = [model, *model._flatten_layers(include_self=False)]
+    path = tmp_path / "m.keras"
+    with _keras.recording_saves(layers) as records:
+        model.save(path)
+    assert all("save_own_variables" not in vars(layer) for layer in layers)
+    if not records:
+        from keras.src.saving import saving_lib
+
+        assert not hasattr(saving_lib.H5IOStore(tmp_path / "probe.h5", mode="w"), "_h5_entry_path")
+        import weighttie
+
+        with pytest.warns(UserWarning, match="does not say where it saves each variable"):
+            weighttie.save_model(model, tmp_path / "plain.keras")
+        return
+    with zipfile.ZipFile(path) as archive:
+        archive.extract("model.weights.h5", tmp_path)
+    held = {id(v) for v in model.weights}
+    with h5py.File(tmp_path / "model.weights.h5") as h5:
+        for entry in records:
+            if id(entry.value) in held:
+                np.testing.assert_array_equal(
+                    h5[entry.path][()], keras.ops.convert_to_numpy(entry.value)
+                )
+    assert {id(e.value) for e in records} >= held

@@ -17,6 +17,7 @@ import os
 import shutil
 import stat
 import tempfile
+import warnings
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -293,6 +294,15 @@ def _save_in(
         work / "once.keras",
     )
     records = _save_recorded(model, saved, include_optimizer)
+    if not records and model.weights:
+        import keras
+
+        warnings.warn(
+            f"Keras {keras.__version__} does not say where it saves each variable (its H5 "
+            "store keeps no entry path): the file is written as model.save writes it, a "
+            "tied variable once per holder",
+            stacklevel=3,
+        )
     shared = _shared_paths(records)
     links: dict[str, str] = {}
     copies: list[list[str]] = []
