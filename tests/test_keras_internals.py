@@ -1,4 +1,4 @@
-"""One test per private Keras access in weighttie/_keras.py.
+"""One test per private Keras access in the weighttie._keras package.
 
 When a Keras upgrade moves one of these, the failure lands here, named.
 """
