@@ -340,3 +340,28 @@ def test_trace_model_refuses_what_it_cannot_trace() -> None:
     assert _keras.loops_over_sublayers(keras.layers.TimeDistributed(keras.layers.Dense(2)))
     assert not _keras.loops_over_sublayers(keras.layers.Bidirectional(keras.layers.LSTM(2)))
     assert not _keras.loops_over_sublayers(keras.layers.Dense(2))
+
+
+def test_unknown_dimensions_are_tried_at_two_sizes_when_symbolic_tracing_fails() -> None:
+    """JAX cannot compare a symbolic sequence length with a number (keras_hub's position
+    embedding): the pass runs the call at two concrete sizes and requires the same counts."""
+
+    class NeedsLength(keras.layers.Layer):
+        """Fails on a symbolic sequence length, as JAX's does in PositionEmbedding."""
+
+        def build(self, input_shape: Any) -> None:
+            self.w = self.add_weight(shape=(input_shape[-1],))
+
+        def compute_output_shape(self, input_shape: Any) -> Any:
+            return input_shape
+
+        def call(self, x: Any) -> Any:
+            if x.shape[1] is None or not isinstance(x.shape[1], int):
+                raise ValueError("inconclusive")
+            return x * self.w
+
+    inputs = keras.Input((None, 3))
+    layer = NeedsLength()
+    model = keras.Model(inputs, layer(inputs))
+    trace = _keras.trace_calls_of([(model, layer, _keras.inbound_nodes(layer))])
+    assert trace.reads == {(id(model), id(layer), id(layer.w)): 1}
