@@ -134,3 +134,15 @@ def test_keras_private_modules_are_imported_only_in_keras_module() -> None:
         name = _module_name(path)
         private = {m for m in _imports(path) if m == "keras.src" or m.startswith("keras.src.")}
         assert not private, f"{name} imports {sorted(private)}"
+
+
+def test_no_function_over_80_lines() -> None:
+    """A function longer than 80 lines (docstring included) is split (docs/architecture.md)."""
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > 80:
+                    long.append(f"{_module_name(path)}.{node.name}: {lines} lines")
+    assert long == [], long
