@@ -540,3 +540,14 @@ def test_check_shapes_lists_a_load_that_computes_with_values() -> None:
     with h5py.File(_weights_file({"vars/0": (4,)}), "r") as h5:
         checked = deferred.check_shapes([(layer, deferred.declared_store([h5], "w.h5"), set())])
     assert checked.mismatches == () and checked.need_values == ("interp",)
+
+
+@needs_symbolic_scope
+def test_sync_torch_parameters_leaves_out_variables_without_a_value() -> None:
+    """Binding a file's ties on a model built without values (torch: no parameter to
+    register; reading one would raise ValuesNeeded)."""
+    with deferred.no_weight_values():
+        layer = keras.layers.Dense(2)
+        layer.build((None, 2))
+    assert _keras.sync_torch_parameters(layer.weights, [layer]) == 0
+    assert all(deferred.holds_no_value(v) for v in layer.weights)

@@ -217,12 +217,16 @@ def sync_torch_parameters(variables: Iterable[Any], candidates: Sequence[Any] | 
     of each that registered one of ``variables`` from its variables now, with Keras's
     own ``_track_variables`` (as Keras does after quantizing), only where it differs.
     Returns how many were rebuilt; 0 under the other backends, which register nothing.
+    Variables without a value (a model built by :mod:`weighttie._keras.deferred`, which
+    is traced, never run) have no parameter to register: they are left out.
     """
     import keras
 
+    from weighttie._keras.deferred import holds_no_value
+
     if keras.config.backend() != "torch":
         return 0
-    wanted = {id(_torch_value(v)) for v in variables}
+    wanted = {id(_torch_value(v)) for v in variables if not holds_no_value(v)}
     if not wanted:
         return 0
     rebuilt = 0
