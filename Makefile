@@ -17,7 +17,7 @@ STAMP  := $(VENV)/.installed
 TF_VERSION := 2.21.*
 KERAS_HUB_VERSION := 0.32.*
 
-.PHONY: demo test budgets fuzz lint bench clean browser
+.PHONY: demo test budgets fuzz families lint bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,11 @@ budgets: $(STAMP)
 # WEIGHTTIE_USES_SEEDS sets how many models the uses fuzzer builds (default 300, ~4 min).
 fuzz: $(STAMP)
 	$(BIN)/python -m pytest -m fuzz
+
+# Every keras_hub family built offline at tiny size, --load (traced) against a real load
+# (pytest -m families; tens of minutes). make test runs GPT-2, OPT, ALBERT, T5, Whisper.
+families: $(STAMP)
+	$(BIN)/python -m pytest -m families tests/test_traced.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples

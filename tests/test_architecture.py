@@ -100,12 +100,49 @@ def test_report_side_modules_never_import_a_backend() -> None:
             assert not importing, f"{module} reaches {importing}, which import a backend"
 
 
+#: The package that holds every private Keras access (docs/architecture.md).
+KERAS_PRIVATE = PACKAGE / "_keras"
+
+
+def _outside_keras_package() -> list[Path]:
+    return [p for p in PACKAGE.rglob("*.py") if KERAS_PRIVATE not in p.parents]
+
+
 def test_private_keras_attributes_are_read_only_in_keras_module() -> None:
     """`_inbound_nodes`, `_tracker`, `_kernel` …: only weighttie._keras touches them."""
-    private = ("_inbound_nodes", "_tracker", "_kernel", "_nodes", "_layers", "_trainable_variables")
-    for path in PACKAGE.rglob("*.py"):
-        if path.name == "_keras.py":
-            continue
+    private = (
+        "_inbound_nodes",
+        "_tracker",
+        "_kernel",
+        "_nodes",
+        "_layers",
+        "_trainable_variables",
+        "_flatten_layers",
+        "_load_state",
+        "_initializer",
+    )
+    assert (KERAS_PRIVATE / "__init__.py").is_file()
+    for path in _outside_keras_package():
         text = path.read_text(encoding="utf-8")
         for attr in private:
             assert not re.search(rf"\.{attr}\b", text), f"{path.name} reads {attr}"
+
+
+def test_keras_private_modules_are_imported_only_in_keras_module() -> None:
+    """``keras.src`` (Keras's private modules) is imported by weighttie._keras alone."""
+    for path in _outside_keras_package():
+        name = _module_name(path)
+        private = {m for m in _imports(path) if m == "keras.src" or m.startswith("keras.src.")}
+        assert not private, f"{name} imports {sorted(private)}"
+
+
+def test_no_function_over_80_lines() -> None:
+    """A function longer than 80 lines (docstring included) is split (docs/architecture.md)."""
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = (node.end_lineno or node.lineno) - node.lineno + 1
+                if lines > 80:
+                    long.append(f"{_module_name(path)}.{node.name}: {lines} lines")
+    assert long == [], long

@@ -106,7 +106,7 @@ def test_cli_report_load_reads_the_file_through_this_backend(
     model.save(tmp_path / "m.keras")
     assert main(["report", str(tmp_path / "m.keras"), "--format", "json", "--load"]) == 0
     report = weighttie.Report.from_json(capsys.readouterr().out)
-    assert report.model.source == "loaded"
+    assert report.model.source == "traced"
     assert [(t.source, t.target, t.bound) for t in report.ties] == [("same", "valid", True)]
     assert report.params.unique == model.count_params()
 

@@ -1,4 +1,4 @@
-"""One test per private Keras access in weighttie/_keras.py.
+"""One test per private Keras access in the weighttie._keras package.
 
 When a Keras upgrade moves one of these, the failure lands here, named.
 """
@@ -13,6 +13,7 @@ import pytest
 
 import zoo
 from weighttie import _keras
+from weighttie._keras import deferred
 
 
 def test_own_variables_are_the_layers_own_weights_in_save_order() -> None:
@@ -376,3 +377,213 @@ def test_recording_saves_names_the_dataset_each_variable_went_to(tmp_path) -> No
                     h5[entry.path][()], keras.ops.convert_to_numpy(entry.value)
                 )
     assert {id(e.value) for e in records} >= held
+
+
+def test_unknown_dimensions_are_tried_at_two_sizes_when_symbolic_tracing_fails() -> None:
+    """JAX cannot compare a symbolic sequence length with a number (keras_hub's position
+    embedding): the pass runs the call at two concrete sizes and requires the same counts."""
+
+    class NeedsLength(keras.layers.Layer):
+        """Fails on a symbolic sequence length, as JAX's does in PositionEmbedding."""
+
+        def build(self, input_shape: Any) -> None:
+            self.w = self.add_weight(shape=(input_shape[-1],))
+
+        def compute_output_shape(self, input_shape: Any) -> Any:
+            return input_shape
+
+        def call(self, x: Any) -> Any:
+            if x.shape[1] is None or not isinstance(x.shape[1], int):
+                raise ValueError("inconclusive")
+            return x * self.w
+
+    inputs = keras.Input((None, 3))
+    layer = NeedsLength()
+    model = keras.Model(inputs, layer(inputs))
+    trace = _keras.trace_calls_of([(model, layer, _keras.inbound_nodes(layer))])
+    assert trace.reads == {(id(model), id(layer), id(layer.w)): 1}
+
+
+# -- building without weight values (weighttie._keras.deferred) ---------------------------------
+
+needs_symbolic_scope = pytest.mark.skipif(
+    deferred.supported() is not None, reason="Keras before 3.5 has no symbolic scope"
+)
+
+
+def test_supported_names_the_keras_that_lacks_a_symbolic_scope() -> None:
+    version = tuple(int(p) for p in keras.__version__.split(".")[:2])
+    if version >= (3, 5):
+        assert deferred.supported() is None
+    else:
+        assert "Keras 3.5 added it" in str(deferred.supported())
+
+
+@needs_symbolic_scope
+def test_no_weight_values_defers_variables_and_guards_their_values() -> None:
+    """StatelessScope and guarded initializers: no value is made; reading one outside a
+    symbolic call raises; the symbolic pass (every backend's compute_output_spec, torch
+    on the meta device) reads placeholders."""
+    with deferred.no_weight_values() as made:
+        inputs = keras.Input((4,))
+        dense = keras.layers.Dense(4, name="d")
+        model = keras.Model(inputs, dense(dense(inputs)))
+    assert dense.kernel.path in {v.path for v in made.variables}
+    assert all(deferred.holds_no_value(v) for v in model.weights)
+    with pytest.raises(deferred.ValuesNeeded, match="d/kernel"):
+        dense.kernel.numpy()
+    import weighttie
+
+    report = weighttie.analyze(model, findings=False)
+    assert report.params.unique == model.count_params()
+    assert all(deferred.holds_no_value(v) for v in model.weights)
+
+
+@needs_symbolic_scope
+def test_a_variable_given_a_value_is_made_as_given_outside_the_scope() -> None:
+    with deferred.no_weight_values() as made:
+        given = keras.Variable(np.arange(3, dtype="float32"))
+    assert [(v is given, size) for v, size in made.given] == [(True, 3)]
+    assert not deferred.holds_no_value(given)
+    assert given.numpy().tolist() == [0.0, 1.0, 2.0]
+
+
+@needs_symbolic_scope
+def test_variables_made_under_the_scope_stay_off_keras_init_list() -> None:
+    """Keras initializes every deferred variable when a stateless scope ends; ours
+    are taken off its list, so a later scope does not fill them."""
+    with deferred.no_weight_values():
+        layer = keras.layers.Dense(3)
+        layer.build((None, 4))
+    with keras.StatelessScope():
+        pass
+    assert deferred.holds_no_value(layer.kernel)
+
+
+@needs_symbolic_scope
+def test_only_this_threads_variables_are_deferred() -> None:
+    import threading
+
+    made_elsewhere: list[Any] = []
+
+    def build() -> None:
+        layer = keras.layers.Dense(2)
+        layer.build((None, 2))
+        made_elsewhere.append(layer.kernel)
+
+    with deferred.no_weight_values():
+        thread = threading.Thread(target=build)
+        thread.start()
+        thread.join()
+    (kernel,) = made_elsewhere
+    assert not deferred.holds_no_value(kernel) and kernel.numpy().shape == (2, 2)
+
+
+@needs_symbolic_scope
+def test_deserialize_builds_a_saved_config_and_safe_mode_scopes_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """ObjectSharingScope (a shared layer stays one object) and SafeModeScope."""
+    from weighttie.io.keras_zip import KerasArchive
+
+    def saved_config(model: keras.Model, name: str) -> dict[str, Any]:
+        model.save(tmp_path / name)
+        with KerasArchive(tmp_path / name) as archive:
+            return archive.config()
+
+    model = zoo.siamese_lstm()
+    config = saved_config(model, "siamese.keras")
+    with deferred.no_weight_values():
+        again = deferred.deserialize(config, safe_mode=True)
+    assert again.count_params() == model.count_params()
+    assert len({id(v) for v in again.weights}) == len(model.weights)
+    inputs = keras.Input((2,))
+    lam_model = keras.Model(inputs, keras.layers.Lambda(lambda x: x + 1)(inputs))
+    lam = saved_config(lam_model, "l.keras")
+    with pytest.raises(Exception, match="safe_mode"):
+        deferred.deserialize(lam, safe_mode=True)
+    assert lam == saved_config(lam_model, "l.keras")  # the config given is left as it was
+    with deferred.safe_mode(True), pytest.raises(Exception, match="safe_mode"):
+        keras.saving.deserialize_keras_object(lam)
+
+
+def test_flatten_layers_is_the_layer_and_every_layer_inside() -> None:
+    model = zoo.siamese_lstm()
+    flat = deferred.flatten_layers(model)
+    assert flat[0] is model
+    assert {layer.name for layer in flat[1:]} >= {"lstm", "score"}
+
+
+def _weights_file(datasets: dict[str, Any]) -> Any:
+    import io
+
+    import h5py
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as h5:
+        for name, shape in datasets.items():
+            h5.create_dataset(name, data=np.zeros(shape, "float32"))
+    return buffer
+
+
+@needs_symbolic_scope
+def test_check_shapes_runs_the_loader_walk_over_shapes_only() -> None:
+    """H5IOStore's reading side, saving_lib._load_state and Variable.assign: mismatches
+    found, nothing assigned, no value read."""
+    import h5py
+
+    layer = keras.layers.Dense(3, name="d")
+    with deferred.no_weight_values():
+        layer.build((None, 4))
+    assign = {c: c.__dict__.get("assign") for c in type(layer.kernel).__mro__}
+    buffer = _weights_file({"vars/0": (4, 3), "vars/1": (2,)})
+    with h5py.File(buffer, "r") as h5:
+        store = deferred.declared_store([h5], "w.h5")
+        checked = deferred.check_shapes([(layer, store, set())])
+    assert checked.mismatches == (
+        "/vars/1 has shape (2,); the model built from the config holds 'd/bias' of shape (3,)",
+    )
+    assert deferred.holds_no_value(layer.kernel)
+    assert {c: c.__dict__.get("assign") for c in type(layer.kernel).__mro__} == assign
+
+
+@needs_symbolic_scope
+def test_check_shapes_names_what_keras_refuses_with_its_reason() -> None:
+    """A layer given fewer variables than it holds: Keras's own error, its reason kept."""
+    import h5py
+
+    layer = keras.layers.Dense(3, name="d")
+    with deferred.no_weight_values():
+        layer.build((None, 4))
+    with h5py.File(_weights_file({"vars/0": (4, 3)}), "r") as h5:
+        checked = deferred.check_shapes([(layer, deferred.declared_store([h5], "w.h5"), set())])
+    (line,) = checked.mismatches
+    assert "expected 2 variables" in line and "received 1" in line
+
+
+@needs_symbolic_scope
+def test_check_shapes_lists_a_load_that_computes_with_values() -> None:
+    class Interpolates(keras.layers.Layer):
+        def build(self, input_shape: Any) -> None:
+            self.table = self.add_weight(shape=(4,), name="table")
+
+        def load_own_variables(self, store: Any) -> None:
+            self.table.assign(np.ones(4, "float32"))  # computed, not a saved dataset
+
+    import h5py
+
+    layer = Interpolates(name="interp")
+    with deferred.no_weight_values():
+        layer.build((None, 4))
+    with h5py.File(_weights_file({"vars/0": (4,)}), "r") as h5:
+        checked = deferred.check_shapes([(layer, deferred.declared_store([h5], "w.h5"), set())])
+    assert checked.mismatches == () and checked.need_values == ("interp",)
+
+
+@needs_symbolic_scope
+def test_sync_torch_parameters_leaves_out_variables_without_a_value() -> None:
+    """Binding a file's ties on a model built without values (torch: no parameter to
+    register; reading one would raise ValuesNeeded)."""
+    with deferred.no_weight_values():
+        layer = keras.layers.Dense(2)
+        layer.build((None, 2))
+    assert _keras.sync_torch_parameters(layer.weights, [layer]) == 0
+    assert all(deferred.holds_no_value(v) for v in layer.weights)

@@ -378,8 +378,15 @@ def test_broken_symlink_is_refused(copy, capsys) -> None:  # type: ignore[no-unt
     assert "config.json is missing or a broken link" in _refused(capsys, folder)
 
 
-def test_load_of_a_folder_is_refused(presets: dict[str, Preset], capsys) -> None:  # type: ignore[no-untyped-def]
-    assert "drop --load" in _refused(capsys, presets["gpt2"].plain, "--load")
+def test_load_of_a_folder_builds_it_without_values(presets: dict[str, Preset], capsys) -> None:  # type: ignore[no-untyped-def]
+    """--load of a preset folder was refused; now keras_hub builds it without weight values
+    (tests/test_traced.py compares it with from_preset)."""
+    code, out, err = run(capsys, "report", str(presets["gpt2"].sharded), "--load", "-f", "json")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["model"]["source"] == "traced"
+    assert doc["params"]["unique"] == presets["gpt2"].count_params
+    assert doc["params"]["duplicated"] > 0  # the token embedding runs twice
 
 
 def test_h5_objects_limit_holds_for_the_folder_as_a_whole(presets: dict[str, Preset]) -> None:

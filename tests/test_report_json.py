@@ -181,3 +181,17 @@ def test_order_is_model_order_and_reports_without_it_read_in_path_order() -> Non
         del row["order"]
     old = Report.from_dict(doc)
     assert [row.order for row in old.layers] == list(range(len(old.layers)))
+
+
+@pytest.mark.parametrize("source", list(weighttie.Source))
+def test_every_source_round_trips_and_an_unknown_one_is_refused(source: weighttie.Source) -> None:
+    """``traced`` (--load without weight values) is read back as Source.TRACED, like the rest."""
+    report = weighttie.analyze(zoo.siamese_lstm())
+    report = dataclasses.replace(report, model=dataclasses.replace(report.model, source=source))
+    doc = json.loads(report.to_json())
+    assert doc["model"]["source"] == source.value
+    again = Report.from_json(report.to_json())
+    assert again.model.source is source and again == report
+    doc["model"]["source"] = "guessed"
+    with pytest.raises(ReportFormatError, match="guessed"):
+        Report.from_dict(doc)

@@ -87,7 +87,7 @@ def test_cli_default_reads_a_subclassed_file_statically_whatever_is_installed(sa
     assert any("--load" in note for note in default.model.notes)
     assert main(["report", str(path), "-f", "json", "--load"]) == 0
     loaded = Report.from_json(capsys.readouterr().out)
-    assert loaded.model.source == "loaded"
+    assert loaded.model.source == "traced"
     assert loaded.params.unique == default.params.unique
     assert loaded.params.per_use == weighttie.analyze(model).params.per_use
 

@@ -155,7 +155,8 @@ def test_load_agrees_with_live(
 
 
 def test_load_without_keras_hub_is_one_clear_line(built, tmp_path: Path) -> None:
-    """keras_hub not installed: ``--load`` says that the file needs it, in one line, exit 2."""
+    """keras_hub not installed: ``--load`` says that the file needs it, in one line, and
+    gives the static report (it was exit 2 before --load was traced)."""
     import subprocess
     import sys
 
@@ -169,10 +170,12 @@ def test_load_without_keras_hub_is_one_clear_line(built, tmp_path: Path) -> None
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, check=False
     )
-    assert done.returncode == 2
+    assert done.returncode == 0
     errors = [line for line in done.stderr.splitlines() if line.startswith("weighttie:")]
     assert errors == [
-        f"weighttie: error: {str(path)!r} holds keras_hub classes (OPTBackbone, OPTCausalLM); "
-        "loading it needs keras_hub, which is not installed here: pip install keras-hub"
+        f"weighttie: warning: --load could not build {str(path)!r} without weight values (it "
+        "holds keras_hub classes (OPTBackbone, OPTCausalLM), and keras_hub cannot be imported "
+        "here: pip install keras-hub); this is the static report"
     ]
+    assert "source: static" in done.stdout
     assert "Traceback" not in done.stderr

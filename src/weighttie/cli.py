@@ -10,6 +10,7 @@ import argparse
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -36,6 +37,7 @@ examples:
   weighttie report siamese.keras --html sharing.html  # the picture, opens offline
   weighttie report siamese.keras --load          # through Keras instead of the file alone
   weighttie report gemma_preset/                  # a keras_hub preset folder, sharded or not
+  weighttie report gemma_preset/ --load           # its calls, built by Keras without weights
   weighttie report llama_checkpoint/              # a Hugging Face folder (config.json, safetensors)
 
 exit codes: 0 success, 1 a check or diff found a violation, 2 bad input or usage.
@@ -115,7 +117,8 @@ def _report_command(commands: Any) -> None:
     report.add_argument(
         "--load",
         action="store_true",
-        help="load the model through Keras instead of reading the file statically",
+        help="build the model through Keras from its config, without its weight values, "
+        "and trace its calls (source: traced) instead of reading the file statically",
     )
     report.add_argument(
         "--no-findings",
@@ -195,7 +198,9 @@ def _diff_command(commands: Any) -> None:
         default=DiffFormat.TEXT.value,
         help="output format (default: text)",
     )
-    compare.add_argument("--load", action="store_true", help="load both models through Keras")
+    compare.add_argument(
+        "--load", action="store_true", help="build both models through Keras (no weight values)"
+    )
     compare.add_argument("--unsafe", action="store_true", help="with --load: allow Lambda code")
     _import_argument(compare)
     compare.add_argument("-o", "--output", metavar="FILE", help="write the diff to FILE")
@@ -254,7 +259,9 @@ def _model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "model", metavar="MODEL", help="a .keras / .h5 model file, a model folder, or a JSON report"
     )
-    parser.add_argument("--load", action="store_true", help="load the model through Keras")
+    parser.add_argument(
+        "--load", action="store_true", help="build the model through Keras (no weight values)"
+    )
     parser.add_argument("--unsafe", action="store_true", help="with --load: allow Lambda code")
     _import_argument(parser)
 
@@ -351,17 +358,27 @@ def _cmd_report(args: argparse.Namespace) -> int:
 def _model_report(path: str, args: argparse.Namespace, *, findings: bool = True) -> Report:
     """The report of a model file or a saved JSON report, by the library's one policy."""
     from weighttie.front_door import report_of
+    from weighttie.traced import TracedFallbackWarning
 
     _import_modules(args)
-    doing = f"loading {path} through Keras" if args.load else f"reading {path}"
-    with status(doing):
-        return report_of(
+    doing = f"building {path} through Keras" if args.load else f"reading {path}"
+    with status(doing), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", TracedFallbackWarning)
+        report = report_of(
             path,
             load=args.load,
             unsafe=args.unsafe,
             findings=findings,
             limits=_limits(args),
         )
+    for warning in caught:  # --load fell back to the static report: one line says so
+        if issubclass(warning.category, TracedFallbackWarning):
+            print(f"weighttie: warning: {printable(str(warning.message))}", file=sys.stderr)
+        else:
+            warnings.showwarning(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    return report
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

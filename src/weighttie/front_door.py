@@ -5,13 +5,14 @@ this?"; the answer follows one policy, here:
 
 * a :class:`~weighttie.Report` is itself;
 * a path ending in ``.json`` is a saved report, read back (bounded);
-* a model file is read statically, without Keras, unless ``load`` asks for Keras
-  (safe mode); a subclassed model's file has no graph (a keras_hub model's config
-  holds constructor arguments): its static report says so in a note (uses
-  unknown, counts exact) whether or not Keras is installed;
-* a folder (a keras_hub preset, sharded weights, a model saved with
-  ``zipped=False``; a Hugging Face checkpoint) is read statically
-  (:mod:`weighttie.static.preset`, :mod:`weighttie.static.huggingface`);
+* a model file or folder (a keras_hub preset, sharded weights, a model saved with
+  ``zipped=False``; a Hugging Face checkpoint) is read statically, without Keras
+  (:mod:`weighttie.static`), unless ``load`` asks for Keras: the model is then
+  built from its config without weight values and traced (:mod:`weighttie.traced`,
+  safe mode; a legacy ``.h5`` file is loaded with its values; a Hugging Face
+  checkpoint is read statically only); a subclassed model's file has no graph (a
+  keras_hub model's config holds constructor arguments): its static report says
+  so in a note (uses unknown, counts exact) whether or not Keras is installed;
 * anything else is a live Keras model or layer, analyzed.
 
 Before Keras sees a file, the bounded static reader has read it: limits, damaged
@@ -24,7 +25,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from weighttie.errors import FileFormatError, WeighttieError
+from weighttie.errors import FileFormatError
 from weighttie.limits import DEFAULT_LIMITS, Limits
 from weighttie.report import Report
 
@@ -45,7 +46,9 @@ def report_of(
         source: a :class:`~weighttie.Report`; a path (``str`` or ``os.PathLike``)
             to a ``.keras`` / ``.h5`` model file or a ``.json`` report; or a built
             Keras model or layer.
-        load: read a model file through Keras (safe mode) instead of statically.
+        load: build the model of a file or folder through Keras (safe mode) without
+            its weight values, and trace it (``source: traced``), instead of reading
+            the file statically.
         unsafe: with ``load``, let Keras run code from the file (Lambda layers).
         findings: look for findings (reads values).
         limits: bounds on what a file may hold (docs/trust-model.md).
@@ -80,36 +83,13 @@ def report_of(
 def _file_report(path: str, *, load: bool, unsafe: bool, findings: bool, limits: Limits) -> Report:
     from weighttie.static import read_report
 
-    if os.path.isdir(path):  # a model folder (a keras_hub preset): read statically
-        if load:
-            read_report(path, findings=False, limits=limits)  # not a model folder: that error
-            raise FileFormatError(
-                f"{path!r} is a model folder, which weighttie reads statically only; "
-                "drop --load (or save the model as a .keras file to load it through Keras)"
-            )
-        return read_report(path, findings=findings, limits=limits)
-    if load:  # the bounded reader checks the file once, before Keras is imported
-        try:
-            return _loaded_report(path, unsafe=unsafe, findings=findings, limits=limits)
-        except ImportError as exc:
-            raise WeighttieError(
-                f"--load reads the model through Keras, which cannot be imported here "
-                f"(no module {exc.name or exc!s}); install Keras and a backend "
-                "(docs/install.md), or drop --load for the static report"
-            ) from None
-    # Without --load, every model file is read statically, a subclassed or keras_hub
-    # model's too (its file has no graph: calls unknown, a note in the report says
-    # --load counts them). The answer then depends on the file alone, never on
+    if load:  # built through Keras without weight values (the bounded reader sees it first)
+        from weighttie.traced import traced_report
+
+        return traced_report(path, unsafe=unsafe, findings=findings, limits=limits)
+    # Without --load, every model file or folder is read statically, a subclassed or
+    # keras_hub model's too (its file has no graph: calls unknown, a note in the report
+    # says --load counts them). The answer then depends on the file alone, never on
     # which packages are installed where the command runs (a CI check gives the
     # same result on every machine), and no class code is imported.
     return read_report(path, findings=findings, limits=limits)
-
-
-def _loaded_report(path: str, *, unsafe: bool, findings: bool, limits: Limits) -> Report:
-    from weighttie.load import load_model
-
-    # one line per error: Keras's warnings stay out
-    model = load_model(path, unsafe=unsafe, compile=False, limits=limits, quiet=True)
-    from weighttie.walk import analyze
-
-    return analyze(model, findings=findings, file=path)

@@ -129,7 +129,7 @@ def _check_no_cycle(
     )
 
 
-def _check_fits(tie: _PathTie, file: str) -> None:
+def _check_fits(tie: _PathTie, file: str, *, values: bool = True) -> None:
     """Class, structure, shapes, dtypes and the saved values: what binding would refuse."""
     try:
         pairs = variable_pairs(tie.source, tie.target, tie.variables)
@@ -138,6 +138,8 @@ def _check_fits(tie: _PathTie, file: str) -> None:
             f"{file!r} ties {tie.target_path!r} to {tie.source_path!r}, which this model "
             f"cannot hold: {exc}"
         ) from None
+    if not values:
+        return
     check_values(
         pairs,
         None,
@@ -146,7 +148,9 @@ def _check_fits(tie: _PathTie, file: str) -> None:
     )
 
 
-def _plan_file_ties(model: Any, ties: Sequence[FileTie], file: str) -> list[_PathTie]:
+def _plan_file_ties(
+    model: Any, ties: Sequence[FileTie], file: str, *, values: bool = True
+) -> list[_PathTie]:
     """The file's ties that are new to the model, each checked against the model and the rest.
 
     Raises:
@@ -167,7 +171,7 @@ def _plan_file_ties(model: Any, ties: Sequence[FileTie], file: str) -> list[_Pat
         if not _is_new(tie, planned, file):
             continue
         _check_no_cycle(tie, planned, paths, file)
-        _check_fits(tie, file)
+        _check_fits(tie, file, values=values)
         planned[id(tie.target)] = tie
     return list(planned.values())
 
@@ -439,6 +443,24 @@ def _bind_file(
     step = _prepare_compile(model, file, config, custom_objects, unsafe) if compile else None
     _bind_and_compile(model, planned, step, file)
     return ties
+
+
+def bind_file_ties(
+    model: Any,
+    file: str,
+    config: dict[str, Any],
+    *,
+    check_values: bool,
+    limits: Limits = DEFAULT_LIMITS,
+) -> None:
+    """Bind the ties ``config`` (``file``'s) declares on ``model``, as :func:`load_model` does.
+
+    ``check_values=False`` binds without comparing the two layers' values: for a model
+    that holds none (built without values, :mod:`weighttie.traced`), whose file's
+    saved copies the static reader compared instead.
+    """
+    ties = file_ties(iter_layer_configs(config, max_depth=limits.depth))
+    _bind_and_compile(model, _plan_file_ties(model, ties, file, values=check_values), None, file)
 
 
 def load_model(

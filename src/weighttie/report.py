@@ -94,6 +94,9 @@ class Source(StrEnum):
     """A file loaded through Keras, then analyzed."""
     STATIC = "static"
     """A file read without Keras."""
+    TRACED = "traced"
+    """A file's model built through Keras from its config without weight values, then
+    analyzed: calls and uses are Keras's, no value was read (docs/traced.md)."""
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -219,12 +220,16 @@ def sync_torch_parameters(variables: Iterable[Any], candidates: Sequence[Any] | 
     of each that registered one of ``variables`` from its variables now, with Keras's
     own ``_track_variables`` (as Keras does after quantizing), only where it differs.
     Returns how many were rebuilt; 0 under the other backends, which register nothing.
+    Variables without a value (a model built by :mod:`weighttie._keras.deferred`, which
+    is traced, never run) have no parameter to register: they are left out.
     """
     import keras
 
+    from weighttie._keras.deferred import holds_no_value
+
     if keras.config.backend() != "torch":
         return 0
-    wanted = {id(_torch_value(v)) for v in variables}
+    wanted = {id(_torch_value(v)) for v in variables if not holds_no_value(v)}
     if not wanted:
         return 0
     rebuilt = 0
@@ -797,10 +802,8 @@ def _trace(
     pairs: set[tuple[int, int]] | None,
 ) -> Trace:
     """Run each target ``(caller id, layer, args, kwargs)`` symbolically; sum the counts."""
-    import warnings
 
     import keras
-    from keras.src import backend
 
     layer_class = keras.Layer
     original = layer_class.__dict__["__call__"]
@@ -840,11 +843,7 @@ def _trace(
             for layer in layers:
                 count_direct_calls(layer)
             for caller, layer, args, kwargs in targets:
-                tracer.start(layer, caller)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    backend.compute_output_spec(layer, *args, **kwargs)
-                total.add(tracer.result(layer), 1)
+                total.add(_traced_run(tracer, caller, layer, args, kwargs), 1)
         except TraceFailed:
             raise
         except Exception as exc:
@@ -856,6 +855,72 @@ def _trace(
             for restore in restores:
                 restore()
     return Trace(calls=total.calls, reads=total.reads)
+
+
+#: Sizes given to unknown dimensions when a backend cannot trace them symbolically.
+_CONCRETE_SIZES = (4, 5)
+
+
+def _traced_run(
+    tracer: _Tracer, caller: int, layer: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> _Tally:
+    """One symbolic run of ``layer``, counted.
+
+    JAX traces an unknown dimension (``None``: batch, sequence length) as a symbolic
+    size, which some layers cannot compare with a number (keras_hub's position
+    embedding asks whether the sequence fits its table: "inconclusive"). Where the
+    symbolic run fails and an input has such a dimension, the run is made at two
+    concrete sizes instead (still no data), and must count the same at both.
+    """
+    import warnings
+
+    from keras.src import backend
+
+    def run(a: tuple[Any, ...], k: dict[str, Any]) -> _Tally:
+        tracer.start(layer, caller)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            backend.compute_output_spec(layer, *a, **k)
+        return tracer.result(layer)
+
+    try:
+        return run(args, kwargs)
+    except TraceFailed:
+        raise
+    except Exception:
+        if not _has_unknown_dimension((args, kwargs)):
+            raise
+        first = sys.exc_info()
+    try:
+        tallies = [run(*_with_size((args, kwargs), size)) for size in _CONCRETE_SIZES]
+    except Exception:
+        raise first[1].with_traceback(first[2]) from None  # type: ignore[union-attr]
+    if any((t.calls, t.reads) != (tallies[0].calls, tallies[0].reads) for t in tallies[1:]):
+        raise TraceFailed("the layers called depend on the input's size")
+    return tallies[0]
+
+
+def _has_unknown_dimension(structure: Any) -> bool:
+    from keras import KerasTensor
+    from keras.src import tree
+
+    return any(
+        isinstance(x, KerasTensor) and None in tuple(x.shape) for x in tree.flatten(structure)
+    )
+
+
+def _with_size(structure: Any, size: int) -> Any:
+    """``structure`` with every unknown dimension of its symbolic tensors set to ``size``."""
+    from keras import KerasTensor
+    from keras.src import tree
+
+    def concrete(x: Any) -> Any:
+        if not isinstance(x, KerasTensor) or None not in tuple(x.shape):
+            return x
+        shape = tuple(size if d is None else d for d in x.shape)
+        return KerasTensor(shape, dtype=x.dtype, sparse=x.sparse)
+
+    return tree.map_structure(concrete, structure)
 
 
 def _failure(exc: Exception) -> str:
