@@ -59,10 +59,11 @@ budgets: $(STAMP)
 fuzz: $(STAMP)
 	$(BIN)/python -m pytest -m fuzz
 
-# Every keras_hub family built offline at tiny size, --load (traced) against a real load
-# (pytest -m families; tens of minutes). make test runs GPT-2, OPT, ALBERT, T5, Whisper.
+# Every keras_hub family built offline at tiny size: --load (traced) against a real load,
+# and the static file against count_params and the trainable split (pytest -m families;
+# tens of minutes). make test runs a few of them (GPT-2, OPT, ALBERT, T5, ViT, Whisper).
 families: $(STAMP)
-	$(BIN)/python -m pytest -m families tests/test_traced.py
+	$(BIN)/python -m pytest $(PARALLEL) -m families tests/test_traced.py tests/test_keras_hub_static.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples

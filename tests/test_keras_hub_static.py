@@ -286,3 +286,79 @@ def test_other_commands_without_keras(
     # diff: calls unknown on both sides, so not everything is compared: exit 1 (docs/cli.md)
     assert done.returncode == (1 if command == "diff" else 0), done.stderr
     assert "internal error" not in done.stderr
+
+
+# -- every family keras_hub builds offline (issue 20) -----------------------------------------
+
+#: In the default run: ViT nests blocks whose names repeat (``transformer_block_1`` under
+#: ``vit_encoder``, once dropped); Whisper pairs an encoder and a decoder and freezes its
+#: encoder position embedding in its constructor, where no config the file holds says so
+#: (once counted trainable). The rest run under ``pytest -m families``.
+EVERY_RUN = {"vit", "whisper"}
+
+#: Families whose variables Keras creates non-trainable inside keras_hub's own layers, where
+#: the file names neither the class nor the variable (numbered ``vars/0``, ``vars/1`` under an
+#: attribute name): their unique counts are right, their trainable split is not yet. Strict:
+#: a family that starts to pass must leave this table.
+TRAINABLE_SPLIT_UNKNOWN = {
+    "clip": "position_ids (a non-trainable index table)",
+    "clip_vision": "position_ids (a non-trainable index table)",
+    "siglip": "position_ids (a non-trainable index table)",
+    "siglip2": "position_ids (a non-trainable index table)",
+    "siglip_text": "position_ids (a non-trainable index table)",
+    "siglip_vision": "position_ids (a non-trainable index table)",
+    "dinov2": "position_embeddings made non-trainable in build",
+    "dinov2_registers": "position_embeddings made non-trainable in build",
+    "efficientnet": "BatchNormalization moving statistics inside keras_hub blocks",
+    "hgnetv2": "BatchNormalization moving statistics inside keras_hub blocks",
+    "mobilenet": "BatchNormalization moving statistics inside keras_hub blocks",
+    "gemma4": "layer_scalar made non-trainable in build",
+    "gemma4_vision": "layer_scalar made non-trainable in build",
+    "moonshine": "rotary inv_freq made non-trainable in build",
+    "smollm3": "rotary inv_freq made non-trainable in build",
+    "sam": "positional_encoding_gaussian_matrix made non-trainable in build",
+}
+
+
+def _every_family() -> list[Any]:
+    import hub_families
+
+    cases = []
+    for variant in hub_families.VARIANTS:
+        marks = () if variant in EVERY_RUN else (pytest.mark.families,)
+        cases.append(pytest.param(variant, None, id=variant, marks=marks))
+        for task_class in hub_families.tasks(variant):
+            cases.append(
+                pytest.param(
+                    variant,
+                    task_class.__name__,
+                    id=f"{variant}-{task_class.__name__}",
+                    marks=(pytest.mark.families,),
+                )
+            )
+    return cases
+
+
+@pytest.mark.parametrize(("variant", "task_name"), _every_family())
+def test_every_family_keeps_every_weight_and_keras_trainable_split(
+    variant: str, task_name: str | None, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    import hub_families
+
+    model = hub_families.backbone(variant)
+    if task_name is not None:
+        if task_name == "PARSeqCausalLM":
+            pytest.skip("PARSeqCausalLM needs its preprocessor (a tokenizer) to build")
+        model = hub_families.task(getattr(keras_hub.models, task_name), model)
+    path = tmp_path / "m.keras"
+    model.save(path)
+    report = read_report(path)
+    assert report.params.unique == model.count_params()
+    # no weight dropped: the shapes the file yields are Keras's, each variable once
+    assert sorted(v.shape for v in report.variables) == sorted(
+        tuple(w.shape) for w in {id(w): w for w in model.weights}.values()
+    )
+    if variant in TRAINABLE_SPLIT_UNKNOWN:  # only the split is expected to fail
+        reason = TRAINABLE_SPLIT_UNKNOWN[variant]
+        request.applymarker(pytest.mark.xfail(reason=f"trainable split: {reason}", strict=True))
+    assert report.params.trainable_unique == _size(model.trainable_weights)
