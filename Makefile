@@ -17,7 +17,7 @@ STAMP  := $(VENV)/.installed
 TF_VERSION := 2.21.*
 KERAS_HUB_VERSION := 0.32.*
 
-.PHONY: demo test budgets fuzz families lint bench clean browser
+.PHONY: demo test budgets targets fuzz families lint bench clean browser
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ browser:
 # Time and memory bounds (machine-dependent, so not part of `make test`); CI runs them.
 budgets: $(STAMP)
 	$(BIN)/python -m pytest -m budget
+
+# Bounds an open issue sets that are not met yet (pytest -m target): run by hand, not by CI.
+targets: $(STAMP)
+	$(BIN)/python -m pytest -m target
 
 # The long runs of the differential fuzzers (pytest -m fuzz; make test runs a few seeds):
 # WEIGHTTIE_USES_SEEDS sets how many models the uses fuzzer builds (default 300, ~4 min).

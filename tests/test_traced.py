@@ -408,7 +408,7 @@ def _over_the_import_floor(*argv: str) -> tuple[float, float]:
     return cpu - floor_cpu, peak - floor_peak
 
 
-@pytest.mark.budget
+@pytest.mark.target
 def test_gpt2_small_is_traced_within_3_seconds_and_500_mb(tmp_path: Path) -> None:
     """GPT-2 small (124 M parameters, 498 MB of weights): a real load took 16 s and 2.1 GB;
     traced, at most 3 s of CPU and 500 MB beyond importing keras_hub."""
@@ -422,7 +422,7 @@ def test_gpt2_small_is_traced_within_3_seconds_and_500_mb(tmp_path: Path) -> Non
     assert cpu <= 3.0 and peak <= 500, (cpu, peak)
 
 
-@pytest.mark.budget
+@pytest.mark.target
 def test_a_1_7b_preset_is_traced_within_5_seconds_and_1_gb(tmp_path: Path) -> None:
     """benchmarks/synthetic_llm.py's 1.72 B-parameter GPT-2 preset (6.9 GB declared in sparse
     shards): at most 5 s of CPU and 1 GB beyond importing keras_hub; nothing grows with

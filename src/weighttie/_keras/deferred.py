@@ -103,7 +103,12 @@ class _Guarded:
                 f"the value of {self.variable.path!r} {tuple(shape)} was read outside a "
                 "symbolic call"
             )
-        return self.initializer(shape, dtype=dtype, **kwargs)
+        # A placeholder of the shape: zeros cost one op where a random initializer
+        # builds several (the symbolic pass reads every variable, so this is most of
+        # what --load costs beyond the call itself).
+        import keras
+
+        return keras.ops.zeros(tuple(shape), dtype=dtype or keras.config.floatx())
 
     def get_config(self) -> Any:  # an initializer's own config, if asked
         return getattr(self.initializer, "get_config", dict)()
