@@ -177,7 +177,7 @@ def _tf_keras_shapes(model: Any) -> dict[str, list[Shape]]:
     }
 
 
-def _path_name(name: str) -> str:
+def path_name(name: str) -> str:
     return name.replace("%", "%25").replace("/", "%2F") if "/" in name else name
 
 
@@ -194,7 +194,7 @@ def test_keras2_applications_shapes_equal_tf_keras(name: str, tmp_path: Path) ->
     outputs: dict[str, Shape | None] = {}
     unknown, wrong = [], []
     for layer in model.layers:
-        row = static.layer(_path_name(layer.name))
+        row = static.layer(path_name(layer.name))
         assert row.name == layer.name
         if layer.name not in expected:
             continue

@@ -59,9 +59,9 @@ class _PathTie:
 
 
 def _layers_by_path(model: Any) -> dict[str, Any]:
-    from weighttie.walk import _walk
+    from weighttie.walk import layers_by_path
 
-    return {path: visited.layer for path, visited in _walk(model).visited.items()}
+    return layers_by_path(model)
 
 
 def _resolve(tie: FileTie, layers: dict[str, Any], file: str) -> _PathTie:

@@ -39,7 +39,7 @@ from weighttie.report import (
 )
 from weighttie.tie_record import declared_ties
 
-__all__ = ["analyze", "model_facts", "node_input", "node_output"]
+__all__ = ["analyze", "layers_by_path", "model_facts", "node_input", "node_output"]
 
 
 @dataclass
@@ -195,6 +195,11 @@ def _walk(model: Any) -> _Walk:
     walk = _Walk(model)
     walk.run()
     return walk
+
+
+def layers_by_path(model: Any) -> dict[str, Any]:
+    """Every layer occurrence of ``model`` by its report path (the model's rows' paths)."""
+    return {path: visited.layer for path, visited in _walk(model).visited.items()}
 
 
 def _keras_own(layer: Any) -> bool:

@@ -24,26 +24,28 @@ from weighttie.facts import join_path
 from weighttie.layers import is_builtin, output_shapes
 from weighttie.report import CallNode, InboundRef, Shape
 from weighttie.static.config_graph import (
-    _Call,
-    _input_layer_shape,
-    _is_index,
-    _is_model,
-    _keras2_end_offsets,
-    _layer_entries,
-    _level_calls,
-    _path_name,
+    ConfigCall,
+    input_layer_shape,
+    is_index,
+    is_model_entry,
+    keras2_end_offsets,
+    layer_entries,
+    level_calls,
+    path_name,
 )
+
+__all__ = ["Shapes", "graph_nodes", "model_ends"]
 
 #: Shapes found per call: (layer name, call index) → one shape (or None) per tensor.
 _Found = dict[tuple[str, int], list[Shape | None]]
 _Memo = dict[tuple[int, tuple[Shape | None, ...]], tuple[Shape | None, ...] | None]
 
 
-def _graph_nodes(
+def graph_nodes(
     level: list[tuple[str, dict[str, Any]]],
     parent: str,
     sequential: bool,
-    shapes: _Shapes,
+    shapes: Shapes,
     depth: int,
     ends: list[tuple[str, int, int]] | None = None,
 ) -> dict[str, tuple[CallNode, ...]]:
@@ -53,9 +55,9 @@ def _graph_nodes(
     shapes of their outputs up to ``shapes.max_depth``). ``ends``: the level's
     model outputs (``output_layers``), which name tensors no layer consumes.
     """
-    calls, order = _level_calls(level, parent, sequential, shapes.where)
+    calls, order = level_calls(level, parent, sequential, shapes.where)
     if shapes.keras2 and ends:
-        ends = _keras2_end_offsets(level, ends)
+        ends = keras2_end_offsets(level, ends)
     inputs, outputs = _level_shapes(level, calls, order, None, shapes, depth, ends or [])
     result = {}
     for name, layer_calls in calls.items():
@@ -63,7 +65,7 @@ def _graph_nodes(
             CallNode(
                 index=index,
                 inbound=tuple(
-                    InboundRef(join_path(parent, _path_name(s)), n, t) for s, n, t in call.inbound
+                    InboundRef(join_path(parent, path_name(s)), n, t) for s, n, t in call.inbound
                 ),
                 input_shapes=tuple(inputs[(name, index)]),
                 output_shapes=tuple(outputs[(name, index)]),
@@ -73,7 +75,7 @@ def _graph_nodes(
     return result
 
 
-class _Shapes:
+class Shapes:
     """What finding shapes needs across one file: its name for messages, its Keras
     generation, how deep nested models may be entered, and a budget of calls that
     entering them may visit.
@@ -92,10 +94,10 @@ class _Shapes:
 
 def _level_shapes(
     level: list[tuple[str, dict[str, Any]]],
-    calls: dict[str, list[_Call]],
+    calls: dict[str, list[ConfigCall]],
     order: list[tuple[str, int]],
     inputs_given: dict[str, Shape | None] | None,
-    shapes: _Shapes,
+    shapes: Shapes,
     depth: int = 0,
     ends: list[tuple[str, int, int]] | None = None,
 ) -> tuple[_Found, _Found]:
@@ -114,7 +116,7 @@ def _level_shapes(
     for name, entry in level:
         if entry.get("class_name") == "InputLayer":
             stated[(name, 0)] = {
-                0: _input_layer_shape(entry) if inputs_given is None else inputs_given.get(name)
+                0: input_layer_shape(entry) if inputs_given is None else inputs_given.get(name)
             }
     if inputs_given is None:  # what the consumers of each (layer, call, tensor) say it is
         for layer_calls in calls.values():
@@ -149,7 +151,7 @@ def _level_shapes(
     return inputs, outputs
 
 
-def _padded(shapes: list[Shape | None], call: _Call) -> list[Shape | None]:
+def _padded(shapes: list[Shape | None], call: ConfigCall) -> list[Shape | None]:
     return (shapes + [None] * len(call.inbound))[: len(call.inbound)]
 
 
@@ -163,10 +165,10 @@ def _tensor_shape(outputs: _Found, ref: tuple[str, int, int]) -> Shape | None:
 
 
 def _call_outputs(
-    entry: dict[str, Any], call: _Call, found: list[Shape | None], shapes: _Shapes, depth: int
+    entry: dict[str, Any], call: ConfigCall, found: list[Shape | None], shapes: Shapes, depth: int
 ) -> tuple[Shape | None, ...] | None:
     """The output shapes the rules give for one call (None: not known)."""
-    if _is_model(entry):
+    if is_model_entry(entry):
         return _model_outputs(entry, found, shapes, depth + 1)
     config = entry.get("config")
     if not is_builtin(entry) or not isinstance(config, dict):
@@ -178,7 +180,7 @@ def _call_outputs(
 
 
 def _model_outputs(
-    entry: dict[str, Any], found: list[Shape | None], shapes: _Shapes, depth: int
+    entry: dict[str, Any], found: list[Shape | None], shapes: Shapes, depth: int
 ) -> tuple[Shape | None, ...] | None:
     """The shapes of a nested model's outputs when called on inputs of shapes ``found``."""
     key = (id(entry), tuple(found))
@@ -188,9 +190,9 @@ def _model_outputs(
     if depth > shapes.max_depth:
         return None
     try:
-        level = _layer_entries(entry, shapes.where, shapes.keras2)
+        level = layer_entries(entry, shapes.where, shapes.keras2)
         sequential = entry.get("class_name") == "Sequential"
-        calls, order = _level_calls(level, "", sequential, shapes.where)
+        calls, order = level_calls(level, "", sequential, shapes.where)
     except FileFormatError:  # reported where the reader reaches that level
         return None
     config = entry["config"]
@@ -202,7 +204,7 @@ def _model_outputs(
         inputs = _refs(config.get("input_layers"))
         ends = _refs(config.get("output_layers"))
         if shapes.keras2:
-            ends = _keras2_end_offsets(level, ends)
+            ends = keras2_end_offsets(level, ends)
     if not inputs or not ends or len(inputs) != len(found):
         return None
     built = []
@@ -210,7 +212,7 @@ def _model_outputs(
         input_entry = dict(level).get(name)
         if input_entry is None:
             return None
-        built.append(_input_layer_shape(input_entry))
+        built.append(input_layer_shape(input_entry))
     given = (
         None if built == found else {name: s for (name, _, _), s in zip(inputs, found, strict=True)}
     )
@@ -247,8 +249,8 @@ def _refs(value: Any) -> list[tuple[str, int, int]]:
             isinstance(item, list)
             and len(item) == 3
             and isinstance(item[0], str)
-            and _is_index(item[1])
-            and _is_index(item[2])
+            and is_index(item[1])
+            and is_index(item[2])
         ):
             found.append((item[0], item[1], item[2]))
         elif isinstance(item, list):

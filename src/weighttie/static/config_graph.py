@@ -17,6 +17,19 @@ from weighttie.errors import FileFormatError
 from weighttie.facts import join_path
 from weighttie.report import Shape
 
+__all__ = [
+    "ConfigCall",
+    "entry_layer_name",
+    "entry_trainable",
+    "input_layer_shape",
+    "is_index",
+    "is_model_entry",
+    "keras2_end_offsets",
+    "layer_entries",
+    "level_calls",
+    "path_name",
+]
+
 
 def _shape(value: Any) -> Shape | None:
     if not isinstance(value, list | tuple):
@@ -50,13 +63,13 @@ def _keras_tensors(value: Any) -> Iterator[dict[str, Any]]:
             stack.extend(reversed(item))
 
 
-def _is_index(value: Any) -> bool:
+def is_index(value: Any) -> bool:
     """A node or tensor index: a non-negative int (JSON ``false`` is not 0)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 @dataclass
-class _Call:
+class ConfigCall:
     """One call as the config records it.
 
     ``inbound`` lists every tensor the call receives, as ``tree.flatten((args,
@@ -74,7 +87,7 @@ class _Call:
     constants: dict[int, Shape | None] = field(default_factory=dict)
 
 
-def _calls(entry: dict[str, Any], where: str = "config.json") -> list[_Call]:
+def _calls(entry: dict[str, Any], where: str = "config.json") -> list[ConfigCall]:
     """The calls a layer entry records (Keras 3 dict nodes or Keras 2 list nodes)."""
     nodes = entry.get("inbound_nodes")
     if not isinstance(nodes, list):
@@ -90,16 +103,18 @@ def _calls(entry: dict[str, Any], where: str = "config.json") -> list[_Call]:
                     isinstance(history, list)
                     and len(history) == 3
                     and isinstance(history[0], str)
-                    and all(_is_index(h) for h in history[1:])
+                    and all(is_index(h) for h in history[1:])
                 ):
                     raise FileFormatError(
-                        f"{where}: an input of layer {_layer_name(entry)!r} has a malformed "
+                        f"{where}: an input of layer {entry_layer_name(entry)!r} has a malformed "
                         f"keras_history {str(history)[:60]!r}; expected [layer, call, tensor]"
                     )
                 inbound.append((history[0], history[1], history[2]))
                 shapes.append(_shape(tensor.get("shape")))
             kwargs = node.get("kwargs")
-            calls.append(_Call(inbound, shapes, kwargs=kwargs if isinstance(kwargs, dict) else {}))
+            calls.append(
+                ConfigCall(inbound, shapes, kwargs=kwargs if isinstance(kwargs, dict) else {})
+            )
         elif isinstance(node, list):  # Keras 2: [[name, node_index, tensor_index, kwargs], ...]
             calls.append(_keras2_call(node))
     return calls
@@ -116,10 +131,10 @@ def _keras2_ref(value: Any) -> bool:
         return False
     if len(value) == 4 and not isinstance(value[3], dict):
         return False
-    return value[0] == _CONSTANT or (_is_index(value[1]) and _is_index(value[2]))
+    return value[0] == _CONSTANT or (is_index(value[1]) and is_index(value[2]))
 
 
-def _keras2_call(node: list[Any]) -> _Call:
+def _keras2_call(node: list[Any]) -> ConfigCall:
     """One Keras 2 call: its first argument's references (a list of them, or, for an op
     layer's single tensor, the reference itself), then the tensors among its kwargs.
 
@@ -134,7 +149,7 @@ def _keras2_call(node: list[Any]) -> _Call:
             refs.append(item)
         elif isinstance(item, list):
             stack.extend(reversed(item))
-    call = _Call([], [], keras2=True)
+    call = ConfigCall([], [], keras2=True)
     for ref in refs:
         if ref[0] == _CONSTANT:
             call.constants[len(call.inbound) + len(call.constants)] = _constant_shape(ref[2])
@@ -181,7 +196,7 @@ def _constant_shape(value: Any) -> Shape | None:
 
 def _skips_first_node(entry: dict[str, Any]) -> bool:
     """Keras 2 numbers a nested model's calls from 1: call 0 is the model's own construction."""
-    if not _is_model(entry):
+    if not is_model_entry(entry):
         return False
     layers = entry["config"]["layers"]
     return (
@@ -190,7 +205,7 @@ def _skips_first_node(entry: dict[str, Any]) -> bool:
 
 
 def _keras2_node_offsets(
-    level: list[tuple[str, dict[str, Any]]], calls: dict[str, list[_Call]]
+    level: list[tuple[str, dict[str, Any]]], calls: dict[str, list[ConfigCall]]
 ) -> None:
     """Renumber Keras 2 references to nested models' calls from 0, as Keras 3 numbers them."""
     skipping = {name for name, entry in level if _skips_first_node(entry)}
@@ -204,7 +219,7 @@ def _keras2_node_offsets(
                 ]
 
 
-def _keras2_end_offsets(
+def keras2_end_offsets(
     level: list[tuple[str, dict[str, Any]]], ends: list[tuple[str, int, int]]
 ) -> list[tuple[str, int, int]]:
     """A Keras 2 model's output references renumbered as its calls' are
@@ -215,7 +230,7 @@ def _keras2_end_offsets(
 
 
 def _numbers_across_models(
-    level: list[tuple[str, dict[str, Any]]], calls: dict[str, list[_Call]]
+    level: list[tuple[str, dict[str, Any]]], calls: dict[str, list[ConfigCall]]
 ) -> None:
     """Renumber references Keras 3.0 and 3.1 wrote with a nested model's call numbers
     across every model that calls it: a nested model called inside another nested
@@ -224,7 +239,7 @@ def _numbers_across_models(
     model as it lists calls, some past them, they are taken in order for its calls
     (Keras numbers calls in the order they are made); any other reference past a
     layer's calls is left to be refused as damaged."""
-    models = {name for name, entry in level if _is_model(entry)}
+    models = {name for name, entry in level if is_model_entry(entry)}
     used: dict[str, set[int]] = {}
     for layer_calls in calls.values():
         for call in layer_calls:
@@ -242,14 +257,14 @@ def _numbers_across_models(
                 ]
 
 
-def _input_layer_shape(entry: dict[str, Any]) -> Shape | None:
+def input_layer_shape(entry: dict[str, Any]) -> Shape | None:
     config = entry.get("config")
     if not isinstance(config, dict):
         return None
     return _shape(config.get("batch_shape", config.get("batch_input_shape")))
 
 
-def _layer_name(entry: dict[str, Any]) -> str | None:
+def entry_layer_name(entry: dict[str, Any]) -> str | None:
     config = entry.get("config")
     if isinstance(config, dict) and isinstance(config.get("name"), str):
         return str(config["name"])
@@ -259,17 +274,17 @@ def _layer_name(entry: dict[str, Any]) -> str | None:
 
 def _model_words(entry: dict[str, Any]) -> str:
     """How a message names a model: ``model 'tower'``, or ``a model without a name``."""
-    name = _layer_name(entry)
+    name = entry_layer_name(entry)
     return f"model {name!r}" if name is not None else "a model without a name"
 
 
-def _layer_entries(
+def layer_entries(
     model_entry: dict[str, Any], where: str = "config.json", keras2: bool = False
 ) -> list[tuple[str, dict[str, Any]]]:
     """The layers a model config lists, checked: each an object with a unique name and a class.
 
     Keras 3 refuses ``/`` in a layer's name; Keras 2 (``keras2``) allows it
-    (tf_keras DenseNet's ``conv1/conv``): see :func:`_path_name`.
+    (tf_keras DenseNet's ``conv1/conv``): see :func:`path_name`.
     """
     inner = model_entry.get("config")
     layers = inner.get("layers") if isinstance(inner, dict) else None
@@ -283,24 +298,24 @@ def _layer_entries(
                 f"{where}: layer {i} of {_model_words(model_entry)} is "
                 f"{type(entry).__name__}, expected an object"
             )
-        name = _layer_name(entry)
+        name = entry_layer_name(entry)
         if name is None or not name or ("/" in name and not keras2):
             raise FileFormatError(
                 f"{where}: layer {i} of {_model_words(model_entry)} has no valid name"
             )
         if not isinstance(entry.get("class_name"), str):
             raise FileFormatError(f"{where}: layer {name!r} has no class_name")
-        if name in seen or _path_name(name) in seen:
+        if name in seen or path_name(name) in seen:
             raise FileFormatError(
                 f"{where}: {_model_words(model_entry)} has two layers named {name!r}"
             )
         seen.add(name)
-        seen.add(_path_name(name))
+        seen.add(path_name(name))
         result.append((name, entry))
     return result
 
 
-def _path_name(name: str) -> str:
+def path_name(name: str) -> str:
     """A layer's name as one step of a path: a Keras 2 name holding ``/`` has it written
     ``%2F`` (and ``%`` written ``%25``) so that the path still parts at layers; other
     names are kept as they are."""
@@ -309,41 +324,41 @@ def _path_name(name: str) -> str:
     return name.replace("%", "%25").replace("/", "%2F")
 
 
-def _is_model(entry: dict[str, Any]) -> bool:
+def is_model_entry(entry: dict[str, Any]) -> bool:
     config = entry.get("config")
     return isinstance(config, dict) and isinstance(config.get("layers"), list)
 
 
-def _trainable(entry: dict[str, Any]) -> bool:
+def entry_trainable(entry: dict[str, Any]) -> bool:
     config = entry.get("config")
     return not (isinstance(config, dict) and config.get("trainable") is False)
 
 
-def _level_calls(
+def level_calls(
     level: list[tuple[str, dict[str, Any]]], parent: str, sequential: bool, where: str
-) -> tuple[dict[str, list[_Call]], list[tuple[str, int]]]:
+) -> tuple[dict[str, list[ConfigCall]], list[tuple[str, int]]]:
     """Every call at one graph level, checked (:func:`_check_wiring`), and the calls in
     an order where each comes after those it takes inputs from."""
-    calls: dict[str, list[_Call]] = {}
+    calls: dict[str, list[ConfigCall]] = {}
     if sequential:
         previous: tuple[str, Shape | None] | None = None
         for name, entry in level:
             if entry.get("class_name") == "InputLayer":
-                calls[name] = [_Call([], [])]
-                previous = (name, _input_layer_shape(entry))
+                calls[name] = [ConfigCall([], [])]
+                previous = (name, input_layer_shape(entry))
                 continue
             build = entry.get("build_config")
             shape = _shape(build.get("input_shape")) if isinstance(build, dict) else None
             if previous is None:
-                calls[name] = [_Call([], [shape or _input_layer_shape(entry)])]
+                calls[name] = [ConfigCall([], [shape or input_layer_shape(entry)])]
             else:
-                calls[name] = [_Call([(previous[0], 0, 0)], [shape or previous[1]])]
+                calls[name] = [ConfigCall([(previous[0], 0, 0)], [shape or previous[1]])]
             previous = (name, None)
     else:
         for name, entry in level:
             calls[name] = _calls(entry, where)
             if entry.get("class_name") == "InputLayer" and not calls[name]:
-                calls[name] = [_Call([], [])]
+                calls[name] = [ConfigCall([], [])]
 
     _keras2_node_offsets(level, calls)
     _numbers_across_models(level, calls)
@@ -351,7 +366,7 @@ def _level_calls(
 
 
 def _check_wiring(
-    calls: dict[str, list[_Call]], parent: str, where_file: str
+    calls: dict[str, list[ConfigCall]], parent: str, where_file: str
 ) -> list[tuple[str, int]]:
     """Every input names a call that exists, and no call depends on itself; returns the
     calls in topological order (each after the calls it takes inputs from)."""

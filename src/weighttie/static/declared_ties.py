@@ -10,15 +10,15 @@ from weighttie.errors import TieError
 from weighttie.facts import ROOT, RawDifferingTie, RawLayer, RawVariable
 from weighttie.io.config_json import iter_layer_configs
 from weighttie.report import Tie
-from weighttie.static.rows import _Reader
-from weighttie.static.values import _Values
+from weighttie.static.rows import Reader
+from weighttie.static.values import Values
 from weighttie.tie_record import file_ties, pair_variables
 
 __all__ = ["apply_ties"]
 
 
 def apply_ties(
-    reader: _Reader, config: dict[str, Any], values: _Values
+    reader: Reader, config: dict[str, Any], values: Values
 ) -> tuple[list[Tie], list[RawDifferingTie]]:
     """Merge the variables of each declared tie's target into its source's, as load_model binds.
 
@@ -85,7 +85,7 @@ def apply_ties(
 class _FileRows:
     """A file's layer rows as :func:`~weighttie.tie_record.pair_variables` sees them."""
 
-    def __init__(self, reader: _Reader) -> None:
+    def __init__(self, reader: Reader) -> None:
         self.reader = reader
         self.rows = {row.path: row for row in reader.rows}
         self.children: dict[str, list[str]] = {}

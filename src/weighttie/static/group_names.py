@@ -21,11 +21,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from weighttie.layers import cell_name
-from weighttie.static.config_graph import _layer_name
+from weighttie.static.config_graph import entry_layer_name
 from weighttie.static.keras_hub import snake_case
 
+__all__ = ["holds_variables", "list_group_keys", "sublayer_name"]
+
 if TYPE_CHECKING:
-    from weighttie.static.h5_tree import _Group
+    from weighttie.static.h5_tree import H5Group
 
 
 def list_group_keys(level: list[tuple[str, dict[str, Any]]], sequential: bool) -> dict[str, str]:
@@ -53,7 +55,7 @@ def list_group_keys(level: list[tuple[str, dict[str, Any]]], sequential: bool) -
 
 
 def _prefixed(prefix: str, config: Any) -> str | None:
-    name = _layer_name(config) if isinstance(config, dict) else None
+    name = entry_layer_name(config) if isinstance(config, dict) else None
     if name is None:
         return None
     return name if name.startswith(prefix) else prefix + name
@@ -68,17 +70,17 @@ def sublayer_name(parent_class: str, parent_config: dict[str, Any], key: str) ->
         return cell
     if parent_class == "Bidirectional" and key in ("forward_layer", "backward_layer"):
         own = parent_config.get("backward_layer") if key == "backward_layer" else None
-        if isinstance(own, dict) and _layer_name(own) is not None:
-            return str(_layer_name(own))
+        if isinstance(own, dict) and entry_layer_name(own) is not None:
+            return str(entry_layer_name(own))
         prefix = "forward_" if key == "forward_layer" else "backward_"
         return _prefixed(prefix, parent_config.get("layer")) or key
     layer = parent_config.get("layer")
     if key == "layer" and isinstance(layer, dict):
-        return _layer_name(layer) or key
+        return entry_layer_name(layer) or key
     return key
 
 
-def holds_variables(group: _Group) -> bool:
+def holds_variables(group: H5Group) -> bool:
     """Whether a group or any group below it holds a variable."""
     stack = [group]
     while stack:

@@ -15,6 +15,20 @@ from weighttie.errors import FileFormatError, LimitError
 from weighttie.io.hdf5_guard import Heaps
 from weighttie.limits import Limits
 
+__all__ = [
+    "H5_SECONDS",
+    "H5_SECONDS_PER_OBJECT",
+    "NOT_LAYERS",
+    "Collected",
+    "H5Group",
+    "attr_text",
+    "collect_h5",
+    "h5_errors",
+    "link_groups",
+    "read_group",
+    "walk_h5",
+]
+
 #: Time allowed to walk a weights file: a base plus a share per object visited.
 H5_SECONDS = 5.0
 H5_SECONDS_PER_OBJECT = 0.002
@@ -147,7 +161,7 @@ def _text(raw: bytes | str) -> str:
     return raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
 
 
-def _attr_text(value: Any) -> str | None:
+def attr_text(value: Any) -> str | None:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return value if isinstance(value, str) else None
@@ -184,7 +198,7 @@ def _check_dataset(dataset: Any, name: str, where: str) -> None:
             )
 
 
-def _walk_h5(
+def walk_h5(
     h5: Any,
     where: str,
     limits: Limits,
@@ -250,7 +264,7 @@ def _walk_h5(
 
 
 @contextmanager
-def _h5_errors(path: str, what: str) -> Iterator[None]:
+def h5_errors(path: str, what: str) -> Iterator[None]:
     """HDF5 reports damage with many exception types; turn each into one clear error."""
     try:
         yield
@@ -263,7 +277,7 @@ def _h5_errors(path: str, what: str) -> Iterator[None]:
 
 
 @dataclass
-class _Group:
+class H5Group:
     """One saveable in model.weights.h5: its variables and its child saveables.
 
     ``key`` is the saveable's own group name: an attribute's name, or for a layer
@@ -273,8 +287,8 @@ class _Group:
 
     name: str | None
     variables: list[tuple[str, tuple[int, ...], str]] = field(default_factory=list)
-    layers: list[_Group] = field(default_factory=list)  # under "layers/" (models)
-    attributes: dict[str, _Group] = field(default_factory=dict)  # other child saveables
+    layers: list[H5Group] = field(default_factory=list)  # under "layers/" (models)
+    attributes: dict[str, H5Group] = field(default_factory=dict)  # other child saveables
     key: str = ""
 
 
@@ -293,7 +307,7 @@ class _HardLinks:
 
 
 @dataclass
-class _Collected:
+class Collected:
     """What one walk of a weights file found, before the tree is linked: group paths
     (with each group's own key), the ``vars`` groups' layer names, and the datasets."""
 
@@ -306,7 +320,7 @@ class _Collected:
     aliases: dict[str, str] = field(default_factory=dict)
     hard: _HardLinks = field(default_factory=_HardLinks)
 
-    def merge(self, other: _Collected, where: str) -> None:
+    def merge(self, other: Collected, where: str) -> None:
         """Add another file's part of one tree (a shard): a dataset may be in one file only."""
         for name, key in other.groups.items():
             self.groups.setdefault(name, key)
@@ -323,15 +337,15 @@ class _Collected:
         self.aliases.update(other.aliases)  # a hard link stays inside its file
 
 
-def _collect(
+def collect_h5(
     h5: Any,
     where: str,
     limits: Limits,
     handles: dict[str, Any] | None = None,
     prefix: str = "",
     heaps: Heaps | None = None,
-) -> _Collected:
-    """Walk one weights file (checked as :func:`_walk_h5` checks it), its paths below
+) -> Collected:
+    """Walk one weights file (checked as :func:`walk_h5` checks it), its paths below
     ``prefix`` (``"layers/bert_backbone/"``: a backbone's file inside its task).
 
     With ``heaps`` (a file opened by :func:`~weighttie.io.hdf5_guard.open_h5_deferred`),
@@ -342,7 +356,7 @@ def _collect(
     import numpy as np
     from h5py import h5a, h5o
 
-    found = _Collected()
+    found = Collected()
     if prefix:
         found.groups[prefix[:-1]] = prefix[:-1].rpartition("/")[2]
     names: list[tuple[str, Any]] = []  # (path, the vars group) whose name is to be read
@@ -393,7 +407,7 @@ def _collect(
         elif last != "layers":
             found.groups[prefix + name] = last
 
-    _walk_h5(h5, where, limits, on_dataset, on_group, found.hard)
+    walk_h5(h5, where, limits, on_dataset, on_group, found.hard)
     if heaps is not None:
         headers = [h5o.get_info(obj).addr for _, obj in [*names, *tagged]]
         heaps.check(None if whole else headers)
@@ -405,7 +419,7 @@ def _collect(
     return found
 
 
-def _other_names(h5: Any, where: str, found: _Collected, prefix: str) -> None:
+def _other_names(h5: Any, where: str, found: Collected, prefix: str) -> None:
     """Find the other names of the datasets hard linked more than once in the ``vars``
     groups (``found.hard``), and record each as an alias of the name the walk saw.
 
@@ -465,23 +479,23 @@ def _opaque_dtype(stored: str, attribute: Any) -> str | None:
     return None
 
 
-def _read_group(
+def read_group(
     h5: Any,
     where: str,
     limits: Limits,
     handles: dict[str, Any] | None = None,
     heaps: Heaps | None = None,
-) -> _Group:
+) -> H5Group:
     """Read the tree of saveables in model.weights.h5: names, variable shapes and dtypes."""
-    return _link(_collect(h5, where, limits, handles, heaps=heaps))
+    return link_groups(collect_h5(h5, where, limits, handles, heaps=heaps))
 
 
-def _link(found: _Collected) -> _Group:
+def link_groups(found: Collected) -> H5Group:
     """The tree of saveables of what one or more walks found."""
-    root = _Group(name=None)
-    groups: dict[str, _Group] = {"": root}
+    root = H5Group(name=None)
+    groups: dict[str, H5Group] = {"": root}
     for name, key in found.groups.items():
-        groups[name] = _Group(name=None, key=key)
+        groups[name] = H5Group(name=None, key=key)
     # Link each saveable group to its parent: "a/layers/b" is a layer of "a",
     # "a/cell" an attribute of "a".
     for name in sorted(groups, key=lambda n: (n.count("/"), n)):

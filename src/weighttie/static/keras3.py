@@ -30,20 +30,22 @@ from weighttie.layers import (
 )
 from weighttie.limits import Limits
 from weighttie.report import CallNode, ModelInfo, Source
-from weighttie.static.call_shapes import _graph_nodes, _Shapes, model_ends
+from weighttie.static.call_shapes import Shapes, graph_nodes, model_ends
 from weighttie.static.config_graph import (
-    _is_model,
-    _layer_entries,
-    _layer_name,
-    _trainable,
+    entry_layer_name,
+    entry_trainable,
+    is_model_entry,
+    layer_entries,
 )
 from weighttie.static.declared_ties import apply_ties
 from weighttie.static.group_names import holds_variables, list_group_keys, sublayer_name
-from weighttie.static.h5_tree import _Group, _h5_errors, _read_group
+from weighttie.static.h5_tree import H5Group, h5_errors, read_group
 from weighttie.static.keras_hub import GraphlessConfig, graphless_notes
 from weighttie.static.reached_again import layer_references, resolve
-from weighttie.static.rows import Place, Unsaved, _Reader, opaque_notes
-from weighttie.static.values import _value_access, _Values
+from weighttie.static.rows import Place, Reader, Unsaved, opaque_notes
+from weighttie.static.values import Values, value_access
+
+__all__ = ["facts_of_config", "keras_facts", "open_keras"]
 
 
 @contextmanager
@@ -68,19 +70,19 @@ def open_keras(
                 f"{path!r} has no model.weights.h5; expected a .keras archive written by "
                 "Keras 3 (config.json, metadata.json, model.weights.h5)"
             )
-        with archive.weights_deferred() as (h5, heaps), _h5_errors(path, WEIGHTS):
+        with archive.weights_deferred() as (h5, heaps), h5_errors(path, WEIGHTS):
             handles: dict[str, Any] = {}
-            group = _read_group(h5, where, limits, handles if findings else None, heaps)
-            values = _Values(h5, handles, where)
-            yield config, _keras_facts(path, config, metadata, group, values, limits, findings)
+            group = read_group(h5, where, limits, handles if findings else None, heaps)
+            values = Values(h5, handles, where)
+            yield config, facts_of_config(path, config, metadata, group, values, limits, findings)
 
 
-def _keras_facts(
+def facts_of_config(
     path: str,
     config: dict[str, Any],
     metadata: dict[str, Any],
-    group: _Group,
-    values: _Values,
+    group: H5Group,
+    values: Values,
     limits: Limits,
     findings: bool,
     config_name: str = "config.json",
@@ -90,24 +92,24 @@ def _keras_facts(
     Declared ties' copies are always compared (a tie is bound only if they agree);
     other values are read only for ``findings``.
     """
-    reader = _Reader(repr(path), limits)
+    reader = Reader(repr(path), limits)
     notes: tuple[str, ...] = ()
     class_name = str(config.get("class_name", UNKNOWN_CLASS))
-    name = _layer_name(config) or group.name or "model"  # a subclassed model: the weights say
-    root_trainable = _trainable(config)
+    name = entry_layer_name(config) or group.name or "model"  # a subclassed model: the weights say
+    root_trainable = entry_trainable(config)
     reader.add(
         ROOT,
         name,
         class_name,
         None,
-        True,
-        None,
-        group.variables,
-        [str(i) for i in range(len(group.variables))],
-        root_trainable,
+        is_model=True,
+        nodes=None,
+        variables=group.variables,
+        names=[str(i) for i in range(len(group.variables))],
+        trainable=root_trainable,
     )
-    if _is_model(config):
-        shapes = _Shapes(f"{path!r}: {config_name}", False, limits.depth, limits.calls)
+    if is_model_entry(config):
+        shapes = Shapes(f"{path!r}: {config_name}", False, limits.depth, limits.calls)
         _keras_model(reader, config, group, ROOT, root_trainable, 0, shapes)
     elif class_name in MODEL_CLASSES:
         raise FileFormatError(
@@ -142,25 +144,25 @@ def _keras_facts(
         variables=tuple(reader.variables.values()),
         ties=tuple(ties),
         differing_ties=tuple(differing),
-        access=_value_access(reader, values if findings else None),
+        access=value_access(reader, values if findings else None),
         calls_note=next(iter(reader.calls_notes), None),
     )
 
 
 def _keras_model(
-    reader: _Reader,
+    reader: Reader,
     entry: dict[str, Any],
-    group: _Group | None,
+    group: H5Group | None,
     path: str,
     trainable: bool,
     depth: int,
-    shapes: _Shapes,
+    shapes: Shapes,
 ) -> None:
     reader.check_depth(depth, "config.json nests models")
-    level = _layer_entries(entry, shapes.where)
+    level = layer_entries(entry, shapes.where)
     sequential = entry.get("class_name") == "Sequential"
-    nodes = _graph_nodes(level, path, sequential, shapes, depth, model_ends(entry))
-    by_name: dict[str, _Group] = {}
+    nodes = graph_nodes(level, path, sequential, shapes, depth, model_ends(entry))
+    by_name: dict[str, H5Group] = {}
     if group is not None:
         for child in [*group.layers, *group.attributes.values()]:
             if child.name is not None:
@@ -179,22 +181,22 @@ def _keras_model(
             child_path,
             path,
             nodes.get(name, ()),
-            trainable and _trainable(child_entry),
+            trainable and entry_trainable(child_entry),
             depth + 1,
             shapes,
         )
 
 
 def _keras_layer(
-    reader: _Reader,
+    reader: Reader,
     entry: dict[str, Any],
-    group: _Group | None,
+    group: H5Group | None,
     path: str,
     parent: str,
     nodes: tuple[CallNode, ...] | None,
     trainable: bool,
     depth: int,
-    shapes: _Shapes,
+    shapes: Shapes,
 ) -> None:
     class_name = str(entry.get("class_name", UNKNOWN_CLASS))
     config: dict[str, Any] = entry["config"] if isinstance(entry.get("config"), dict) else {}
@@ -205,19 +207,19 @@ def _keras_layer(
         path.rsplit("/", 1)[-1],
         class_name,
         parent,
-        _is_model(entry),
-        nodes,
-        variables,
-        variable_names(class_name, config, len(variables)),
-        trainable,
+        is_model=is_model_entry(entry),
+        nodes=nodes,
+        variables=variables,
+        names=variable_names(class_name, config, len(variables)),
+        trainable=trainable,
     )
     name = path.rsplit("/", 1)[-1]
-    built = _is_model(entry) or "build_config" in entry
+    built = is_model_entry(entry) or "build_config" in entry
     if group is None:
         reader.unsaved.append(Unsaved(Place.ROW, path, parent, name, class_name, built, config))
     else:
         reader.saved.add(path)
-    if _is_model(entry):
+    if is_model_entry(entry):
         _keras_model(reader, entry, group, path, trainable, depth, shapes)
     elif group is not None:
         known = is_builtin(entry) and runs_sublayers_once(class_name)
@@ -255,8 +257,8 @@ def _keras_layer(
 
 
 def _sublayers(
-    reader: _Reader,
-    group: _Group,
+    reader: Reader,
+    group: H5Group,
     class_name: str,
     config: dict[str, Any],
     path: str,
@@ -306,12 +308,12 @@ def _sublayers(
             name,
             sub_class,
             path,
-            graphless is not None and bool(child.layers),
-            None,
-            child.variables,
-            names,
-            sub_trainable,
-            calls_known,
+            is_model=graphless is not None and bool(child.layers),
+            nodes=None,
+            variables=child.variables,
+            names=names,
+            trainable=sub_trainable,
+            calls_known=calls_known,
         )
         reader.saved.add(child_path)
         _sublayers(

@@ -26,6 +26,8 @@ from typing import Any
 
 from weighttie.layers import UNKNOWN_CLASS, graphless_classes
 
+__all__ = ["GraphlessConfig", "graphless_notes", "snake_case"]
+
 _SUFFIX = re.compile(r"_\d+$")
 
 

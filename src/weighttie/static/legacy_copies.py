@@ -42,8 +42,8 @@ from typing import Any
 from weighttie.facts import ROOT, RawLayer
 from weighttie.layers import UNKNOWN_CLASS, cell_name, given_sublayers
 from weighttie.static.group_names import sublayer_name
-from weighttie.static.rows import _Reader
-from weighttie.static.values import _Values
+from weighttie.static.rows import Reader
+from weighttie.static.values import Values
 
 __all__ = [
     "Merged",
@@ -214,7 +214,7 @@ class Merged:
 
 
 def merge_copies(
-    reader: _Reader, stored: StoredCopies, values: _Values, keras_version: str | None
+    reader: Reader, stored: StoredCopies, values: Values, keras_version: str | None
 ) -> Merged:
     """Make each variable the file stores at several places one variable, and each layer
     object at several places one identity; say where the file cannot tell.
@@ -306,7 +306,7 @@ def _keras2_release(version: str | None) -> tuple[int, ...]:
     return (2, int(parts[1]))
 
 
-def _marked(reader: _Reader, rows: dict[str, RawLayer], named: set[str]) -> list[tuple[str, str]]:
+def _marked(reader: Reader, rows: dict[str, RawLayer], named: set[str]) -> list[tuple[str, str]]:
     """(later place, first place) of each layer entry Keras 2 marked with a
     ``shared_object_id``: the first place is the earlier entry with the same mark, else
     the one earlier row of the same name, class and config. Places the names already
@@ -327,12 +327,12 @@ def _marked(reader: _Reader, rows: dict[str, RawLayer], named: set[str]) -> list
     return result
 
 
-def _mark(reader: _Reader, path: str) -> Any:
+def _mark(reader: Reader, path: str) -> Any:
     entry = reader.entries.get(path)
     return entry.get("shared_object_id") if isinstance(entry, dict) else None
 
 
-def _same_layer(reader: _Reader, a: RawLayer, b: RawLayer) -> bool:
+def _same_layer(reader: Reader, a: RawLayer, b: RawLayer) -> bool:
     if (a.name, a.class_name) != (b.name, b.class_name):
         return False
     config_a = (reader.entries.get(a.path) or {}).get("config")
@@ -372,7 +372,7 @@ def _same_subtree(
     return matched
 
 
-def _same_variable(reader: _Reader, values: _Values, copy: Hashable, original: Hashable) -> bool:
+def _same_variable(reader: Reader, values: Values, copy: Hashable, original: Hashable) -> bool:
     """Whether two stored copies are one variable's: name, shape, dtype and bytes."""
     a, b = reader.variables[copy], reader.variables[original]
     if (a.name, a.shape, a.dtype) != (b.name, b.shape, b.dtype):
@@ -381,7 +381,7 @@ def _same_variable(reader: _Reader, values: _Values, copy: Hashable, original: H
 
 
 def _places_by_names(
-    reader: _Reader,
+    reader: Reader,
     rows: dict[str, RawLayer],
     holder: dict[Hashable, str],
     pairs: dict[Any, Any],
@@ -421,7 +421,7 @@ def _places_by_names(
 
 
 def _unclear(
-    reader: _Reader, stored: StoredCopies, values: _Values, marks_every_place: bool
+    reader: Reader, stored: StoredCopies, values: Values, marks_every_place: bool
 ) -> tuple[set[str], int]:
     """Rows holding equal copies the file cannot tell apart from one variable, and the
     parameters they would count less if they were one.
@@ -475,7 +475,7 @@ def _size(shape: tuple[int, ...]) -> int:
     return total
 
 
-def _patterned(values: _Values, key: str, dtype: str) -> bool:
+def _patterned(values: Values, key: str, dtype: str) -> bool:
     """Whether a tensor has few distinct elements, each repeated (zeros, ones, a constant
     block): what a deterministic initializer makes; read until that is ruled out."""
     import numpy as np

@@ -26,16 +26,16 @@ from weighttie.layers import (
 )
 from weighttie.limits import Limits
 from weighttie.model_files import open_model_file
-from weighttie.report import ModelInfo, Source
-from weighttie.static.call_shapes import _graph_nodes, _Shapes, model_ends
+from weighttie.report import CallNode, ModelInfo, Source
+from weighttie.static.call_shapes import Shapes, graph_nodes, model_ends
 from weighttie.static.config_graph import (
-    _is_model,
-    _layer_entries,
-    _layer_name,
-    _path_name,
-    _trainable,
+    entry_layer_name,
+    entry_trainable,
+    is_model_entry,
+    layer_entries,
+    path_name,
 )
-from weighttie.static.h5_tree import _attr_text, _h5_errors, _walk_h5
+from weighttie.static.h5_tree import attr_text, h5_errors, walk_h5
 from weighttie.static.keras_hub import graphless_notes
 from weighttie.static.legacy_copies import (
     StoredCopies,
@@ -47,8 +47,10 @@ from weighttie.static.legacy_copies import (
     sublayer_aliases,
 )
 from weighttie.static.reached_again import layer_references
-from weighttie.static.rows import _Reader, opaque_notes
-from weighttie.static.values import _value_access, _Values
+from weighttie.static.rows import Reader, opaque_notes
+from weighttie.static.values import Values, value_access
+
+__all__ = ["legacy_facts"]
 
 
 def _legacy_config(h5: Any, path: str, limits: Limits) -> dict[str, Any] | None:
@@ -84,32 +86,42 @@ def legacy_facts(path: str, findings: bool, limits: Limits) -> Iterator[ModelFac
     """The facts of a legacy ``.h5`` file, valid while the file stays open (values are
     read from it for findings, through ``facts.access``)."""
     where = repr(path)
-    with open_model_file(path) as file, open_h5(file, where) as h5, _h5_errors(path, "the file"):
+    with open_model_file(path) as file, open_h5(file, where) as h5, h5_errors(path, "the file"):
         config = _legacy_config(h5, path, limits)
         if config is None:
             raise FileFormatError(
                 f"{path!r} is an HDF5 file without a model_config attribute: it holds "
                 "weights only (save_weights) or is not a Keras model"
             )
-        _walk_h5(h5, where, limits)
+        walk_h5(h5, where, limits)
         weights = h5.get("model_weights")
-        version = _attr_text(h5.attrs.get("keras_version"))
-        reader = _Reader(where, limits)
+        version = attr_text(h5.attrs.get("keras_version"))
+        reader = Reader(where, limits)
         class_name = str(config.get("class_name", UNKNOWN_CLASS))
-        name = _layer_name(config) or "model"
-        reader.add(ROOT, name, class_name, None, True, None, [], [], True)
+        name = entry_layer_name(config) or "model"
+        reader.add(
+            ROOT,
+            name,
+            class_name,
+            None,
+            is_model=True,
+            nodes=None,
+            variables=[],
+            names=[],
+            trainable=True,
+        )
         notes: tuple[str, ...] = ()
-        values = _Values(h5, {}, where)
+        values = Values(h5, {}, where)
         unclear: frozenset[str] = frozenset()
-        if _is_model(config):
-            shapes = _Shapes("model_config", True, limits.depth, limits.calls)
+        if is_model_entry(config):
+            shapes = Shapes("model_config", True, limits.depth, limits.calls)
             stored = _stored_copies(config, weights, limits.depth, version)
-            _legacy_model(reader, config, weights, ROOT, _trainable(config), 0, shapes, stored)
+            _legacy_model(reader, config, weights, ROOT, entry_trainable(config), 0, shapes, stored)
             _unknown_reads(reader, stored)
             merged = merge_copies(reader, stored, values, version)
             notes, unclear = merged.notes, merged.unclear
         else:  # a subclassed model (Keras 3 saves one as .h5): no graph in model_config
-            _legacy_graphless(reader, weights, name, _trainable(config))
+            _legacy_graphless(reader, weights, name, entry_trainable(config))
             notes = graphless_notes(class_name, 0, [])
             reader.calls_notes.append(notes[0])
         info = ModelInfo(
@@ -124,7 +136,7 @@ def legacy_facts(path: str, findings: bool, limits: Limits) -> Iterator[ModelFac
             model=info,
             layers=reader.rows,
             variables=tuple(reader.variables.values()),
-            access=_value_access(reader, values if findings else None),
+            access=value_access(reader, values if findings else None),
             calls_note=next(iter(reader.calls_notes), None),
             unclear_copies=unclear,
         )
@@ -137,7 +149,7 @@ def _stored_copies(
     its own; a nested model its layers'), to find the copies of one variable
     (:func:`~weighttie.static.legacy_copies.find_copies`)."""
     groups = []
-    for name, child in _layer_entries(config, "model_config", keras2=True):
+    for name, child in layer_entries(config, "model_config", keras2=True):
         owned = {name} | _graph_layer_names(child, max_depth)
         group = weights.get(name) if weights is not None else None
         groups.append((frozenset(owned), _legacy_weights(group)))
@@ -151,17 +163,17 @@ def _graph_layer_names(entry: dict[str, Any], max_depth: int) -> set[str]:
     stack = [(entry, 0)]
     while stack:
         model, depth = stack.pop()
-        if not _is_model(model) or depth > max_depth:
+        if not is_model_entry(model) or depth > max_depth:
             continue
         layers = model["config"].get("layers") if isinstance(model.get("config"), dict) else None
         for child in layers if isinstance(layers, list) else []:
-            if isinstance(child, dict) and (inner := _layer_name(child)) is not None:
+            if isinstance(child, dict) and (inner := entry_layer_name(child)) is not None:
                 names.add(inner)
                 stack.append((child, depth + 1))
     return names
 
 
-def _legacy_graphless(reader: _Reader, weights: Any, model: str, trainable: bool) -> None:
+def _legacy_graphless(reader: Reader, weights: Any, model: str, trainable: bool) -> None:
     """The rows of a subclassed model's legacy file, whose ``model_config`` holds
     constructor arguments, not layers: ``model_weights`` lists its layers
     (``layer_names``), each with its weight names (Keras 3.3+: the model's name, the
@@ -171,25 +183,25 @@ def _legacy_graphless(reader: _Reader, weights: Any, model: str, trainable: bool
 
     names = weights.attrs.get("layer_names") if isinstance(weights, h5py.Group) else None
     for raw in list(names) if names is not None else []:
-        name = _attr_text(raw)
+        name = attr_text(raw)
         if not name:
             continue
         own = [
             (*w[:3], w[3][len(model) + 1 :]) if w[3].startswith(model + "/") else w
             for w in _legacy_weights(weights.get(name))
         ]
-        path = join_path(ROOT, _path_name(name))
+        path = join_path(ROOT, path_name(name))
         direct = [w for w in own if len(_weight_parts(w[3], name)) <= 2]
         reader.add(
             path,
             name,
             UNKNOWN_CLASS,
             ROOT,
-            False,
-            None,
-            [(k, s, d) for k, s, d, _ in direct],
-            [_weight_parts(w, name)[-1] for _, _, _, w in direct],
-            trainable,
+            is_model=False,
+            nodes=None,
+            variables=[(k, s, d) for k, s, d, _ in direct],
+            names=[_weight_parts(w, name)[-1] for _, _, _, w in direct],
+            trainable=trainable,
             calls_known=False,
         )
         deeper = [(w, parts) for w in own if len(parts := _weight_parts(w[3], name)[1:]) > 1]
@@ -207,7 +219,7 @@ def _legacy_weights(group: Any) -> list[tuple[str, tuple[int, ...], str, str]]:
     names = group.attrs.get("weight_names")
     result = []
     for raw in list(names) if names is not None else []:
-        weight = _attr_text(raw)
+        weight = attr_text(raw)
         if not weight:
             continue
         dataset = group.get(weight)
@@ -219,13 +231,13 @@ def _legacy_weights(group: Any) -> list[tuple[str, tuple[int, ...], str, str]]:
 
 
 def _legacy_model(
-    reader: _Reader,
+    reader: Reader,
     entry: dict[str, Any],
     weights: Any,
     path: str,
     trainable: bool,
     depth: int,
-    shapes: _Shapes,
+    shapes: Shapes,
     stored: StoredCopies,
     inherited: list[Weight] | None = None,
 ) -> None:
@@ -235,55 +247,45 @@ def _legacy_model(
     variable that layer made, or made under it) is read at the place its name gives
     below this layer (:func:`~weighttie.static.legacy_copies.placed_name`)."""
     reader.check_depth(depth, "model_config nests models")
-    level = _layer_entries(entry, "model_config", keras2=True)
+    level = layer_entries(entry, "model_config", keras2=True)
     sequential = entry.get("class_name") == "Sequential"
-    nodes = _graph_nodes(level, path, sequential, shapes, depth, model_ends(entry))
+    nodes = graph_nodes(level, path, sequential, shapes, depth, model_ends(entry))
     owned = (
-        _weights_by_layer(level, inherited, reader.limits.depth, _layer_name(entry), stored)
+        _weights_by_layer(level, inherited, reader.limits.depth, entry_layer_name(entry), stored)
         if inherited
         else {}
     )
     placed = {w[0] for weights_of in owned.values() for w in weights_of}
     _unplaced(reader, stored, path, [w for w in inherited or () if w[0] not in placed], trainable)
     for name, child in level:
-        child_path = join_path(path, _path_name(name))
-        child_trainable = trainable and _trainable(child)
+        child_path = join_path(path, path_name(name))
+        child_trainable = trainable and entry_trainable(child)
         if inherited is not None:
             own = owned.get(name, [])
         else:
             own = _legacy_weights(weights.get(name) if weights is not None else None)
         class_name = str(child.get("class_name", UNKNOWN_CLASS))
         reader.entries[child_path] = child  # its config: trainable flags and findings
-        if _is_model(child):
-            reader.add(
-                child_path,
-                name,
-                class_name,
-                path,
-                True,
-                nodes.get(name, ()),
-                [],
-                [],
-                child_trainable,
-            )
-            _legacy_model(
-                reader, child, None, child_path, child_trainable, depth + 1, shapes, stored, own
-            )
+        if is_model_entry(child):
+            row = (child_path, name, class_name, path, nodes.get(name, ()))
+            _nested_model(reader, child, row, child_trainable, depth, shapes, stored, own)
             continue
         config: dict[str, Any] = child["config"] if isinstance(child.get("config"), dict) else {}
         known = is_builtin(child) and runs_sublayers_once(class_name)
-        own = _placed_weights(own, (name, class_name, config), known, stored, _layer_name(entry))
+        own = _placed_weights(
+            own, (name, class_name, config), known, stored, entry_layer_name(entry)
+        )
         direct = [w for w in own if len(_weight_parts(w[3], name)) <= 2]
         reader.add(
             child_path,
             name,
             class_name,
             path,
-            False,
-            nodes.get(name, ()),
-            [(k, s, d) for k, s, d, _ in direct],
-            [_weight_parts(w, name)[-1] for _, _, _, w in direct],
-            child_trainable,
+            is_model=False,
+            nodes=nodes.get(name, ()),
+            variables=[(k, s, d) for k, s, d, _ in direct],
+            names=[_weight_parts(w, name)[-1] for _, _, _, w in direct],
+            trainable=child_trainable,
         )
         deeper = [(w, parts) for w in own if len(parts := _weight_parts(w[3], name)[1:]) > 1]
         listed_none = inherited is not None and not own and bool(nodes.get(name))  # built
@@ -300,8 +302,34 @@ def _legacy_model(
         )
 
 
+def _nested_model(
+    reader: Reader,
+    child: dict[str, Any],
+    row: tuple[str, str, str, str, tuple[CallNode, ...]],
+    trainable: bool,
+    depth: int,
+    shapes: Shapes,
+    stored: StoredCopies,
+    own: list[Weight],
+) -> None:
+    """A nested model's row (``row``: path, name, class, parent, calls) and its level."""
+    child_path, name, class_name, parent, nodes = row
+    reader.add(
+        child_path,
+        name,
+        class_name,
+        parent,
+        is_model=True,
+        nodes=nodes,
+        variables=[],
+        names=[],
+        trainable=trainable,
+    )
+    _legacy_model(reader, child, None, child_path, trainable, depth + 1, shapes, stored, own)
+
+
 def _legacy_sublayers(
-    reader: _Reader,
+    reader: Reader,
     weights: list[tuple[tuple[str, tuple[int, ...], str, str], list[str]]],
     parent: tuple[str, str, dict[str, Any]],
     trainable: bool,
@@ -329,12 +357,12 @@ def _legacy_sublayers(
             sub_name,
             sub_class,
             path,
-            False,
-            None,
-            [(k, s, d) for (k, s, d, _), _ in direct],
-            [parts[0] for _, parts in direct],
-            trainable,
-            calls_known,
+            is_model=False,
+            nodes=None,
+            variables=[(k, s, d) for (k, s, d, _), _ in direct],
+            names=[parts[0] for _, parts in direct],
+            trainable=trainable,
+            calls_known=calls_known,
         )
         deeper = [(w, parts) for w, parts in items if len(parts) > 1]
         _legacy_sublayers(
@@ -383,7 +411,7 @@ def _placed_weights(
 
 
 def _reads_elsewhere(
-    reader: _Reader,
+    reader: Reader,
     stored: StoredCopies,
     place: tuple[str, str, str],
     config: dict[str, Any],
@@ -432,7 +460,7 @@ def _foreign_name(
 
 
 def _unplaced(
-    reader: _Reader, stored: StoredCopies, path: str, weights: list[Weight], trainable: bool
+    reader: Reader, stored: StoredCopies, path: str, weights: list[Weight], trainable: bool
 ) -> None:
     """Weights a nested model's group lists that no layer of it is named for (a variable
     a layer made under another name and a layer here holds, tied): held by the model's
@@ -452,7 +480,7 @@ def _unplaced(
     stored.unplaced.append(path)
 
 
-def _unknown_reads(reader: _Reader, stored: StoredCopies) -> None:
+def _unknown_reads(reader: Reader, stored: StoredCopies) -> None:
     """Rows that read variables the file lists under other layers, which or how often
     unknown: a built layer listing no weights (its variables listed once, under another
     layer of its nested model), a custom layer keeping a layer whose weights it does not
@@ -532,12 +560,12 @@ def _weights_by_layer(
     for name, child in level:
         entries = (
             [entry for _, entry in iter_layer_configs(child, max_depth=max_depth)]
-            if _is_model(child)
+            if is_model_entry(child)
             else [child]
         )
         for entry in entries:
-            inner = _layer_name(entry)
-            if inner is not None and _is_model(child):
+            inner = entry_layer_name(entry)
+            if inner is not None and is_model_entry(child):
                 owners.setdefault(inner, name)
             config = entry.get("config")
             if isinstance(config, dict):
@@ -547,7 +575,7 @@ def _weights_by_layer(
     owners.update({name: name for name, _ in level})
     holding: dict[str, set[str]] = {}  # a layer a layer's config holds → the layers holding it
     for name, child in level:
-        if not _is_model(child):
+        if not is_model_entry(child):
             for held, _, _ in layer_references(child.get("config")):
                 holding.setdefault(held, set()).add(name)
     result: dict[str, list[Weight]] = {}

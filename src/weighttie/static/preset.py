@@ -50,10 +50,21 @@ from weighttie.files import open_regular, read_limited
 from weighttie.io.config_json import check_json_size, parse_model_config
 from weighttie.io.hdf5_guard import open_h5_deferred
 from weighttie.limits import Limits
-from weighttie.static.h5_tree import _collect, _Collected, _h5_errors, _link
-from weighttie.static.keras3 import _keras_facts
+from weighttie.static.h5_tree import Collected, collect_h5, h5_errors, link_groups
+from weighttie.static.keras3 import facts_of_config
 from weighttie.static.keras_hub import snake_case
-from weighttie.static.values import _Values
+from weighttie.static.values import Values
+
+__all__ = [
+    "CONFIG",
+    "INDEX",
+    "METADATA",
+    "TASK",
+    "TASK_WEIGHTS",
+    "WEIGHTS",
+    "folder_facts",
+    "is_model_folder",
+]
 
 CONFIG = "config.json"
 TASK = "task.json"
@@ -95,25 +106,27 @@ def folder_facts(
     metadata = _metadata(folder, limits)
     parts, weight_map = _weight_files(folder, config if config_name == TASK else None, limits)
     handles: dict[str, Any] = {}
-    found = _Collected()
+    found = Collected()
     with ExitStack() as stack:
         budget = limits.h5_objects
-        collected: list[tuple[str, str, _Collected]] = []
+        collected: list[tuple[str, str, Collected]] = []
         for name, prefix in parts:
             file = stack.enter_context(open_regular(Path(folder) / name, what="weights file"))
             what = f"{where}: {name}"
             h5, heaps = stack.enter_context(open_h5_deferred(file, what))
-            stack.enter_context(_h5_errors(folder, name))
-            part = _collect(h5, what, replace(limits, h5_objects=budget), handles, prefix, heaps)
+            stack.enter_context(h5_errors(folder, name))
+            part = collect_h5(h5, what, replace(limits, h5_objects=budget), handles, prefix, heaps)
             budget = max(1, budget - part.objects)
             collected.append((name, prefix, part))
         if weight_map is not None:
             _check_index(folder, weight_map, [c for c in collected if c[0] in _named(weight_map)])
         for _, _, part in collected:
             found.merge(part, where)
-        group = _link(found)
-        values = _Values(None, handles, f"{where}: weights")
-        facts = _keras_facts(folder, config, metadata, group, values, limits, findings, config_name)
+        group = link_groups(found)
+        values = Values(None, handles, f"{where}: weights")
+        facts = facts_of_config(
+            folder, config, metadata, group, values, limits, findings, config_name
+        )
         notes = _unread(folder, {name for name, _ in parts}, weight_map is not None)
         if notes:
             model = replace(facts.model, notes=(*facts.model.notes, *notes))
@@ -234,7 +247,7 @@ _MISMATCH = (
 
 
 def _check_index(
-    folder: str, weight_map: dict[str, tuple[str, ...]], shards: list[tuple[str, str, _Collected]]
+    folder: str, weight_map: dict[str, tuple[str, ...]], shards: list[tuple[str, str, Collected]]
 ) -> None:
     """The index and the shards must agree: each key (``/layers/dense/vars``) holds variables
     in every shard it names, and each ``vars`` group holding variables in a shard is a key

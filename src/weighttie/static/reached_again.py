@@ -32,7 +32,7 @@ from typing import Any
 
 from weighttie.errors import FileFormatError
 from weighttie.facts import RawLayer, join_path
-from weighttie.static.rows import Place, Unsaved, _Reader
+from weighttie.static.rows import Place, Reader, Unsaved
 
 __all__ = ["layer_references", "resolve"]
 
@@ -63,7 +63,7 @@ def layer_references(config: Any, depth: int = 0) -> Iterator[tuple[str, str, di
             yield from layer_references(value, depth + 1)
 
 
-def resolve(reader: _Reader) -> list[str]:
+def resolve(reader: Reader) -> list[str]:
     """Give each place in ``reader.unsaved`` the saved row of its name and class; return
     notes. ``reader.saved``: the paths of the rows that have a group in the weights file.
 
@@ -142,7 +142,7 @@ def resolve(reader: _Reader) -> list[str]:
     return notes
 
 
-def _narrowed(candidates: list[RawLayer], place: Unsaved, reader: _Reader) -> list[RawLayer]:
+def _narrowed(candidates: list[RawLayer], place: Unsaved, reader: Reader) -> list[RawLayer]:
     """The candidates whose config is the place's, where name and class leave several
     (an RNN layer's own cell and a cell given to another RNN can share a name)."""
     if len(candidates) < 2 or place.config is None:
@@ -200,7 +200,7 @@ def _unknown(
 
 
 def _copies(
-    match: RawLayer, base: str, children: dict[str, list[RawLayer]], reader: _Reader
+    match: RawLayer, base: str, children: dict[str, list[RawLayer]], reader: Reader
 ) -> list[RawLayer]:
     """``match``'s sublayers (from the weights file), again under ``base``, in pre-order."""
     copies: list[RawLayer] = []

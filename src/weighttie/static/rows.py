@@ -14,6 +14,8 @@ from weighttie.layers import held_from_sublayer, sublayer_entry, trainable_flags
 from weighttie.limits import Limits
 from weighttie.report import CallNode
 
+__all__ = ["Place", "Reader", "Unsaved", "opaque_notes"]
+
 
 class Place(Enum):
     """Where a layer the weights file has no group for was found."""
@@ -41,7 +43,7 @@ class Unsaved:
     config: dict[str, Any] | None = None  # the layer's config where it is found
 
 
-class _Reader:
+class Reader:
     """Collects the rows and variables of one file, counting layers and calls against limits."""
 
     def __init__(self, where: str, limits: Limits) -> None:
@@ -106,6 +108,7 @@ class _Reader:
         name: str,
         class_name: str,
         parent: str | None,
+        *,
         is_model: bool,
         nodes: tuple[CallNode, ...] | None,
         variables: list[tuple[str, tuple[int, ...], str]],
@@ -200,7 +203,7 @@ class _Reader:
         self.rows[index] = dataclasses.replace(row, variables=variables)
 
 
-def opaque_notes(reader: _Reader) -> tuple[str, ...]:
+def opaque_notes(reader: Reader) -> tuple[str, ...]:
     """The note for custom layers holding layers whose runs and reads the file does not record."""
     if not reader.opaque:
         return ()
@@ -209,7 +212,7 @@ def opaque_notes(reader: _Reader) -> tuple[str, ...]:
     return (note,)
 
 
-def _opaque_note(reader: _Reader) -> str:
+def _opaque_note(reader: Reader) -> str:
     shown = ", ".join(f"{path!r} ({class_name})" for path, class_name in reader.opaque[:3])
     more = f" and {len(reader.opaque) - 3} more" if len(reader.opaque) > 3 else ""
     return (

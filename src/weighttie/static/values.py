@@ -9,7 +9,15 @@ from typing import Any
 
 from weighttie.errors import FileFormatError
 from weighttie.facts import ValueAccess
-from weighttie.static.rows import _Reader
+from weighttie.static.rows import Reader
+
+__all__ = [
+    "VALUES_SECONDS",
+    "VALUES_SECONDS_PER_MB",
+    "VALUES_SECONDS_PER_READ",
+    "Values",
+    "value_access",
+]
 
 #: Time allowed to read values for findings: a base, plus shares per megabyte read
 #: and per variable read (healthy files: about 1 ms a variable, 1 ms a megabyte).
@@ -52,7 +60,7 @@ def _dataset_chunks(
         step = max(1, budget // row_bytes)
 
 
-class _Values:
+class Values:
     """Variables' values streamed from a weights file, within a time budget.
 
     Healthy files take about 1 ms a variable and 1 ms a megabyte; the budget is a
@@ -88,7 +96,7 @@ class _Values:
         return all(x == y for x, y in zip_longest(self.chunks(a), self.chunks(b)))
 
 
-def _value_access(reader: _Reader, values: _Values | None) -> ValueAccess:
+def value_access(reader: Reader, values: Values | None) -> ValueAccess:
     """Layer configs from the file, and values streamed from it (None: values are not read)."""
     from weighttie.findings import config_fingerprint
 
