@@ -305,7 +305,7 @@ def test_ambiguous_name_asks_for_the_path() -> None:
         weighttie.node_output(model, "proj")
 
 
-# -- uses from real calls (issue 12) -------------------------------------------------
+# -- uses from real calls -------------------------------------------------
 
 
 def _eager_calls(model: keras.Model, layer: keras.Layer, data: object) -> int:

@@ -98,7 +98,7 @@ def test_quiet_backend_logs_passes_output_on_when_the_block_raises() -> None:
 
 
 def test_load_errors_are_one_line_in_a_fresh_process(tmp_path: Path) -> None:
-    """Through Keras, in a new process where the backend starts: still one line (issue 9)."""
+    """Through Keras, in a new process where the backend starts: still one line."""
     path = tmp_path / "model.keras"
     zoo.siamese_tower().save(path)
     import json

@@ -1,4 +1,4 @@
-"""Ties under every Keras backend: TensorFlow, JAX and torch (issue 13).
+"""Ties under every Keras backend: TensorFlow, JAX and torch.
 
 These tests run under whatever backend the process has (``KERAS_BACKEND``;
 tests/conftest.py defaults to TensorFlow): ``make test-jax`` and ``make test-torch``
@@ -250,7 +250,7 @@ def variable_ids(layer: keras.Layer) -> list[int]:
 @torch_only
 def test_torch_parameters_hold_a_tied_variable_once() -> None:
     """The model registered its parameters when it was built, before the tie: the
-    given-up kernel and bias must leave ``model.parameters()`` (issue 13's orphans)."""
+    given-up kernel and bias must leave ``model.parameters()`` (the orphans)."""
     model = same_valid_model()
     same, valid = model.get_layer("same"), model.get_layer("valid")
     assert sorted(parameter_ids(model)) == sorted(variable_ids(model))

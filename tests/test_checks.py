@@ -13,7 +13,7 @@ from keras import layers
 
 import weighttie
 import zoo
-from weighttie.cli import main
+from cli_run import run
 from weighttie.spec import Spec, SpecError, check, load_spec, snapshot
 from weighttie.static import read_report
 from weighttie.testing import (
@@ -24,13 +24,6 @@ from weighttie.testing import (
     assert_shared,
     assert_tied,
 )
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 # -- findings ---------------------------------------------------------------------------
 
@@ -380,7 +373,7 @@ def test_copies_whose_first_values_are_constant_are_still_found() -> None:
     )
 
 
-# -- twins are parallel; broken ties are same-role copies in distinct layers (issue 12) --
+# -- twins are parallel; broken ties are same-role copies in distinct layers --
 
 
 def _block(name: str) -> keras.Model:

@@ -14,16 +14,10 @@ import pytest
 
 import weighttie
 import zoo
+from cli_run import run
 from weighttie.cli import main
 
 # Plain Keras cannot save a layer that keeps a reference to another layer.
-UNSAVEABLE = {"tied_embeddings"}
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def own_lines(err: str) -> list[str]:
@@ -32,7 +26,7 @@ def own_lines(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith("weighttie")]
 
 
-@pytest.mark.parametrize("name", sorted(set(zoo.ZOO) - UNSAVEABLE))
+@pytest.mark.parametrize("name", sorted(set(zoo.ZOO) - zoo.UNSAVEABLE))
 def test_report_load_states_groups_counts_and_calls(
     name: str, save, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -270,7 +264,7 @@ def test_no_findings_skips_them(save, capsys, load: bool) -> None:
 def test_error_lines_escape_control_characters_from_the_file(
     save, tmp_path: Path, capsys, load: bool
 ) -> None:
-    """A class name can carry escape sequences into Keras's error text: shown escaped (issue 9)."""
+    """A class name can carry escape sequences into Keras's error text: shown escaped."""
     path = save(zoo.siamese_tower())
     with zipfile.ZipFile(path) as z:
         members = {i.filename: z.read(i) for i in z.infolist()}

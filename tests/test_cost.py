@@ -20,8 +20,8 @@ from keras import layers
 
 import weighttie
 import zoo
+from cli_run import run
 from weighttie.build import build_report
-from weighttie.cli import main
 from weighttie.dtypes import variable_bytes
 from weighttie.facts import ModelFacts, RawLayer, RawVariable
 from weighttie.render import render
@@ -30,12 +30,6 @@ from weighttie.spec import Spec, check, snapshot
 from weighttie.static import read_report
 from weighttie.testing import assert_cost
 from weighttie.text import byte_size, cost_line
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _by_path(report: Report) -> dict[str, object]:

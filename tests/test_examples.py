@@ -17,7 +17,7 @@ def run(script: str, out: Path) -> str:
         [sys.executable, str(EXAMPLES / script), str(out)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
-    # Whatever the backend prints on this CPU stays off the terminal (issue 9).
+    # Whatever the backend prints on this CPU stays off the terminal.
     leaked = [line for line in result.stderr.splitlines() if is_backend_log_line(line.encode())]
     assert leaked == []
     return result.stdout

@@ -288,7 +288,7 @@ def test_other_commands_without_keras(
     assert "internal error" not in done.stderr
 
 
-# -- every family keras_hub builds offline (issue 20) -----------------------------------------
+# -- every family keras_hub builds offline -----------------------------------------
 
 #: In the default run: ViT nests blocks whose names repeat (``transformer_block_1`` under
 #: ``vit_encoder``, once dropped); Whisper pairs an encoder and a decoder and freezes its

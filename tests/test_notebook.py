@@ -1,4 +1,4 @@
-"""A notebook shows the same picture (issue 14): a real Jupyter kernel runs a cell
+"""A notebook shows the same picture: a real Jupyter kernel runs a cell
 whose value is a Report, and the cell's HTML output is the picture's fragment."""
 
 from __future__ import annotations

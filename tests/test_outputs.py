@@ -1,6 +1,6 @@
 """`-o`, `--junit` and `--graph`: a complete file or none, written where the user means.
 
-Regression tests for issue 9 (classes 6 and 9): `-o` replaced a symlink instead of
+Regression tests: `-o` replaced a symlink instead of
 writing through it, reset an existing file's mode to 0600 and could replace
 special files; a 300-character name and `--graph` into a missing directory or onto
 a directory gave "internal error", the latter after the report was printed.
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import zoo
-from weighttie.cli import main
+from cli_run import run
 from weighttie.errors import OutputError
 from weighttie.files import check_output_path, read_limited, regular_file, write_output
 
@@ -27,12 +27,6 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("model") / "siamese.keras"
     zoo.siamese_tower().save(path)
     return path
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def assert_one_error_line(code: int, out: str, err: str, piece: str) -> None:

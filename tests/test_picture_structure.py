@@ -1,4 +1,4 @@
-"""The picture's structure on real models (issue 22, item 7), read from the parsed SVG/HTML.
+"""The picture's structure on real models, read from the parsed SVG/HTML.
 
 Each test builds a real model, analyzes it and compares what is drawn with the
 Report: the layers table in model order, frame titles that fit, an edge into

@@ -27,7 +27,7 @@ import pytest
 from h5py import h5o
 
 import weighttie
-from weighttie.cli import main
+from cli_run import run
 from weighttie.errors import FileFormatError, LimitError
 from weighttie.io.hdf5_guard import Heaps, referenced_collections
 from weighttie.limits import Limits
@@ -69,12 +69,6 @@ def presets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Preset]:
 
 def _variables(folder_or_file: Path) -> set[tuple[str, tuple[int, ...], str]]:
     return {(v.path, v.shape, v.dtype) for v in read_report(folder_or_file).variables}
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 # -- what keras_hub writes ---------------------------------------------------------------

@@ -165,7 +165,7 @@ def test_the_documented_example_is_what_the_zoo_model_gives() -> None:
 
 
 def test_order_is_model_order_and_reports_without_it_read_in_path_order() -> None:
-    """The table lists layers as the model does (issue 14); older JSON still reads."""
+    """The table lists layers as the model does; older JSON still reads."""
     model = zoo.siamese_tower()
     report = weighttie.analyze(model)
     by_order = [row.path for row in sorted(report.layers, key=lambda r: r.order)]

@@ -1,4 +1,4 @@
-"""retie and load_model bind a file's ties all or nothing (issue 9).
+"""retie and load_model bind a file's ties all or nothing.
 
 Every file here is a real .keras file saved from a real tied model, with its
 config.json edited afterwards: ties that conflict with each other or with the

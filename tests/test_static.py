@@ -20,7 +20,6 @@ import zoo
 from weighttie.report import Report
 from weighttie.static import UNKNOWN_CLASS, read_report
 
-UNSAVEABLE = {"tied_embeddings"}  # plain Keras cannot save a layer that keeps another layer
 NO_GRAPH = {"subclassed"}  # no functional graph in the file: calls unknown statically
 
 
@@ -48,7 +47,7 @@ def assert_parity(static: Report, live: Report) -> None:
             )
 
 
-@pytest.mark.parametrize("name", sorted(set(zoo.ZOO) - UNSAVEABLE - NO_GRAPH))
+@pytest.mark.parametrize("name", sorted(set(zoo.ZOO) - zoo.UNSAVEABLE - NO_GRAPH))
 def test_static_equals_live_on_the_zoo(name: str, save) -> None:
     model = zoo.ZOO[name]()
     static = read_report(save(model))
@@ -56,7 +55,7 @@ def test_static_equals_live_on_the_zoo(name: str, save) -> None:
     assert_parity(static, weighttie.analyze(model))
 
 
-@pytest.mark.parametrize("name", sorted(set(zoo.ZOO) - UNSAVEABLE - NO_GRAPH))
+@pytest.mark.parametrize("name", sorted(set(zoo.ZOO) - zoo.UNSAVEABLE - NO_GRAPH))
 def test_cli_default_and_load_agree_on_groups_and_counts(name: str, save, capsys) -> None:
     from weighttie.cli import main
 
@@ -360,7 +359,7 @@ def test_limits_are_checked_before_keras_loads(save) -> None:
     assert len(load_keras_model(path, limits=Limits(layers=layers)).layers) > 0
 
 
-# -- a custom layer's sublayers: calls the file does not record (review of issue 12) --
+# -- a custom layer's sublayers: calls the file does not record --
 
 
 @keras.saving.register_keras_serializable(package="weighttie_tests")

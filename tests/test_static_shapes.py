@@ -25,7 +25,6 @@ import zoo
 from weighttie.report import Report, Shape
 from weighttie.static import read_report
 
-UNSAVEABLE = {"tied_embeddings"}  # plain Keras cannot save it (see test_static.py)
 NO_GRAPH = {"subclassed"}  # no functional graph in the file
 #: Zoo models with calls whose shapes no rule can know: raw keras.ops in the graph
 #: (``ops.add``) are Keras 3 op entries, not layers.
@@ -55,7 +54,7 @@ def unknown_and_wrong(static: Report, live: Report) -> tuple[list[str], list[str
     return unknown, wrong
 
 
-@pytest.mark.parametrize("name", sorted(set(zoo.ZOO) - UNSAVEABLE - NO_GRAPH - OPS_IN_GRAPH))
+@pytest.mark.parametrize("name", sorted(set(zoo.ZOO) - zoo.UNSAVEABLE - NO_GRAPH - OPS_IN_GRAPH))
 def test_every_call_shape_of_the_zoo_is_known_and_right(name: str, save) -> None:
     model = zoo.ZOO[name]()
     unknown, wrong = unknown_and_wrong(read_report(save(model)), weighttie.analyze(model))

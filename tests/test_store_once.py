@@ -1,4 +1,4 @@
-"""save_model: each tied variable stored once in model.weights.h5 (issue 23, part A).
+"""save_model: each tied variable stored once in model.weights.h5.
 
 Real models, real files: the weights member is opened with h5py and its objects
 counted by address; plain Keras loads the file in a fresh process; weighttie's

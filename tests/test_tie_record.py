@@ -1,6 +1,6 @@
 """One pairing rule for live layers and a file's rows (tie_record.pair_variables).
 
-Regression (issue 10): the static reader paired only the target's variables, so a
+Regression: the static reader paired only the target's variables, so a
 file declaring a tie whose source holds a variable the target lacks was reported
 as bound, while weighttie.load_model refuses it.
 """

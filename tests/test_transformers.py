@@ -1,4 +1,4 @@
-"""Transformers from keras_hub, built offline from constructor arguments at tiny sizes (issue 12).
+"""Transformers from keras_hub, built offline from constructor arguments at tiny sizes.
 
 GPT-2, BERT, OPT, T5 and Gemma, each as backbone and as task model. Keras is the
 oracle: ``count_params()`` for the counts, and an eager forward pass on real data,
@@ -101,7 +101,7 @@ def test_the_token_embedding_is_used_as_often_as_it_runs(name: str, built) -> No
 
 
 def test_task_models_run_their_embedding_twice_or_more(built) -> None:
-    """The headline of issue 12: the tied embedding is counted where it really runs."""
+    """The headline: the tied embedding is counted where it really runs."""
     runs = {name: built[name][2] for name in MODELS}
     assert {name: n for name, n in runs.items() if n > 1} == {
         "gpt2_causal_lm": 2,

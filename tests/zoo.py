@@ -336,6 +336,10 @@ ZOO: dict[str, Callable[[], keras.Model]] = {
     "cloned_tower": cloned_tower,
 }
 
+#: Zoo models plain Keras cannot save: a layer that keeps another layer as an attribute
+#: (the tied embeddings' head) is not serializable without its own get_config.
+UNSAVEABLE = frozenset({"tied_embeddings"})
+
 
 def _application(name: str, shape: tuple[int, int, int]) -> Callable[[], keras.Model]:
     def build() -> keras.Model:
