@@ -87,7 +87,7 @@ def test_the_command_line_shows_loading_on_a_terminal_only(tmp_path: Path) -> No
         os.close(leader)
     terminal = b"".join(chunks).decode("utf-8", "replace")
     assert result.returncode == 0
-    assert f"weighttie: loading {path} through Keras" in terminal
+    assert f"weighttie: building {path} through Keras" in terminal
     piped = subprocess.run(command, env=env, capture_output=True, text=True)
-    assert piped.returncode == 0 and "loading" not in piped.stderr
+    assert piped.returncode == 0 and "building" not in piped.stderr
     assert piped.stdout == result.stdout.decode()
