@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 import weighttie
+from cpu_floor import FLOOR_TIMES, floor_cpu
 from hf_checkpoints import (
     LAYOUTS,
     Tensor,
@@ -641,7 +642,8 @@ def test_the_synthetic_7b_checkpoint_is_what_transformers_writes(tmp_path: Path)
 @pytest.mark.budget
 @pytest.mark.parametrize("variant", ["untied", "tied"])
 def test_a_7b_checkpoint_reports_in_under_a_second(variant: str, tmp_path: Path) -> None:
-    """Llama 2 7B's shapes, 13.5 GB declared in sparse shards: whole process < 1 s.
+    """Llama 2 7B's shapes, 13.5 GB declared in sparse shards: whole process within five
+    times the floor of importing numpy and h5py (under 1 s where that floor is 0.2 s).
 
     CPU time (user + system) of the child, as for the LLM-sized keras_hub preset: on a
     shared machine the wall time of one run doubles with the load of other processes.
@@ -666,4 +668,5 @@ def test_a_7b_checkpoint_reports_in_under_a_second(variant: str, tmp_path: Path)
     doc = json.loads(out.read_text())
     assert doc["params"]["unique"] == declared // 2
     assert doc["findings"] == []
-    assert statistics.median(cpu) < 1.0, cpu
+    floor = floor_cpu()
+    assert statistics.median(cpu) < FLOOR_TIMES * floor, (cpu, floor)

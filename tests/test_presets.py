@@ -28,6 +28,7 @@ from h5py import h5o
 
 import weighttie
 from cli_run import run
+from cpu_floor import FLOOR_TIMES, floor_cpu
 from weighttie.errors import FileFormatError, LimitError
 from weighttie.io.hdf5_guard import Heaps, referenced_collections
 from weighttie.limits import Limits
@@ -476,7 +477,8 @@ def test_synthetic_decoder_has_the_layout_keras_hub_writes(tmp_path: Path) -> No
 
 @pytest.mark.budget
 def test_llm_sized_preset_reports_in_under_a_second(tmp_path: Path) -> None:
-    """A 32-block decoder declaring 6.9 GB of weights (a sparse file): whole process < 1 s.
+    """A 32-block decoder declaring 6.9 GB of weights (a sparse file): whole process within
+    five times the floor of importing numpy and h5py (under 1 s where that floor is 0.2 s).
 
     CPU time (user + system) of the child, not wall time: on a shared machine the
     wall time of the same run doubles with the load of other processes.
@@ -509,7 +511,8 @@ def test_llm_sized_preset_reports_in_under_a_second(tmp_path: Path) -> None:
     doc = json.loads(out.read_text())
     assert doc["params"]["unique"] == llm.Decoder().params() == declared // 4
     assert doc["findings"] == []
-    assert statistics.median(cpu) < 1.0, cpu
+    floor = floor_cpu()
+    assert statistics.median(cpu) < FLOOR_TIMES * floor, (cpu, floor)
 
 
 def test_a_shard_index_alone_says_to_pass_its_folder(presets: dict[str, Preset], capsys) -> None:  # type: ignore[no-untyped-def]
