@@ -304,7 +304,7 @@ class Params:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What was analyzed and how (``source``: live, loaded or static).
+    """What was analyzed and how (``source``: live, traced, loaded or static).
 
     ``notes``: what the source cannot tell (e.g. that a file states no calls), one
     sentence each. ``calls_note``: why some layers' calls are unknown, None when

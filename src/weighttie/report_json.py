@@ -213,7 +213,7 @@ def read_report_json(path: str | os.PathLike[str], *, limits: Limits = DEFAULT_L
         MissingFileError: nothing exists at ``path``.
         FileFormatError: ``path`` is not a regular file.
         LimitError: the file holds more than ``limits.report_bytes`` (limit ``report_bytes``).
-        ReportFormatError: the file is not a ``weighttie.report/2`` (or /1) JSON report.
+        ReportFormatError: the file is not a ``weighttie.report/3`` (or /2, /1) JSON report.
     """
     data = read_limited(
         path, limit=limits.report_bytes, limit_name="report_bytes", what="JSON report"
