@@ -18,10 +18,10 @@ import sys
 FLOOR_TIMES = 5
 
 
-def child_cpu(argv: list[str], **kwargs: object) -> float:
-    """CPU seconds (user + system) a child process takes to run ``argv``."""
+def child_cpu(argv: list[str], env: dict[str, str] | None = None, timeout: float = 60) -> float:
+    """CPU seconds (user + system) a child process takes to run ``argv``; it must succeed."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=120, **kwargs)  # type: ignore[call-overload]
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=timeout)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     assert done.returncode == 0, done.stderr
     return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
