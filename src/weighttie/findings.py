@@ -183,20 +183,25 @@ def _prefix(chunks: Iterable[bytes], size: int) -> bytes:
     return out
 
 
-def _same_prefix(paths: list[str], chunks: Chunks) -> list[list[str]]:
-    """``paths`` split by their first :data:`PREFIX_BYTES` bytes, groups of two or more only:
-    random or trained tensors differ there, so most candidates cost one small read."""
+def _same_prefix(paths: list[str], chunks: Chunks) -> list[tuple[bytes, list[str]]]:
+    """``paths`` split by their first :data:`PREFIX_BYTES` bytes, groups of two or more only,
+    each with those bytes (all of each tensor when fewer): random or trained tensors differ
+    there, so most candidates cost one small read."""
     by_prefix: dict[bytes, list[str]] = defaultdict(list)
     for path in paths:
         by_prefix[_prefix(chunks(path), PREFIX_BYTES)].append(path)
-    return [group for group in by_prefix.values() if len(group) > 1]
+    return [(prefix, group) for prefix, group in by_prefix.items() if len(group) > 1]
 
 
 def _identical(paths: list[str], chunks: Chunks, width: int) -> list[list[str]]:
     """The groups of ``paths`` (one shape, dtype and role) holding identical, unpatterned
     values: a first bytes' look, then a sample's hash, then the whole tensors."""
     identical: list[list[str]] = []
-    for candidates in _same_prefix(paths, chunks):
+    for prefix, candidates in _same_prefix(paths, chunks):
+        if len(prefix) < PREFIX_BYTES:  # the whole tensors, read already: equal
+            if not _digest((prefix,), None, width)[1]:  # and not patterned
+                identical.append(sorted(candidates))
+            continue
         samples: dict[str, list[str]] = defaultdict(list)
         whole: dict[str, tuple[str, bool]] = {}  # tensors the sample already covered
         for path in candidates:

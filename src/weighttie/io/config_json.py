@@ -294,27 +294,27 @@ def _held_layer_configs(
 
     A serialized layer is an object whose ``config`` has a ``name`` and a
     ``trainable`` (a layer's base config); dtype policies and initializers have not.
+    Only lists and objects are looked into (a layer's config is mostly numbers and
+    strings: a generator for each would cost more than the rest of the reading).
     """
-    if depth > limit:
+    if depth >= limit:  # its items would be past the limit
         return
-    if isinstance(value, list):
-        for item in value:
+    items = value if isinstance(value, list) else value.values()
+    for item in items:
+        if isinstance(item, dict):
+            inner = item.get("config")
+            if (
+                isinstance(item.get("class_name"), str)
+                and isinstance(inner, dict)
+                and isinstance(inner.get("name"), str)
+                and "trainable" in inner
+            ):
+                path = join_path(parent, inner["name"])
+                yield path, item
+                yield from iter_layer_configs(item, path, depth + 2, max_depth=limit)
+                if not isinstance(inner.get("layers"), list):
+                    yield from _held_layer_configs(inner, path, depth + 2, limit)
+            else:
+                yield from _held_layer_configs(item, parent, depth + 1, limit)
+        elif isinstance(item, list):
             yield from _held_layer_configs(item, parent, depth + 1, limit)
-        return
-    if not isinstance(value, dict):
-        return
-    inner = value.get("config")
-    if (
-        isinstance(value.get("class_name"), str)
-        and isinstance(inner, dict)
-        and isinstance(inner.get("name"), str)
-        and "trainable" in inner
-    ):
-        path = join_path(parent, inner["name"])
-        yield path, value
-        yield from iter_layer_configs(value, path, depth + 1, max_depth=limit)
-        if not isinstance(inner.get("layers"), list):
-            yield from _held_layer_configs(inner, path, depth + 1, limit)
-        return
-    for item in value.values():
-        yield from _held_layer_configs(item, parent, depth + 1, limit)

@@ -68,6 +68,12 @@ class Window(io.RawIOBase):
             self._cache[index] = block
         return block
 
+    def pread(self, start: int, count: int) -> bytes:
+        """``count`` bytes from ``start`` (fewer at the window's end), in one system call:
+        no cache, no seek (the file's position is left where it was)."""
+        count = max(0, min(count, self._length - start))
+        return os.pread(self._file.fileno(), count, self._offset + start) if count else b""
+
     def data_ranges(self) -> list[tuple[int, int]]:
         """The ``(start, end)`` spans of the window that hold data: a sparse file's holes
         (``SEEK_HOLE``), which read as zeros, are left out. One span, the whole window,

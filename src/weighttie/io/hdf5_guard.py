@@ -21,11 +21,14 @@ from weighttie.io.file_window import Window
 
 __all__ = [
     "Heaps",
+    "check_collection",
     "check_global_heaps",
     "h5_file",
+    "header_messages",
     "open_h5",
     "open_h5_deferred",
     "referenced_collections",
+    "superblock_sizes",
 ]
 
 
@@ -126,7 +129,7 @@ def check_global_heaps(stream: Any, length: int, what: str) -> None:
             view.release()
             found = buffer.find(_COLLECTION, 0, got or 0)
             while 0 <= found < _SCAN_CHUNK:
-                _check_collection(stream, position + found, length, length_size, what)
+                check_collection(stream, position + found, length, length_size, what)
                 found = buffer.find(_COLLECTION, found + 1, got or 0)
             position += _SCAN_CHUNK
 
@@ -142,7 +145,7 @@ def _length_size(stream: Any) -> int:
     return size if size in (2, 4, 8) else 8
 
 
-def _check_collection(stream: Any, start: int, length: int, length_size: int, what: str) -> None:
+def check_collection(stream: Any, start: int, length: int, length_size: int, what: str) -> None:
     """Walk one collection's objects as HDF5's decoder does (H5HG__cache_heap_deserialize)."""
     stream.seek(start + 8)
     size = int.from_bytes(stream.read(length_size), "little")
@@ -195,7 +198,7 @@ class Heaps:
             for address in sorted(addresses):
                 self.stream.seek(address)
                 if self.stream.read(len(_COLLECTION)) == _COLLECTION:  # else HDF5 refuses it
-                    _check_collection(self.stream, address, self.size, length_size, self.what)
+                    check_collection(self.stream, address, self.size, length_size, self.what)
             self.targeted = True
         self.done = True
 
@@ -218,7 +221,7 @@ def _read_at(stream: Any, start: int, count: int, length: int) -> bytes | None:
     return data if len(data) == count else None
 
 
-def _sizes(stream: Any, length: int) -> tuple[int, int] | None:
+def superblock_sizes(stream: Any, length: int) -> tuple[int, int] | None:
     """(size of offsets, size of lengths) from a superblock at byte 0 with base address 0."""
     head = _read_at(stream, 0, 48, length)
     if head is None or not head.startswith(_HDF5_SIGNATURE):
@@ -242,12 +245,12 @@ def referenced_collections(stream: Any, length: int, headers: list[int]) -> set[
     their object headers (version 1 or 2, continuation chunks followed); None where a
     header holds anything else this does not read (shared or densely stored attributes,
     a datatype that may hold references): then every collection must be checked."""
-    sizes = _sizes(stream, length)
+    sizes = superblock_sizes(stream, length)
     if sizes is None:
         return None
     found: set[int] = set()
     for address in headers:
-        messages = _header_messages(stream, address, length, *sizes)
+        messages = header_messages(stream, address, length, *sizes)
         if messages is None:
             return None
         for kind, flags, data in messages:
@@ -261,7 +264,7 @@ def referenced_collections(stream: Any, length: int, headers: list[int]) -> set[
     return found
 
 
-def _header_messages(
+def header_messages(
     stream: Any, address: int, length: int, offsets: int, lengths: int
 ) -> list[tuple[int, int, bytes]] | None:
     """(type, flags, data) of every message of the object header at ``address``."""

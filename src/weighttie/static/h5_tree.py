@@ -13,6 +13,7 @@ from typing import Any
 
 from weighttie.errors import FileFormatError, LimitError
 from weighttie.io.hdf5_guard import Heaps
+from weighttie.io.hdf5_headers import BUILTIN_FILTERS, Tree, read_tree
 from weighttie.limits import Limits
 
 __all__ = [
@@ -33,10 +34,6 @@ __all__ = [
 H5_SECONDS = 5.0
 H5_SECONDS_PER_OBJECT = 0.002
 
-#: Filters HDF5 (and h5py, for LZF) have built in. Any other filter id makes HDF5
-#: search its plugin directories and load a shared library when values are read.
-_BUILTIN_FILTERS = frozenset({1, 2, 3, 5, 6, 32000})  # deflate shuffle fletcher32 nbit
-#                                                      scaleoffset lzf
 _SELF_CONTAINED = "weighttie reads only self-contained weights files"
 
 
@@ -189,7 +186,7 @@ def _check_dataset(dataset: Any, name: str, where: str) -> None:
         )
     for index in range(plist.get_nfilters()):
         code, _, _, filter_name = plist.get_filter(index)
-        if code not in _BUILTIN_FILTERS:
+        if code not in BUILTIN_FILTERS:
             raise FileFormatError(
                 f"{where} stores dataset {name!r} through HDF5 filter {code} "
                 f"({_text(filter_name) or 'unnamed'}), which is not built into HDF5: reading "
@@ -239,10 +236,9 @@ def walk_h5(
         pace.check(visited, f"reading {visited:,} objects")  # healthy: 0.25 ms an object
         name = raw.decode("utf-8", "replace")
         # A layer's variables sit some three groups deeper per level (layers/<name>/vars/0).
-        if name.count("/") > 3 * (limits.depth + 1):
+        if name.count("/") > _slashes(limits):
             raise LimitError(
-                f"{where} nests groups more than {3 * (limits.depth + 1)} levels deep, "
-                "the depth limit",
+                f"{where} nests groups more than {_slashes(limits)} levels deep, the depth limit",
                 limit="depth",
             )
         if info.type == h5o.TYPE_DATASET:
@@ -349,10 +345,30 @@ def collect_h5(
     ``prefix`` (``"layers/bert_backbone/"``: a backbone's file inside its task).
 
     With ``heaps`` (a file opened by :func:`~weighttie.io.hdf5_guard.open_h5_deferred`),
-    the layer names (strings in global heaps) are read after the walk, once the
-    collections they point to are checked; a dataset whose values could point into
-    a heap (strings, references) makes the whole file checked instead.
+    a plain file's tree is read from its object headers
+    (:func:`~weighttie.io.hdf5_headers.read_tree`, no HDF5 call an object); any other
+    is walked through HDF5, and the layer names (strings in global heaps) are read
+    after the walk, once the collections they point to are checked; a dataset whose
+    values could point into a heap (strings, references) makes the whole file
+    checked instead.
     """
+    if heaps is not None and heaps.stream is not None:  # a plain file: its headers say it all
+        tree = read_tree(heaps.stream, heaps.size, where, limits.h5_objects, _slashes(limits))
+        if tree is not None:
+            heaps.done = True  # HDF5 reads none of its strings: they were read here, bounded
+            return _collected(tree, h5, prefix, handles)
+    return _walked(h5, where, limits, handles, prefix, heaps)
+
+
+def _walked(
+    h5: Any,
+    where: str,
+    limits: Limits,
+    handles: dict[str, Any] | None,
+    prefix: str,
+    heaps: Heaps | None,
+) -> Collected:
+    """What :func:`collect_h5` collects, through HDF5's walk (:func:`walk_h5`)."""
     import numpy as np
     from h5py import h5a, h5o
 
@@ -416,6 +432,38 @@ def collect_h5(
     for index, ds in tagged:
         read_dtype(index, ds)
     _other_names(h5, where, found, prefix)
+    return found
+
+
+def _slashes(limits: Limits) -> int:
+    """The most slashes a path may hold: a layer's variables sit some three groups deeper per
+    level of nesting (``layers/<name>/vars/0``)."""
+    return 3 * (limits.depth + 1)
+
+
+def _collected(tree: Tree, h5: Any, prefix: str, handles: dict[str, Any] | None) -> Collected:
+    """What :func:`collect_h5` collects, from a tree read from the object headers."""
+    from h5py import h5d
+
+    found = Collected(objects=tree.objects)
+    if prefix:
+        found.groups[prefix[:-1]] = prefix[:-1].rpartition("/")[2]
+    for path in tree.groups:
+        last = path.rpartition("/")[2]
+        if last == "vars":
+            if path in tree.names:
+                found.named.append((prefix + path, tree.names[path]))
+        elif last != "layers":
+            found.groups[prefix + path] = last
+    for dataset in tree.datasets:
+        dtype = dataset.dtype
+        if dataset.dtype_attribute is not None and dtype.startswith("|V"):
+            dtype = _opaque_dtype(dtype, dataset.dtype_attribute) or dtype
+        found.datasets.append((prefix + dataset.path, dataset.shape, dtype))
+        if handles is not None:  # values are read through them
+            held = dataset.values or h5d.open(h5.id, dataset.path.encode())
+            handles["/" + prefix + dataset.path] = held
+    found.aliases = {prefix + alias: prefix + path for alias, path in tree.aliases.items()}
     return found
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from weighttie.errors import FileFormatError
 from weighttie.facts import ValueAccess
+from weighttie.io.hdf5_headers import StoredValues
 from weighttie.static.rows import Reader
 
 __all__ = [
@@ -39,6 +40,9 @@ def _dataset_chunks(
     from h5py import h5d, h5s
 
     held = handles.get(key)  # a folder's files: every dataset is held open, h5 is None
+    if isinstance(held, StoredValues):  # bytes at a known place: no HDF5 call
+        yield from held.chunks(budget)
+        return
     dataset = held or h5d.open(h5.id, key.encode())
     shape, dtype = dataset.shape, dataset.dtype
     total = int(np.prod(shape)) * dtype.itemsize
