@@ -29,8 +29,6 @@ from collections import defaultdict
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from typing import Any
 
-import numpy as np
-
 from weighttie.dtypes import dtype_width
 from weighttie.report import Finding, FindingKind, LayerInfo, Report
 
@@ -135,6 +133,12 @@ def _add_distinct(distinct: set[bytes], chunk: bytes, width: int) -> set[bytes] 
     """``distinct`` with the ``width``-byte elements of ``chunk`` added; None past the cap."""
     if len(chunk) % width:
         width = 1
+    first = chunk[:width]
+    if chunk == first * (len(chunk) // width):  # one value throughout (zeros, ones): no NumPy
+        distinct.add(bytes(first))
+        return distinct if len(distinct) <= _PATTERN_VALUES else None
+    import numpy as np
+
     view = np.frombuffer(chunk, dtype=f"V{width}")
     for value in np.unique(view[: _PATTERN_VALUES * 64]):  # a cheap first look
         distinct.add(value.tobytes())

@@ -378,6 +378,7 @@ def _weight_stores(source: _Source, model: Any) -> Iterator[list[tuple[Any, Any,
     import h5py
 
     from weighttie._keras import deferred
+    from weighttie.io.hdf5_guard import LazyH5
     from weighttie.io.keras_zip import KerasArchive
 
     file = source.file
@@ -389,6 +390,7 @@ def _weight_stores(source: _Source, model: Any) -> Iterator[list[tuple[Any, Any,
                 return
             # Names and shapes only: no variable-length value (the global heap) is read.
             h5, _ = stack.enter_context(archive.weights_deferred())
+            h5 = h5.opened() if isinstance(h5, LazyH5) else h5  # Keras's store takes h5py's
             yield [(model, deferred.declared_store([h5], _WEIGHTS), set())]
             return
 

@@ -21,6 +21,7 @@ from weighttie.io.file_window import Window
 
 __all__ = [
     "Heaps",
+    "LazyH5",
     "check_collection",
     "check_global_heaps",
     "h5_file",
@@ -63,11 +64,39 @@ def open_h5_deferred(
     """
     size = os.fstat(file.fileno()).st_size if length is None else length
     window = Window(file, offset, size)
+    handle = LazyH5(window, what)
     try:
-        with _h5_open(window, size, what) as handle:
-            yield handle, Heaps(window, size, what)
+        yield handle, Heaps(window, size, what)
     finally:
+        handle.close()
         window.close()
+
+
+class LazyH5:
+    """h5py's read-only view of a stream, opened on first use: a file whose tree is read
+    from its object headers (:mod:`~weighttie.io.hdf5_headers`) may need no HDF5 call, and
+    then h5py is not imported. Attributes and items are those of the ``h5py.File``.
+    """
+
+    def __init__(self, stream: Any, what: str) -> None:
+        self._stream, self._what = stream, what
+        self._file: Any = None
+
+    def opened(self) -> Any:
+        """The ``h5py.File`` (opened now if it was not)."""
+        if self._file is None:
+            self._file = _h5_file_object(self._stream, self._what)
+        return self._file
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.opened(), name)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.opened()[key]
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 @contextmanager
@@ -80,16 +109,19 @@ def h5_file(stream: Any, size: int, what: str) -> Iterator[Any]:
 
 @contextmanager
 def _h5_open(stream: Any, size: int, what: str) -> Iterator[Any]:
+    with _h5_file_object(stream, what) as handle:
+        yield handle
+
+
+def _h5_file_object(stream: Any, what: str) -> Any:
     import h5py
 
     try:
-        handle = h5py.File(stream, "r")
+        return h5py.File(stream, "r")
     except (OSError, ValueError) as exc:
         raise FileFormatError(
             f"{what} is damaged or truncated (not a readable HDF5 file: {exc})"
         ) from None
-    with handle:
-        yield handle
 
 
 # -- global heaps HDF5 would parse forever ---------------------------------------------

@@ -195,9 +195,12 @@ class _Walk:
         head = self._read(0, 128 if self.length >= 128 else self.length)
         o = self.offsets
         version = head[8]
+        fields = 24 + 4 * version if version in (0, 1) else 12
+        if self._int(head, fields + 2 * o, o) > self.length:
+            raise _NotPlain  # an end of file past the bytes: HDF5 refuses it as truncated
         if version in (0, 1):  # base, free space, end of file, driver; then the root entry
-            return self._int(head, 24 + 4 * version + 4 * o + o, o)
-        return self._int(head, 12 + 3 * o, o)  # base, extension, end of file, root
+            return self._int(head, fields + 4 * o + o, o)
+        return self._int(head, fields + 3 * o, o)  # base, extension, end of file, root
 
     def _messages(self, address: int) -> list[tuple[int, bytes]]:
         """(type, data) of the header's messages that matter; a version 1 header whose

@@ -443,8 +443,6 @@ def _slashes(limits: Limits) -> int:
 
 def _collected(tree: Tree, h5: Any, prefix: str, handles: dict[str, Any] | None) -> Collected:
     """What :func:`collect_h5` collects, from a tree read from the object headers."""
-    from h5py import h5d
-
     found = Collected(objects=tree.objects)
     if prefix:
         found.groups[prefix[:-1]] = prefix[:-1].rpartition("/")[2]
@@ -461,10 +459,16 @@ def _collected(tree: Tree, h5: Any, prefix: str, handles: dict[str, Any] | None)
             dtype = _opaque_dtype(dtype, dataset.dtype_attribute) or dtype
         found.datasets.append((prefix + dataset.path, dataset.shape, dtype))
         if handles is not None:  # values are read through them
-            held = dataset.values or h5d.open(h5.id, dataset.path.encode())
+            held = dataset.values or _open_dataset(h5, dataset.path)
             handles["/" + prefix + dataset.path] = held
     found.aliases = {prefix + alias: prefix + path for alias, path in tree.aliases.items()}
     return found
+
+
+def _open_dataset(h5: Any, path: str) -> Any:
+    from h5py import h5d
+
+    return h5d.open(h5.id, path.encode())
 
 
 def _other_names(h5: Any, where: str, found: Collected, prefix: str) -> None:

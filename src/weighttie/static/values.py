@@ -35,14 +35,14 @@ def _dataset_chunks(
     Small datasets are read through the low-level API: on a model with hundreds
     of candidate variables h5py's high-level lookup is most of the cost.
     """
-    import h5py
-    import numpy as np
-    from h5py import h5d, h5s
-
     held = handles.get(key)  # a folder's files: every dataset is held open, h5 is None
     if isinstance(held, StoredValues):  # bytes at a known place: no HDF5 call
         yield from held.chunks(budget)
         return
+    import h5py
+    import numpy as np
+    from h5py import h5d, h5s
+
     dataset = held or h5d.open(h5.id, key.encode())
     shape, dtype = dataset.shape, dataset.dtype
     total = int(np.prod(shape)) * dtype.itemsize
