@@ -106,7 +106,7 @@ def best_of(fn: Callable[[], str], repeat: int = 3) -> tuple[float, str]:
 
 
 def browser_load(page: str) -> float:
-    from test_picture_browser import Chromium, _chromium
+    from picture.test_picture_browser import Chromium, _chromium
 
     executable = _chromium()
     if executable is None:

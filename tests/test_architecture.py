@@ -12,7 +12,9 @@ from pathlib import Path
 
 import networkx as nx
 
-PACKAGE = Path(__file__).parents[1] / "src" / "weighttie"
+from support import REPO
+
+PACKAGE = REPO / "src" / "weighttie"
 
 #: Modules that read only the Report (or build it from facts): never Keras or a backend.
 KERAS_FREE = {

@@ -11,7 +11,7 @@ import keras
 import numpy as np
 import pytest
 
-import zoo
+from support import zoo
 from weighttie import _keras
 from weighttie._keras import deferred
 

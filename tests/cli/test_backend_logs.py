@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import zoo
+from support import zoo
 from weighttie.backend_logs import is_backend_log_line
 
 BACKEND_LINES = [

@@ -13,8 +13,8 @@ import keras
 import pytest
 
 import weighttie
-import zoo
-from cli_run import run
+from support import zoo
+from support.cli_run import run
 from weighttie.cli import main
 
 # Plain Keras cannot save a layer that keeps a reference to another layer.

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-import zoo
-from cli_run import run
+from support import zoo
+from support.cli_run import run
 from weighttie.errors import OutputError
 from weighttie.files import check_output_path, read_limited, regular_file, write_output
 

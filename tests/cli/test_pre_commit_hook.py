@@ -16,11 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from support import REPO
 from weighttie.front_door import report_of
 from weighttie.pre_commit_hook import main, spec_of
 from weighttie.spec import snapshot
-
-ROOT = Path(__file__).parents[1]
 
 
 @pytest.fixture
@@ -159,7 +158,7 @@ def test_the_hook_as_its_own_process_never_prints_a_traceback(
     guarded: Path, tower_files: dict[str, Path], tmp_path: Path
 ) -> None:
     def hook(*files: Path) -> subprocess.CompletedProcess[str]:
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
         command = [sys.executable, "-m", "weighttie.pre_commit_hook", *map(str, files)]
         return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
 
@@ -180,10 +179,10 @@ def test_the_hook_manifest_runs_the_console_script_on_models_and_specs() -> None
     """.pre-commit-hooks.yaml, read as pre-commit reads it: a list of hooks."""
     yaml = pytest.importorskip("yaml")  # PyYAML comes with the test extras (huggingface_hub)
 
-    [hook] = yaml.safe_load((ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
+    [hook] = yaml.safe_load((REPO / ".pre-commit-hooks.yaml").read_text(encoding="utf-8"))
     assert hook["id"] == "weighttie-check"
     assert hook["language"] == "python"
-    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"][
         "scripts"
     ]
     assert scripts[hook["entry"]] == "weighttie.pre_commit_hook:run"

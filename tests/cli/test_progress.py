@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-import zoo
+from support import zoo
 from weighttie.progress import status
 
 

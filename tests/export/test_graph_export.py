@@ -9,7 +9,7 @@ import networkx as nx
 import pytest
 
 import weighttie
-import zoo
+from support import zoo
 from weighttie.export import check_graph_path
 from weighttie.files import OutputError
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-import zoo
+from support import zoo
 from weighttie.picture import to_html
 from weighttie.static import read_report
 

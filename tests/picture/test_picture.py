@@ -21,7 +21,7 @@ import pytest
 from keras import layers
 
 import weighttie
-import zoo
+from support import zoo
 from weighttie.picture import AUTO_OPEN_CALLS, to_html, to_svg
 from weighttie.picture.layout import GAP, ItemKind, geometry, layout
 from weighttie.report import LayerBytes, Report

@@ -26,11 +26,11 @@ from typing import Any
 import pytest
 
 import weighttie
-import zoo
+from support import REPO, zoo
 from weighttie.picture import to_html
 from weighttie.report import Report
 
-DOCS_PICTURE = Path(__file__).parent.parent / "docs" / "picture.png"
+DOCS_PICTURE = REPO / "docs" / "picture.png"
 VIEWPORT = (1100, 820)
 SCREENSHOT = (1100, 1420)  # the whole example graph fits
 FLAGS = [
@@ -380,7 +380,7 @@ def test_screenshot_is_not_blank(
     browser: Chromium, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """The bundled example (`make demo`); with --update-golden it becomes docs/picture.png."""
-    sys.path.insert(0, str(Path(__file__).parent.parent / "examples"))
+    sys.path.insert(0, str(REPO / "examples"))
     try:
         from siamese import build_siamese
     finally:
@@ -449,7 +449,7 @@ TIES = """Array.prototype.map.call(document.querySelectorAll("svg path.tie[data-
 
 def test_tie_edges_follow_frames_opening_and_closing(browser: Chromium, tmp_path: Path) -> None:
     """The script redraws tie edges as Python draws them for each state of the frames."""
-    from test_picture_structure import tied_model
+    from picture.test_picture_structure import tied_model
 
     report = weighttie.analyze(tied_model())
     (tmp_path / "open").mkdir()
@@ -469,7 +469,7 @@ def test_tie_edges_follow_frames_opening_and_closing(browser: Chromium, tmp_path
 def test_a_fold_opens_on_click_as_python_draws_it_open(browser: Chromium, tmp_path: Path) -> None:
     """Folds start closed; a click on the ×N stack opens it, and the drawing is then the
     one Python makes with everything open (the script's geometry agrees)."""
-    from test_picture_structure import _block_chain
+    from picture.test_picture_structure import _block_chain
     from weighttie.picture.layout import FOLD_MIN
 
     report = weighttie.analyze(_block_chain(FOLD_MIN + 1))

@@ -16,7 +16,7 @@ import pytest
 from keras import layers
 
 import weighttie
-import zoo
+from support import zoo
 from weighttie.picture import to_html, to_svg
 from weighttie.report import Report
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from support import REPO
 from weighttie.front_door import report_of
 from weighttie.pytest_plugin import snapshot_path
 from weighttie.render import render_check
@@ -25,7 +26,6 @@ from weighttie.spec import check, load_spec, snapshot
 pytest_plugins = ["pytester"]
 
 PLUGIN = ("-p", "weighttie.pytest_plugin")
-ROOT = Path(__file__).parents[1]
 
 
 def _error_lines(*lines: str) -> list[str]:
@@ -308,7 +308,7 @@ def test_snapshot_path_is_beside_the_test_file() -> None:
 
 def test_the_pytest11_entry_point_names_the_plugin_module() -> None:
     """The entry point registers only once installed; pyproject.toml is what installs it."""
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     entry_points = project["entry-points"]["pytest11"]
     assert entry_points == {"weighttie.pytest_plugin": "weighttie.pytest_plugin"}
     module = importlib.import_module(entry_points["weighttie.pytest_plugin"])
@@ -325,7 +325,7 @@ def test_pytest_loads_the_plugin_from_the_declared_entry_point(
     points pyproject.toml declares) is what ``pip install`` writes; pytest reads it
     through importlib.metadata. ``-p weighttie.pytest_plugin`` as well loads it once.
     """
-    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     declared = project["entry-points"]["pytest11"]
     dist_info = pytester.mkdir("site") / "weighttie_entry_points-0.0.dist-info"
     dist_info.mkdir()
@@ -336,7 +336,7 @@ def test_pytest_loads_the_plugin_from_the_declared_entry_point(
         "[pytest11]\n" + "".join(f"{name} = {value}\n" for name, value in declared.items()),
         encoding="utf-8",
     )
-    monkeypatch.setenv("PYTHONPATH", f"{dist_info.parent}{os.pathsep}{ROOT / 'src'}")
+    monkeypatch.setenv("PYTHONPATH", f"{dist_info.parent}{os.pathsep}{REPO / 'src'}")
     stored = _model_test(pytester, tower_files)
 
     missing = pytester.runpytest_subprocess()

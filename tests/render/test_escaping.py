@@ -24,7 +24,7 @@ import pytest
 from keras import layers
 
 import weighttie
-import zoo
+from support import zoo
 from weighttie import Report
 from weighttie.escape import from_xml_safe, markdown, printable, printable_json, to_xml_safe
 from weighttie.render import render_check, render_diff

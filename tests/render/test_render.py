@@ -9,7 +9,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 import weighttie
-import zoo
+from support import zoo
 from weighttie.render import render, render_check, render_diff
 from weighttie.spec import Spec, check, diff, snapshot
 

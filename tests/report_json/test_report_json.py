@@ -8,7 +8,7 @@ import json
 import pytest
 
 import weighttie
-import zoo
+from support import REPO, zoo
 from weighttie import Report, ReportFormatError
 
 
@@ -149,9 +149,8 @@ def test_json_is_printable_and_exact_for_any_name() -> None:
 
 def test_the_documented_example_is_what_the_zoo_model_gives() -> None:
     """docs/json-contract.md shows siamese_lstm's report, trimmed: keep it true."""
-    from pathlib import Path
 
-    text = (Path(__file__).parents[1] / "docs" / "json-contract.md").read_text()
+    text = (REPO / "docs" / "json-contract.md").read_text()
     example = json.loads(text.split("```json\n", 1)[1].split("```", 1)[0])
     actual = weighttie.analyze(zoo.siamese_lstm()).to_dict()
     assert example["schema"] == actual["schema"]

@@ -12,8 +12,8 @@ import pytest
 from keras import layers
 
 import weighttie
-import zoo
-from cli_run import run
+from support import zoo
+from support.cli_run import run
 from weighttie.spec import Spec, SpecError, check, load_spec, snapshot
 from weighttie.static import read_report
 from weighttie.testing import (
@@ -82,7 +82,7 @@ def test_static_findings_equal_live_findings(save) -> None:
 
 
 def test_tie_lost_in_plain_keras_reload_is_found(tmp_path: Path) -> None:
-    from test_ties import fit, same_valid_model
+    from ties.test_ties import fit, same_valid_model
 
     model = same_valid_model()
     fit(model, 1)

@@ -18,7 +18,7 @@ import pytest
 from keras import layers
 
 import weighttie
-import zoo
+from support import zoo
 from weighttie.build import build_report
 from weighttie.cli import main
 from weighttie.facts import ROOT
@@ -37,7 +37,7 @@ from weighttie.walk import model_facts
 
 keras_hub = pytest.importorskip("keras_hub")
 
-from hub_zoo import backbone_and_task  # noqa: E402
+from support.hub_zoo import backbone_and_task  # noqa: E402
 
 EMBEDDING = "gpt2_backbone/token_embedding"
 NOTE = "GPT2CausalLM's config holds constructor arguments"

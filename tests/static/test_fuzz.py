@@ -23,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import zoo
+from support import zoo
 from weighttie.errors import WeighttieError
 from weighttie.report import Report
 from weighttie.static import read_report

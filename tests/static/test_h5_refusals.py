@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import weighttie
-from hostile import (
+from support.hostile import (
     KERAS_KERNEL,
     SECRET,
     Valid,

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from hostile import CASES, SECRET, Case, Valid, fifo_guard
-from test_static import BLOCKER, PEAK_KIB
+from static.test_static import BLOCKER, PEAK_KIB
+from support.hostile import CASES, SECRET, Case, Valid, fifo_guard
 from weighttie.cli import main
 
 #: Not a speed test: a reader that blocks (a FIFO, a stuck HDF5 call) is caught here.

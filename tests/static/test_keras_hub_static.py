@@ -29,7 +29,7 @@ from weighttie.static import read_report
 
 keras_hub = pytest.importorskip("keras_hub")
 
-from hub_zoo import FAMILIES, VOCABULARY, backbone_and_task  # noqa: E402
+from support.hub_zoo import FAMILIES, VOCABULARY, backbone_and_task  # noqa: E402
 
 
 def _size(variables: list[Any]) -> int:
@@ -321,7 +321,7 @@ TRAINABLE_SPLIT_UNKNOWN = {
 
 
 def _every_family() -> list[Any]:
-    import hub_families
+    from support import hub_families
 
     cases = []
     for variant in hub_families.VARIANTS:
@@ -343,7 +343,7 @@ def _every_family() -> list[Any]:
 def test_every_family_keeps_every_weight_and_keras_trainable_split(
     variant: str, task_name: str | None, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    import hub_families
+    from support import hub_families
 
     model = hub_families.backbone(variant)
     if task_name is not None:

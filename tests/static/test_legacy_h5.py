@@ -9,7 +9,7 @@ import pytest
 import tf_keras as k2
 
 import weighttie
-import zoo
+from support import zoo
 from weighttie.cli import main
 from weighttie.report import Report
 from weighttie.static import read_report

@@ -25,8 +25,9 @@ import pytest
 from h5py import h5o
 
 import weighttie
-from cli_run import run
-from cpu_floor import FLOOR_TIMES, child_cpu, floor_cpu
+from support import REPO
+from support.cli_run import run
+from support.cpu_floor import FLOOR_TIMES, child_cpu, floor_cpu
 from weighttie.errors import FileFormatError, LimitError
 from weighttie.io.hdf5_guard import Heaps, referenced_collections
 from weighttie.limits import Limits
@@ -34,8 +35,8 @@ from weighttie.static import read_report
 
 keras_hub = pytest.importorskip("keras_hub")
 
-from hub_zoo import FAMILIES, backbone_and_task  # noqa: E402
-from test_keras_hub_static import BLOCKER, NO_KERAS, _size  # noqa: E402
+from static.test_keras_hub_static import BLOCKER, NO_KERAS, _size  # noqa: E402
+from support.hub_zoo import FAMILIES, backbone_and_task  # noqa: E402
 
 TINY_SHARD_GB = 3e-6  # about 3 KB: every tiny preset is split into several shards
 
@@ -438,7 +439,7 @@ def test_looping_heap_in_a_sparse_shard_is_refused(copy, capsys) -> None:  # typ
 
 # -- an LLM-sized file, declared but not written ----------------------------------------------
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARKS = REPO / "benchmarks"
 
 
 def _synthetic_llm() -> Any:

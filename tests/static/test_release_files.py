@@ -26,11 +26,12 @@ from typing import Any
 
 import pytest
 
+from support import FIXTURES
 from weighttie import Report
 from weighttie.cli import main
 from weighttie.static import read_report
 
-RELEASES = Path(__file__).parent / "fixtures" / "releases"
+RELEASES = FIXTURES / "releases"
 
 
 def _version(writer: str) -> tuple[int, ...]:

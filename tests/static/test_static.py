@@ -16,7 +16,7 @@ import keras
 import pytest
 
 import weighttie
-import zoo
+from support import zoo
 from weighttie.report import Report
 from weighttie.static import UNKNOWN_CLASS, read_report
 
@@ -99,7 +99,7 @@ def test_static_equals_live_on_keras_applications(name: str, save) -> None:
 
 
 def test_static_reads_declared_ties(tmp_path: Path) -> None:
-    from test_ties import same_valid_model
+    from ties.test_ties import same_valid_model
 
     model = same_valid_model()
     model.save(tmp_path / "m.keras")
@@ -231,7 +231,7 @@ def change_saved_copy(path: Path, layer: str, index: int, change) -> None:
 @pytest.fixture
 def differing_copies(tmp_path: Path) -> tuple[Path, Path]:
     """A tied model saved (good.keras), and the same file with the target's kernel changed."""
-    from test_ties import same_valid_model
+    from ties.test_ties import same_valid_model
 
     good, bad = tmp_path / "good.keras", tmp_path / "bad.keras"
     same_valid_model().save(good)
@@ -242,7 +242,7 @@ def differing_copies(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_a_tie_whose_saved_copies_differ_is_not_bound(differing_copies) -> None:
     """Issue 9: only shapes were compared, so the static report vouched for a broken tie."""
-    from test_ties import same_valid_model
+    from ties.test_ties import same_valid_model
 
     _, bad = differing_copies
     untied = weighttie.analyze(same_valid_model(tie=False))

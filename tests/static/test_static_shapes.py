@@ -21,7 +21,7 @@ import keras
 import pytest
 
 import weighttie
-import zoo
+from support import zoo
 from weighttie.report import Report, Shape
 from weighttie.static import read_report
 

@@ -26,7 +26,7 @@ import pytest
 from keras import layers, ops
 
 import weighttie
-from test_ties import data, fit, load_quietly, same_valid_model
+from ties.test_ties import data, fit, load_quietly, same_valid_model
 from weighttie import FileFormatError, GroupKind, OutputError, Report
 from weighttie.store_once import StoredOnce
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-LAYOUTS: dict[str, Any] = json.loads(
-    (Path(__file__).parent / "fixtures" / "huggingface" / "layouts.json").read_text()
-)
+from support import FIXTURES
+
+LAYOUTS: dict[str, Any] = json.loads((FIXTURES / "huggingface" / "layouts.json").read_text())
 
 #: safetensors' dtypes in its order (increasing alignment), with numpy's dtype for values.
 DTYPES: dict[str, str] = {

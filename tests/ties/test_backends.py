@@ -22,7 +22,7 @@ import pytest
 from keras import layers
 
 import weighttie
-from test_ties import data, fit, load_quietly, same_valid_model
+from ties.test_ties import data, fit, load_quietly, same_valid_model
 from weighttie import GroupKind
 from weighttie.cli import main
 from weighttie.testing import assert_params, assert_shared, assert_tied

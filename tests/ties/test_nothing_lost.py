@@ -12,7 +12,7 @@ import pytest
 from keras import layers
 
 import weighttie
-from test_ties import same_valid_model
+from ties.test_ties import same_valid_model
 from weighttie import TieError
 
 

@@ -24,8 +24,8 @@ import pytest
 from keras import layers
 
 import weighttie
-from test_nothing_lost import model_state
-from test_ties import _replace_member
+from ties.test_nothing_lost import model_state
+from ties.test_ties import _replace_member
 from weighttie import (
     FileFormatError,
     LayerNotFoundError,

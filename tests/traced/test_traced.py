@@ -22,12 +22,13 @@ from typing import Any
 import pytest
 
 import weighttie
+from support import REPO
 from weighttie.report import Report
 
 keras = pytest.importorskip("keras")
 keras_hub = pytest.importorskip("keras_hub")
 
-import hub_families  # noqa: E402
+from support import hub_families  # noqa: E402
 from weighttie._keras import deferred  # noqa: E402
 from weighttie.cli import main  # noqa: E402
 from weighttie.traced import TRACED_NOTE, TracedFallbackWarning, traced_report  # noqa: E402
@@ -441,7 +442,7 @@ def test_a_1_7b_preset_is_traced_within_5_seconds_and_1_gb(tmp_path: Path) -> No
     import importlib.util
 
     spec = importlib.util.spec_from_file_location(
-        "synthetic_llm", Path(__file__).parents[1] / "benchmarks" / "synthetic_llm.py"
+        "synthetic_llm", REPO / "benchmarks" / "synthetic_llm.py"
     )
     assert spec is not None and spec.loader is not None
     llm = importlib.util.module_from_spec(spec)

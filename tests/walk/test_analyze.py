@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import weighttie
-import zoo
+from support import zoo
 from weighttie import GroupKind, InboundRef
 
 

@@ -30,8 +30,8 @@ from weighttie.cli import main
 
 keras_hub = pytest.importorskip("keras_hub")
 
-import hub_zoo  # noqa: E402
-from test_analyze import _eager_calls as eager_calls  # noqa: E402
+from support import hub_zoo  # noqa: E402
+from walk.test_analyze import _eager_calls as eager_calls  # noqa: E402
 
 #: Every family's backbone and task model (``gpt2``, ``gpt2_causal_lm`` …).
 MODELS: dict[str, Callable[[], Any]] = {
@@ -115,7 +115,7 @@ def test_task_models_run_their_embedding_twice_or_more(built) -> None:
 
 @pytest.mark.parametrize("name", list(MODELS))
 def test_the_symbolic_pass_leaves_the_model_as_it_was(name: str, built) -> None:
-    from test_keras_internals import layer_state
+    from _keras.test_keras_internals import layer_state
 
     model = built[name][0]
     before = layer_state(model)

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import weighttie
-import zoo
-from eager_reads import oracle_counts
+from support import zoo
+from support.eager_reads import oracle_counts
 from weighttie.static import read_report
 
 pytest.importorskip("tensorflow")

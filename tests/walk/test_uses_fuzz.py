@@ -34,9 +34,9 @@ import pytest
 from keras import layers
 
 import weighttie
-from eager_reads import oracle_counts
+from support.eager_reads import oracle_counts
+from support.zoo import CallsLayer, ReadsKernel
 from weighttie.static import read_report
-from zoo import CallsLayer, ReadsKernel
 
 pytest.importorskip("tensorflow")
 

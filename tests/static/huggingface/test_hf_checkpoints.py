@@ -21,8 +21,10 @@ import numpy as np
 import pytest
 
 import weighttie
-from cpu_floor import FLOOR_TIMES, child_cpu, floor_cpu
-from hf_checkpoints import (
+from static.test_static import BLOCKER
+from support import REPO
+from support.cpu_floor import FLOOR_TIMES, child_cpu, floor_cpu
+from support.hf_checkpoints import (
     LAYOUTS,
     Tensor,
     changed,
@@ -35,7 +37,6 @@ from hf_checkpoints import (
     save_checkpoint,
     write_safetensors,
 )
-from test_static import BLOCKER
 from weighttie.cli import main
 from weighttie.report import FindingKind, GroupKind, Report
 from weighttie.static import read_report
@@ -605,7 +606,7 @@ def test_cli_max_tensors(tmp_path: Path, capsys) -> None:
 
 # -- a 7B-sized checkpoint --------------------------------------------------------------
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARKS = REPO / "benchmarks"
 
 
 def _synthetic_checkpoint() -> Any:

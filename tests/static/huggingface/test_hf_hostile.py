@@ -25,9 +25,9 @@ from typing import Any
 
 import pytest
 
-from hf_checkpoints import checkpoint, header_bytes, layout_tensors, save_checkpoint
-from hostile import SECRET, fifo_guard
-from test_static import BLOCKER
+from static.test_static import BLOCKER
+from support.hf_checkpoints import checkpoint, header_bytes, layout_tensors, save_checkpoint
+from support.hostile import SECRET, fifo_guard
 
 HANG_GUARD = 120.0
 BUDGET_SECONDS = 5.0
@@ -149,7 +149,7 @@ def _swap_into_two_shards(d: Path) -> Path:
     index = json.loads((folder / "model.safetensors.index.json").read_text())
     shards = sorted(set(index["weight_map"].values()))
     tensors = layout_tensors("llama")
-    from hf_checkpoints import write_safetensors
+    from support.hf_checkpoints import write_safetensors
 
     names = [n for n, s in index["weight_map"].items() if s == shards[0]]
     extra = next(n for n, s in index["weight_map"].items() if s == shards[1])
