@@ -3,7 +3,7 @@
 For each model: the report (``weighttie.analyze``, not timed here), then
 ``to_svg`` and ``to_html`` timed in-process (best of 3), their sizes, and, with
 ``--browser``, how long headless Chromium takes to load the page (to the page's
-script having run) — Chromium driven as tests/test_picture_browser.py does.
+script having run) — Chromium driven as tests/picture/test_picture_browser.py does.
 
 Usage:
     .venv/bin/python benchmarks/picture.py [--browser] [--only NAME ...]
