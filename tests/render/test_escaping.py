@@ -1,9 +1,9 @@
 """Names from a file cannot act on a terminal, a CI log, a Markdown page or an XML file.
 
-Issue 9 (classes 4 and 5): a layer name could clear the screen, retitle the
-terminal, forge a ``Params:`` line with a newline, inject HTML into a rendered
-Markdown summary, and make ``snapshot`` and ``--graph`` write files that weighttie
-(or any XML parser) could not read back. Every test here runs on a real Keras model
+Regression tests: a layer name could clear the screen, retitle the terminal, forge
+a ``Params:`` line with a newline, inject HTML into a rendered Markdown summary, and
+make ``snapshot`` and ``--graph`` write files that weighttie (or any XML parser)
+could not read back. Every test here runs on a real Keras model
 whose layers carry such names.
 """
 

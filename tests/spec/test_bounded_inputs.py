@@ -1,6 +1,6 @@
 """Spec files and JSON reports are read boundedly: size, nesting, special files.
 
-Issue 9 (class 8): ``check`` and ``diff`` read a spec or a JSON report whole (a
+Regression tests: ``check`` and ``diff`` read a spec or a JSON report whole (a
 3 GiB sparse file peaked at 6 GB), deep nesting ended in ``internal error:
 RecursionError``, and a TOML dotted key of a million parts kept the parser busy for
 minutes (tomllib's time grows with the square of a key's length). Each refusal is

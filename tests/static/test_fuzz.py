@@ -2,7 +2,7 @@
 
 CI runs a bounded number of cases. For a longer local run:
 
-    WEIGHTTIE_FUZZ_EXAMPLES=20000 .venv/bin/python -m pytest tests/test_fuzz.py
+    WEIGHTTIE_FUZZ_EXAMPLES=20000 .venv/bin/python -m pytest tests/static/test_fuzz.py
 
 That a damaged file also ends *promptly* depends on the machine: those checks are
 ``budget`` tests (``pytest -m budget``).

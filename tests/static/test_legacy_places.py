@@ -6,7 +6,7 @@ directly, a Dense inside two nested models, a nested model at two places, a
 Bidirectional's backward layer also called directly) is stored twice. Each builder
 takes the Keras module (Keras 3, or tf_keras for a Keras 2 file) and builds the same
 model with it; the oracles are the writing model's ``count_params()`` and live
-:func:`weighttie.analyze` on the Keras 3 model (whose uses tests/test_uses_are_reads.py
+:func:`weighttie.analyze` on the Keras 3 model (whose uses tests/walk/test_uses_are_reads.py
 checks against an eager count of reads). Models that must *not* be merged: towers built
 twice with the same inner names, a tower holding a copy of another's weights, two
 layers of one name in two nested models.

@@ -374,7 +374,7 @@ def test_broken_symlink_is_refused(copy, capsys) -> None:  # type: ignore[no-unt
 
 def test_load_of_a_folder_builds_it_without_values(presets: dict[str, Preset], capsys) -> None:  # type: ignore[no-untyped-def]
     """--load of a preset folder was refused; now keras_hub builds it without weight values
-    (tests/test_traced.py compares it with from_preset)."""
+    (tests/traced/test_traced.py compares it with from_preset)."""
     code, out, err = run(capsys, "report", str(presets["gpt2"].sharded), "--load", "-f", "json")
     assert code == 0, err
     doc = json.loads(out)

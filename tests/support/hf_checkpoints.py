@@ -8,9 +8,10 @@ added (a copy of another, or different values), config keys set or removed,
 metadata added, the weights split into shards with transformers' index.
 
 :func:`write_safetensors` writes the format byte for byte as the safetensors package
-does (``tests/test_hf_checkpoints.py`` checks it against ``safetensors.numpy.save``
-and reads every checkpoint back with ``safetensors.safe_open``); hostile files are
-built from it by editing the header or the bytes.
+does (``tests/static/huggingface/test_hf_checkpoints.py`` checks it against
+``safetensors.numpy.save`` and reads every checkpoint back with
+``safetensors.safe_open``); hostile files are built from it by editing the header or
+the bytes.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ class needs it). Import after ``pytest.importorskip("keras_hub")``.
 with Gemma 2's options); :func:`backbone` builds one, :func:`tasks` lists the task
 classes that take it, :func:`task` builds one. ``NOT_BUILT`` names the backbone
 classes of ``keras_hub.models`` not built here, with the reason.
+
+:mod:`support.hub_zoo` builds five of these families again at other sizes, with fixed
+names, for the tests that pin shapes and layer paths (its docstring says why).
 """
 
 from __future__ import annotations

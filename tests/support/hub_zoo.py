@@ -5,6 +5,14 @@ task model on it; the task models tie the token embedding to the output layer
 (GPT-2, Gemma: ReversibleEmbedding's reverse call; OPT, BERT: the embedding called
 inside another layer's call; T5: a config-stated tie). Import after
 ``pytest.importorskip("keras_hub")``.
+
+Not :mod:`support.hub_families`, which builds every family at keras_hub's own test
+sizes (a vocabulary of 10 and a hidden size of 2 for GPT-2, OPT, BERT and T5) and
+whose tests compare counts, shapes and layers in order, never layer names. These five
+are built at sizes of their own (a vocabulary of ``VOCABULARY``, a hidden size of 8)
+and named ``<family>_backbone``, and their tests pin what that gives: the token
+embedding's shape, layer paths such as ``gpt2_backbone/token_embedding``. Building
+them from ``hub_families`` would change what those tests build, so the two stay apart.
 """
 
 from __future__ import annotations

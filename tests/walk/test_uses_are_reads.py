@@ -1,7 +1,7 @@
 """Uses are reads: sharing that no graph call shows, counted live, from files, or said unknown.
 
 The oracle is an eager pass on real data counting TensorFlow's reads of each variable
-per innermost layer call (tests/eager_reads.py); Keras's ``count_params`` is the oracle
+per innermost layer call (tests/support/eager_reads.py); Keras's ``count_params`` is the oracle
 for unique counts. The patterns are the zoo's ``READS`` (docs/concepts.md).
 """
 

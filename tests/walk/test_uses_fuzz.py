@@ -7,7 +7,7 @@ custom layers that call another layer (through ``__call__`` or ``.call()``) or r
 its kernel, and ties (:func:`weighttie.tie_weights`). Then:
 
 * live: every variable's uses, and per_use, equal an eager pass's reads
-  (tests/eager_reads.py); unique equals ``count_params``; every variable used more
+  (tests/support/eager_reads.py); unique equals ``count_params``; every variable used more
   than once is in a sharing group;
 * static (the model saved as .keras): unique equals ``count_params``; per_use and
   each variable's uses are the live numbers or unknown, never another number;
@@ -18,8 +18,8 @@ its kernel, and ties (:func:`weighttie.tie_weights`). Then:
 
 ``make test`` runs a few seeds; the long run is marked ``fuzz``::
 
-    .venv/bin/python -m pytest -m fuzz tests/test_uses_fuzz.py
-    WEIGHTTIE_USES_SEEDS=2000 .venv/bin/python -m pytest -m fuzz tests/test_uses_fuzz.py
+    .venv/bin/python -m pytest -m fuzz tests/walk/test_uses_fuzz.py
+    WEIGHTTIE_USES_SEEDS=2000 .venv/bin/python -m pytest -m fuzz tests/walk/test_uses_fuzz.py
 """
 
 from __future__ import annotations
