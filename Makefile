@@ -67,7 +67,8 @@ fuzz: $(STAMP)
 # and the static file against count_params and the trainable split (pytest -m families;
 # tens of minutes). make test runs a few of them (GPT-2, OPT, ALBERT, T5, ViT, Whisper).
 families: $(STAMP)
-	$(BIN)/python -m pytest $(PARALLEL) -m families tests/test_traced.py tests/test_keras_hub_static.py
+	$(BIN)/python -m pytest $(PARALLEL) -m families \
+		tests/traced/test_traced.py tests/static/test_keras_hub_static.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
@@ -88,8 +89,9 @@ TORCH_VENV  ?= .venv-torch
 # The backend-sensitive tests (keras.applications models, marked slow, are left
 # to the TensorFlow run: they exercise the walker, not a backend). The rest of the
 # suite reads files or renders reports, or needs tf_keras, so `make test` covers it.
-BACKEND_TESTS := tests/test_backends.py tests/test_keras_internals.py tests/test_ties.py \
-	tests/test_retie_atomic.py tests/test_nothing_lost.py tests/test_analyze.py tests/test_cli.py
+BACKEND_TESTS := tests/ties/test_backends.py tests/_keras/test_keras_internals.py \
+	tests/ties/test_ties.py tests/ties/test_retie_atomic.py tests/ties/test_nothing_lost.py \
+	tests/walk/test_analyze.py tests/cli/test_cli.py
 BACKEND_PYTEST := -m "not slow and not budget and not fuzz" $(BACKEND_TESTS)
 
 # Fails the install if the backend pulled TensorFlow in after all.
@@ -132,8 +134,8 @@ clean-backends:
 OLDEST_VENV  ?= .venv-oldest
 OLDEST_KERAS := 3.3.0
 OLDEST_JAX   := 0.4.26
-OLDEST_TESTS := tests/test_ties.py tests/test_analyze.py tests/test_retie_atomic.py \
-	tests/test_nothing_lost.py tests/test_keras_internals.py
+OLDEST_TESTS := tests/ties/test_ties.py tests/ties/test_retie_atomic.py \
+	tests/ties/test_nothing_lost.py tests/walk/test_analyze.py tests/_keras/test_keras_internals.py
 KERAS_IS = -c "import keras, sys; sys.exit(keras.__version__ != '$(1)' and f'keras {keras.__version__} is installed, expected $(1)')"
 
 .PHONY: test-oldest

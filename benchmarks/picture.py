@@ -3,7 +3,7 @@
 For each model: the report (``weighttie.analyze``, not timed here), then
 ``to_svg`` and ``to_html`` timed in-process (best of 3), their sizes, and, with
 ``--browser``, how long headless Chromium takes to load the page (to the page's
-script having run) — Chromium driven as tests/test_picture_browser.py does.
+script having run) — Chromium driven as tests/picture/test_picture_browser.py does.
 
 Usage:
     .venv/bin/python benchmarks/picture.py [--browser] [--only NAME ...]
@@ -106,7 +106,7 @@ def best_of(fn: Callable[[], str], repeat: int = 3) -> tuple[float, str]:
 
 
 def browser_load(page: str) -> float:
-    from test_picture_browser import Chromium, _chromium
+    from picture.test_picture_browser import Chromium, _chromium
 
     executable = _chromium()
     if executable is None:

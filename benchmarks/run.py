@@ -436,7 +436,7 @@ COST_CODE = textwrap.dedent(
     import sys
     from pathlib import Path
     sys.path.insert(0, "tests")
-    import hostile
+    from support import hostile
     valid = hostile.Valid(keras=Path(sys.argv[3]), h5=Path(sys.argv[3]))
     getattr(hostile, sys.argv[1])(valid, Path(sys.argv[2]).parent).rename(sys.argv[2])
     """

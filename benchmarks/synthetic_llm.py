@@ -3,7 +3,7 @@
 The folder is what ``GPT2Backbone(...).save_to_preset(folder, max_shard_size=...)``
 writes for a 32-block decoder (config.json, metadata.json, model.weights.json and
 its shards), with the tree of groups, layer names and dataset shapes Keras gives
-GPT-2 (``tests/test_presets.py`` checks it against a real tiny preset). The weights
+GPT-2 (``tests/static/test_presets.py`` checks it against a real tiny preset). The weights
 are declared, not written: every dataset's storage is allocated in the file (the
 file has its full size, 6.9 GB at the default sizes) but only its first 64 kB are
 written, random, so that no two variables look alike; the rest is a hole of the

@@ -13,13 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from hostile import Valid
-
-GOLDEN = Path(__file__).parent / "golden"
+from support import GOLDEN
+from support.hostile import Valid
 
 # tf_keras (Keras 2, which writes the legacy test files) needs TensorFlow; the JAX
 # and torch venvs (make test-jax, make test-torch) have none.
-collect_ignore = [] if importlib.util.find_spec("tf_keras") else ["test_legacy_h5.py"]
+collect_ignore = [] if importlib.util.find_spec("tf_keras") else ["static/test_legacy_h5.py"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -53,7 +52,7 @@ def valid(tmp_path_factory: pytest.TempPathFactory) -> Valid:
 
     Tests only read these files; each bad file is built in a directory of its own.
     """
-    import zoo
+    from support import zoo
 
     directory = tmp_path_factory.mktemp("valid")
     model = zoo.siamese_tower()
@@ -78,7 +77,7 @@ def save(tmp_path: Path) -> Callable[..., Path]:
 def tower_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Saved models for the CI integrations' tests. ``siamese``: one tower called
     twice; ``twins``: the tower built twice (the regression they must catch)."""
-    import zoo
+    from support import zoo
 
     directory = tmp_path_factory.mktemp("models")
     paths = {"siamese": directory / "siamese.keras", "twins": directory / "twins.keras"}

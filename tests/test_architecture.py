@@ -1,4 +1,5 @@
-"""The house rules of docs/architecture.md, checked on the source.
+"""The house rules of docs/architecture.md, checked on the source, and the layout of
+tests/ that mirrors it.
 
 Imports are read from the source (every ``import`` anywhere in a module, those
 inside functions included), so a circle hidden in a function body counts too.
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import networkx as nx
 
-PACKAGE = Path(__file__).parents[1] / "src" / "weighttie"
+from support import REPO
+
+PACKAGE = REPO / "src" / "weighttie"
 
 #: Modules that read only the Report (or build it from facts): never Keras or a backend.
 KERAS_FREE = {
@@ -164,3 +167,48 @@ def test_modules_use_each_others_public_names_only() -> None:
                 if private and alias.name != "_keras":
                     crossing.append(f"{_module_name(path)}: {node.module}.{alias.name}")
     assert crossing == []
+
+
+# -- the tests mirror the rooms (docs/architecture.md) ----------------------------------------
+
+TESTS = REPO / "tests"
+#: Tests no one module or package owns: the only test files at the top of tests/.
+CROSS_CUTTING = {"test_architecture.py", "test_public_api.py", "test_examples.py", "test_cost.py"}
+#: Folders of tests/ that mirror nothing: committed inputs and golden outputs (not packages).
+DATA = {"fixtures", "golden"}
+#: The one package of helpers that several folders of tests import (``from support import zoo``).
+SUPPORT = "support"
+
+
+def _test_folders() -> list[Path]:
+    return sorted(
+        p
+        for p in TESTS.rglob("*")
+        if p.is_dir()
+        and p.relative_to(TESTS).parts[0] not in DATA
+        and not any(part == "__pycache__" or part.startswith(".") for part in p.parts)
+    )
+
+
+def test_the_top_of_tests_holds_the_shared_fixtures_and_cross_cutting_tests_only() -> None:
+    """A test file goes into the folder of what it tests; a helper into tests/support/.
+    tests/ itself is no package: pytest puts it on ``sys.path``, the root of them all."""
+    top = sorted(p.name for p in TESTS.glob("*.py"))
+    assert top == sorted({"conftest.py", *CROSS_CUTTING})
+
+
+def test_every_folder_of_tests_mirrors_src_and_is_a_package() -> None:
+    """``tests/<a>/<b>/`` tests ``src/weighttie/<a>/<b>`` (a package, or the module
+    ``<b>.py``); every folder is a package, so two may hold files of one name."""
+    wrong = []
+    for folder in _test_folders():
+        relative = folder.relative_to(TESTS)
+        mirror = PACKAGE.joinpath(*relative.parts)
+        if relative.parts != (SUPPORT,) and not (
+            mirror.is_dir() or mirror.with_suffix(".py").is_file()
+        ):
+            wrong.append(f"tests/{relative.as_posix()}/ mirrors nothing in src/weighttie/")
+        if not (folder / "__init__.py").is_file():
+            wrong.append(f"tests/{relative.as_posix()}/ has no __init__.py")
+    assert wrong == []
+    assert not list((TESTS / SUPPORT).glob("test_*.py")), "tests/support/ holds helpers only"

@@ -19,8 +19,8 @@ import pytest
 from keras import layers
 
 import weighttie
-import zoo
-from cli_run import run
+from support import zoo
+from support.cli_run import run
 from weighttie.build import build_report
 from weighttie.dtypes import variable_bytes
 from weighttie.facts import ModelFacts, RawLayer, RawVariable
@@ -459,7 +459,7 @@ def test_the_html_page_shows_the_cost_line_and_a_macs_column() -> None:
 def test_the_cost_line_shows_known_bytes_when_per_use_is_unknown(tmp_path: Path) -> None:
     """A keras_hub preset states no calls: per-use bytes are unknown, unique bytes are not."""
     pytest.importorskip("keras_hub")
-    from hub_zoo import backbone_and_task
+    from support.hub_zoo import backbone_and_task
 
     _, task = backbone_and_task("gpt2")
     task.save_to_preset(str(tmp_path / "gpt2"))

@@ -7,9 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from support import REPO
 from weighttie.backend_logs import is_backend_log_line
 
-EXAMPLES = Path(__file__).parents[1] / "examples"
+EXAMPLES = REPO / "examples"
 
 
 def run(script: str, out: Path) -> str:
@@ -51,7 +52,7 @@ def test_examples_refuse_bad_usage() -> None:
 
 def test_readme_sample_is_what_make_demo_prints(tmp_path: Path) -> None:
     """The README's first screen shows `make demo`'s report, byte for byte."""
-    readme = (EXAMPLES.parent / "README.md").read_text(encoding="utf-8")
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
     start = readme.index("```text\nModel 'siamese'") + len("```text\n")
     sample = readme[start : readme.index("```", start)]
     (tmp_path / "build").mkdir()

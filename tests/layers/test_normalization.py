@@ -57,5 +57,6 @@ class TestNormalization(FamilyOracle):
     family = normalization
     cases = unique(_cases())
     variable_cases = VARIABLE_CASES
-    #: tf_keras only: tests/test_static_trainable.py reads its file against tf_keras's counts.
+    #: tf_keras only: tests/static/test_static_trainable.py reads its file against tf_keras's
+    #: counts.
     checked_elsewhere = frozenset({"SyncBatchNormalization: variables"})

@@ -3,7 +3,7 @@
 Keras 3 removed the per-call accessors weighttie needs (``get_output_at`` …) and
 offers no supported way to make two layers hold one variable. What we read or
 write instead is private, so it lives here, each access in one small function with
-its own test (tests/test_keras_internals.py). A Keras upgrade that moves any of
+its own test (tests/_keras/test_keras_internals.py). A Keras upgrade that moves any of
 it breaks this file, loudly, and nothing else.
 
 Verified against Keras 3.15 (see ../shared/DESIGN.md). Keras is imported where it

@@ -2,7 +2,7 @@
 
 Part of :mod:`weighttie._keras`, the package that holds every private Keras access,
 kept in its own module so that building without values is one file's work when
-Keras changes. Each access has a test in ``tests/test_keras_internals.py``.
+Keras changes. Each access has a test in ``tests/_keras/test_keras_internals.py``.
 
 How a model is built without values (Keras 3.5 or later):
 

@@ -1,0 +1,1 @@
+"""Tests of the private Keras accesses (src/weighttie/_keras/), one test per access."""

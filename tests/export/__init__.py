@@ -1,0 +1,1 @@
+"""Tests of the variable-identity graph export (src/weighttie/export.py)."""

@@ -1,0 +1,1 @@
+"""Tests of the static reader (src/weighttie/static/): every file format, read without Keras."""

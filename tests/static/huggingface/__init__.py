@@ -1,0 +1,1 @@
+"""Tests of Hugging Face checkpoint folders read statically (src/weighttie/static/huggingface/)."""

@@ -1,0 +1,1 @@
+"""Tests of ties (src/weighttie/ties.py, tie_record.py, load.py), under every Keras backend."""

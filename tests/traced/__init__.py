@@ -1,0 +1,1 @@
+"""Tests of --load without weight values (src/weighttie/traced.py)."""
