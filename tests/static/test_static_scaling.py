@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 import weighttie
-from cpu_floor import child_cpu, floor_cpu
+from support.cpu_floor import child_cpu, floor_cpu
 from weighttie.static import read_report
 
 BRANCH = 50  # Dense layers a branch

@@ -24,6 +24,7 @@ import h5py
 import numpy as np
 import pytest
 
+from support import FIXTURES
 from weighttie.errors import FileFormatError
 from weighttie.io.file_window import Window
 from weighttie.io.hdf5_headers import read_tree
@@ -33,7 +34,7 @@ from weighttie.static import read_report
 from weighttie.static.h5_tree import Collected, collect_h5
 from weighttie.static.values import Values
 
-RELEASES = Path(__file__).parent / "fixtures" / "releases" / "releases.tar.xz"
+RELEASES = FIXTURES / "releases" / "releases.tar.xz"
 
 
 @contextmanager
@@ -89,7 +90,7 @@ def test_every_release_file_reads_the_same_as_hdf5_walks_it(tmp_path: Path) -> N
 
 
 def test_zoo_models_read_the_same(save: Callable[..., Path]) -> None:
-    import zoo
+    from support import zoo
 
     for name, build in zoo.ZOO.items():
         if name in zoo.UNSAVEABLE:
@@ -169,7 +170,7 @@ def _copy_all(old: h5py.File, new: h5py.File, **dataset_options: Any) -> None:
 def test_chunked_and_compressed_values_are_read_through_hdf5(
     save: Callable[..., Path], tmp_path: Path
 ) -> None:
-    import zoo
+    from support import zoo
 
     path = _rewrite(
         save(zoo.siamese_tower()),
@@ -185,7 +186,7 @@ def test_chunked_and_compressed_values_are_read_through_hdf5(
 def test_the_newest_format_is_walked_through_hdf5(
     save: Callable[..., Path], tmp_path: Path
 ) -> None:
-    import zoo
+    from support import zoo
 
     original = save(zoo.siamese_tower())
     path = _rewrite(original, tmp_path, _copy_all, libver="latest")
@@ -198,7 +199,7 @@ def test_the_newest_format_is_walked_through_hdf5(
 def test_a_soft_link_makes_the_header_reader_step_aside(
     save: Callable[..., Path], tmp_path: Path
 ) -> None:
-    import zoo
+    from support import zoo
 
     def with_soft_link(old: h5py.File, new: h5py.File) -> None:
         _copy_all(old, new)
@@ -213,7 +214,7 @@ def test_a_soft_link_makes_the_header_reader_step_aside(
 
 
 def test_past_the_objects_limit_the_hdf5_walk_refuses(save: Callable[..., Path]) -> None:
-    import zoo
+    from support import zoo
 
     path = save(zoo.siamese_tower())
     with _weights(path) as (_, heaps):
