@@ -21,7 +21,7 @@ from weighttie.errors import FileFormatError, LimitError
 from weighttie.facts import join_path
 from weighttie.limits import DEFAULT_LIMITS, Limits
 
-__all__ = ["check_json_size", "iter_layer_configs", "parse_model_config"]
+__all__ = ["check_json_size", "is_layer_entry", "iter_layer_configs", "parse_model_config"]
 
 
 # -- a model config, parsed within limits -------------------------------------------
@@ -287,6 +287,21 @@ def iter_layer_configs(
             yield from _held_layer_configs(layer_config, path, depth + 1, limit)
 
 
+def is_layer_entry(value: Any) -> bool:
+    """Whether ``value`` is a serialized layer: ``{"class_name": …, "config": {"name": …,
+    "trainable": …}}`` (a layer's base config always carries both; dtype policies and
+    initializers, also serialized objects, do not)."""
+    if not isinstance(value, dict):
+        return False
+    inner = value.get("config")
+    return (
+        isinstance(value.get("class_name"), str)
+        and isinstance(inner, dict)
+        and isinstance(inner.get("name"), str)
+        and "trainable" in inner
+    )
+
+
 def _held_layer_configs(
     value: Any, parent: str, depth: int, limit: int
 ) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -302,13 +317,8 @@ def _held_layer_configs(
     items = value if isinstance(value, list) else value.values()
     for item in items:
         if isinstance(item, dict):
-            inner = item.get("config")
-            if (
-                isinstance(item.get("class_name"), str)
-                and isinstance(inner, dict)
-                and isinstance(inner.get("name"), str)
-                and "trainable" in inner
-            ):
+            if is_layer_entry(item):
+                inner = item["config"]
                 path = join_path(parent, inner["name"])
                 yield path, item
                 yield from iter_layer_configs(item, path, depth + 2, max_depth=limit)

@@ -32,28 +32,20 @@ from typing import Any
 
 from weighttie.errors import FileFormatError
 from weighttie.facts import RawLayer, join_path
+from weighttie.io.config_json import is_layer_entry
 from weighttie.static.rows import Place, Reader, Unsaved
 
 __all__ = ["layer_references", "resolve"]
 
 
 def layer_references(config: Any, depth: int = 0) -> Iterator[tuple[str, str, dict[str, Any]]]:
-    """``(name, class, config)`` of each serialized layer inside a layer's config.
-
-    A serialized layer is a ``{"class_name": …, "config": {"name": …, "trainable":
-    …}}`` object: its base config always carries both, which dtype policies and
-    initializers (also serialized objects) do not.
-    """
+    """``(name, class, config)`` of each serialized layer inside a layer's config
+    (:func:`~weighttie.io.config_json.is_layer_entry`)."""
     if depth > 32:
         return
     if isinstance(config, dict):
-        inner = config.get("config")
-        if (
-            isinstance(config.get("class_name"), str)
-            and isinstance(inner, dict)
-            and isinstance(inner.get("name"), str)
-            and "trainable" in inner
-        ):
+        if is_layer_entry(config):
+            inner = config["config"]
             yield inner["name"], config["class_name"], inner
             return
         for value in config.values():
