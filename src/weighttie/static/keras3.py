@@ -270,9 +270,10 @@ def _sublayers(
 ) -> None:
     """The sublayers the weights file shows below ``path`` (at ``depth``, as a path's
     slashes count). In a graphless model's file (``graphless``), a layer of a
-    ``layers`` list has the class its group name says, where that is a known class.
-    ``calls_known`` is False below a custom layer: its ``call`` decides how often
-    they run."""
+    ``layers`` list has the class its group name says, where that is a known class; a
+    sublayer kept as an attribute has the class its parent's catalogue entry names for
+    the attribute. ``calls_known`` is False below a custom layer: its ``call`` decides
+    how often they run."""
     children = [(key, child, False) for key, child in sorted(group.attributes.items())]
     children += [(str(i), child, True) for i, child in enumerate(group.layers)]
     # Keras 3.0 - 3.5 name no group: a sublayer's name is then the one its parent's class
@@ -294,7 +295,9 @@ def _sublayers(
         if child_path in taken:
             continue
         taken.add(child_path)
-        sub_class, sub_config = sublayer_class(class_name, config, key)
+        sub_class, sub_config = sublayer_class(
+            class_name, config, key, empty=not holds_variables(child)
+        )
         sub_trainable = trainable
         names = variable_names(sub_class, sub_config, len(child.variables))
         if graphless is not None:
