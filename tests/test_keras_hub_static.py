@@ -293,16 +293,10 @@ def test_other_commands_without_keras(
 #: In the default run: ViT nests blocks whose names repeat (``transformer_block_1`` under
 #: ``vit_encoder``, once dropped); Whisper pairs an encoder and a decoder and freezes its
 #: encoder position embedding in its constructor, where no config the file holds says so
-#: (once counted trainable). The rest run under ``pytest -m families``.
-EVERY_RUN = {"vit", "whisper"}
-
-#: Families whose variables Keras creates non-trainable inside layers kept in a list (saved
-#: under their classes' names, read as attribute names): their unique counts are right,
-#: their trainable split is not yet. Strict: a family that starts to pass must leave this table.
-TRAINABLE_SPLIT_UNKNOWN = {
-    "gemma4_vision": "clipping bounds of Gemma4VisionDecoderBlock, kept in a list",
-    "hgnetv2": "BatchNormalization moving statistics inside blocks kept in lists",
-}
+#: (once counted trainable); HGNetV2 keeps BatchNormalization layers in blocks kept as
+#: attributes and in lists (``stages_list``), whose moving statistics were once counted
+#: trainable. The rest run under ``pytest -m families``.
+EVERY_RUN = {"vit", "whisper", "hgnetv2"}
 
 
 def _every_family() -> list[Any]:
@@ -326,7 +320,7 @@ def _every_family() -> list[Any]:
 
 @pytest.mark.parametrize(("variant", "task_name"), _every_family())
 def test_every_family_keeps_every_weight_and_keras_trainable_split(
-    variant: str, task_name: str | None, tmp_path: Path, request: pytest.FixtureRequest
+    variant: str, task_name: str | None, tmp_path: Path
 ) -> None:
     import hub_families
 
@@ -343,7 +337,4 @@ def test_every_family_keeps_every_weight_and_keras_trainable_split(
     assert sorted(v.shape for v in report.variables) == sorted(
         tuple(w.shape) for w in {id(w): w for w in model.weights}.values()
     )
-    if variant in TRAINABLE_SPLIT_UNKNOWN:  # only the split is expected to fail
-        reason = TRAINABLE_SPLIT_UNKNOWN[variant]
-        request.applymarker(pytest.mark.xfail(reason=f"trainable split: {reason}", strict=True))
     assert report.params.trainable_unique == _size(model.trainable_weights)

@@ -270,11 +270,12 @@ def _sublayers(
 ) -> None:
     """The sublayers the weights file shows below ``path`` (at ``depth``, as a path's
     slashes count). In a graphless model's file (``graphless``), a layer of a
-    ``layers`` list has the class its group name says, where that is a known class; a
-    sublayer kept as an attribute has the class its parent's catalogue entry names for
-    the attribute. ``calls_known`` is False below a custom layer: its ``call`` decides
-    how often they run."""
-    children = [(key, child, False) for key, child in sorted(group.attributes.items())]
+    ``layers`` list, or of another list a layer keeps (a group without ``vars``), has
+    the class its group name says, where that is a known class; a sublayer kept as an
+    attribute has the class its parent's catalogue entry names for the attribute.
+    ``calls_known`` is False below a custom layer: its ``call`` decides how often
+    they run."""
+    children = [(key, child, group.is_list) for key, child in sorted(group.attributes.items())]
     children += [(str(i), child, True) for i, child in enumerate(group.layers)]
     # Keras 3.0 - 3.5 name no group: a sublayer's name is then the one its parent's class
     # gives it, and a group holding no variable (3.0 - 3.2's unbuilt template of a
