@@ -338,3 +338,22 @@ def test_every_family_keeps_every_weight_and_keras_trainable_split(
         tuple(w.shape) for w in {id(w): w for w in model.weights}.values()
     )
     assert report.params.trainable_unique == _size(model.trainable_weights)
+
+
+def test_a_task_own_non_trainable_variable_is_not_trainable(tmp_path: Path) -> None:
+    """Gemma4's assistant task with ordered embeddings holds a variable of its own,
+    ``token_ordering``, created non-trainable: saved in the file's root ``vars``."""
+    import hub_families
+
+    model = keras_hub.models.Gemma4AssistantCausalLM(
+        backbone=hub_families.backbone("gemma4"),
+        preprocessor=None,
+        backbone_hidden_size=8,
+        num_centroids=4,
+        centroid_intermediate_top_k=2,
+        use_ordered_embeddings=True,
+    )
+    model.save(tmp_path / "assistant.keras")
+    report = read_report(tmp_path / "assistant.keras")
+    assert report.params.trainable_unique == _size(model.trainable_weights)
+    assert report.variable("token_ordering").trainable is False

@@ -97,6 +97,8 @@ def facts_of_config(
     class_name = str(config.get("class_name", UNKNOWN_CLASS))
     name = entry_layer_name(config) or group.name or "model"  # a subclassed model: the weights say
     root_trainable = entry_trainable(config)
+    count = len(group.variables)
+    graphless_root = not is_model_entry(config) and class_name not in MODEL_CLASSES
     reader.add(
         ROOT,
         name,
@@ -105,7 +107,9 @@ def facts_of_config(
         is_model=True,
         nodes=None,
         variables=group.variables,
-        names=[str(i) for i in range(len(group.variables))],
+        names=hub_variable_names(class_name, {}, count)
+        if graphless_root
+        else [str(i) for i in range(count)],
         trainable=root_trainable,
     )
     if is_model_entry(config):
