@@ -4,7 +4,7 @@ A keras_hub model's config holds constructor arguments, not a graph: its weights
 file is the only map of its layers, each saved under its class's snake-cased name
 (``transformer_decoder_1``). These are the classes that name can stand for, and
 what each says about its variables. Their calls are keras_hub's own code, which
-decides how often their sublayers run; nothing else about them is tabled.
+decides how often their sublayers run; nothing about their calls is tabled.
 keras_hub's ``ReversibleEmbedding`` and ``RMSNormalization`` share their names and
 variables with Keras's (:mod:`~weighttie.layers.core`,
 :mod:`~weighttie.layers.normalization`).
