@@ -68,6 +68,7 @@ def _both(path: Path) -> tuple[Collected, Collected, bool]:
 
 def _same(fast: Collected, slow: Collected) -> None:
     assert fast.groups == slow.groups
+    assert fast.saveables == slow.saveables
     assert fast.named == slow.named
     assert fast.datasets == slow.datasets
     assert fast.objects == slow.objects

@@ -293,31 +293,10 @@ def test_other_commands_without_keras(
 #: In the default run: ViT nests blocks whose names repeat (``transformer_block_1`` under
 #: ``vit_encoder``, once dropped); Whisper pairs an encoder and a decoder and freezes its
 #: encoder position embedding in its constructor, where no config the file holds says so
-#: (once counted trainable). The rest run under ``pytest -m families``.
-EVERY_RUN = {"vit", "whisper"}
-
-#: Families whose variables Keras creates non-trainable inside keras_hub's own layers, where
-#: the file names neither the class nor the variable (numbered ``vars/0``, ``vars/1`` under an
-#: attribute name): their unique counts are right, their trainable split is not yet. Strict:
-#: a family that starts to pass must leave this table.
-TRAINABLE_SPLIT_UNKNOWN = {
-    "clip": "position_ids (a non-trainable index table)",
-    "clip_vision": "position_ids (a non-trainable index table)",
-    "siglip": "position_ids (a non-trainable index table)",
-    "siglip2": "position_ids (a non-trainable index table)",
-    "siglip_text": "position_ids (a non-trainable index table)",
-    "siglip_vision": "position_ids (a non-trainable index table)",
-    "dinov2": "position_embeddings made non-trainable in build",
-    "dinov2_registers": "position_embeddings made non-trainable in build",
-    "efficientnet": "BatchNormalization moving statistics inside keras_hub blocks",
-    "hgnetv2": "BatchNormalization moving statistics inside keras_hub blocks",
-    "mobilenet": "BatchNormalization moving statistics inside keras_hub blocks",
-    "gemma4": "layer_scalar made non-trainable in build",
-    "gemma4_vision": "layer_scalar made non-trainable in build",
-    "moonshine": "rotary inv_freq made non-trainable in build",
-    "smollm3": "rotary inv_freq made non-trainable in build",
-    "sam": "positional_encoding_gaussian_matrix made non-trainable in build",
-}
+#: (once counted trainable); HGNetV2 keeps BatchNormalization layers in blocks kept as
+#: attributes and in lists (``stages_list``), whose moving statistics were once counted
+#: trainable. The rest run under ``pytest -m families``.
+EVERY_RUN = {"vit", "whisper", "hgnetv2"}
 
 
 def _every_family() -> list[Any]:
@@ -341,7 +320,7 @@ def _every_family() -> list[Any]:
 
 @pytest.mark.parametrize(("variant", "task_name"), _every_family())
 def test_every_family_keeps_every_weight_and_keras_trainable_split(
-    variant: str, task_name: str | None, tmp_path: Path, request: pytest.FixtureRequest
+    variant: str, task_name: str | None, tmp_path: Path
 ) -> None:
     from support import hub_families
 
@@ -358,7 +337,23 @@ def test_every_family_keeps_every_weight_and_keras_trainable_split(
     assert sorted(v.shape for v in report.variables) == sorted(
         tuple(w.shape) for w in {id(w): w for w in model.weights}.values()
     )
-    if variant in TRAINABLE_SPLIT_UNKNOWN:  # only the split is expected to fail
-        reason = TRAINABLE_SPLIT_UNKNOWN[variant]
-        request.applymarker(pytest.mark.xfail(reason=f"trainable split: {reason}", strict=True))
     assert report.params.trainable_unique == _size(model.trainable_weights)
+
+
+def test_a_task_own_non_trainable_variable_is_not_trainable(tmp_path: Path) -> None:
+    """Gemma4's assistant task with ordered embeddings holds a variable of its own,
+    ``token_ordering``, created non-trainable: saved in the file's root ``vars``."""
+    import hub_families
+
+    model = keras_hub.models.Gemma4AssistantCausalLM(
+        backbone=hub_families.backbone("gemma4"),
+        preprocessor=None,
+        backbone_hidden_size=8,
+        num_centroids=4,
+        centroid_intermediate_top_k=2,
+        use_ordered_embeddings=True,
+    )
+    model.save(tmp_path / "assistant.keras")
+    report = read_report(tmp_path / "assistant.keras")
+    assert report.params.trainable_unique == _size(model.trainable_weights)
+    assert report.variable("token_ordering").trainable is False

@@ -282,3 +282,34 @@ def test_lora_kernel_is_frozen_and_its_factors_are_not_in_the_file(make, save) -
     assert static.params.trainable_unique == _trainable_size(model) - sum(
         v.size for v in factors.values()
     )
+
+
+class _ListedTower(keras.Model):
+    """A subclassed model keeping layers in a list attribute: Keras saves the list's
+    members as it saves a model's ``layers``, each under its class's snake-cased name
+    (``blocks/batch_normalization``), not under an attribute's name."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.blocks = [layers.Dense(4, name="d"), layers.BatchNormalization(name="bn")]
+        self.head = layers.Dense(2, name="head")
+
+    def call(self, x: Any) -> Any:
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
+
+
+def test_a_layer_in_a_list_has_the_class_its_group_names(save) -> None:
+    """A list's group holds no ``vars``: its members' group names are their classes', so a
+    BatchNormalization kept in a list keeps its moving statistics non-trainable (the
+    file has no graph: its weights are the only map). The attribute ``head`` says no class."""
+    model = _ListedTower()
+    model(np.zeros((1, 3)))
+    report = read_report(save(model))
+    assert report.params.trainable_unique == _trainable_size(model)
+    assert report.layer("blocks/bn").class_name == "BatchNormalization"
+    assert report.variable("blocks/bn/moving_mean").trainable is False
+    assert report.layer("blocks/d").class_name == "Dense"
+    assert report.layer("blocks").variables == ()
+    assert report.layer("head").class_name == "?"

@@ -341,8 +341,9 @@ def trainable_flags(class_name: str, config: dict[str, Any], names: list[str]) -
     A file does not say which variables are trainable (Keras saves a layer's trainable
     variables, then the others, without a count). The class says which it creates
     non-trainable (BatchNormalization's moving statistics, preprocessing state,
-    SpectralNormalization's ``vector_u``); so does a quantization to integers (all
-    but the bias) and LoRA (``lora_rank``: the kernel or embeddings).
+    SpectralNormalization's ``vector_u``, keras_hub's index tables and fixed
+    frequencies, named by count); so does a quantization to integers (all but the
+    bias) and LoRA (``lora_rank``: the kernel or embeddings).
 
     Example:
         >>> trainable_flags("BatchNormalization", {}, ["gamma", "beta", "moving_mean"])
@@ -355,7 +356,7 @@ def trainable_flags(class_name: str, config: dict[str, Any], names: list[str]) -
         return [name == "bias" for name in names]
     if config.get("lora_rank") and variables is not None and variables.lora:
         return [name not in ("kernel", "embeddings") for name in names]  # LoRA trains factors
-    named = variables is not None and variables.names is not None
+    named = variables is not None and (variables.names is not None or bool(variables.by_count))
     frozen = variables.non_trainable if variables is not None and named else _GUESSED_NON_TRAINABLE
     return [name not in frozen for name in names]
 
@@ -409,12 +410,25 @@ def held_from_sublayer(class_name: str) -> frozenset[str]:
 
 
 def sublayer_class(
-    parent_class: str, parent_config: dict[str, Any], key: str
+    parent_class: str, parent_config: dict[str, Any], key: str, *, empty: bool = False
 ) -> tuple[str, dict[str, Any]]:
     """The class and config of a sublayer saved under attribute ``key``, where the file
-    says it: the cell an RNN layer makes from its own config, else the layer the
+    or the catalogue says it: the class a keras_hub block keeps under that attribute
+    (unless the sublayer holds nothing, ``empty``: a weightless stand-in may sit
+    there), the cell an RNN layer makes from its own config, else the layer the
     parent's config holds for that attribute (a Bidirectional's ``forward_layer`` is a
-    copy of its ``layer``); ``?`` where neither says."""
+    copy of its ``layer``); ``?`` where none says.
+
+    Example:
+        >>> sublayer_class("MBConvBlock", {}, "bn1")
+        ('BatchNormalization', {})
+        >>> sublayer_class("HGNetV2Stage", {}, "downsample_layer", empty=True)
+        ('?', {})
+    """
+    sub = _sublayers(parent_class)
+    tabled = sub.attributes.get(key) if sub is not None else None
+    if tabled is not None and not empty:
+        return tabled, {}
     cell = _cell_class(parent_class)
     if key == "cell" and cell is not None:
         return cell, parent_config

@@ -68,7 +68,9 @@ class Variables:
             none is trainable.
         lora: The class takes ``lora_rank``: its kernel (or embeddings) is then frozen.
         by_count: Names by how many variables the layer holds, for a file that gives
-            no config (a graphless keras_hub model's weights).
+            no config (a graphless keras_hub model's weights), in saving order: Keras
+            saves those created trainable, then the others. A name the count cannot
+            tell is the file's number (``"1"``: one of two options' variables).
     """
 
     names: NamesRule | None
@@ -102,6 +104,11 @@ class Sublayers:
             (``forward_layer``, ``backward_layer``: Bidirectional).
         held: Its own variables that are its sublayer's, one object saved under both
             (SpectralNormalization's ``kernel``).
+        attributes: The classes of the sublayers its own code keeps as attributes, by
+            attribute name (keras_hub's blocks: a file saves each under the attribute's
+            name, which does not say the class). Where an option is off, the code may
+            keep a weightless stand-in there (``Identity``): a group holding nothing is
+            no evidence of the class named.
     """
 
     runs_once: bool
@@ -109,6 +116,7 @@ class Sublayers:
     given: str | None = None
     copies: bool = False
     held: frozenset[str] = frozenset()
+    attributes: Mapping[str, str] = field(default_factory=dict)
 
 
 #: Holds sublayers and runs each once per call.

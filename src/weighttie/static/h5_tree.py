@@ -279,6 +279,11 @@ class H5Group:
     ``key`` is the saveable's own group name: an attribute's name, or for a layer
     of a model's ``layers`` list the snake-cased class name Keras gave it
     (``reversible_embedding``, ``transformer_decoder_1``).
+
+    ``is_list`` is True for a group without ``vars``: no saveable (each writes its
+    ``vars``, even empty) but a list or dict attribute, whose members Keras saves as
+    it saves a model's ``layers``, each under its class's snake-cased name
+    (``stages_list/hg_net_v2_stage``).
     """
 
     name: str | None
@@ -286,6 +291,7 @@ class H5Group:
     layers: list[H5Group] = field(default_factory=list)  # under "layers/" (models)
     attributes: dict[str, H5Group] = field(default_factory=dict)  # other child saveables
     key: str = ""
+    is_list: bool = False
 
 
 #: A model's attribute Keras saves beside its layers that is not a layer: the
@@ -308,6 +314,7 @@ class Collected:
     (with each group's own key), the ``vars`` groups' layer names, and the datasets."""
 
     groups: dict[str, str] = field(default_factory=dict)
+    saveables: set[str] = field(default_factory=set)  # the groups holding a ``vars`` group
     named: list[tuple[str, Any]] = field(default_factory=list)
     datasets: list[tuple[str, tuple[int, ...], str]] = field(default_factory=list)
     objects: int = 0  # groups and datasets visited
@@ -320,6 +327,7 @@ class Collected:
         """Add another file's part of one tree (a shard): a dataset may be in one file only."""
         for name, key in other.groups.items():
             self.groups.setdefault(name, key)
+        self.saveables |= other.saveables
         self.named += other.named
         seen = {name for name, _, _ in self.datasets}
         for dataset in other.datasets:
@@ -369,7 +377,6 @@ def _walked(
     heaps: Heaps | None,
 ) -> Collected:
     """What :func:`collect_h5` collects, through HDF5's walk (:func:`walk_h5`)."""
-    import numpy as np
     from h5py import h5a, h5o
 
     found = Collected()
@@ -390,30 +397,22 @@ def _walked(
         if handles is not None:  # kept open: values are read through them
             handles["/" + prefix + name] = ds
 
-    def read_text(obj: Any, attribute: bytes) -> Any:
-        """A scalar attribute's value (None if it is not a scalar)."""
-        attr = h5a.open(obj, attribute)
-        if attr.shape != ():
-            return None
-        value = np.empty((), dtype=attr.dtype)
-        attr.read(value)
-        return value[()]
-
     def read_name(name: str, obj: Any) -> None:
-        value = read_text(obj, b"name")
+        value = _scalar_attribute(obj, b"name")
         if value is not None:  # a layer name is one string; anything else is not
             found.named.append((prefix + name, value))
 
     def read_dtype(index: int, ds: Any) -> None:
         name, shape, stored = found.datasets[index]
-        keras_name = _opaque_dtype(stored, read_text(ds, _DTYPE_ATTR))
+        keras_name = _opaque_dtype(stored, _scalar_attribute(ds, _DTYPE_ATTR))
         if keras_name is not None:
             found.datasets[index] = (name, shape, keras_name)
 
     def on_group(raw: bytes, name: str) -> None:
         found.objects += 1
-        last = name.rpartition("/")[2]
+        owner, _, last = name.rpartition("/")
         if last == "vars":
+            found.saveables.add(prefix + owner if owner else prefix[:-1])
             obj = h5o.open(h5.id, raw)
             if h5a.exists(obj, b"name"):
                 if heaps is None:
@@ -449,6 +448,8 @@ def _collected(tree: Tree, h5: Any, prefix: str, handles: dict[str, Any] | None)
     for path in tree.groups:
         last = path.rpartition("/")[2]
         if last == "vars":
+            owner = path.rpartition("/")[0]
+            found.saveables.add(prefix + owner if owner else prefix[:-1])
             if path in tree.names:
                 found.named.append((prefix + path, tree.names[path]))
         elif last != "layers":
@@ -469,6 +470,19 @@ def _open_dataset(h5: Any, path: str) -> Any:
     from h5py import h5d
 
     return h5d.open(h5.id, path.encode())
+
+
+def _scalar_attribute(obj: Any, attribute: bytes) -> Any:
+    """The value of an HDF5 object's attribute (None if it is not a scalar)."""
+    import numpy as np
+    from h5py import h5a
+
+    attr = h5a.open(obj, attribute)
+    if attr.shape != ():
+        return None
+    value = np.empty((), dtype=attr.dtype)
+    attr.read(value)
+    return value[()]
 
 
 def _other_names(h5: Any, where: str, found: Collected, prefix: str) -> None:
@@ -547,7 +561,7 @@ def link_groups(found: Collected) -> H5Group:
     root = H5Group(name=None)
     groups: dict[str, H5Group] = {"": root}
     for name, key in found.groups.items():
-        groups[name] = H5Group(name=None, key=key)
+        groups[name] = H5Group(name=None, key=key, is_list=name not in found.saveables)
     # Link each saveable group to its parent: "a/layers/b" is a layer of "a",
     # "a/cell" an attribute of "a".
     for name in sorted(groups, key=lambda n: (n.count("/"), n)):

@@ -97,6 +97,8 @@ def facts_of_config(
     class_name = str(config.get("class_name", UNKNOWN_CLASS))
     name = entry_layer_name(config) or group.name or "model"  # a subclassed model: the weights say
     root_trainable = entry_trainable(config)
+    count = len(group.variables)
+    graphless_root = not is_model_entry(config) and class_name not in MODEL_CLASSES
     reader.add(
         ROOT,
         name,
@@ -105,7 +107,9 @@ def facts_of_config(
         is_model=True,
         nodes=None,
         variables=group.variables,
-        names=[str(i) for i in range(len(group.variables))],
+        names=hub_variable_names(class_name, {}, count)
+        if graphless_root
+        else [str(i) for i in range(count)],
         trainable=root_trainable,
     )
     if is_model_entry(config):
@@ -270,10 +274,12 @@ def _sublayers(
 ) -> None:
     """The sublayers the weights file shows below ``path`` (at ``depth``, as a path's
     slashes count). In a graphless model's file (``graphless``), a layer of a
-    ``layers`` list has the class its group name says, where that is a known class.
+    ``layers`` list, or of another list a layer keeps (a group without ``vars``), has
+    the class its group name says, where that is a known class; a sublayer kept as an
+    attribute has the class its parent's catalogue entry names for the attribute.
     ``calls_known`` is False below a custom layer: its ``call`` decides how often
     they run."""
-    children = [(key, child, False) for key, child in sorted(group.attributes.items())]
+    children = [(key, child, group.is_list) for key, child in sorted(group.attributes.items())]
     children += [(str(i), child, True) for i, child in enumerate(group.layers)]
     # Keras 3.0 - 3.5 name no group: a sublayer's name is then the one its parent's class
     # gives it, and a group holding no variable (3.0 - 3.2's unbuilt template of a
@@ -294,7 +300,9 @@ def _sublayers(
         if child_path in taken:
             continue
         taken.add(child_path)
-        sub_class, sub_config = sublayer_class(class_name, config, key)
+        sub_class, sub_config = sublayer_class(
+            class_name, config, key, empty=not holds_variables(child)
+        )
         sub_trainable = trainable
         names = variable_names(sub_class, sub_config, len(child.variables))
         if graphless is not None:

@@ -7,9 +7,12 @@ name. A model's ``layers`` list is saved under the snake-cased class name of eac
 layer (``reversible_embedding``, ``transformer_decoder_1``); where that name is a
 class the layer catalogue lists for it (:mod:`weighttie.layers.keras_hub`), or one
 the config names (a task's ``backbone``), the layer's class is known, and with it
-its variables' names (:func:`weighttie.layers.hub_variable_names`). Sublayers kept as
-attributes (``_self_attention_layer``) are saved under the attribute's name, which
-does not say their class.
+its variables' names (:func:`weighttie.layers.hub_variable_names`) and which are
+trainable. A list a layer keeps (``stages_list``: a group without ``vars``) saves its
+members the same way, under their classes' names. Sublayers kept as attributes
+(``_self_attention_layer``) are saved under the attribute's name, which does not say
+their class, unless the catalogue's entry of their parent's class names it
+(a convolution block's ``bn1`` is a BatchNormalization).
 
 What the file cannot tell is said, never guessed: which layer calls which, and how
 many times (uses and per-use counts are unknown), and the class of a layer whose
