@@ -128,7 +128,7 @@ def _check_against_catalogue(model: Any) -> set[str]:
 
 def _family(variant: str) -> Callable[[], Any]:
     def build() -> Any:
-        import hub_families
+        from support import hub_families
 
         return hub_families.backbone(variant)
 
@@ -137,7 +137,7 @@ def _family(variant: str) -> Callable[[], Any]:
 
 def _hgnetv2_light() -> Any:
     """HGNetV2 with light blocks (``HGNetV2ConvLayerLight``) in its second stage."""
-    import hub_families
+    from support import hub_families
 
     model = hub_families.backbone("hgnetv2")
     config = {**model.get_config(), "use_lightweight_conv_block": [False, True]}
@@ -180,7 +180,7 @@ def _gemma4_assistant() -> Any:
     """Gemma4's assistant task with ordered embeddings: its own ``token_ordering``."""
     from keras_hub.models import Gemma4AssistantCausalLM
 
-    import hub_families
+    from support import hub_families
 
     return Gemma4AssistantCausalLM(
         backbone=hub_families.backbone("gemma4"),

@@ -343,7 +343,7 @@ def test_every_family_keeps_every_weight_and_keras_trainable_split(
 def test_a_task_own_non_trainable_variable_is_not_trainable(tmp_path: Path) -> None:
     """Gemma4's assistant task with ordered embeddings holds a variable of its own,
     ``token_ordering``, created non-trainable: saved in the file's root ``vars``."""
-    import hub_families
+    from support import hub_families
 
     model = keras_hub.models.Gemma4AssistantCausalLM(
         backbone=hub_families.backbone("gemma4"),
