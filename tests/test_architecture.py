@@ -34,6 +34,7 @@ KERAS_FREE = {
     "weighttie.escape",
     "weighttie.files",
     "weighttie.limits",
+    "weighttie.collector",
     "weighttie.picture",
     "weighttie.picture.layout",
     "weighttie.picture.drawing",

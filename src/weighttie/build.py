@@ -28,6 +28,7 @@ from collections import defaultdict
 from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
 
+from weighttie.collector import collector_paused
 from weighttie.dtypes import variable_bytes
 from weighttie.facts import ROOT, ModelFacts, RawLayer, RawVariable, ValueAccess, join_path
 from weighttie.layers import HeldWeights, Weight, call_macs, counts_zero_macs
@@ -49,6 +50,7 @@ from weighttie.report import (
 __all__ = ["build_report"]
 
 
+@collector_paused()
 def build_report(facts: ModelFacts, *, findings: bool = True) -> Report:
     """Derive uses, counts, sharing groups and (with ``findings``) findings from facts.
 

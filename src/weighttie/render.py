@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from weighttie.collector import collector_paused
 from weighttie.escape import markdown as escape_markdown
 from weighttie.escape import printable
 from weighttie.report import CallNode, LayerInfo, Report
@@ -80,6 +81,7 @@ class DiffFormat(StrEnum):
     JSON = "json"
 
 
+@collector_paused()
 def render(
     report: Report, fmt: Format | str = Format.TABLE, *, sort: Sort | str = Sort.MODEL
 ) -> str:

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
+from weighttie.collector import collector_paused
 from weighttie.errors import ReportFormatError
 from weighttie.escape import printable_json
 from weighttie.files import read_limited
@@ -127,6 +128,7 @@ def report_to_dict(report: Report) -> dict[str, Any]:
     }
 
 
+@collector_paused()
 def report_to_json(report: Report, *, compact: bool = False) -> str:
     """Return the report as JSON text; the same report always gives the same text.
 

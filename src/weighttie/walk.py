@@ -24,6 +24,7 @@ import keras
 
 from weighttie import _keras
 from weighttie.build import build_report
+from weighttie.collector import collector_paused
 from weighttie.errors import ModelNotBuiltError, WeighttieError
 from weighttie.facts import ROOT, ModelFacts, RawLayer, RawVariable, ValueAccess, join_path
 from weighttie.layers import runs_sublayers_once
@@ -356,6 +357,7 @@ def _per(count: int, runs: int) -> int | None:
     return count // runs if count % runs == 0 else None
 
 
+@collector_paused()
 def analyze(
     model: Any,
     *,

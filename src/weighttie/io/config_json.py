@@ -10,13 +10,12 @@ This module imports no Keras and no backend.
 
 from __future__ import annotations
 
-import gc
 import json
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
+from weighttie.collector import collector_paused
 from weighttie.errors import FileFormatError, LimitError
 from weighttie.facts import join_path
 from weighttie.limits import DEFAULT_LIMITS, Limits
@@ -63,7 +62,7 @@ def parse_model_config(data: bytes, *, limits: Limits, where: str) -> Any:
             return json.loads(data)
         text = data.decode(json.detect_encoding(data), "surrogatepass")
         del data  # the caller passed its only reference: half the memory of a big config
-        with _collector_paused():
+        with collector_paused():
             return _CountingParser(text, limits, where).document()
     except LimitError:
         raise
@@ -105,22 +104,6 @@ def _skip(text: str, pos: int) -> int:
     """Past the whitespace at ``pos``."""
     match = _WHITESPACE.match(text, pos)
     return match.end() if match else pos
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a document is built.
-
-    A parse creates objects and frees none; with hundreds of thousands alive, the
-    collector would walk them all again and again (it tripled the parse time).
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class _CountingParser:

@@ -57,6 +57,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from weighttie.build import build_report
+from weighttie.collector import collector_paused
 from weighttie.errors import FileFormatError
 from weighttie.facts import ModelFacts
 from weighttie.layers import MODEL_CLASSES, UNKNOWN_CLASS, variable_names
@@ -138,7 +139,7 @@ def read_report(
         >>> report.model.source
         'static'
     """
-    with open_facts(path, findings=findings, limits=limits) as facts:
+    with collector_paused(), open_facts(path, findings=findings, limits=limits) as facts:
         return build_report(facts, findings=findings)
 
 
