@@ -177,19 +177,9 @@ def _dinov2_embeddings() -> Any:
 
 
 def _gemma4_assistant() -> Any:
-    """Gemma4's assistant task with ordered embeddings: its own ``token_ordering``."""
-    from keras_hub.models import Gemma4AssistantCausalLM
-
     from support import hub_families
 
-    return Gemma4AssistantCausalLM(
-        backbone=hub_families.backbone("gemma4"),
-        preprocessor=None,
-        backbone_hidden_size=8,
-        num_centroids=4,
-        centroid_intermediate_top_k=2,
-        use_ordered_embeddings=True,
-    )
+    return hub_families.gemma4_assistant()
 
 
 #: Real keras_hub models, and the catalogued classes each must hold.

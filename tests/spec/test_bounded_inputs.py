@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 import weighttie
-from static.test_static import PEAK_KIB
 from support import zoo
+from support.static_process import PEAK_KIB
 from weighttie.errors import FileFormatError, LimitError, ReportFormatError
 from weighttie.limits import DEFAULT_LIMITS, Limits
 from weighttie.report import Report

@@ -7,21 +7,17 @@ bounds are ``budget`` tests (``pytest -m budget``; CI runs them separately).
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from static.test_static import BLOCKER, PEAK_KIB
 from support.hostile import CASES, SECRET, Case, Valid, fifo_guard
+from support.static_process import HANG_GUARD, PEAK_KIB, run_static
 from weighttie.cli import main
 
 #: Not a speed test: a reader that blocks (a FIFO, a stuck HDF5 call) is caught here.
-HANG_GUARD = 120.0
 #: Budgets (``-m budget``): the static path on every case; the two cost cases.
 STATIC_SECONDS = 20.0
 STATIC_RSS_MB = 300.0
@@ -61,36 +57,6 @@ def _assert_outcome(
         assert err.splitlines()[-1] == ours[0], err
         assert _piece(piece, path) in ours[0], f"{case.name}: {ours[0]!r}"
     assert SECRET[:20].decode() not in out + err  # a host file never shows up as weights
-
-
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-    seconds: float
-    peak_mb: float | None  # None: not measurable on this platform
-
-
-def run_static(path: Path, peak_file: Path) -> Run:
-    """``weighttie report PATH -f json`` in a process where backends cannot be imported."""
-    argv = [sys.executable, "-c", BLOCKER, "report", str(path), "-f", "json"]
-    env = {**os.environ, "WEIGHTTIE_PEAK_FILE": str(peak_file)}
-    with fifo_guard(path.parent) as opened:
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-        )
-        try:
-            out, err = proc.communicate(timeout=HANG_GUARD)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            pytest.fail(f"{path}: no answer within {HANG_GUARD:.0f} s")
-        seconds = time.perf_counter() - start
-    assert not opened, f"a FIFO was opened: {opened}"
-    peak = int(peak_file.read_text())
-    return Run(proc.returncode, out, err, seconds, None if peak < 0 else peak / 1024)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])

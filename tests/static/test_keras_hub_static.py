@@ -345,14 +345,7 @@ def test_a_task_own_non_trainable_variable_is_not_trainable(tmp_path: Path) -> N
     ``token_ordering``, created non-trainable: saved in the file's root ``vars``."""
     from support import hub_families
 
-    model = keras_hub.models.Gemma4AssistantCausalLM(
-        backbone=hub_families.backbone("gemma4"),
-        preprocessor=None,
-        backbone_hidden_size=8,
-        num_centroids=4,
-        centroid_intermediate_top_k=2,
-        use_ordered_embeddings=True,
-    )
+    model = hub_families.gemma4_assistant()
     model.save(tmp_path / "assistant.keras")
     report = read_report(tmp_path / "assistant.keras")
     assert report.params.trainable_unique == _size(model.trainable_weights)

@@ -6,7 +6,6 @@ import io
 import json
 import subprocess
 import sys
-import textwrap
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 
 import weighttie
 from support import zoo
+from support.static_process import BLOCKER
 from weighttie.report import Report
 from weighttie.static import UNKNOWN_CLASS, read_report
 
@@ -138,51 +138,6 @@ def test_subclassed_file_is_read_from_its_weights_alone(save) -> None:
 
 
 # -- no backend -------------------------------------------------------------------------
-
-#: Source of ``peak_kib()`` for child processes: the process's own peak resident
-#: memory in KiB, or -1 where it cannot be measured. VmHWM first: ``ru_maxrss``
-#: survives ``exec`` on Linux, so a child forked from a large pytest would report
-#: the parent's size.
-PEAK_KIB = textwrap.dedent(
-    """
-    def peak_kib():
-        try:
-            with open("/proc/self/status") as status:
-                for line in status:
-                    if line.startswith("VmHWM:"):
-                        return int(line.split()[1])
-        except OSError:
-            pass
-        try:
-            import resource
-        except ImportError:
-            return -1
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak // 1024 if sys.platform == "darwin" else peak  # macOS counts bytes
-    """
-)
-
-BLOCKER = (
-    "import os, sys\n"
-    + PEAK_KIB
-    + textwrap.dedent(
-        """
-        class Block:
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in {"tensorflow", "jax", "torch", "keras"}:
-                    raise ImportError(f"blocked: {name}")
-        sys.meta_path.insert(0, Block())
-        from weighttie.cli import main
-        code = main(sys.argv[1:])
-        assert not {"tensorflow", "jax", "torch", "keras"} & set(sys.modules), sorted(sys.modules)
-        peak_file = os.environ.get("WEIGHTTIE_PEAK_FILE")
-        if peak_file:
-            with open(peak_file, "w") as out:
-                out.write(str(peak_kib()))
-        sys.exit(code)
-        """
-    )
-)
 
 
 def test_static_report_runs_with_backends_unimportable(save, tmp_path: Path) -> None:

@@ -32,9 +32,7 @@ def test_values_stream_the_stored_bytes_and_compare_them(weights: Path) -> None:
         assert not read.equal("a", "c")
 
 
-def test_the_clock_starts_at_the_first_read(
-    weights: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_clock_starts_at_the_first_read(weights: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Regression: the budget counted from the file's opening, so a 20,000-layer model
     # whose walk took longer than the base budget was called damaged at its first read.
     monkeypatch.setattr(values, "VALUES_SECONDS", 0.5)

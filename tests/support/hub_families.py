@@ -1252,6 +1252,19 @@ def backbone_class(variant: str) -> type:
     return type(backbone(variant))
 
 
+def gemma4_assistant() -> Any:
+    """Gemma4's assistant task with ordered embeddings, which holds a variable of its own
+    (``token_ordering``, created non-trainable)."""
+    return _m.Gemma4AssistantCausalLM(
+        backbone=backbone("gemma4"),
+        preprocessor=None,
+        backbone_hidden_size=8,
+        num_centroids=4,
+        centroid_intermediate_top_k=2,
+        use_ordered_embeddings=True,
+    )
+
+
 def tasks(variant: str) -> list[type]:
     """The task classes of keras_hub.models that take ``variant``'s backbone, by name."""
     cls = backbone_class(variant)

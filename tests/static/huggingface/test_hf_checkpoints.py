@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 
 import weighttie
-from static.test_static import BLOCKER
 from support import REPO
 from support.cpu_floor import FLOOR_TIMES, child_cpu, floor_cpu
 from support.hf_checkpoints import (
@@ -37,6 +36,7 @@ from support.hf_checkpoints import (
     save_checkpoint,
     write_safetensors,
 )
+from support.static_process import BLOCKER
 from weighttie.cli import main
 from weighttie.report import FindingKind, GroupKind, Report
 from weighttie.static import read_report

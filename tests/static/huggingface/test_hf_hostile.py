@@ -15,9 +15,6 @@ from __future__ import annotations
 import json
 import os
 import struct
-import subprocess
-import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +22,10 @@ from typing import Any
 
 import pytest
 
-from static.test_static import BLOCKER
 from support.hf_checkpoints import checkpoint, header_bytes, layout_tensors, save_checkpoint
-from support.hostile import SECRET, fifo_guard
+from support.hostile import SECRET
+from support.static_process import Run, run_static
 
-HANG_GUARD = 120.0
 BUDGET_SECONDS = 5.0
 BUDGET_RSS_MB = 300.0
 
@@ -451,34 +447,6 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {case.name: case.build(tmp_path_factory.mktemp("hf")) for case in CASES}
 
 
-@dataclass(frozen=True)
-class Run:
-    code: int
-    out: str
-    err: str
-    seconds: float
-    peak_mb: float
-
-
-def run_static(folder: Path, args: tuple[str, ...], peak_file: Path) -> Run:
-    argv = [sys.executable, "-c", BLOCKER, "report", str(folder), "-f", "json", *args]
-    env = {**os.environ, "WEIGHTTIE_PEAK_FILE": str(peak_file)}
-    with fifo_guard(folder) as opened:
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-        )
-        try:
-            out, err = proc.communicate(timeout=HANG_GUARD)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            pytest.fail(f"{folder}: no answer within {HANG_GUARD:.0f} s")
-        seconds = time.perf_counter() - start
-    assert not opened, f"a FIFO was opened: {opened}"
-    return Run(proc.returncode, out, err, seconds, int(peak_file.read_text()) / 1024)
-
-
 def _assert_refused(case: Case, run: Run) -> None:
     assert run.code == 2, f"{case.name}: exit {run.code}: {run.err}"
     assert run.out == "" and "Traceback" not in run.err
@@ -490,7 +458,9 @@ def _assert_refused(case: Case, run: Run) -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_refused_with_one_line(case: Case, corpus: dict[str, Path], tmp_path: Path) -> None:
-    _assert_refused(case, run_static(corpus[case.name], case.args, tmp_path / "peak"))
+    _assert_refused(
+        case, run_static(corpus[case.name], tmp_path / "peak", *case.args, watch=corpus[case.name])
+    )
 
 
 @pytest.mark.budget
@@ -498,7 +468,7 @@ def test_refused_with_one_line(case: Case, corpus: dict[str, Path], tmp_path: Pa
 def test_refused_fast_in_bounded_memory(
     case: Case, corpus: dict[str, Path], tmp_path: Path
 ) -> None:
-    run = run_static(corpus[case.name], case.args, tmp_path / "peak")
+    run = run_static(corpus[case.name], tmp_path / "peak", *case.args, watch=corpus[case.name])
     _assert_refused(case, run)
     assert run.seconds < BUDGET_SECONDS, f"{case.name}: {run.seconds:.1f} s"
     assert run.peak_mb < BUDGET_RSS_MB, f"{case.name}: peak RSS {run.peak_mb:.0f} MB"
@@ -509,13 +479,13 @@ def test_links_inside_the_folder_are_followed(tmp_path: Path) -> None:
     (folder / "weights").mkdir()
     os.replace(folder / "model.safetensors", folder / "weights" / "real.safetensors")
     os.symlink("weights/real.safetensors", folder / "model.safetensors")
-    run = run_static(folder, (), tmp_path / "peak")
+    run = run_static(folder, tmp_path / "peak", watch=folder)
     assert (run.code, run.err) == (0, "")
 
 
 def test_a_pickle_is_never_opened(corpus: dict[str, Path], tmp_path: Path) -> None:
     folder = corpus["pickled weights only"]
-    run_static(folder, (), tmp_path / "peak")
+    run_static(folder, tmp_path / "peak", watch=folder)
     assert not (folder.parent / "pickle-ran").exists()
 
 
@@ -524,5 +494,5 @@ def test_the_corpus_is_left_as_it_was(corpus: dict[str, Path], tmp_path: Path) -
     case = next(c for c in CASES if c.name == "two tensors overlap")
     folder = corpus[case.name]
     before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
-    run_static(folder, (), tmp_path / "peak")
+    run_static(folder, tmp_path / "peak", watch=folder)
     assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before
