@@ -546,6 +546,33 @@ def test_check_shapes_runs_the_loader_walk_over_shapes_only() -> None:
 
 
 @needs_symbolic_scope
+def test_check_shapes_computes_each_kinds_attribute_skip_set_once() -> None:
+    """saving_lib.get_attr_skipset(kind) (the loader walk's, per saveable) is asked of
+    Keras once per kind within check_shapes, gives Keras's own set, and is put back."""
+    import h5py
+    from keras.src.saving import saving_lib
+
+    original = saving_lib.get_attr_skipset
+    asked: list[str] = []
+
+    def counted(obj_type: str) -> Any:
+        asked.append(obj_type)
+        return original(obj_type)
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Dense(4)(inputs)))
+    saving_lib.get_attr_skipset = counted
+    try:
+        with h5py.File(_weights_file({}), "r") as h5:
+            deferred.check_shapes([(model, deferred.declared_store([h5], "w.h5"), set())])
+        assert saving_lib.get_attr_skipset is counted
+    finally:
+        saving_lib.get_attr_skipset = original
+    assert asked and len(asked) == len(set(asked))
+    assert original("Layer") >= {"weights", "trainable_weights"}
+
+
+@needs_symbolic_scope
 def test_check_shapes_names_what_keras_refuses_with_its_reason() -> None:
     """A layer given fewer variables than it holds: Keras's own error, its reason kept."""
     import h5py
