@@ -5,6 +5,7 @@ When a Keras upgrade moves one of these, the failure lands here, named.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import keras
@@ -404,6 +405,229 @@ def test_unknown_dimensions_are_tried_at_two_sizes_when_symbolic_tracing_fails()
     assert trace.reads == {(id(model), id(layer), id(layer.w)): 1}
 
 
+# -- runs on Keras tensors (weighttie._keras.keras_tensors) ---------------------------------------
+
+
+def _both_ways(trace: Any, *args: Any) -> Any:
+    """``trace(*args)`` on Keras tensors first, and through the backend only: they agree."""
+    fast = trace(*args)
+    slow = trace(*args, keras_tensors_first=False)
+    assert (fast.calls, fast.reads) == (slow.calls, slow.reads)
+    return fast
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        zoo.siamese_tower,
+        zoo.subclassed,
+        zoo.tied_embeddings,
+        zoo.sequential,
+        zoo.nested_twice,
+        *zoo.READS.values(),
+    ],
+    ids=lambda build: build.__name__,
+)
+def test_runs_on_keras_tensors_count_what_runs_through_the_backend_count(build: Any) -> None:
+    model = build()
+    before = layer_state(model)
+    _both_ways(_keras.trace_model, model)
+    assert layer_state(model) == before
+
+
+class _Calls(keras.layers.Layer):
+    """A custom layer calling one of Keras's layers (so the pass runs it), with arguments."""
+
+    def __init__(self, inner: keras.layers.Layer, **call_kwargs: Any) -> None:
+        super().__init__()
+        self.inner = inner
+        self.call_kwargs = call_kwargs
+        self.supports_masking = True
+
+    def call(self, x: Any, mask: Any = None) -> Any:
+        kwargs = dict(self.call_kwargs)
+        if mask is not None:
+            kwargs["mask"] = mask
+        return self.inner(x, **kwargs)
+
+
+def _held_readers() -> list[tuple[str, Any, tuple[int, ...], dict[str, Any]]]:
+    """(class, layer, input shape, call arguments): each class of READS_WHAT_IT_HOLDS."""
+    from keras import layers
+
+    cases = [
+        ("Dense", layers.Dense(3), (2, 4), {}),
+        ("Dense", layers.Dense(3, use_bias=False), (2, 4), {}),
+        ("EinsumDense", layers.EinsumDense("ab,bc->ac", 3, bias_axes="c"), (2, 4), {}),
+        ("Embedding", layers.Embedding(10, 3), (2, 5), {}),
+        ("LayerNormalization", layers.LayerNormalization(), (2, 4), {}),
+        ("LayerNormalization", layers.LayerNormalization(center=False), (2, 4), {}),
+        ("BatchNormalization", layers.BatchNormalization(), (2, 4), {}),
+        ("BatchNormalization", layers.BatchNormalization(), (2, 4), {"training": True}),
+        ("GroupNormalization", layers.GroupNormalization(groups=2), (2, 3, 4), {}),
+        ("Conv1D", layers.Conv1D(2, 3), (2, 6, 3), {}),
+        ("Conv2D", layers.Conv2D(2, 3), (2, 6, 6, 3), {}),
+        ("Conv3D", layers.Conv3D(2, 2), (2, 4, 4, 4, 2), {}),
+        ("Conv1DTranspose", layers.Conv1DTranspose(2, 3), (2, 6, 3), {}),
+        ("Conv2DTranspose", layers.Conv2DTranspose(2, 3), (2, 6, 6, 3), {}),
+        ("Conv3DTranspose", layers.Conv3DTranspose(2, 2), (2, 4, 4, 4, 2), {}),
+        ("DepthwiseConv1D", layers.DepthwiseConv1D(3), (2, 6, 3), {}),
+        ("DepthwiseConv2D", layers.DepthwiseConv2D(3), (2, 6, 6, 3), {}),
+        ("SeparableConv1D", layers.SeparableConv1D(2, 3), (2, 6, 3), {}),
+        ("SeparableConv2D", layers.SeparableConv2D(2, 3), (2, 6, 6, 3), {}),
+        ("PReLU", layers.PReLU(), (2, 4), {}),
+        ("Softmax", layers.Softmax(), (2, 4), {}),
+        ("Softmax", layers.Softmax(), (2, 4), {"mask": True}),
+        ("Dropout", layers.Dropout(0.5), (2, 4), {}),
+        ("Dropout", layers.Dropout(0.5), (2, 4), {"training": True}),
+        ("ReLU", layers.ReLU(), (2, 4), {}),
+        ("LeakyReLU", layers.LeakyReLU(), (2, 4), {}),
+        ("ELU", layers.ELU(), (2, 4), {}),
+        ("Identity", layers.Identity(), (2, 4), {}),
+    ]
+    if hasattr(layers, "RMSNormalization"):  # Keras 3.9
+        cases.append(("RMSNormalization", layers.RMSNormalization(), (2, 4), {}))
+    return cases
+
+
+def test_each_class_read_as_held_reads_what_it_holds_at_every_call() -> None:
+    """The facts ``reads_what_it_holds`` relies on, checked against a run through the
+    backend: each class's call reads every variable it holds, once, and no other."""
+    from weighttie._keras import keras_tensors
+
+    cases = _held_readers()
+    assert {name for name, *_ in cases} >= keras_tensors.READS_WHAT_IT_HOLDS - {"RMSNormalization"}
+    for name, layer, shape, call_kwargs in cases:
+        integers = name == "Embedding"
+        inputs = keras.Input(shape[1:], batch_size=shape[0], dtype="int32" if integers else None)
+        mask = call_kwargs.pop("mask", None)
+        head = _Calls(layer, **call_kwargs)
+        outputs = head(inputs, mask=keras.ops.ones(shape, "bool")) if mask else head(inputs)
+        model = keras.Model(inputs, outputs)
+        assert keras_tensors.reads_what_it_holds(layer), name
+        trace = _both_ways(_keras.trace_model, model)
+        weights = {id(v) for v in model.weights}  # not Dropout's seed state
+        reads = {
+            v: n for (_, who, v), n in trace.reads.items() if who == id(layer) and v in weights
+        }
+        assert reads == {id(v): 1 for v in _keras.own_variables(layer)}, name
+    quantizable = keras.layers.Dense(3)
+    quantizable.build((None, 4))
+    quantizable.quantize("int8")
+    custom = type("MyDense", (keras.layers.Dense,), {})(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rms_scaling is deprecated (Keras 3.9)
+        rms_scaled = keras.layers.LayerNormalization(rms_scaling=True)
+    for not_held in (quantizable, custom, rms_scaled):
+        assert not keras_tensors.reads_what_it_holds(not_held)
+
+
+@keras.saving.register_keras_serializable(package="weighttie_tests")
+class _ScalesOnTheBackend(keras.layers.Layer):
+    """Computes with a backend function, which takes no Keras tensor."""
+
+    def build(self, input_shape: Any) -> None:
+        self.w = self.add_weight(shape=(input_shape[-1],))
+
+    def call(self, x: Any) -> Any:
+        from keras.src import backend
+
+        return backend.numpy.multiply(x, self.w)
+
+
+class _OwnSymbolicCall(keras.layers.Layer):
+    """Overrides ``symbolic_call`` (a run on Keras tensors would not reach its call)."""
+
+    def build(self, input_shape: Any) -> None:
+        self.w = self.add_weight(shape=(input_shape[-1],))
+
+    def symbolic_call(self, *args: Any, **kwargs: Any) -> Any:
+        return self.compute_output_spec(*args, **kwargs)
+
+    def call(self, x: Any) -> Any:
+        return x * self.w
+
+
+def test_a_call_the_keras_tensors_cannot_run_runs_through_the_backend() -> None:
+    for layer in (_ScalesOnTheBackend(), _OwnSymbolicCall()):
+        inputs = keras.Input((3,))
+        dense = keras.layers.Dense(3)
+        model = keras.Model(inputs, layer(dense(inputs)))
+        before = layer_state(model)
+        trace = _both_ways(_keras.trace_model, model)
+        assert trace.reads[(id(model), id(layer), id(layer.w))] == 1
+        assert layer_state(model) == before
+
+
+def test_variables_are_keras_tensors_to_ops_and_operators_in_a_run() -> None:
+    """``ops.transpose(variable)``, ``ops.cast(variable)``, ``variable * x``,
+    ``ops.convert_to_tensor(variable)``: each reads the variable, once per call."""
+
+    class Reads(keras.layers.Layer):
+        def __init__(self, source: keras.layers.Layer, how: str) -> None:
+            super().__init__()
+            self.source, self.how = source, how
+
+        def call(self, x: Any) -> Any:
+            kernel = self.source.kernel
+            if self.how == "transpose":
+                return keras.ops.matmul(x, keras.ops.transpose(keras.ops.transpose(kernel)))
+            if self.how == "cast":
+                return keras.ops.matmul(x, keras.ops.cast(kernel, "float32"))
+            if self.how == "operator":
+                return keras.ops.matmul(x, kernel * 2.0)
+            return keras.ops.matmul(x, keras.ops.convert_to_tensor(kernel))
+
+    for how in ("transpose", "cast", "operator", "convert"):
+        dense = keras.layers.Dense(3)
+        inputs = keras.Input((3,))
+        head = Reads(dense, how)
+        model = keras.Model(inputs, head(dense(inputs)))
+        trace = _both_ways(_keras.trace_model, model)
+        assert trace.reads.get((id(model), id(head), id(dense.kernel))) == 1, how
+
+
+def test_keras_tensor_runs_put_keras_back_and_leave_other_code_alone() -> None:
+    """Inside the block but outside a run (another thread, the walker), Keras runs as
+    always: functional models record nodes, variables compute on values; after it,
+    every patched attribute is Keras's own again."""
+    import sys
+
+    from keras.src import backend
+    from keras.src.backend.common.variables import Variable
+    from keras.src.layers import layer as layer_module
+    from keras.src.ops.operation import Operation
+
+    from weighttie._keras import keras_tensors
+
+    def patched() -> list[Any]:
+        keras_modules = [m for n, m in sorted(sys.modules.items()) if n.startswith("keras.src.")]
+        return [
+            vars(Operation).get("symbolic_call"),
+            vars(keras.Layer).get("symbolic_call"),
+            backend.compute_output_spec,
+            vars(layer_module).get("Node"),
+            vars(layer_module).get("is_backend_tensor_or_symbolic"),
+            Variable.__mul__,
+            [vars(m).get("any_symbolic_tensors") for m in keras_modules],
+        ]
+
+    before = patched()
+    reads: list[Any] = []
+    with keras_tensors.keras_tensor_runs(reads.append):
+        assert not keras_tensors.running()
+        inputs = keras.Input((3,))
+        dense = keras.layers.Dense(2)
+        outputs = dense(inputs)
+        assert len(dense._inbound_nodes) == 1 and outputs._keras_history.operation is dense
+        variable = keras.Variable(np.ones((2,), "float32"))
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable * 2.0), [2.0, 2.0])
+        spec = keras_tensors.on_keras_tensors(lambda: keras.ops.transpose(variable))
+        assert isinstance(spec, keras.KerasTensor) and reads == [variable]
+    assert patched() == before
+    assert not keras_tensors.running()
+
+
 # -- building without weight values (weighttie._keras.deferred) ---------------------------------
 
 needs_symbolic_scope = pytest.mark.skipif(
@@ -543,6 +767,33 @@ def test_check_shapes_runs_the_loader_walk_over_shapes_only() -> None:
     )
     assert deferred.holds_no_value(layer.kernel)
     assert {c: c.__dict__.get("assign") for c in type(layer.kernel).__mro__} == assign
+
+
+@needs_symbolic_scope
+def test_check_shapes_computes_each_kinds_attribute_skip_set_once() -> None:
+    """saving_lib.get_attr_skipset(kind) (the loader walk's, per saveable) is asked of
+    Keras once per kind within check_shapes, gives Keras's own set, and is put back."""
+    import h5py
+    from keras.src.saving import saving_lib
+
+    original = saving_lib.get_attr_skipset
+    asked: list[str] = []
+
+    def counted(obj_type: str) -> Any:
+        asked.append(obj_type)
+        return original(obj_type)
+
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Dense(4)(inputs)))
+    saving_lib.get_attr_skipset = counted
+    try:
+        with h5py.File(_weights_file({}), "r") as h5:
+            deferred.check_shapes([(model, deferred.declared_store([h5], "w.h5"), set())])
+        assert saving_lib.get_attr_skipset is counted
+    finally:
+        saving_lib.get_attr_skipset = original
+    assert asked and len(asked) == len(set(asked))
+    assert original("Layer") >= {"weights", "trainable_weights"}
 
 
 @needs_symbolic_scope

@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from weighttie._keras import keras_tensors
+
 __all__ = [
     "LIVE_LAYERS",
     "LiveLayers",
@@ -718,6 +720,8 @@ def _watch_reads(classes: set[type]) -> Callable[[], None]:
             active = getattr(_TRACING, "counter", None)
             if active is not None:
                 active.read(self)
+                if keras_tensors.running():
+                    return keras_tensors.spec_of(self)
             return _get(self)
 
         had = "value" in cls.__dict__
@@ -734,12 +738,14 @@ def _watch_reads(classes: set[type]) -> Callable[[], None]:
     return restore
 
 
-def trace_model(model: Any, pairs: set[tuple[int, int]] | None = None) -> Trace:
+def trace_model(
+    model: Any, pairs: set[tuple[int, int]] | None = None, *, keras_tensors_first: bool = True
+) -> Trace:
     """Count every layer run and every variable read in one symbolic forward pass.
 
-    The pass is Keras's own symbolic execution, ``backend.compute_output_spec`` over
-    the model's input specs: no data, no node added to any graph (see
-    :func:`trace_calls_of` for how runs and reads are counted).
+    The pass runs the model's call over its input specs, symbolically: no data, no
+    node added to any graph (see :func:`trace_calls_of` for how runs and reads are
+    counted, and ``keras_tensors_first``).
 
     ``pairs``: the ``(id(caller), id(layer))`` pairs that count as runs of their own;
     any other run of a layer inside another's call is part of that call (default:
@@ -750,11 +756,14 @@ def trace_model(model: Any, pairs: set[tuple[int, int]] | None = None) -> Trace:
             or two runs of the pass (a backend trying two dynamic sizes) disagree.
     """
     args, kwargs = _symbolic_inputs(model)
-    return _trace([(OUTSIDE, model, args, kwargs)], pairs)
+    return _trace([(OUTSIDE, model, args, kwargs)], pairs, keras_tensors_first)
 
 
 def trace_calls_of(
-    calls: Sequence[tuple[Any, Any, Sequence[Any]]], pairs: set[tuple[int, int]] | None = None
+    calls: Sequence[tuple[Any, Any, Sequence[Any]]],
+    pairs: set[tuple[int, int]] | None = None,
+    *,
+    keras_tensors_first: bool = True,
 ) -> Trace:
     """Count the runs and reads inside given calls of layers in a functional graph.
 
@@ -763,15 +772,20 @@ def trace_calls_of(
     arguments, with ``caller`` recorded as its caller. Far cheaper than tracing a
     whole model when only a few of its layers are custom.
 
-    Each run is Keras's own symbolic execution (``backend.compute_output_spec``): no
-    data, no node added to any graph. It still marks layers as called (``_called``,
-    ``built``) and backends may cache things on them, so every layer's own state is
-    put back as it was (:func:`snapshot_state`). Keras's warnings during the pass (a
-    mask a layer drops) are not shown. Runs are counted by wrapping
-    ``keras.Layer.__call__`` for the duration, under a lock, and each layer's
-    ``call`` (a layer may run a sublayer's ``call`` itself; a run through
-    ``__call__`` then ``call`` counts once); reads by wrapping each variable class's
-    ``value`` property. Other threads pass through uncounted.
+    Each run is symbolic, no data and no node added to any graph: first on Keras's own
+    symbolic tensors (:mod:`weighttie._keras.keras_tensors`: the same Python, the
+    same reads, no backend op built), and where that fails (code computing with a
+    backend function), in Keras's symbolic execution on the backend
+    (``backend.compute_output_spec``: TensorFlow builds a graph of every op);
+    ``keras_tensors_first=False`` makes every run the latter. A run still marks
+    layers as called (``_called``, ``built``) and backends may cache things on them,
+    so every layer's own state is put back as it was (:func:`snapshot_state`), also
+    after a run that failed. Keras's warnings during the pass (a mask a layer drops)
+    are not shown. Runs are counted by wrapping ``keras.Layer.__call__`` for the
+    duration, under a lock, and each layer's ``call`` (a layer may run a sublayer's
+    ``call`` itself; a run through ``__call__`` then ``call`` counts once); reads by
+    wrapping each variable class's ``value`` property. Other threads pass through
+    uncounted.
 
     Raises:
         TraceFailed: a call fails symbolically, or two runs of one (a backend trying
@@ -794,12 +808,13 @@ def trace_calls_of(
             args = tree.map_structure(dense, tuple(arguments.args))
             kwargs = tree.map_structure(dense, dict(arguments.kwargs))
             targets.append((id(caller), layer, args, kwargs))
-    return _trace(targets, pairs)
+    return _trace(targets, pairs, keras_tensors_first)
 
 
 def _trace(
     targets: Sequence[tuple[int, Any, tuple[Any, ...], dict[str, Any]]],
     pairs: set[tuple[int, int]] | None,
+    keras_tensors_first: bool,
 ) -> Trace:
     """Run each target ``(caller id, layer, args, kwargs)`` symbolically; sum the counts."""
 
@@ -819,31 +834,31 @@ def _trace(
         active = getattr(_TRACING, "counter", None)
         if active is None:
             return original(self, *a, **k)
+        if keras_tensors.running():
+            keras_tensors.check_runs_its_call(self)
         return active.call(functools.partial(original, self), self, a, k)
-
-    def count_direct_calls(layer: Any) -> None:
-        # A layer may run a sublayer's ``call`` itself, past ``__call__``: count it too.
-        bound = layer.call
-
-        def call(*a: Any, **k: Any) -> Any:
-            active = getattr(_TRACING, "counter", None)
-            if active is None:
-                return bound(*a, **k)
-            return active.call(bound, layer, a, k)
-
-        object.__setattr__(layer, "call", call)
 
     total = _Tally()
     with _TRACE_LOCK:
         restores = [snapshot_state(layer) for layer in layers]  # also drops the call wrappers
+
+        def reset() -> None:
+            """Every layer as it was, its ``call`` counted (after a run that failed)."""
+            for restore in restores:
+                restore()
+            for layer in layers:
+                _count_direct_calls(layer)
+
         unwatch = _watch_reads(_variable_classes(layers))
         layer_class.__call__ = counting_call
         _TRACING.counter = tracer
         try:
-            for layer in layers:
-                count_direct_calls(layer)
-            for caller, layer, args, kwargs in targets:
-                total.add(_traced_run(tracer, caller, layer, args, kwargs), 1)
+            with keras_tensors.keras_tensor_runs(tracer.read):
+                for layer in layers:
+                    _count_direct_calls(layer)
+                runs = _Runs(tracer, reset, keras_tensors_first)
+                for caller, layer, args, kwargs in targets:
+                    total.add(runs.counted(caller, layer, args, kwargs), 1)
         except TraceFailed:
             raise
         except Exception as exc:
@@ -857,47 +872,122 @@ def _trace(
     return Trace(calls=total.calls, reads=total.reads)
 
 
+def _count_direct_calls(layer: Any) -> None:
+    """Count the runs of ``layer``'s ``call`` made past ``__call__`` (a layer may run a
+    sublayer's ``call`` itself) while a pass is active in this thread."""
+    bound = layer.call
+
+    def call(*a: Any, **k: Any) -> Any:
+        active = getattr(_TRACING, "counter", None)
+        if active is None:
+            return bound(*a, **k)
+        return active.call(bound, layer, a, k)
+
+    object.__setattr__(layer, "call", call)
+
+
 #: Sizes given to unknown dimensions when a backend cannot trace them symbolically.
 _CONCRETE_SIZES = (4, 5)
 
 
-def _traced_run(
-    tracer: _Tracer, caller: int, layer: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
-) -> _Tally:
-    """One symbolic run of ``layer``, counted.
+class _Runs:
+    """The counted runs of one pass: each on Keras tensors where it can be
+    (:mod:`weighttie._keras.keras_tensors`), else through the backend.
 
-    JAX traces an unknown dimension (``None``: batch, sequence length) as a symbolic
-    size, which some layers cannot compare with a number (keras_hub's position
-    embedding asks whether the sequence fits its table: "inconclusive"). Where the
-    symbolic run fails and an input has such a dimension, the run is made at two
-    concrete sizes instead (still no data), and must count the same at both.
+    A run on Keras tensors reads what the backend's run would read, without building
+    the backend's ops. Where it fails (code computing with a backend function), the
+    layers are put back as they were and the call runs through the backend, and so
+    do the later targets of the same layer class (the same code would fail again).
     """
-    import warnings
 
-    from keras.src import backend
+    def __init__(self, tracer: _Tracer, reset: Callable[[], None], keras_tensors: bool) -> None:
+        self.tracer = tracer
+        self.reset = reset
+        self.keras_tensors = keras_tensors
+        self.through_backend: set[type] = set()
 
-    def run(a: tuple[Any, ...], k: dict[str, Any]) -> _Tally:
-        tracer.start(layer, caller)
+    def counted(
+        self, caller: int, layer: Any, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> _Tally:
+        """One call of ``layer`` by ``caller``, counted."""
+        if self.keras_tensors and type(layer) not in self.through_backend:
+            try:
+                return self._sized(caller, layer, args, kwargs, _on_keras_tensors)
+            except Exception:
+                self.through_backend.add(type(layer))
+                self.reset()
+        return self._sized(caller, layer, args, kwargs, _through_backend)
+
+    def _run(
+        self,
+        caller: int,
+        layer: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        way: Callable[[Any, tuple[Any, ...], dict[str, Any]], Any],
+    ) -> _Tally:
+        """One symbolic run of ``layer`` by ``caller`` made ``way``, counted."""
+        import warnings
+
+        self.tracer.start(layer, caller)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            backend.compute_output_spec(layer, *a, **k)
-        return tracer.result(layer)
+            way(layer, args, kwargs)
+        return self.tracer.result(layer)
 
-    try:
-        return run(args, kwargs)
-    except TraceFailed:
-        raise
-    except Exception:
-        if not _has_unknown_dimension((args, kwargs)):
+    def _sized(
+        self,
+        caller: int,
+        layer: Any,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        way: Callable[[Any, tuple[Any, ...], dict[str, Any]], Any],
+    ) -> _Tally:
+        """One symbolic run of ``layer``, made ``way``, counted.
+
+        JAX traces an unknown dimension (``None``: batch, sequence length) as a
+        symbolic size, which some layers cannot compare with a number (keras_hub's
+        position embedding asks whether the sequence fits its table:
+        "inconclusive"); Keras tensors' ops cannot make a range of unknown length (a
+        causal mask). Where the symbolic run fails and an input has such a
+        dimension, the run is made at two concrete sizes instead (still no data), and
+        must count the same at both. (On Keras tensors, a condition computed from a
+        concrete size then has one branch, where the backend's run at unknown sizes
+        traces both: such a run fails, :mod:`weighttie._keras.keras_tensors`, and the
+        backend's stands.)
+        """
+
+        def run(a: tuple[Any, ...], k: dict[str, Any]) -> _Tally:
+            return self._run(caller, layer, a, k, way)
+
+        try:
+            return run(args, kwargs)
+        except TraceFailed:
             raise
-        first = sys.exc_info()
-    try:
-        tallies = [run(*_with_size((args, kwargs), size)) for size in _CONCRETE_SIZES]
-    except Exception:
-        raise first[1].with_traceback(first[2]) from None  # type: ignore[union-attr]
-    if any((t.calls, t.reads) != (tallies[0].calls, tallies[0].reads) for t in tallies[1:]):
-        raise TraceFailed("the layers called depend on the input's size")
-    return tallies[0]
+        except Exception:
+            if not _has_unknown_dimension((args, kwargs)):
+                raise
+            first = sys.exc_info()
+        try:
+            tallies = [run(*_with_size((args, kwargs), size)) for size in _CONCRETE_SIZES]
+        except Exception:
+            raise first[1].with_traceback(first[2]) from None  # type: ignore[union-attr]
+        if any((t.calls, t.reads) != (tallies[0].calls, tallies[0].reads) for t in tallies[1:]):
+            raise TraceFailed("the layers called depend on the input's size")
+        return tallies[0]
+
+
+def _on_keras_tensors(layer: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A call of ``layer`` on Keras tensors (:func:`keras_tensors.on_keras_tensors`)."""
+    return keras_tensors.on_keras_tensors(lambda: layer(*args, **kwargs))
+
+
+def _through_backend(layer: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """A call of ``layer`` in Keras's symbolic execution on the backend,
+    ``backend.compute_output_spec``: its placeholders, no data, no node added to any graph."""
+    from keras.src import backend
+
+    return backend.compute_output_spec(layer, *args, **kwargs)
 
 
 def _has_unknown_dimension(structure: Any) -> bool:

@@ -353,7 +353,7 @@ def check_shapes(loads: Sequence[tuple[Any, Any, set[int]]]) -> Checked:
         raise ValuesNeeded(f"loading {self.path!r} computes a value")
 
     parameters = inspect.signature(saving_lib._load_state).parameters
-    with _LOCK:
+    with _LOCK, _skip_sets_remembered():
         saved = {cls: cls.__dict__.get("assign") for cls in classes}
         for cls in classes:
             cls.assign = assign
@@ -380,6 +380,34 @@ def check_shapes(loads: Sequence[tuple[Any, Any, set[int]]]) -> Checked:
                 else:
                     cls.assign = method
     return Checked(tuple(mismatches), tuple(sorted(set(need_values))))
+
+
+@contextlib.contextmanager
+def _skip_sets_remembered() -> Iterator[None]:
+    """Within: Keras's loader walk computes each kind's attribute skip set once.
+
+    ``saving_lib._walk_saveable`` asks ``get_attr_skipset(kind)`` for every saveable it
+    reaches; Keras 3.15 keeps the set under a key it never reads back
+    (``saving_attr_skipset_…``, read as ``…_skiplist_…``), so each call builds a
+    reference ``Layer()`` and lists its attributes again: 456 times for the 1.7 B
+    preset, about 0.3 s. The set depends on the kind alone; here each is computed once,
+    as Keras means to.
+    """
+    from keras.src.saving import saving_lib
+
+    original = saving_lib.get_attr_skipset
+    known: dict[str, Any] = {}
+
+    def get_attr_skipset(obj_type: str) -> Any:
+        if obj_type not in known:
+            known[obj_type] = original(obj_type)
+        return known[obj_type]
+
+    saving_lib.get_attr_skipset = get_attr_skipset
+    try:
+        yield
+    finally:
+        saving_lib.get_attr_skipset = original
 
 
 def _assignable_classes(saveables: Sequence[Any]) -> set[type]:
