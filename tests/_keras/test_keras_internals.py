@@ -14,7 +14,20 @@ import pytest
 
 from support import zoo
 from weighttie import _keras
-from weighttie._keras import deferred
+from weighttie._keras import deferred, keras_tensors
+
+
+def test_variable_base_is_the_class_of_every_variable_on_every_release() -> None:
+    """Keras 3.3's base class is ``KerasVariable``, later ones' ``Variable``: the symbolic pass
+    and the deferred build check variables against it (Keras 3.3 failed every trace of a custom
+    layer with an ImportError before)."""
+    base = _keras.variable_base()
+    dense = keras.layers.Dense(2)
+    dense.build((None, 3))
+    rng = keras.random.SeedGenerator(1)
+    assert all(isinstance(v, base) for v in [*dense.weights, rng.state])
+    assert isinstance(keras.Variable(np.zeros(2)), base)
+    assert not isinstance(np.zeros(2), base)
 
 
 def test_own_variables_are_the_layers_own_weights_in_save_order() -> None:
@@ -408,6 +421,49 @@ def test_unknown_dimensions_are_tried_at_two_sizes_when_symbolic_tracing_fails()
 # -- runs on Keras tensors (weighttie._keras.keras_tensors) ---------------------------------------
 
 
+#: The runs on Keras tensors are made on the Keras releases they are checked on; on an older
+#: one (the CI's oldest, Keras 3.3) every call runs through the backend.
+on_keras_tensors = pytest.mark.skipif(
+    not keras_tensors.supported(), reason="an older Keras runs every call through the backend"
+)
+
+
+#: What each call of a _SeesThePatches saw (not kept on the layer: the pass puts a layer's
+#: attributes back as they were).
+_SEEN: list[bool] = []
+
+
+class _SeesThePatches(keras.layers.Layer):
+    """Records, at each call, whether Keras's ``Operation.symbolic_call`` is replaced."""
+
+    def call(self, x: Any) -> Any:
+        _SEEN.append(_keras_symbolic_call() is not _SYMBOLIC_CALL)
+        return x * 2
+
+
+def _keras_symbolic_call() -> Any:
+    from keras.src.ops.operation import Operation
+
+    return vars(Operation)["symbolic_call"]
+
+
+_SYMBOLIC_CALL = _keras_symbolic_call()
+
+
+def test_the_pass_patches_keras_only_from_the_release_it_is_checked_on() -> None:
+    """From ``SINCE`` on, the pass runs calls on Keras tensors (Keras patched while it runs);
+    below, it patches nothing and every call runs through the backend, as it always did."""
+    layer = _SeesThePatches()
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, layer(inputs))
+    _SEEN.clear()
+    trace = _keras.trace_model(model)
+    assert _SEEN and all(seen == keras_tensors.supported() for seen in _SEEN), _SEEN
+    assert _keras_symbolic_call() is _SYMBOLIC_CALL  # put back
+    slow = _keras.trace_model(model, keras_tensors_first=False)
+    assert (trace.calls, trace.reads) == (slow.calls, slow.reads)
+
+
 def _both_ways(trace: Any, *args: Any) -> Any:
     """``trace(*args)`` on Keras tensors first, and through the backend only: they agree."""
     fast = trace(*args)
@@ -416,6 +472,7 @@ def _both_ways(trace: Any, *args: Any) -> Any:
     return fast
 
 
+@on_keras_tensors
 @pytest.mark.parametrize(
     "build",
     [
@@ -490,6 +547,7 @@ def _held_readers() -> list[tuple[str, Any, tuple[int, ...], dict[str, Any]]]:
     return cases
 
 
+@on_keras_tensors
 def test_each_class_read_as_held_reads_what_it_holds_at_every_call() -> None:
     """The facts ``reads_what_it_holds`` relies on, checked against a run through the
     backend: each class's call reads every variable it holds, once, and no other."""
@@ -548,6 +606,7 @@ class _OwnSymbolicCall(keras.layers.Layer):
         return x * self.w
 
 
+@on_keras_tensors
 def test_a_call_the_keras_tensors_cannot_run_runs_through_the_backend() -> None:
     for layer in (_ScalesOnTheBackend(), _OwnSymbolicCall()):
         inputs = keras.Input((3,))
@@ -559,6 +618,7 @@ def test_a_call_the_keras_tensors_cannot_run_runs_through_the_backend() -> None:
         assert layer_state(model) == before
 
 
+@on_keras_tensors
 def test_variables_are_keras_tensors_to_ops_and_operators_in_a_run() -> None:
     """``ops.transpose(variable)``, ``ops.cast(variable)``, ``variable * x``,
     ``ops.convert_to_tensor(variable)``: each reads the variable, once per call."""
@@ -587,6 +647,7 @@ def test_variables_are_keras_tensors_to_ops_and_operators_in_a_run() -> None:
         assert trace.reads.get((id(model), id(head), id(dense.kernel))) == 1, how
 
 
+@on_keras_tensors
 def test_keras_tensor_runs_put_keras_back_and_leave_other_code_alone() -> None:
     """Inside the block but outside a run (another thread, the walker), Keras runs as
     always: functional models record nodes, variables compute on values; after it,

@@ -51,8 +51,17 @@ __all__ = [
     "sync_torch_parameters",
     "trace_calls_of",
     "trace_model",
+    "variable_base",
     "variable_copy",
 ]
+
+
+def variable_base() -> Any:
+    """The class every Keras variable derives from, whatever the backend:
+    ``keras.src.backend.common.variables.Variable`` (``KerasVariable`` before Keras 3.4)."""
+    from keras.src.backend.common import variables
+
+    return getattr(variables, "Variable", None) or variables.KerasVariable
 
 
 def own_variables(layer: Any) -> list[Any]:
@@ -777,7 +786,8 @@ def trace_calls_of(
     same reads, no backend op built), and where that fails (code computing with a
     backend function), in Keras's symbolic execution on the backend
     (``backend.compute_output_spec``: TensorFlow builds a graph of every op);
-    ``keras_tensors_first=False`` makes every run the latter. A run still marks
+    ``keras_tensors_first=False`` makes every run the latter, as does a Keras
+    older than :data:`keras_tensors.SINCE`. A run still marks
     layers as called (``_called``, ``built``) and backends may cache things on them,
     so every layer's own state is put back as it was (:func:`snapshot_state`), also
     after a run that failed. Keras's warnings during the pass (a mask a layer drops)
@@ -852,11 +862,14 @@ def _trace(
         unwatch = _watch_reads(_variable_classes(layers))
         layer_class.__call__ = counting_call
         _TRACING.counter = tracer
+        first = keras_tensors_first and keras_tensors.supported()
         try:
-            with keras_tensors.keras_tensor_runs(tracer.read):
+            with (
+                keras_tensors.keras_tensor_runs(tracer.read) if first else contextlib.nullcontext()
+            ):
                 for layer in layers:
                     _count_direct_calls(layer)
-                runs = _Runs(tracer, reset, keras_tensors_first)
+                runs = _Runs(tracer, reset, first)
                 for caller, layer, args, kwargs in targets:
                     total.add(runs.counted(caller, layer, args, kwargs), 1)
         except TraceFailed:

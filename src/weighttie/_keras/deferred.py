@@ -145,7 +145,10 @@ def no_weight_values() -> Iterator[Deferred]:
     """
     import keras
     from keras.src.backend.common import global_state
-    from keras.src.backend.common.variables import Variable as KerasVariable
+
+    from weighttie._keras import variable_base
+
+    KerasVariable = variable_base()
 
     seen = Deferred()
     original = KerasVariable.__dict__["__init__"]
@@ -413,7 +416,10 @@ def _skip_sets_remembered() -> Iterator[None]:
 def _assignable_classes(saveables: Sequence[Any]) -> set[type]:
     """The variable classes whose ``assign`` a load may call: the backend's and the models'."""
     from keras.src.backend import Variable
-    from keras.src.backend.common.variables import Variable as KerasVariable
+
+    from weighttie._keras import variable_base
+
+    KerasVariable = variable_base()
 
     classes: set[type] = {Variable, KerasVariable}
     for saveable in saveables:

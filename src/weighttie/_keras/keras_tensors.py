@@ -48,6 +48,7 @@ from typing import Any
 
 __all__ = [
     "READS_WHAT_IT_HOLDS",
+    "SINCE",
     "NotOnKerasTensors",
     "check_runs_its_call",
     "keras_tensor_runs",
@@ -55,9 +56,29 @@ __all__ = [
     "reads_what_it_holds",
     "running",
     "spec_of",
+    "supported",
 ]
 
 _STATE = threading.local()
+
+
+#: The first Keras release the runs on Keras tensors are checked against (the test suite,
+#: every keras_hub family against a run through the backend). On an older Keras every
+#: call runs through the backend, as before: Keras's internals the patches replace
+#: differ (Keras 3.3's ``is_backend_tensor_or_symbolic`` takes one argument, a
+#: quantized layer keeps its mode on its dtype policy), and a count there is not checked.
+SINCE = (3, 15)
+
+
+def supported() -> bool:
+    """Whether this Keras is :data:`SINCE` or later."""
+    import keras
+
+    parts = []
+    for part in keras.version().split(".")[:2]:
+        digits = "".join(c for c in part if c.isdigit())
+        parts.append(int(digits) if digits else 0)
+    return tuple(parts) >= SINCE
 
 
 class NotOnKerasTensors(Exception):
@@ -247,12 +268,13 @@ def _patch_calls(patches: _Patches, read: Callable[[Any], None]) -> None:
     def node(*args: Any, **kwargs: Any) -> Any:
         return None if running() else node_class(*args, **kwargs)
 
-    def keras_tensor_first(x: Any, allow_none: bool = False) -> bool:
+    def keras_tensor_first(x: Any, *args: Any, **kwargs: Any) -> bool:
         # The same answer; a Keras tensor is no TensorFlow type, and TensorFlow's check
-        # of that (a typing Protocol on Python 3.11) took a sixth of a run.
+        # of that (a typing Protocol on Python 3.11) took a sixth of a run. Arguments as
+        # this Keras takes them (``allow_none`` came in Keras 3.4).
         if running() and isinstance(x, KerasTensor):
             return True
-        return bool(tensor_or_symbolic(x, allow_none))
+        return bool(tensor_or_symbolic(x, *args, **kwargs))
 
     def refused(name: str, original: Any) -> Any:
         def control_flow(*args: Any, **kwargs: Any) -> Any:
@@ -344,7 +366,10 @@ def _patch_variables(patches: _Patches, read: Callable[[Any], None]) -> None:
 
     from keras import KerasTensor
     from keras.src.backend.common import keras_tensor
-    from keras.src.backend.common.variables import Variable
+
+    from weighttie._keras import variable_base
+
+    Variable = variable_base()
     from keras.src.ops import core as ops_core
 
     def operator(name: str, original: Any) -> Any:
@@ -398,7 +423,10 @@ def _holds_variable(args: Any, kwargs: Any) -> bool:
     """Whether a variable is among ``args`` (a sequence) and ``kwargs`` (a mapping), at any
     depth: a shallow look first (an op's tensors are its arguments, seldom nested)."""
     from keras.src import tree
-    from keras.src.backend.common.variables import Variable
+
+    from weighttie._keras import variable_base
+
+    Variable = variable_base()
 
     for x in (*args, *kwargs.values()):
         if isinstance(x, Variable):
@@ -415,7 +443,10 @@ def _variables_read(
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """An op's arguments with each variable read (told to ``read``) as a Keras tensor."""
     from keras.src import tree
-    from keras.src.backend.common.variables import Variable
+
+    from weighttie._keras import variable_base
+
+    Variable = variable_base()
 
     if not _holds_variable(args, kwargs):
         return args, kwargs
