@@ -103,12 +103,6 @@ class LazyH5:
 def h5_file(stream: Any, size: int, what: str) -> Iterator[Any]:
     """h5py's read-only view of a seekable stream of ``size`` bytes, checked first."""
     check_global_heaps(stream, size, what)
-    with _h5_open(stream, size, what) as handle:
-        yield handle
-
-
-@contextmanager
-def _h5_open(stream: Any, size: int, what: str) -> Iterator[Any]:
     with _h5_file_object(stream, what) as handle:
         yield handle
 

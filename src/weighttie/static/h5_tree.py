@@ -323,6 +323,26 @@ class Collected:
     aliases: dict[str, str] = field(default_factory=dict)
     hard: _HardLinks = field(default_factory=_HardLinks)
 
+    @classmethod
+    def below(cls, prefix: str) -> Collected:
+        """An empty collection of the tree below ``prefix`` (``"layers/bert_backbone/"``),
+        whose own group is recorded."""
+        found = cls()
+        if prefix:
+            found.groups[prefix[:-1]] = prefix[:-1].rpartition("/")[2]
+        return found
+
+    def add_group(self, path: str, prefix: str) -> bool:
+        """Record the group at ``path`` below ``prefix``; True for a ``vars`` group (its
+        owner is a saveable; the caller reads the layer name it may carry)."""
+        owner, _, last = path.rpartition("/")
+        if last == "vars":
+            self.saveables.add(prefix + owner if owner else prefix[:-1])
+            return True
+        if last != "layers":
+            self.groups[prefix + path] = last
+        return False
+
     def merge(self, other: Collected, where: str) -> None:
         """Add another file's part of one tree (a shard): a dataset may be in one file only."""
         for name, key in other.groups.items():
@@ -379,9 +399,7 @@ def _walked(
     """What :func:`collect_h5` collects, through HDF5's walk (:func:`walk_h5`)."""
     from h5py import h5a, h5o
 
-    found = Collected()
-    if prefix:
-        found.groups[prefix[:-1]] = prefix[:-1].rpartition("/")[2]
+    found = Collected.below(prefix)
     names: list[tuple[str, Any]] = []  # (path, the vars group) whose name is to be read
     tagged: list[tuple[int, Any]] = []  # (index in datasets, an opaque dataset with a dtype)
     whole = False
@@ -410,17 +428,13 @@ def _walked(
 
     def on_group(raw: bytes, name: str) -> None:
         found.objects += 1
-        owner, _, last = name.rpartition("/")
-        if last == "vars":
-            found.saveables.add(prefix + owner if owner else prefix[:-1])
+        if found.add_group(name, prefix):
             obj = h5o.open(h5.id, raw)
             if h5a.exists(obj, b"name"):
                 if heaps is None:
                     read_name(name, obj)
                 else:
                     names.append((name, obj))
-        elif last != "layers":
-            found.groups[prefix + name] = last
 
     walk_h5(h5, where, limits, on_dataset, on_group, found.hard)
     if heaps is not None:
@@ -442,18 +456,11 @@ def _slashes(limits: Limits) -> int:
 
 def _collected(tree: Tree, h5: Any, prefix: str, handles: dict[str, Any] | None) -> Collected:
     """What :func:`collect_h5` collects, from a tree read from the object headers."""
-    found = Collected(objects=tree.objects)
-    if prefix:
-        found.groups[prefix[:-1]] = prefix[:-1].rpartition("/")[2]
+    found = Collected.below(prefix)
+    found.objects = tree.objects
     for path in tree.groups:
-        last = path.rpartition("/")[2]
-        if last == "vars":
-            owner = path.rpartition("/")[0]
-            found.saveables.add(prefix + owner if owner else prefix[:-1])
-            if path in tree.names:
-                found.named.append((prefix + path, tree.names[path]))
-        elif last != "layers":
-            found.groups[prefix + path] = last
+        if found.add_group(path, prefix) and path in tree.names:
+            found.named.append((prefix + path, tree.names[path]))
     for dataset in tree.datasets:
         dtype = dataset.dtype
         if dataset.dtype_attribute is not None and dtype.startswith("|V"):
