@@ -56,9 +56,11 @@ __all__ = [
 ]
 
 
+@functools.cache
 def variable_base() -> Any:
     """The class every Keras variable derives from, whatever the backend:
-    ``keras.src.backend.common.variables.Variable`` (``KerasVariable`` before Keras 3.4)."""
+    ``keras.src.backend.common.variables.Variable`` (``KerasVariable`` before Keras 3.4).
+    Looked up once: the symbolic pass asks for it at every op."""
     from keras.src.backend.common import variables
 
     return getattr(variables, "Variable", None) or variables.KerasVariable
